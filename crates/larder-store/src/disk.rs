@@ -1,0 +1,409 @@
+//! The local disk store.
+//!
+//! Layout under the store directory (`LARDER_DIR`), versioned so a future layout never
+//! reads this one:
+//!
+//! ```text
+//! v1/cas/ab/abcdef...        blob, zstd-compressed, named by the SHA-256 of its content
+//! v1/ac/ab/abcdef...         action record (JSON), named by its result key
+//! v1/manifest/ab/abcdef...   direct-mode manifest (JSON), named by its invocation key
+//! v1/link/ab/abcdef...       link record (JSON), named by the digest of a library file
+//! v1/tmp/                    files being written
+//! v1/size                    running total of entry bytes (decimal), under v1/size.lock
+//! ```
+//!
+//! Every write goes to a temporary file in `v1/tmp` and is renamed into place, so a
+//! reader sees a whole entry or none, whatever runs in parallel. A read marks an entry as
+//! used by setting its modification time; when the running total passes the size bound,
+//! the least recently used entries are deleted until the store is at 80% of the bound.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use larder_digest::Digest;
+
+use crate::{Capabilities, Namespace, Store, StoreError};
+
+/// The on-disk layout version.
+pub const LAYOUT: &str = "v1";
+
+/// A store in a local directory.
+#[derive(Debug, Clone)]
+pub struct DiskStore {
+    root: PathBuf,
+    max_size: u64,
+    level: i32,
+}
+
+/// How much a store holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Number of entries in each namespace: cas, ac, manifest, link.
+    pub entries: [u64; 4],
+    /// Bytes on disk in each namespace.
+    pub bytes: [u64; 4],
+}
+
+impl Usage {
+    /// Total bytes of all entries.
+    pub fn total_bytes(&self) -> u64 {
+        self.bytes.iter().sum()
+    }
+}
+
+impl DiskStore {
+    /// Opens (creating if needed) the store in `dir`, bounded to `max_size` bytes.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if the directory cannot be created.
+    pub fn open(dir: &Path, max_size: u64) -> Result<DiskStore, StoreError> {
+        let root = dir.join(LAYOUT);
+        fs_err::create_dir_all(root.join("tmp"))?;
+        let store = DiskStore {
+            root,
+            max_size,
+            level: 3,
+        };
+        if !store.root.join("size").exists() {
+            // Counts what is there (normally nothing) before the first write.
+            // Best effort: a read-only store can still be read.
+            let _ = store.with_counter(|old| old);
+        }
+        Ok(store)
+    }
+
+    /// Sets the zstd compression level for blobs (default 3).
+    pub fn with_compression_level(mut self, level: i32) -> DiskStore {
+        self.level = level;
+        self
+    }
+
+    /// The versioned root (`<dir>/v1`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The size bound in bytes.
+    pub fn max_size(&self) -> u64 {
+        self.max_size
+    }
+
+    fn path(&self, ns: Namespace, key: &Digest) -> PathBuf {
+        let hex = key.to_hex();
+        self.root.join(ns.as_str()).join(&hex[..2]).join(hex)
+    }
+
+    /// Walks the store and counts its entries and bytes.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if a directory cannot be read.
+    pub fn usage(&self) -> Result<Usage, StoreError> {
+        let mut usage = Usage::default();
+        for (i, ns) in Namespace::ALL.iter().enumerate() {
+            for (_, len, _) in self.entries(*ns)? {
+                usage.entries[i] += 1;
+                usage.bytes[i] += len;
+            }
+        }
+        Ok(usage)
+    }
+
+    /// Every entry of a namespace as (modification time, size, path).
+    fn entries(&self, ns: Namespace) -> Result<Vec<(SystemTime, u64, PathBuf)>, StoreError> {
+        let mut out = Vec::new();
+        let dir = self.root.join(ns.as_str());
+        let Ok(shards) = std::fs::read_dir(&dir) else {
+            return Ok(out);
+        };
+        for shard in shards {
+            let shard = shard?;
+            let Ok(files) = std::fs::read_dir(shard.path()) else {
+                continue;
+            };
+            for f in files {
+                let f = f?;
+                let Ok(meta) = f.metadata() else { continue };
+                if meta.is_file() {
+                    out.push((
+                        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                        meta.len(),
+                        f.path(),
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes least recently used entries until the store holds at most `target` bytes.
+    /// Returns the bytes freed. Only one process collects at a time; another caller
+    /// returns at once with 0.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if the store cannot be read or written.
+    pub fn gc(&self, target: u64) -> Result<u64, StoreError> {
+        let lock = File::create(self.root.join("gc.lock"))?;
+        if lock.try_lock().is_err() {
+            return Ok(0);
+        }
+        let mut all = Vec::new();
+        for ns in Namespace::ALL {
+            all.extend(self.entries(ns)?);
+        }
+        let mut total: u64 = all.iter().map(|e| e.1).sum();
+        all.sort_by_key(|e| e.0);
+        let mut freed = 0;
+        for (_, len, path) in all {
+            if total <= target {
+                break;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                total -= len;
+                freed += len;
+            }
+        }
+        self.with_counter(|_| total as i64)?;
+        tracing::debug!(freed, total, "store collected");
+        Ok(freed)
+    }
+
+    /// Updates the running total under its lock; `f` maps the old total to the new one.
+    fn with_counter(&self, f: impl FnOnce(i64) -> i64) -> Result<i64, StoreError> {
+        let lock = File::create(self.root.join("size.lock"))?;
+        lock.lock()?;
+        let path = self.root.join("size");
+        let old = match std::fs::read_to_string(&path) {
+            Ok(s) => s.trim().parse::<i64>().ok(),
+            Err(_) => None,
+        };
+        let old = match old {
+            Some(v) => v,
+            None => self.usage()?.total_bytes() as i64,
+        };
+        let new = f(old).max(0);
+        let mut tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))?;
+        write!(tmp, "{new}")?;
+        tmp.persist(&path).map_err(|e| e.error)?;
+        Ok(new)
+    }
+
+    fn account(&self, delta: i64) -> Result<(), StoreError> {
+        let total = self.with_counter(|old| old + delta)?;
+        if total as u64 > self.max_size {
+            self.gc(self.max_size / 10 * 8)?;
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> io::Result<Option<(File, Vec<u8>)>> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(fs_err_like(e, path)),
+    };
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf)
+        .map_err(|e| fs_err_like(e, path))?;
+    Ok(Some((file, buf)))
+}
+
+fn fs_err_like(e: io::Error, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+impl Store for DiskStore {
+    fn name(&self) -> String {
+        format!("disk:{}", self.root.display())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            list: true,
+            write: true,
+            max_value_size: None,
+        }
+    }
+
+    fn get(&self, ns: Namespace, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path(ns, key);
+        let Some((file, raw)) = read_file(&path)? else {
+            return Ok(None);
+        };
+        // Mark as recently used for eviction; a read-only store simply keeps its times.
+        let _ = file.set_modified(SystemTime::now());
+        if ns != Namespace::Cas {
+            return Ok(Some(raw));
+        }
+        match zstd::decode_all(&raw[..]) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => Err(StoreError::Corrupt {
+                namespace: ns.as_str(),
+                key: *key,
+                detail: e.to_string(),
+            }),
+        }
+    }
+
+    fn put(&self, ns: Namespace, key: &Digest, value: &[u8]) -> Result<(), StoreError> {
+        let path = self.path(ns, key);
+        if ns == Namespace::Cas && path.exists() {
+            if let Ok(f) = File::open(&path) {
+                let _ = f.set_modified(SystemTime::now());
+            }
+            return Ok(());
+        }
+        let data;
+        let bytes = if ns == Namespace::Cas {
+            data = zstd::encode_all(value, self.level)?;
+            &data[..]
+        } else {
+            value
+        };
+        let mut tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))?;
+        tmp.write_all(bytes)?;
+        let parent = path.parent().expect("entry paths have a shard directory");
+        fs_err::create_dir_all(parent)?;
+        let old_len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        tmp.persist(&path)
+            .map_err(|e| fs_err_like(e.error, &path))?;
+        self.account(bytes.len() as i64 - old_len as i64)
+    }
+
+    fn delete(&self, ns: Namespace, key: &Digest) -> Result<(), StoreError> {
+        let path = self.path(ns, key);
+        match std::fs::metadata(&path) {
+            Ok(meta) => {
+                std::fs::remove_file(&path).map_err(|e| fs_err_like(e, &path))?;
+                self.with_counter(|old| old - meta.len() as i64)?;
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(fs_err_like(e, &path).into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::get_verified_blob;
+
+    #[test]
+    fn blobs_round_trip_compressed_and_deduplicated() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(dir.path(), 1 << 30).unwrap();
+        let data = vec![42u8; 100_000];
+        let d = Digest::of(&data);
+        s.put(Namespace::Cas, &d, &data).unwrap();
+        s.put(Namespace::Cas, &d, &data).unwrap();
+        assert_eq!(get_verified_blob(&s, &d).unwrap().unwrap(), data);
+        let u = s.usage().unwrap();
+        assert_eq!(u.entries[0], 1);
+        assert!(u.bytes[0] < 1000, "stored compressed: {}", u.bytes[0]);
+        assert!(
+            s.get(Namespace::Cas, &Digest::of(b"absent"))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn corrupt_and_truncated_blobs_are_detected_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(dir.path(), 1 << 30).unwrap();
+        let data = b"the quick brown fox".repeat(1000);
+        let d = Digest::of(&data);
+        s.put(Namespace::Cas, &d, &data).unwrap();
+        let path = s.path(Namespace::Cas, &d);
+        // A different valid zstd frame: decodes, but to the wrong content.
+        std::fs::write(&path, zstd::encode_all(&b"other"[..], 1).unwrap()).unwrap();
+        assert!(matches!(
+            get_verified_blob(&s, &d),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(!path.exists());
+        // A truncated frame does not decode.
+        s.put(Namespace::Cas, &d, &data).unwrap();
+        let raw = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &raw[..raw.len() / 2]).unwrap();
+        assert!(matches!(
+            get_verified_blob(&s, &d),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(!path.exists());
+    }
+
+    /// 10,000 incompressible bytes (xorshift), different for each seed.
+    fn noise(seed: u32) -> Vec<u8> {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(seed + 1);
+        (0..10_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn eviction_keeps_recently_used_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        // Incompressible 10 KB values, bound of 50 KB.
+        let s = DiskStore::open(dir.path(), 50_000)
+            .unwrap()
+            .with_compression_level(1);
+        let mut keys = Vec::new();
+        for i in 0..4u32 {
+            let v = noise(i);
+            let k = Digest::of(&v);
+            s.put(Namespace::Cas, &k, &v).unwrap();
+            keys.push(k);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // Use the oldest, so that the second oldest is now least recently used.
+        assert!(s.get(Namespace::Cas, &keys[0]).unwrap().is_some());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        for i in 4..8u32 {
+            let v = noise(i);
+            s.put(Namespace::Cas, &Digest::of(&v), &v).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let u = s.usage().unwrap();
+        assert!(u.total_bytes() <= 50_000, "bounded: {}", u.total_bytes());
+        assert!(
+            s.get(Namespace::Cas, &keys[1]).unwrap().is_none(),
+            "LRU entry evicted"
+        );
+    }
+
+    #[test]
+    fn records_and_parallel_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(dir.path(), 1 << 30).unwrap();
+        let k = Digest::of(b"k");
+        std::thread::scope(|scope| {
+            for i in 0..8 {
+                let s = &s;
+                scope.spawn(move || {
+                    for _ in 0..20 {
+                        s.put(
+                            Namespace::Action,
+                            &k,
+                            format!("{{\"writer\":{i}}}").as_bytes(),
+                        )
+                        .unwrap();
+                        let v = s.get(Namespace::Action, &k).unwrap().unwrap();
+                        serde_json::from_slice::<serde_json::Value>(&v)
+                            .expect("never a torn entry");
+                    }
+                });
+            }
+        });
+        s.delete(Namespace::Action, &k).unwrap();
+        assert!(!s.contains(Namespace::Action, &k).unwrap());
+    }
+}

@@ -1,0 +1,166 @@
+//! larder's store: where cache entries live.
+//!
+//! A store maps `(namespace, digest)` to bytes through one small trait, [`Store`]:
+//! `get`, `put`, `contains`, `delete`. The namespaces ([`Namespace`]) are the
+//! content-addressed storage (CAS: a blob under the digest of its own content), the
+//! action cache (an [`ActionRecord`] under a result key), direct-mode manifests (under an
+//! invocation key) and link records (under the digest of a library file). What a backend
+//! can do is declared in its [`Capabilities`].
+//!
+//! [`DiskStore`] is the local store: one file per entry in a versioned layout, written
+//! atomically, CAS blobs compressed with zstd, bounded in size by least-recently-used
+//! eviction. [`get_verified_blob`] is the only way blobs are read for restoring: it
+//! checks the content against its digest and removes an entry that fails.
+#![deny(missing_docs)]
+
+mod disk;
+mod record;
+
+use larder_digest::Digest;
+
+pub use disk::{DiskStore, Usage};
+pub use record::{ActionRecord, LinkRecord, OutputFile};
+
+/// The kinds of entry a store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Namespace {
+    /// Content-addressed blobs: the key is the SHA-256 of the (uncompressed) value.
+    Cas,
+    /// Action records ([`ActionRecord`], JSON) under result keys.
+    Action,
+    /// Direct-mode manifests (JSON) under invocation keys.
+    Manifest,
+    /// Link records ([`LinkRecord`], JSON) under the digest of a library file.
+    Link,
+}
+
+impl Namespace {
+    /// All namespaces.
+    pub const ALL: [Namespace; 4] = [
+        Namespace::Cas,
+        Namespace::Action,
+        Namespace::Manifest,
+        Namespace::Link,
+    ];
+
+    /// The short name used in paths and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Namespace::Cas => "cas",
+            Namespace::Action => "ac",
+            Namespace::Manifest => "manifest",
+            Namespace::Link => "link",
+        }
+    }
+}
+
+/// What a backend can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Entries can be listed (for `du`, `gc`).
+    pub list: bool,
+    /// Entries can be written.
+    pub write: bool,
+    /// The largest value accepted, in bytes, if limited.
+    pub max_value_size: Option<u64>,
+}
+
+/// A store error.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Reading or writing the backing storage failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// An entry exists but cannot be decoded or does not match its digest.
+    #[error("corrupt {namespace} entry {key}: {detail}")]
+    Corrupt {
+        /// The entry's namespace (`cas`, `ac`, ...).
+        namespace: &'static str,
+        /// The entry's key.
+        key: Digest,
+        /// What is wrong with it.
+        detail: String,
+    },
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed (a timeout, an interrupted call), as
+    /// opposed to a permanent condition (permissions, corruption).
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            StoreError::Io(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::Interrupted
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::WouldBlock
+            ),
+            StoreError::Corrupt { .. } => false,
+        }
+    }
+}
+
+/// A cache backend.
+pub trait Store: Send + Sync {
+    /// A short name for messages (`disk:/path`, `memcached://host:port`).
+    fn name(&self) -> String;
+
+    /// What this backend can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The value under `key`, or `None` if there is none.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the backend cannot be read or the entry cannot be decoded.
+    fn get(&self, ns: Namespace, key: &Digest) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Stores `value` under `key`, replacing any previous value.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the backend cannot be written.
+    fn put(&self, ns: Namespace, key: &Digest, value: &[u8]) -> Result<(), StoreError>;
+
+    /// Removes the entry under `key`, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the backend cannot be written.
+    fn delete(&self, ns: Namespace, key: &Digest) -> Result<(), StoreError>;
+
+    /// Whether an entry exists under `key`.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the backend cannot be read.
+    fn contains(&self, ns: Namespace, key: &Digest) -> Result<bool, StoreError> {
+        Ok(self.get(ns, key)?.is_some())
+    }
+}
+
+/// Reads the blob with digest `digest` and checks its content. A blob that cannot be
+/// decoded or whose content does not hash to `digest` is deleted and reported as
+/// [`StoreError::Corrupt`]; it is never returned.
+///
+/// # Errors
+/// [`StoreError`] from the backend, or `Corrupt`.
+pub fn get_verified_blob(
+    store: &dyn Store,
+    digest: &Digest,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let value = match store.get(Namespace::Cas, digest) {
+        Ok(v) => v,
+        Err(e @ StoreError::Corrupt { .. }) => {
+            let _ = store.delete(Namespace::Cas, digest);
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(value) = value else { return Ok(None) };
+    let actual = Digest::of(&value);
+    if actual != *digest {
+        let _ = store.delete(Namespace::Cas, digest);
+        return Err(StoreError::Corrupt {
+            namespace: Namespace::Cas.as_str(),
+            key: *digest,
+            detail: format!("content hashes to {actual}"),
+        });
+    }
+    Ok(Some(value))
+}
