@@ -55,6 +55,10 @@ pub enum NotCacheable {
     UnexpectedOutputs(String),
     /// rustc exited with an error; failures are not cached.
     CompileFailed,
+    /// No dep-info is emitted, so the files the compile reads are unknown.
+    NoDepInfo,
+    /// rustc's output is not UTF-8 text, so its paths cannot be rewritten.
+    BinaryOutput(String),
 }
 
 impl NotCacheable {
@@ -84,6 +88,8 @@ impl NotCacheable {
             NotCacheable::InputModifiedDuringCompile(_) => "input-modified-during-compile",
             NotCacheable::UnexpectedOutputs(_) => "unexpected-outputs",
             NotCacheable::CompileFailed => "compile-failed",
+            NotCacheable::NoDepInfo => "no-dep-info",
+            NotCacheable::BinaryOutput(_) => "binary-output",
         }
     }
 }
@@ -125,6 +131,10 @@ impl fmt::Display for NotCacheable {
             }
             NotCacheable::UnexpectedOutputs(w) => write!(f, "unexpected outputs: {w}"),
             NotCacheable::CompileFailed => f.write_str("the compile failed"),
+            NotCacheable::NoDepInfo => {
+                f.write_str("no dep-info emitted, so the inputs are unknown")
+            }
+            NotCacheable::BinaryOutput(w) => write!(f, "{w} is not UTF-8 text"),
         }
     }
 }

@@ -1,0 +1,348 @@
+//! Configuration: environment variables and a TOML file, every key in one place.
+//!
+//! Precedence: an environment variable wins over the file, the file over the default.
+//! A value that does not parse is an error naming the variable or key; it never falls
+//! back to a default silently.
+//!
+//! | variable | file key | meaning | default |
+//! |---|---|---|---|
+//! | `LARDER_CONFIG` | | path of the TOML file | `$XDG_CONFIG_HOME/larder/config.toml`, else `~/.config/larder/config.toml` (used if it exists) |
+//! | `LARDER_DIR` | `dir` | store directory | `$XDG_CACHE_HOME/larder`, else `~/.cache/larder` |
+//! | `LARDER_MAX_SIZE` | `max_size` | size bound of the local store: bytes, or a number with `K`/`M`/`G`/`T` (powers of 1024; `KB`, `MB`.. are powers of 1000, `KiB`, `MiB`.. powers of 1024) | `10GiB` |
+//! | `LARDER_DISABLE` | `disable` | `1`/`true`/`yes`/`on` passes every invocation straight to rustc | `false` |
+//! | `LARDER_EXTRA_ENV` | `extra_env` | environment variables to add to every key (comma-separated; a list in the file), for proc macros that read them | none |
+//! | `LARDER_EXTRA_FILES` | `extra_files` | files whose content goes into every key (comma-separated; a list in the file), for proc macros that read them; relative paths are relative to rustc's working directory | none |
+//! | `LARDER_COMPRESSION_LEVEL` | `compression_level` | zstd level for stored blobs, 1 to 19 | `3` |
+//! | `LARDER_REPORT` | | file to which each wrapper invocation appends one JSON line (set by `larder cargo`) | none |
+//! | `LARDER_LOG` | | a `tracing` filter for debug logs on stderr (`debug`, `larder_core=trace`) | none |
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Every environment variable larder reads, with its documentation line.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("LARDER_CONFIG", "path of the TOML configuration file"),
+    ("LARDER_DIR", "store directory"),
+    ("LARDER_MAX_SIZE", "size bound of the local store"),
+    ("LARDER_DISABLE", "pass every invocation straight to rustc"),
+    (
+        "LARDER_EXTRA_ENV",
+        "extra environment variables in every key",
+    ),
+    (
+        "LARDER_EXTRA_FILES",
+        "extra files whose content is in every key",
+    ),
+    ("LARDER_COMPRESSION_LEVEL", "zstd level for stored blobs"),
+    ("LARDER_REPORT", "per-build JSON-lines report file"),
+    ("LARDER_LOG", "tracing filter for debug logs"),
+];
+
+/// The default size bound: 10 GiB.
+pub const DEFAULT_MAX_SIZE: u64 = 10 << 30;
+
+/// larder's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Store directory.
+    pub dir: PathBuf,
+    /// Size bound of the local store, in bytes.
+    pub max_size: u64,
+    /// Pass everything through.
+    pub disable: bool,
+    /// Extra environment variables in every key.
+    pub extra_env: Vec<String>,
+    /// Extra files in every key.
+    pub extra_files: Vec<PathBuf>,
+    /// zstd level for blobs.
+    pub compression_level: i32,
+    /// Per-build report file.
+    pub report: Option<PathBuf>,
+}
+
+/// A configuration error, naming the culprit.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A variable or key has a value that does not parse.
+    #[error("invalid value {value:?} for {name}: {expected}")]
+    Invalid {
+        /// The variable (`LARDER_MAX_SIZE`) or file key (`max_size in /path/config.toml`).
+        name: String,
+        /// The value found.
+        value: String,
+        /// What was expected.
+        expected: String,
+    },
+    /// The file cannot be read or is not valid TOML for larder.
+    #[error("config file {path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// No home directory to put the store in.
+    #[error("cannot find a store directory: set LARDER_DIR (no HOME or XDG_CACHE_HOME)")]
+    NoDir,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    dir: Option<PathBuf>,
+    max_size: Option<toml::Value>,
+    disable: Option<bool>,
+    extra_env: Option<Vec<String>>,
+    extra_files: Option<Vec<PathBuf>>,
+    compression_level: Option<i64>,
+}
+
+impl Config {
+    /// Loads the configuration from the process environment and the config file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable, key or file at fault.
+    pub fn load() -> Result<Config, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        Config::from_env(&env)
+    }
+
+    /// Loads the configuration from the given environment (and the file it points to).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable, key or file at fault.
+    pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
+        let home = get("HOME").map(PathBuf::from);
+        let config_path = match get("LARDER_CONFIG") {
+            Some(p) => Some(PathBuf::from(p)),
+            None => get("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .or_else(|| home.as_ref().map(|h| h.join(".config")))
+                .map(|d| d.join("larder").join("config.toml"))
+                .filter(|p| p.is_file()),
+        };
+        let file = match &config_path {
+            Some(p) => read_file_config(p)?,
+            None => FileConfig::default(),
+        };
+        let file_key = |k: &str| match &config_path {
+            Some(p) => format!("{k} in {}", p.display()),
+            None => k.to_string(),
+        };
+
+        let dir = match get("LARDER_DIR").map(PathBuf::from).or(file.dir) {
+            Some(d) => d,
+            None => get("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| home.as_ref().map(|h| h.join(".cache")))
+                .ok_or(ConfigError::NoDir)?
+                .join("larder"),
+        };
+        let max_size = match (get("LARDER_MAX_SIZE"), file.max_size) {
+            (Some(v), _) => parse_size("LARDER_MAX_SIZE", &v)?,
+            (None, Some(toml::Value::Integer(n))) if n > 0 => n as u64,
+            (None, Some(toml::Value::String(s))) => parse_size(&file_key("max_size"), &s)?,
+            (None, Some(other)) => {
+                return Err(invalid(
+                    &file_key("max_size"),
+                    &other.to_string(),
+                    SIZE_EXPECTED,
+                ));
+            }
+            (None, None) => DEFAULT_MAX_SIZE,
+        };
+        let disable = match get("LARDER_DISABLE") {
+            Some(v) => parse_bool("LARDER_DISABLE", &v)?,
+            None => file.disable.unwrap_or(false),
+        };
+        let extra_env = match get("LARDER_EXTRA_ENV") {
+            Some(v) => split_list(&v),
+            None => file.extra_env.unwrap_or_default(),
+        };
+        for name in &extra_env {
+            if name.is_empty() || name.contains('=') {
+                return Err(invalid(
+                    "LARDER_EXTRA_ENV",
+                    name,
+                    "variable names, comma-separated",
+                ));
+            }
+        }
+        let extra_files = match get("LARDER_EXTRA_FILES") {
+            Some(v) => split_list(&v).into_iter().map(PathBuf::from).collect(),
+            None => file.extra_files.unwrap_or_default(),
+        };
+        let compression_level = match (get("LARDER_COMPRESSION_LEVEL"), file.compression_level) {
+            (Some(v), _) => parse_level("LARDER_COMPRESSION_LEVEL", &v)?,
+            (None, Some(n)) => parse_level(&file_key("compression_level"), &n.to_string())?,
+            (None, None) => 3,
+        };
+        Ok(Config {
+            dir,
+            max_size,
+            disable,
+            extra_env,
+            extra_files,
+            compression_level,
+            report: get("LARDER_REPORT").map(PathBuf::from),
+        })
+    }
+}
+
+const SIZE_EXPECTED: &str = "a size in bytes such as 10737418240, 500M, 10GiB or 1.5GB";
+
+fn invalid(name: &str, value: &str, expected: &str) -> ConfigError {
+    ConfigError::Invalid {
+        name: name.to_string(),
+        value: value.to_string(),
+        expected: expected.to_string(),
+    }
+}
+
+fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::File {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Parses a size: bytes, or a number with a unit (`K`, `M`, `G`, `T` and `KiB`.. are
+/// powers of 1024; `KB`, `MB`, `GB`, `TB` powers of 1000).
+pub fn parse_size(name: &str, value: &str) -> Result<u64, ConfigError> {
+    let v = value.trim();
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let num: f64 = num
+        .parse()
+        .map_err(|_| invalid(name, value, SIZE_EXPECTED))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024f64.powi(2),
+        "g" | "gib" => 1024f64.powi(3),
+        "t" | "tib" => 1024f64.powi(4),
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        _ => return Err(invalid(name, value, SIZE_EXPECTED)),
+    };
+    let bytes = num * mult;
+    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(invalid(name, value, SIZE_EXPECTED));
+    }
+    Ok(bytes as u64)
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(invalid(
+            name,
+            value,
+            "1, 0, true, false, yes, no, on or off",
+        )),
+    }
+}
+
+fn parse_level(name: &str, value: &str) -> Result<i32, ConfigError> {
+    match value.trim().parse::<i32>() {
+        Ok(n) if (1..=19).contains(&n) => Ok(n),
+        _ => Err(invalid(name, value, "a zstd level from 1 to 19")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_env(&env(&[("HOME", "/home/u")])).unwrap();
+        assert_eq!(c.dir, PathBuf::from("/home/u/.cache/larder"));
+        assert_eq!(c.max_size, DEFAULT_MAX_SIZE);
+        assert!(!c.disable);
+        let c = Config::from_env(&env(&[("HOME", "/h"), ("XDG_CACHE_HOME", "/x")])).unwrap();
+        assert_eq!(c.dir, PathBuf::from("/x/larder"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("X", "1024").unwrap(), 1024);
+        assert_eq!(parse_size("X", "10GiB").unwrap(), 10 << 30);
+        assert_eq!(parse_size("X", "500M").unwrap(), 500 << 20);
+        assert_eq!(parse_size("X", "1.5GB").unwrap(), 1_500_000_000);
+        assert!(parse_size("X", "lots").is_err());
+        assert!(parse_size("X", "10 parsecs").is_err());
+        assert!(parse_size("X", "0").is_err());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = Config::from_env(&env(&[("HOME", "/h"), ("LARDER_MAX_SIZE", "huge")])).unwrap_err();
+        assert!(e.to_string().contains("LARDER_MAX_SIZE"), "{e}");
+        let e = Config::from_env(&env(&[("HOME", "/h"), ("LARDER_DISABLE", "maybe")])).unwrap_err();
+        assert!(e.to_string().contains("LARDER_DISABLE"), "{e}");
+        let e = Config::from_env(&env(&[("HOME", "/h"), ("LARDER_COMPRESSION_LEVEL", "99")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("LARDER_COMPRESSION_LEVEL"), "{e}");
+    }
+
+    #[test]
+    fn file_values_and_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "dir = \"/s\"\nmax_size = \"2G\"\nextra_env = [\"DATABASE_URL\"]\n",
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let c = Config::from_env(&env(&[("HOME", "/h"), ("LARDER_CONFIG", p)])).unwrap();
+        assert_eq!(c.dir, PathBuf::from("/s"));
+        assert_eq!(c.max_size, 2 << 30);
+        assert_eq!(c.extra_env, vec!["DATABASE_URL".to_string()]);
+        // The environment wins over the file.
+        let c = Config::from_env(&env(&[
+            ("HOME", "/h"),
+            ("LARDER_CONFIG", p),
+            ("LARDER_DIR", "/e"),
+        ]))
+        .unwrap();
+        assert_eq!(c.dir, PathBuf::from("/e"));
+
+        std::fs::write(&path, "max_sise = 5\n").unwrap();
+        let e = Config::from_env(&env(&[("HOME", "/h"), ("LARDER_CONFIG", p)])).unwrap_err();
+        assert!(e.to_string().contains("max_sise"), "{e}");
+        std::fs::write(&path, "max_size = \"big\"\n").unwrap();
+        let e = Config::from_env(&env(&[("HOME", "/h"), ("LARDER_CONFIG", p)])).unwrap_err();
+        assert!(e.to_string().contains("max_size in"), "{e}");
+    }
+}

@@ -1,0 +1,195 @@
+//! Identities of the tools a compile depends on: the compiler and the linker.
+//!
+//! The compiler identity is the digest of `rustc -vV` (version, commit, host, LLVM
+//! version) and of the content of every file under the sysroot's `lib/rustlib/*/lib`
+//! (the standard library every crate links). Computing it reads ~160 MB, so it is cached
+//! in `<store>/v1/tools/`, keyed by the sysroot path and the size, modification time and
+//! inode of `<sysroot>/bin/rustc`: a toolchain update replaces that file.
+//!
+//! A rustup proxy (`~/.cargo/bin/rustc`) has no sysroot next to it; for it the sysroot
+//! is asked from the proxy (`--print sysroot`) on each call, so a toolchain switch is
+//! seen. Cargo itself passes the resolved toolchain path to wrappers.
+
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use larder_digest::{Digest, KeyHasher};
+use serde::{Deserialize, Serialize};
+
+/// The compiler's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compiler {
+    /// The digest of `rustc -vV` and the sysroot's libraries.
+    pub digest: Digest,
+    /// The sysroot directory.
+    pub sysroot: PathBuf,
+}
+
+/// Finds `program` on `PATH` unless it names a path.
+pub fn resolve_program(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return Some(program.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+fn stat_key(tag: &str, path: &Path) -> io::Result<Digest> {
+    let meta = std::fs::metadata(path)?;
+    let mut h = KeyHasher::new();
+    h.field("tool-cache", tag)
+        .field("path", path.to_string_lossy().as_bytes())
+        .field("len", meta.len().to_le_bytes())
+        .field("mtime", meta.mtime().to_le_bytes())
+        .field("mtime_nsec", meta.mtime_nsec().to_le_bytes())
+        .field("ino", meta.ino().to_le_bytes());
+    Ok(h.finish())
+}
+
+fn cached<T: Serialize + for<'de> Deserialize<'de>>(
+    cache_dir: Option<&Path>,
+    key: &Digest,
+    compute: impl FnOnce() -> io::Result<T>,
+) -> io::Result<T> {
+    let path = cache_dir.map(|d| d.join(format!("{}.json", key.to_hex())));
+    if let Some(p) = &path
+        && let Ok(bytes) = std::fs::read(p)
+        && let Ok(v) = serde_json::from_slice(&bytes)
+    {
+        return Ok(v);
+    }
+    let value = compute()?;
+    if let (Some(p), Some(dir)) = (&path, cache_dir) {
+        // Best effort: a read-only store recomputes next time.
+        let _ = (|| -> io::Result<()> {
+            std::fs::create_dir_all(dir)?;
+            let tmp = tempfile::NamedTempFile::new_in(dir)?;
+            serde_json::to_writer(&tmp, &value)?;
+            tmp.persist(p).map_err(|e| e.error)?;
+            Ok(())
+        })();
+    }
+    Ok(value)
+}
+
+/// The identity of the compiler at `rustc`, cached in `cache_dir`.
+///
+/// # Errors
+/// If the compiler cannot be run or its sysroot cannot be read.
+pub fn compiler(rustc: &Path, cache_dir: Option<&Path>) -> io::Result<Compiler> {
+    let rustc = resolve_program(rustc).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} not found on PATH", rustc.display()),
+        )
+    })?;
+    let beside = rustc.parent().and_then(Path::parent).map(Path::to_path_buf);
+    let sysroot = match beside.filter(|s| s.join("lib/rustlib").is_dir()) {
+        Some(s) => s,
+        None => {
+            let out = Command::new(&rustc)
+                .arg("--print")
+                .arg("sysroot")
+                .output()?;
+            if !out.status.success() {
+                return Err(io::Error::other(format!(
+                    "{} --print sysroot failed",
+                    rustc.display()
+                )));
+            }
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        }
+    };
+    let real_rustc = sysroot.join("bin/rustc");
+    let probe = if real_rustc.is_file() {
+        real_rustc
+    } else {
+        rustc.clone()
+    };
+    let key = stat_key("compiler", &probe)?;
+    cached(cache_dir, &key, || {
+        let out = Command::new(&probe).arg("-vV").output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!("{} -vV failed", probe.display())));
+        }
+        let mut h = KeyHasher::new();
+        h.field("rustc -vV", &out.stdout);
+        let rustlib = sysroot.join("lib/rustlib");
+        let mut files = Vec::new();
+        for target in std::fs::read_dir(&rustlib)? {
+            let lib = target?.path().join("lib");
+            if lib.is_dir() {
+                collect_files(&lib, &mut files)?;
+            }
+        }
+        files.sort();
+        for f in files {
+            let (d, _) = Digest::of_reader(std::fs::File::open(&f)?)?;
+            let rel = f.strip_prefix(&rustlib).unwrap_or(&f);
+            h.field("sysroot-file", rel.to_string_lossy().as_bytes())
+                .digest_field("digest", &d);
+        }
+        Ok(Compiler {
+            digest: h.finish(),
+            sysroot: sysroot.clone(),
+        })
+    })
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let ft = e.file_type()?;
+        if ft.is_dir() {
+            collect_files(&e.path(), out)?;
+        } else {
+            out.push(e.path());
+        }
+    }
+    Ok(())
+}
+
+/// The identity of a linker: the digest of its executable, following symlinks.
+///
+/// # Errors
+/// If the linker cannot be found or read.
+pub fn linker(linker: &Path, cache_dir: Option<&Path>) -> io::Result<Digest> {
+    let path = resolve_program(linker).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("linker {} not found on PATH", linker.display()),
+        )
+    })?;
+    let real = std::fs::canonicalize(&path)?;
+    let key = stat_key("linker", &real)?;
+    cached(cache_dir, &key, || {
+        let (d, _) = Digest::of_reader(std::fs::File::open(&real)?)?;
+        Ok(d)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiler_identity_is_cached_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = compiler(Path::new("rustc"), Some(dir.path())).unwrap();
+        let b = compiler(Path::new("rustc"), Some(dir.path())).unwrap();
+        assert_eq!(a, b);
+        assert!(a.sysroot.join("lib/rustlib").is_dir());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn linker_identity() {
+        let d = linker(Path::new("cc"), None).unwrap();
+        assert_eq!(d, linker(Path::new("cc"), None).unwrap());
+        assert!(linker(Path::new("no-such-linker-larder"), None).is_err());
+    }
+}

@@ -1,0 +1,166 @@
+//! Outcomes of wrapper invocations: the per-build report and the running totals.
+//!
+//! Each wrapper invocation ends with one [`Event`]. If `LARDER_REPORT` names a file (as
+//! `larder cargo` arranges), the event is appended to it as one JSON line; the write is a
+//! single `O_APPEND` write, so parallel compiles never interleave lines. The totals that
+//! `larder stats` shows live in `<store dir>/stats.json`, updated under a file lock.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// What happened to one invocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// `--crate-name`, or `None` for invocations that are not compiles (probes).
+    #[serde(rename = "crate")]
+    pub crate_name: Option<String>,
+    /// The crate types, as given to rustc.
+    pub crate_types: Vec<String>,
+    /// `hit`, `miss`, `not_cacheable` or `error`.
+    pub outcome: String,
+    /// For `not_cacheable`: the reason's label. For `miss`: why it missed
+    /// (`no-entry`, `inputs-changed`, `entry-incomplete`) and, if the result was not
+    /// stored, `stored: false` with the reason in `detail`.
+    pub reason: Option<String>,
+    /// Human-readable detail.
+    pub detail: Option<String>,
+    /// Whether a miss stored its result.
+    #[serde(default)]
+    pub stored: bool,
+    /// Wall time of the invocation, in seconds.
+    pub secs: f64,
+    /// For a hit: compile seconds saved (the recorded compile time less this
+    /// invocation's time).
+    pub saved_secs: f64,
+    /// For a hit: bytes of output restored.
+    pub bytes_restored: u64,
+}
+
+/// Running totals across builds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Lookups that restored a stored result.
+    pub hits: u64,
+    /// Lookups that compiled.
+    pub misses: u64,
+    /// Invocations passed straight through.
+    pub not_cacheable: u64,
+    /// Invocations where larder itself failed and fell back to a plain compile.
+    pub errors: u64,
+    /// Misses whose result was stored.
+    pub stored: u64,
+    /// Compile seconds saved by hits.
+    pub compile_secs_saved: f64,
+    /// Bytes restored by hits.
+    pub bytes_restored: u64,
+    /// Not-cacheable invocations by reason label.
+    pub not_cacheable_reasons: BTreeMap<String, u64>,
+    /// Misses by reason label.
+    pub miss_reasons: BTreeMap<String, u64>,
+}
+
+impl Totals {
+    /// Adds one event.
+    pub fn add(&mut self, e: &Event) {
+        match e.outcome.as_str() {
+            "hit" => {
+                self.hits += 1;
+                self.compile_secs_saved += e.saved_secs.max(0.0);
+                self.bytes_restored += e.bytes_restored;
+            }
+            "miss" => {
+                self.misses += 1;
+                if e.stored {
+                    self.stored += 1;
+                }
+                if let Some(r) = &e.reason {
+                    *self.miss_reasons.entry(r.clone()).or_default() += 1;
+                }
+            }
+            "not_cacheable" => {
+                self.not_cacheable += 1;
+                if let Some(r) = &e.reason {
+                    *self.not_cacheable_reasons.entry(r.clone()).or_default() += 1;
+                }
+            }
+            _ => self.errors += 1,
+        }
+    }
+}
+
+/// The path of the totals file in a store directory.
+pub fn totals_path(dir: &Path) -> PathBuf {
+    dir.join("stats.json")
+}
+
+/// Reads the totals (zero if there are none yet).
+pub fn read_totals(dir: &Path) -> Totals {
+    std::fs::read(totals_path(dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Updates the totals under their lock.
+///
+/// # Errors
+/// If the store directory cannot be written.
+pub fn update_totals(dir: &Path, f: impl FnOnce(&mut Totals)) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let lock = File::create(dir.join("stats.lock"))?;
+    lock.lock()?;
+    let mut t = read_totals(dir);
+    f(&mut t);
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    serde_json::to_writer_pretty(&tmp, &t)?;
+    tmp.persist(totals_path(dir)).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Records an event: appends it to the report file, if any, and adds it to the totals.
+/// Failures are ignored: reporting never fails a build.
+pub fn record(report: Option<&Path>, dir: &Path, event: &Event) {
+    if let Some(path) = report
+        && let Ok(mut line) = serde_json::to_vec(event)
+    {
+        line.push(b'\n');
+        if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
+            let _ = f.write_all(&line);
+        }
+    }
+    let _ = update_totals(dir, |t| t.add(event));
+}
+
+/// Reads the events of a report file, skipping lines that do not parse.
+pub fn read_report(path: &Path) -> Vec<Event> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Prints `larder: warning: {message}` once per cargo process and `topic`: wrapper
+/// invocations of one build share cargo as their parent process, so a broken store
+/// warns once per build, not once per crate.
+pub fn warn_once(topic: &str, message: &str) {
+    let parent = std::os::unix::process::parent_id();
+    let marker = std::env::temp_dir().join(format!(
+        "larder-warned-{parent}-{}",
+        &larder_digest::Digest::of(topic.as_bytes()).to_hex()[..16]
+    ));
+    if OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+        .is_ok()
+        || !marker.exists()
+    {
+        eprintln!("larder: warning: {message}");
+    }
+}

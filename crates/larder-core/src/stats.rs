@@ -1,0 +1,78 @@
+//! `larder stats`: totals across builds and what the store holds.
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::report::{Totals, read_totals, update_totals};
+use crate::runner::human_bytes;
+
+/// The totals with the store's state, as `larder stats --json` prints them.
+#[derive(Debug, Serialize)]
+pub struct StatsReport {
+    /// The running totals (flattened: `hits`, `misses`, `not_cacheable`, ...).
+    #[serde(flatten)]
+    pub totals: Totals,
+    /// The store directory.
+    pub dir: String,
+    /// Bytes of entries in the local store.
+    pub store_bytes: u64,
+    /// Entries in the local store: blobs, action records, manifests, link records.
+    pub store_entries: u64,
+    /// The size bound, in bytes.
+    pub max_size: u64,
+}
+
+/// Gathers the statistics.
+pub fn gather(config: &Config) -> StatsReport {
+    let usage = larder_store::DiskStore::open(&config.dir, config.max_size)
+        .and_then(|s| s.usage())
+        .unwrap_or_default();
+    StatsReport {
+        totals: read_totals(&config.dir),
+        dir: config.dir.display().to_string(),
+        store_bytes: usage.total_bytes(),
+        store_entries: usage.entries.iter().sum(),
+        max_size: config.max_size,
+    }
+}
+
+/// Resets the totals.
+///
+/// # Errors
+/// If the store directory cannot be written.
+pub fn zero(config: &Config) -> std::io::Result<()> {
+    update_totals(&config.dir, |t| *t = Totals::default())
+}
+
+/// The human-readable form.
+pub fn render(r: &StatsReport) -> String {
+    let t = &r.totals;
+    let lookups = t.hits + t.misses;
+    let rate = if lookups > 0 {
+        100.0 * t.hits as f64 / lookups as f64
+    } else {
+        0.0
+    };
+    let mut out = String::new();
+    out += &format!("hits                 {}\n", t.hits);
+    out += &format!("misses               {}\n", t.misses);
+    out += &format!("hit rate             {rate:.1}%\n");
+    out += &format!("not cacheable        {}\n", t.not_cacheable);
+    out += &format!("errors               {}\n", t.errors);
+    out += &format!("compile time saved   {:.1} s\n", t.compile_secs_saved);
+    out += &format!("bytes restored       {}\n", human_bytes(t.bytes_restored));
+    out += &format!(
+        "store                {} ({} of {}, {} entries)\n",
+        r.dir,
+        human_bytes(r.store_bytes),
+        human_bytes(r.max_size),
+        r.store_entries
+    );
+    for (reason, n) in &t.not_cacheable_reasons {
+        out += &format!("  not cacheable: {reason:<28} {n}\n");
+    }
+    for (reason, n) in &t.miss_reasons {
+        out += &format!("  miss: {reason:<35} {n}\n");
+    }
+    out
+}

@@ -1,0 +1,694 @@
+//! The rustc wrapper: what `larder <rustc> <args...>` does.
+//!
+//! 1. Parse the invocation; if it cannot be cached, replace this process with rustc.
+//! 2. Compute the invocation key ([`larder_key::KeyInputs`]): compiler identity,
+//!    normalized arguments and environment, externs, the transitive link closure of
+//!    linked outputs, native libraries, the linker, files named by arguments.
+//! 3. Read the manifest stored under it; for each entry, re-hash the files it lists.
+//!    The first entry that matches gives the result key, whose action record lists the
+//!    outputs. Fetch every blob, verify it against its digest, then write the outputs
+//!    (dep-info rewritten to this build's paths) and replay rustc's stdout and stderr
+//!    (diagnostics and artifact notifications, with this build's paths). No rustc
+//!    process runs on a hit.
+//! 4. Otherwise run rustc, streaming its output, and store what it produced: blobs,
+//!    the action record, the manifest entry, link records.
+//!
+//! Any failure of larder itself (store unreadable, full disk, corrupt entry) falls back
+//! to a plain compile with a warning; the build succeeds or fails as it would without
+//! larder.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use larder_digest::Digest;
+use larder_key::depinfo::DepInfo;
+use larder_key::key::{alternate_module_file, normalized_args};
+use larder_key::paths::find_target_dir;
+use larder_key::{
+    CrateType, Invocation, KeyInputs, Manifest, ManifestEntry, Mismatch, NotCacheable, Roots, env,
+};
+use larder_store::{
+    ActionRecord, DiskStore, LinkRecord, Namespace, OutputFile, Store, get_verified_blob,
+};
+
+use crate::config::Config;
+use crate::exec::{Captured, exec_passthrough, exit_code, run_captured};
+use crate::hashing::FileHasher;
+use crate::identity;
+use crate::linkage::{link_closure, link_name, native_libraries};
+use crate::report::{Event, record, warn_once};
+
+/// Runs the wrapper for `rustc args...` and returns the exit code.
+pub fn run(rustc: PathBuf, args: Vec<OsString>) -> i32 {
+    let started = Instant::now();
+    let wall_start = SystemTime::now();
+    crate::init_logging();
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            warn_once("config", &format!("{e}; caching is off"));
+            return passthrough(&rustc, &args);
+        }
+    };
+    let reporter = Reporter {
+        config: &config,
+        started,
+        crate_name: crate_name_arg(&args),
+        crate_types: Vec::new(),
+    };
+
+    let parsed = parse(&config, &rustc, &args);
+    let inv = match parsed {
+        Ok(inv) => inv,
+        Err(reason) => {
+            reporter.not_cacheable(&reason);
+            return passthrough(&rustc, &args);
+        }
+    };
+    let reporter = Reporter {
+        crate_types: inv
+            .crate_types
+            .iter()
+            .map(|t| crate_type_name(*t).to_string())
+            .collect(),
+        ..reporter
+    };
+
+    let store = match DiskStore::open(&config.dir, config.max_size) {
+        Ok(s) => s.with_compression_level(config.compression_level),
+        Err(e) => {
+            warn_once(
+                "store-open",
+                &format!(
+                    "cannot open the store in {}: {e}; compiling without cache",
+                    config.dir.display()
+                ),
+            );
+            reporter.error(&format!("store: {e}"));
+            return passthrough(&rustc, &args);
+        }
+    };
+    let mut session = Session {
+        inv: &inv,
+        config: &config,
+        store: &store,
+        hasher: FileHasher::default(),
+        roots: Roots::default(),
+    };
+
+    let invocation_key = match session.invocation_key() {
+        Ok(k) => k,
+        Err(Stop::NotCacheable(reason)) => {
+            reporter.not_cacheable(&reason);
+            return passthrough(&rustc, &args);
+        }
+        Err(Stop::Error(msg)) => {
+            warn_once(
+                &format!("key:{msg}"),
+                &format!("{msg}; compiling without cache"),
+            );
+            reporter.error(&msg);
+            return passthrough(&rustc, &args);
+        }
+    };
+
+    let miss = match session.lookup(&invocation_key) {
+        Lookup::Hit { record, bytes } => {
+            session.replay(&record);
+            reporter.hit(record.compile_secs, bytes);
+            return 0;
+        }
+        Lookup::Miss { reason, detail } => (reason, detail),
+    };
+
+    let captured = match run_captured(&rustc, &args) {
+        Ok(c) => c,
+        Err(e) => {
+            warn_once("spawn", &format!("cannot run {}: {e}", rustc.display()));
+            return passthrough(&rustc, &args);
+        }
+    };
+    let code = exit_code(captured.status);
+    if !captured.status.success() {
+        reporter.miss(miss.0, Some(NotCacheable::CompileFailed.to_string()), false);
+        return code;
+    }
+    match session.store_result(&invocation_key, &captured, wall_start) {
+        Ok(()) => reporter.miss(miss.0, miss.1, true),
+        Err(Stop::NotCacheable(reason)) => {
+            reporter.miss(miss.0, Some(format!("not stored: {reason}")), false)
+        }
+        Err(Stop::Error(msg)) => {
+            warn_once(
+                "store-write",
+                &format!("cannot store the result in {}: {msg}", config.dir.display()),
+            );
+            reporter.miss(miss.0, Some(format!("not stored: {msg}")), false);
+        }
+    }
+    code
+}
+
+fn parse(config: &Config, rustc: &Path, args: &[OsString]) -> Result<Invocation, NotCacheable> {
+    if config.disable {
+        return Err(NotCacheable::Disabled);
+    }
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_str().map(str::to_string))
+        .collect::<Option<_>>()
+        .ok_or_else(|| NotCacheable::NonUtf8("argument".into()))?;
+    if let Some(first) = args.first()
+        && !first.starts_with('-')
+        && !first.ends_with(".rs")
+        && Path::new(first).is_file()
+        && std::fs::metadata(first).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+    {
+        return Err(NotCacheable::NestedWrapper);
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| NotCacheable::UnreadableInput(format!("working directory: {e}")))?;
+    Invocation::parse(rustc.to_path_buf(), args, cwd)
+}
+
+fn passthrough(rustc: &Path, args: &[OsString]) -> i32 {
+    let e = exec_passthrough(rustc, args);
+    eprintln!("larder: error: cannot run {}: {e}", rustc.display());
+    127
+}
+
+fn crate_name_arg(args: &[OsString]) -> Option<String> {
+    let pos = args.iter().position(|a| a == "--crate-name")?;
+    let name = args.get(pos + 1)?.to_str()?;
+    (name != "___").then(|| name.to_string())
+}
+
+fn crate_type_name(t: CrateType) -> &'static str {
+    match t {
+        CrateType::Bin => "bin",
+        CrateType::Rlib => "lib",
+        CrateType::Dylib => "dylib",
+        CrateType::Cdylib => "cdylib",
+        CrateType::Staticlib => "staticlib",
+        CrateType::ProcMacro => "proc-macro",
+    }
+}
+
+/// Writes the invocation's [`Event`].
+struct Reporter<'a> {
+    config: &'a Config,
+    started: Instant,
+    crate_name: Option<String>,
+    crate_types: Vec<String>,
+}
+
+impl Reporter<'_> {
+    fn emit(
+        &self,
+        outcome: &str,
+        reason: Option<String>,
+        detail: Option<String>,
+        stored: bool,
+        saved: f64,
+        bytes: u64,
+    ) {
+        let secs = self.started.elapsed().as_secs_f64();
+        let event = Event {
+            crate_name: self.crate_name.clone(),
+            crate_types: self.crate_types.clone(),
+            outcome: outcome.to_string(),
+            reason,
+            detail,
+            stored,
+            secs,
+            saved_secs: if outcome == "hit" {
+                (saved - secs).max(0.0)
+            } else {
+                0.0
+            },
+            bytes_restored: bytes,
+        };
+        tracing::debug!(?event, "invocation done");
+        record(self.config.report.as_deref(), &self.config.dir, &event);
+    }
+
+    fn not_cacheable(&self, reason: &NotCacheable) {
+        self.emit(
+            "not_cacheable",
+            Some(reason.label().to_string()),
+            Some(reason.to_string()),
+            false,
+            0.0,
+            0,
+        );
+    }
+
+    fn error(&self, msg: &str) {
+        self.emit("error", None, Some(msg.to_string()), false, 0.0, 0);
+    }
+
+    fn hit(&self, compile_secs: f64, bytes: u64) {
+        self.emit("hit", None, None, false, compile_secs, bytes);
+    }
+
+    fn miss(&self, reason: &str, detail: Option<String>, stored: bool) {
+        self.emit("miss", Some(reason.to_string()), detail, stored, 0.0, 0);
+    }
+}
+
+/// Why work on an invocation stopped short of caching.
+enum Stop {
+    NotCacheable(NotCacheable),
+    Error(String),
+}
+
+impl From<NotCacheable> for Stop {
+    fn from(r: NotCacheable) -> Stop {
+        Stop::NotCacheable(r)
+    }
+}
+
+enum Lookup {
+    Hit {
+        record: ActionRecord,
+        bytes: u64,
+    },
+    Miss {
+        reason: &'static str,
+        detail: Option<String>,
+    },
+}
+
+struct Session<'a> {
+    inv: &'a Invocation,
+    config: &'a Config,
+    store: &'a DiskStore,
+    hasher: FileHasher,
+    roots: Roots,
+}
+
+impl Session<'_> {
+    fn digest(&mut self, path: &Path) -> Result<Digest, NotCacheable> {
+        self.hasher
+            .digest(path)
+            .ok_or_else(|| NotCacheable::UnreadableInput(path.display().to_string()))
+    }
+
+    fn env_value(&self, name: &str) -> Result<Option<String>, NotCacheable> {
+        match std::env::var_os(name) {
+            None => Ok(None),
+            Some(v) => v
+                .into_string()
+                .map(|v| Some(self.roots.normalize_text(&v)))
+                .map_err(|_| NotCacheable::NonUtf8(format!("value of {name}"))),
+        }
+    }
+
+    fn invocation_key(&mut self) -> Result<Digest, Stop> {
+        let inv = self.inv;
+        let tools = self.store.root().join("tools");
+        let compiler = identity::compiler(&inv.rustc, Some(&tools)).map_err(|e| {
+            Stop::Error(format!(
+                "cannot identify the compiler {}: {e}",
+                inv.rustc.display()
+            ))
+        })?;
+        let cargo_home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+        let mut roots = vec![
+            ("cwd", inv.cwd.clone()),
+            ("sysroot", compiler.sysroot.clone()),
+        ];
+        if let Some(t) = find_target_dir(&inv.out_dir) {
+            roots.push(("target", t));
+        }
+        if let Some(h) = cargo_home {
+            roots.push(("cargo-home", h));
+        }
+        self.roots = Roots::new(roots);
+
+        let mut key = KeyInputs {
+            compiler: Some(compiler.digest),
+            args: normalized_args(inv, &self.roots),
+            ..KeyInputs::default()
+        };
+        for (name, _) in std::env::vars_os() {
+            let Some(name) = name.to_str() else { continue };
+            if env::is_keyed(name, &self.config.extra_env) {
+                let value = self.env_value(name)?.unwrap_or_default();
+                key.env.push((name.to_string(), value));
+            }
+        }
+        key.env.sort();
+        for e in &inv.externs {
+            if let Some(p) = &e.path {
+                let d = self.digest(p)?;
+                key.libraries.push((
+                    format!("extern:{}={}", e.name, self.roots.normalize_path(p)),
+                    d,
+                ));
+            }
+        }
+        if inv.is_linked() {
+            key.libraries
+                .extend(link_closure(inv, self.store, &mut self.hasher)?);
+            let linker = inv.linker.clone().unwrap_or_else(|| "cc".to_string());
+            key.linker = Some(
+                identity::linker(Path::new(&linker), Some(&tools)).map_err(|e| {
+                    Stop::Error(format!("cannot identify the linker {linker}: {e}"))
+                })?,
+            );
+        }
+        if inv.emits.contains(&larder_key::Emit::Link) {
+            key.libraries
+                .extend(native_libraries(inv, &self.roots, &mut self.hasher)?);
+        }
+        for f in &inv.arg_files {
+            let d = self.digest(f)?;
+            key.files
+                .push((format!("arg-file:{}", self.roots.normalize_path(f)), d));
+        }
+        for f in &self.config.extra_files {
+            let p = inv.cwd.join(f);
+            let d = self
+                .hasher
+                .digest(&p)
+                .unwrap_or_else(|| Digest::of(b"larder:absent-file"));
+            key.files
+                .push((format!("extra-file:{}", self.roots.normalize_path(&p)), d));
+        }
+        Ok(key.invocation_key())
+    }
+
+    fn lookup(&mut self, ik: &Digest) -> Lookup {
+        let manifest = match self.store.get(Namespace::Manifest, ik) {
+            Ok(Some(bytes)) => match serde_json::from_slice::<Manifest>(&bytes) {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = self.store.delete(Namespace::Manifest, ik);
+                    return Lookup::Miss {
+                        reason: "entry-incomplete",
+                        detail: Some(format!("corrupt manifest: {e}")),
+                    };
+                }
+            },
+            Ok(None) => {
+                return Lookup::Miss {
+                    reason: "no-entry",
+                    detail: None,
+                };
+            }
+            Err(e) => {
+                warn_once(
+                    "store-read",
+                    &format!(
+                        "cannot read the store in {}: {e}; compiling",
+                        self.config.dir.display()
+                    ),
+                );
+                return Lookup::Miss {
+                    reason: "store-error",
+                    detail: Some(e.to_string()),
+                };
+            }
+        };
+        let mut first_mismatch: Option<Mismatch> = None;
+        let mut incomplete: Option<String> = None;
+        for entry in &manifest.entries {
+            let roots = self.roots.clone();
+            let hasher = &mut self.hasher;
+            let matched = entry.matches(
+                &roots,
+                |p| hasher.digest(p),
+                |name| std::env::var(name).ok().map(|v| roots.normalize_text(&v)),
+                &self.inv.cwd,
+            );
+            if let Err(m) = matched {
+                first_mismatch.get_or_insert(m);
+                continue;
+            }
+            match self.restore(&entry.key) {
+                Ok((record, bytes)) => return Lookup::Hit { record, bytes },
+                Err(why) => {
+                    tracing::debug!(%why, "matched entry could not be restored");
+                    incomplete = Some(why);
+                }
+            }
+        }
+        match (incomplete, first_mismatch) {
+            (Some(why), _) => Lookup::Miss {
+                reason: "entry-incomplete",
+                detail: Some(why),
+            },
+            (None, Some(m)) => Lookup::Miss {
+                reason: "inputs-changed",
+                detail: Some(describe(&m)),
+            },
+            (None, None) => Lookup::Miss {
+                reason: "no-entry",
+                detail: None,
+            },
+        }
+    }
+
+    /// Fetches and verifies every output of the record under `key`, then writes them.
+    fn restore(&mut self, key: &Digest) -> Result<(ActionRecord, u64), String> {
+        let bytes = self
+            .store
+            .get(Namespace::Action, key)
+            .map_err(|e| e.to_string())?
+            .ok_or("no action record")?;
+        let record: ActionRecord = match serde_json::from_slice(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = self.store.delete(Namespace::Action, key);
+                return Err(format!("corrupt action record: {e}"));
+            }
+        };
+        let mut expected = self.inv.expected_outputs();
+        expected.sort();
+        let mut files = Vec::with_capacity(record.outputs.len());
+        for o in &record.outputs {
+            if self.roots.has_unknown_placeholder(&o.path) {
+                return Err(format!("output {} has no place in this build", o.path));
+            }
+            let dest = self.inv.cwd.join(self.roots.denormalize_path(&o.path));
+            if expected.binary_search(&dest).is_err() {
+                return Err(format!(
+                    "output {} is not an output of this invocation",
+                    dest.display()
+                ));
+            }
+            let blob = match get_verified_blob(self.store, &o.digest) {
+                Ok(Some(b)) => b,
+                Ok(None) => return Err(format!("blob {} of {} is missing", o.digest, o.path)),
+                Err(e) => {
+                    warn_once("corrupt", &format!("{e} (removed; compiling instead)"));
+                    return Err(e.to_string());
+                }
+            };
+            let content = if o.rewrite_paths {
+                let text =
+                    String::from_utf8(blob).map_err(|_| format!("{} is not text", o.path))?;
+                self.roots.denormalize_text(&text).into_bytes()
+            } else {
+                blob
+            };
+            files.push((dest, content, o.executable, o.digest));
+        }
+        if files.len() != expected.len() {
+            return Err(format!(
+                "record has {} outputs, this invocation {}",
+                files.len(),
+                expected.len()
+            ));
+        }
+        let mut total = 0;
+        for (dest, content, executable, _) in &files {
+            write_atomic(dest, content, *executable)
+                .map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
+            total += content.len() as u64;
+        }
+        for (dest, content, _, digest) in &files {
+            self.hasher.remember(dest, *digest, content.len() as u64);
+            if dest.extension().is_some_and(|x| x == "rlib")
+                && !self.store.contains(Namespace::Link, digest).unwrap_or(true)
+            {
+                let rec = LinkRecord {
+                    deps: record.link_deps.clone(),
+                };
+                let _ = self.store.put(
+                    Namespace::Link,
+                    digest,
+                    &serde_json::to_vec(&rec).unwrap_or_default(),
+                );
+            }
+        }
+        Ok((record, total))
+    }
+
+    fn replay(&self, record: &ActionRecord) {
+        let out = self.roots.denormalize_text(&record.stdout);
+        let err = self.roots.denormalize_text(&record.stderr);
+        let _ = std::io::stdout().write_all(out.as_bytes());
+        let _ = std::io::stderr().write_all(err.as_bytes());
+    }
+
+    fn store_result(
+        &mut self,
+        ik: &Digest,
+        captured: &Captured,
+        wall_start: SystemTime,
+    ) -> Result<(), Stop> {
+        let inv = self.inv;
+        let dep_info_path = inv.dep_info_path().ok_or(NotCacheable::NoDepInfo)?;
+        let dep_text = std::fs::read_to_string(&dep_info_path)
+            .map_err(|_| NotCacheable::UnreadableInput(dep_info_path.display().to_string()))?;
+        let info = DepInfo::parse(&dep_text);
+
+        // What the compile read. Hashes memoized before the compile are valid: a file
+        // modified since this wrapper started is rejected by its modification time.
+        let mut files = Vec::with_capacity(info.files.len());
+        let mut absent = Vec::new();
+        for f in &info.files {
+            let path = inv.cwd.join(f);
+            let meta =
+                std::fs::metadata(&path).map_err(|_| NotCacheable::UnreadableInput(f.clone()))?;
+            if meta.modified().map_or(true, |m| m >= wall_start) {
+                return Err(NotCacheable::InputModifiedDuringCompile(f.clone()).into());
+            }
+            let d = self.digest(&path)?;
+            files.push((self.roots.normalize_text(f), d));
+            if let Some(alt) = alternate_module_file(f)
+                && !inv.cwd.join(&alt).exists()
+            {
+                absent.push(self.roots.normalize_text(&alt));
+            }
+        }
+        let mut env_deps = Vec::with_capacity(info.env.len());
+        for name in &info.env {
+            env_deps.push((name.clone(), self.env_value(name)?));
+        }
+        let entry = ManifestEntry::new(ik, files, env_deps, absent);
+
+        // What it wrote.
+        let expected = inv.expected_outputs();
+        let stderr = String::from_utf8(captured.stderr.clone())
+            .map_err(|_| NotCacheable::BinaryOutput("stderr".into()))?;
+        let stdout = String::from_utf8(captured.stdout.clone())
+            .map_err(|_| NotCacheable::BinaryOutput("stdout".into()))?;
+        for line in stderr
+            .lines()
+            .filter(|l| l.starts_with('{') && l.contains("\"artifact\""))
+        {
+            let artifact = serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| {
+                    v.get("artifact")
+                        .and_then(|a| a.as_str())
+                        .map(|a| inv.cwd.join(a))
+                });
+            if let Some(a) = artifact
+                && !expected.contains(&a)
+            {
+                return Err(NotCacheable::UnexpectedOutputs(format!(
+                    "rustc wrote {}",
+                    a.display()
+                ))
+                .into());
+            }
+        }
+        let mut outputs = Vec::with_capacity(expected.len());
+        for path in &expected {
+            let data = std::fs::read(path).map_err(|_| {
+                NotCacheable::UnexpectedOutputs(format!("{} was not written", path.display()))
+            })?;
+            let executable =
+                std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
+            let rewrite_paths = Some(path) == Some(&dep_info_path);
+            let data = if rewrite_paths {
+                let text = String::from_utf8(data)
+                    .map_err(|_| NotCacheable::BinaryOutput(path.display().to_string()))?;
+                self.roots.normalize_text(&text).into_bytes()
+            } else {
+                data
+            };
+            let digest = Digest::of(&data);
+            self.store
+                .put(Namespace::Cas, &digest, &data)
+                .map_err(|e| Stop::Error(e.to_string()))?;
+            outputs.push(OutputFile {
+                path: self.roots.normalize_path(path),
+                digest,
+                size: data.len() as u64,
+                executable,
+                rewrite_paths,
+            });
+        }
+        let link_deps: Vec<String> = inv
+            .externs
+            .iter()
+            .filter_map(|e| e.path.as_deref().and_then(link_name))
+            .collect();
+        let record = ActionRecord {
+            crate_name: inv.crate_name.clone(),
+            outputs,
+            stdout: self.roots.normalize_text(&stdout),
+            stderr: self.roots.normalize_text(&stderr),
+            compile_secs: captured.elapsed.as_secs_f64(),
+            link_deps: link_deps.clone(),
+        };
+        let json = serde_json::to_vec(&record).map_err(|e| Stop::Error(e.to_string()))?;
+        self.store
+            .put(Namespace::Action, &entry.key, &json)
+            .map_err(|e| Stop::Error(e.to_string()))?;
+        for o in record.outputs.iter().filter(|o| o.path.ends_with(".rlib")) {
+            let rec = serde_json::to_vec(&LinkRecord {
+                deps: link_deps.clone(),
+            })
+            .map_err(|e| Stop::Error(e.to_string()))?;
+            self.store
+                .put(Namespace::Link, &o.digest, &rec)
+                .map_err(|e| Stop::Error(e.to_string()))?;
+        }
+        let mut manifest = match self.store.get(Namespace::Manifest, ik) {
+            Ok(Some(b)) => serde_json::from_slice(&b).unwrap_or_default(),
+            _ => Manifest::default(),
+        };
+        manifest.insert(entry);
+        let json = serde_json::to_vec(&manifest).map_err(|e| Stop::Error(e.to_string()))?;
+        self.store
+            .put(Namespace::Manifest, ik, &json)
+            .map_err(|e| Stop::Error(e.to_string()))?;
+        Ok(())
+    }
+}
+
+fn describe(m: &Mismatch) -> String {
+    match m {
+        Mismatch::FileChanged(p) => format!("{p} changed"),
+        Mismatch::FileMissing(p) => format!("{p} is gone"),
+        Mismatch::EnvChanged(v) => format!("${v} changed"),
+        Mismatch::FileAppeared(p) => format!("{p} appeared"),
+    }
+}
+
+/// Writes `content` to `dest` through a temporary file in the same directory and a
+/// rename, so cargo and other readers never see a partial file.
+fn write_atomic(dest: &Path, content: &[u8], executable: bool) -> std::io::Result<()> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".larder-")
+        .tempfile_in(dir)?;
+    tmp.write_all(content)?;
+    let mode = if executable { 0o755 } else { 0o644 };
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    tmp.persist(dest).map_err(|e| e.error)?;
+    Ok(())
+}

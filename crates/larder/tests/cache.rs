@@ -1,0 +1,548 @@
+//! Integration tests: real cargo and rustc building a fixture workspace through
+//! `larder cargo ...`, each test with its own workspace, store and report files.
+//!
+//! The fixture (see `support::fixture_files`) has a library with a build script,
+//! `include_str!`, `option_env!`, a feature and a cfg switch (`a`); a library depending
+//! on it that emits a warning (`b`); a proc macro (`mac`); a binary printing a line
+//! built from all of them (`app`); and a cdylib (`cdy`). Tests count outcomes per crate
+//! from the `LARDER_REPORT` lines and run `app` to check what was built.
+
+mod support;
+
+use std::fs;
+
+use support::{
+    FIXTURE_UNITS, FIXTURE_WARNING, Project, compiler_outputs, corrupt_blobs, files_under,
+};
+
+/// The library units of the fixture that do not depend on `a` (they must hit when only
+/// `a`'s inputs change).
+const INDEPENDENT_OF_A: &[&str] = &["build_script_build", "cdy", "mac"];
+
+// --- 1. cold build and restore -------------------------------------------------------
+
+/// A cold build misses every unit; after `cargo clean` every unit hits, and the restored
+/// outputs are byte for byte the cold build's.
+#[test]
+fn cold_build_misses_and_clean_rebuild_hits_with_identical_outputs() {
+    let p = Project::fixture();
+    let cold = p.build();
+    cold.assert_all("miss", FIXTURE_UNITS);
+    cold.assert_units(FIXTURE_UNITS);
+    assert_eq!(
+        cold.report.units().count(),
+        FIXTURE_UNITS.len(),
+        "one report line per unit expected\n{}",
+        cold.context()
+    );
+    assert!(
+        cold.stderr
+            .lines()
+            .any(|l| l.starts_with("larder: ") && l.contains("hit")),
+        "no `larder: ` summary line on stderr\n{}",
+        cold.context()
+    );
+    p.assert_app(&[]);
+    let profile = p.target().join("debug");
+    let before = compiler_outputs(&profile);
+    for name in ["app", "libcdy.so"] {
+        assert!(
+            before.keys().any(|k| k.to_str() == Some(name)),
+            "cold build produced no {name}; outputs: {:?}",
+            before.keys().collect::<Vec<_>>()
+        );
+    }
+
+    p.clean();
+    let warm = p.build();
+    warm.assert_all("hit", FIXTURE_UNITS);
+    warm.assert_units(FIXTURE_UNITS);
+    assert_eq!(warm.report.count("miss"), 0);
+    p.assert_app(&[]);
+
+    // rustc is deterministic for identical inputs and paths (same workspace, same
+    // target directory), so a restore must give exactly the files a compile gives.
+    let after = compiler_outputs(&profile);
+    let mut problems = Vec::new();
+    for (path, bytes) in &before {
+        match after.get(path) {
+            None => problems.push(format!("missing after restore: {}", path.display())),
+            Some(b) if b != bytes => problems.push(format!(
+                "differs after restore: {} ({} vs {} bytes)",
+                path.display(),
+                bytes.len(),
+                b.len()
+            )),
+            Some(_) => {}
+        }
+    }
+    for path in after.keys().filter(|k| !before.contains_key(*k)) {
+        problems.push(format!("only after restore: {}", path.display()));
+    }
+    assert!(
+        problems.is_empty(),
+        "restored outputs are not the cold build's:\n{}\n{}",
+        problems.join("\n"),
+        warm.context()
+    );
+}
+
+// --- 2. relocation --------------------------------------------------------------------
+
+/// The same workspace copied elsewhere, with another target directory and another
+/// `CARGO_HOME`, hits every unit from the same store; the restored dep-info names the new
+/// checkout (cargo then tracks edits there).
+#[test]
+fn relocated_checkout_hits_and_tracks_its_own_files() {
+    let p = Project::fixture();
+    p.build().assert_all("miss", FIXTURE_UNITS);
+    p.assert_app(&[]);
+
+    let q = p.relocated_copy();
+    let run = q.build();
+    run.assert_all("hit", FIXTURE_UNITS);
+    run.assert_units(FIXTURE_UNITS);
+    q.assert_app(&[]);
+
+    let old_root = p.root.to_str().unwrap();
+    let new_target = q.target();
+    let dep_infos: Vec<_> = files_under(&new_target.join("debug").join("deps"))
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "d"))
+        .collect();
+    assert!(
+        !dep_infos.is_empty(),
+        "no dep-info files restored\n{}",
+        run.context()
+    );
+    for d in &dep_infos {
+        let text = fs::read_to_string(d).unwrap();
+        assert!(
+            !text.contains(old_root),
+            "{} names the original checkout {old_root}:\n{text}",
+            d.display()
+        );
+        assert!(
+            text.contains(new_target.to_str().unwrap()),
+            "{} does not name this target directory {}:\n{text}",
+            d.display(),
+            new_target.display()
+        );
+    }
+
+    // A file only dep-info knows about (include_str!) is tracked in the copy.
+    q.write("a/src/greeting.txt", "moved\n");
+    let run = q.build();
+    run.assert_crate("a", "miss");
+    run.assert_crate("app", "miss");
+    q.assert_app(&[("greeting", "moved")]);
+}
+
+// --- 3. edits -------------------------------------------------------------------------
+
+/// Editing the binary's source recompiles only `app`, a miss, and the binary shows it.
+#[test]
+fn edit_in_app_misses_only_app() {
+    let p = Project::fixture();
+    p.build();
+    p.edit("app/src/main.rs", "app=v1", "app=v2");
+    let run = p.build();
+    run.assert_units(&["app"]);
+    run.assert_crate("app", "miss");
+    p.assert_app(&[("app", "v2")]);
+}
+
+/// Editing `a` (two levels below `app`) misses `a`, `b` and `app`; the binary shows the
+/// edit; reverting the edit hits all three again from the kept entries.
+#[test]
+fn edit_in_a_misses_dependents_and_revert_hits() {
+    let p = Project::fixture();
+    p.build();
+    p.edit("a/src/lib.rs", "    1\n}", "    2\n}");
+    let run = p.build();
+    run.assert_units(&["a", "app", "b"]);
+    run.assert_all("miss", &["a", "app", "b"]);
+    p.assert_app(&[("sum", "109")]);
+
+    p.edit("a/src/lib.rs", "    2\n}", "    1\n}");
+    let run = p.build();
+    run.assert_units(&["a", "app", "b"]);
+    run.assert_all("hit", &["a", "app", "b"]);
+    p.assert_app(&[]);
+}
+
+/// A file read through `include_str!` is an input: changing it misses `a` and its
+/// dependents.
+#[test]
+fn included_file_change_misses() {
+    let p = Project::fixture();
+    p.build();
+    p.write("a/src/greeting.txt", "bonjour\n");
+    let run = p.build();
+    run.assert_all("miss", &["a", "app", "b"]);
+    p.assert_app(&[("greeting", "bonjour")]);
+}
+
+/// A file the build script generates in `OUT_DIR` is an input: the build script's
+/// compile hits, but `a`, which includes the new `gen.rs`, misses.
+#[test]
+fn generated_file_change_misses_a() {
+    let p = Project::fixture();
+    p.build();
+    p.clean();
+    let run = p
+        .larder_cargo(&["build"])
+        .env("LARDER_FIXTURE_GEN", "9")
+        .run();
+    run.assert_crate("a", "miss");
+    run.assert_crate("b", "miss");
+    run.assert_crate("app", "miss");
+    for c in INDEPENDENT_OF_A {
+        run.assert_crate(c, "hit");
+    }
+    p.assert_app(&[("generated", "9"), ("sum", "110")]);
+}
+
+// --- 4. settings that change the key --------------------------------------------------
+
+/// A variable read with `option_env!` misses `a` (and what links it) when it changes;
+/// the old setting hits again afterwards.
+#[test]
+fn env_var_read_by_option_env_misses_and_revert_hits() {
+    let p = Project::fixture();
+    p.build().assert_all("miss", FIXTURE_UNITS);
+    p.clean();
+    let run = p
+        .larder_cargo(&["build"])
+        .env("LARDER_FIXTURE_VALUE", "blue")
+        .run();
+    run.assert_crate("a", "miss");
+    run.assert_crate("app", "miss");
+    for c in INDEPENDENT_OF_A {
+        run.assert_crate(c, "hit");
+    }
+    p.assert_app(&[("value", "blue")]);
+
+    p.clean();
+    p.build().assert_all("hit", FIXTURE_UNITS);
+    p.assert_app(&[]);
+
+    p.clean();
+    let run = p
+        .larder_cargo(&["build"])
+        .env("LARDER_FIXTURE_VALUE", "blue")
+        .run();
+    run.assert_all("hit", FIXTURE_UNITS);
+    p.assert_app(&[("value", "blue")]);
+}
+
+/// `--features a/extra` misses the units it reaches; without it everything hits again.
+#[test]
+fn feature_toggle_misses_and_revert_hits() {
+    let p = Project::fixture();
+    p.build().assert_all("miss", FIXTURE_UNITS);
+    p.clean();
+    let run = p.larder_cargo(&["build", "--features", "a/extra"]).run();
+    run.assert_crate("a", "miss");
+    run.assert_crate("b", "miss");
+    run.assert_crate("app", "miss");
+    run.assert_crate("mac", "hit");
+    run.assert_crate("cdy", "hit");
+    p.assert_app(&[("flavor", "extra")]);
+
+    p.clean();
+    p.build().assert_all("hit", FIXTURE_UNITS);
+    p.assert_app(&[]);
+
+    p.clean();
+    p.larder_cargo(&["build", "--features", "a/extra"])
+        .run()
+        .assert_all("hit", FIXTURE_UNITS);
+    p.assert_app(&[("flavor", "extra")]);
+}
+
+/// The release profile misses what the dev profile stored; both profiles hit afterwards.
+#[test]
+fn release_profile_misses_and_both_profiles_hit_afterwards() {
+    let p = Project::fixture();
+    p.build().assert_all("miss", FIXTURE_UNITS);
+    let run = p.larder_cargo(&["build", "--release"]).run();
+    for c in ["a", "b", "app", "cdy"] {
+        run.assert_crate(c, "miss");
+    }
+    p.assert_app_in("release", &[]);
+
+    p.clean();
+    p.build().assert_all("hit", FIXTURE_UNITS);
+    p.assert_app(&[]);
+    p.larder_cargo(&["build", "--release"])
+        .run()
+        .assert_all("hit", FIXTURE_UNITS);
+    p.assert_app_in("release", &[]);
+}
+
+/// `RUSTFLAGS` reaches every unit: all miss; without it everything hits again.
+#[test]
+fn rustflags_miss_and_revert_hits() {
+    let p = Project::fixture();
+    p.build().assert_all("miss", FIXTURE_UNITS);
+    p.clean();
+    let run = p
+        .larder_cargo(&["build"])
+        .env("RUSTFLAGS", "--cfg larder_test")
+        .run();
+    run.assert_all("miss", FIXTURE_UNITS);
+    p.assert_app(&[("cfg", "on")]);
+
+    p.clean();
+    p.build().assert_all("hit", FIXTURE_UNITS);
+    p.assert_app(&[]);
+
+    p.clean();
+    p.larder_cargo(&["build"])
+        .env("RUSTFLAGS", "--cfg larder_test")
+        .run()
+        .assert_all("hit", FIXTURE_UNITS);
+    p.assert_app(&[("cfg", "on")]);
+}
+
+// --- 5. damaged and unusable stores ---------------------------------------------------
+
+/// Corrupt blobs (garbage or truncated) are never restored: the build compiles instead,
+/// reports misses, and the binary is right.
+#[test]
+fn corrupt_blobs_are_misses_not_hits() {
+    let p = Project::fixture();
+    p.build().assert_all("miss", FIXTURE_UNITS);
+    let damaged = corrupt_blobs(&p);
+    assert!(damaged > 0, "the cold build stored no blobs under v1/cas");
+    p.clean();
+    let run = p.build();
+    run.assert_no_hits();
+    for c in ["a", "b", "app"] {
+        run.assert_crate(c, "miss");
+    }
+    p.assert_app(&[]);
+}
+
+/// After a build that found corrupt blobs, the store holds good blobs again and the next
+/// clean build hits.
+#[test]
+fn corrupt_blobs_are_replaced_by_the_next_build() {
+    let p = Project::fixture();
+    p.build();
+    corrupt_blobs(&p);
+    p.clean();
+    p.build();
+    p.clean();
+    let run = p.build();
+    run.assert_all("hit", FIXTURE_UNITS);
+    p.assert_app(&[]);
+}
+
+/// A store directory that cannot be created (its parent is a regular file, which stops
+/// root as well) does not break the build: it succeeds with a `larder: warning`.
+#[test]
+fn unusable_store_dir_warns_and_builds() {
+    let mut p = Project::fixture();
+    let blocker = p.tmp().join("blocker");
+    fs::write(&blocker, "a file, not a directory").unwrap();
+    p.larder_dir = blocker.join("store");
+    let run = p.build();
+    assert!(
+        run.stderr.contains("larder: warning"),
+        "no `larder: warning` on stderr\n{}",
+        run.context()
+    );
+    run.assert_no_hits();
+    p.assert_app(&[]);
+
+    p.clean();
+    let run = p.build();
+    run.assert_no_hits();
+    p.assert_app(&[]);
+}
+
+/// A store directory that does not exist yet is created, filled and used.
+#[test]
+fn missing_store_dir_is_created() {
+    let mut p = Project::fixture();
+    p.larder_dir = p.tmp().join("not").join("yet").join("store");
+    p.build().assert_all("miss", FIXTURE_UNITS);
+    assert!(
+        !p.store_files("cas").is_empty(),
+        "nothing stored under {}",
+        p.larder_dir.display()
+    );
+    p.clean();
+    p.build().assert_all("hit", FIXTURE_UNITS);
+    p.assert_app(&[]);
+}
+
+// --- 6. warnings ----------------------------------------------------------------------
+
+/// A hit shows the unit's warnings as the compile did: same text, same count, same
+/// location.
+#[test]
+fn warnings_are_replayed_on_hit() {
+    let p = Project::fixture();
+    let cold = p.build();
+    let cold_count = cold.stderr.matches(FIXTURE_WARNING).count();
+    assert!(
+        cold_count > 0,
+        "the fixture's warning is missing from the cold build\n{}",
+        cold.context()
+    );
+    p.clean();
+    let warm = p.build();
+    warm.assert_crate("b", "hit");
+    assert_eq!(
+        warm.stderr.matches(FIXTURE_WARNING).count(),
+        cold_count,
+        "the hit build does not show b's warning as the cold build did\n{}",
+        warm.context()
+    );
+    assert!(
+        warm.stderr.contains("b/src/lib.rs:2:9"),
+        "the replayed warning lost its location\n{}",
+        warm.context()
+    );
+}
+
+// --- 7. incremental -------------------------------------------------------------------
+
+/// Dev builds are incremental. Restored outputs (no incremental state) followed by an
+/// edit give the edited binary.
+#[test]
+fn edit_after_restore_without_incremental_dir() {
+    let p = Project::fixture();
+    p.build();
+    p.clean();
+    p.build().assert_all("hit", FIXTURE_UNITS);
+    p.edit("app/src/main.rs", "app=v1", "app=v2");
+    let run = p.build();
+    run.assert_crate("app", "miss");
+    p.assert_app(&[("app", "v2")]);
+}
+
+/// Restored outputs next to incremental state from other compiles: outputs removed but
+/// `target/debug/incremental` kept, then edits and a revert (a hit while the incremental
+/// state is from the edit), then another edit. The binary is right at each step.
+#[test]
+fn restores_next_to_stale_incremental_state() {
+    let p = Project::fixture();
+    p.build();
+    let incremental = p.target().join("debug").join("incremental");
+    assert!(
+        !files_under(&incremental).is_empty(),
+        "the dev build left no incremental state"
+    );
+    fs::remove_dir_all(p.target().join("debug").join("deps")).unwrap();
+    let run = p.build();
+    run.assert_all("hit", &["a", "app", "b", "cdy", "mac"]);
+    p.assert_app(&[]);
+
+    p.edit("app/src/main.rs", "app=v1", "app=v2");
+    p.build().assert_crate("app", "miss");
+    p.assert_app(&[("app", "v2")]);
+
+    p.edit("app/src/main.rs", "app=v2", "app=v1");
+    p.build().assert_crate("app", "hit");
+    p.assert_app(&[]);
+
+    p.edit("app/src/main.rs", "app=v1", "app=v3");
+    p.build().assert_crate("app", "miss");
+    p.assert_app(&[("app", "v3")]);
+}
+
+// --- 8. disabled ----------------------------------------------------------------------
+
+/// `LARDER_DISABLE=1` passes everything to rustc and stores nothing.
+#[test]
+fn disabled_builds_and_stores_nothing() {
+    let p = Project::fixture();
+    let run = p.larder_cargo(&["build"]).env("LARDER_DISABLE", "1").run();
+    p.assert_app(&[]);
+    for e in run.report.units() {
+        assert!(
+            e.outcome == "not_cacheable" && e.reason.as_deref() == Some("disabled"),
+            "a disabled build reported {}\n{}",
+            e.line,
+            run.context()
+        );
+    }
+    for ns in ["cas", "ac", "manifest", "link"] {
+        let files = p.store_files(ns);
+        assert!(
+            files.is_empty(),
+            "disabled build wrote {ns} entries: {files:?}"
+        );
+    }
+    p.clean();
+    p.build().assert_all("miss", FIXTURE_UNITS);
+}
+
+// --- 9. stats -------------------------------------------------------------------------
+
+/// `larder stats --json` counts what the reports said; `--zero` resets the counters.
+#[test]
+fn stats_count_outcomes_and_zero_resets() {
+    let p = Project::fixture();
+    let cold = p.build();
+    p.clean();
+    let warm = p.build();
+    let hits = cold.report.count("hit") + warm.report.count("hit");
+    let misses = cold.report.count("miss") + warm.report.count("miss");
+
+    let stats = p.stats();
+    for field in ["hits", "misses", "not_cacheable", "errors"] {
+        assert!(
+            stats.get(field).is_some_and(|v| v.is_u64()),
+            "stats field `{field}` is not an unsigned integer: {stats}"
+        );
+    }
+    assert_eq!(stats["hits"].as_u64(), Some(hits as u64), "hits in {stats}");
+    assert_eq!(
+        stats["misses"].as_u64(),
+        Some(misses as u64),
+        "misses in {stats}"
+    );
+
+    p.larder(&["stats", "--zero"]).run();
+    let stats = p.stats();
+    for field in ["hits", "misses", "not_cacheable", "errors"] {
+        assert_eq!(
+            stats[field].as_u64(),
+            Some(0),
+            "`{field}` after --zero: {stats}"
+        );
+    }
+}
+
+// --- 10. other cargo commands ---------------------------------------------------------
+
+/// `cargo check` (metadata only): cold all misses, after clean all hits.
+#[test]
+fn cargo_check_cold_misses_then_hits() {
+    let p = Project::fixture();
+    p.larder_cargo(&["check"])
+        .run()
+        .assert_all("miss", FIXTURE_UNITS);
+    p.clean();
+    p.larder_cargo(&["check"])
+        .run()
+        .assert_all("hit", FIXTURE_UNITS);
+}
+
+/// `cargo test --no-run` (test harnesses): cold all misses, after clean all hits.
+#[test]
+fn cargo_test_no_run_cold_misses_then_hits() {
+    let p = Project::fixture();
+    p.larder_cargo(&["test", "--no-run"])
+        .run()
+        .assert_all("miss", FIXTURE_UNITS);
+    p.clean();
+    p.larder_cargo(&["test", "--no-run"])
+        .run()
+        .assert_all("hit", FIXTURE_UNITS);
+}
