@@ -110,7 +110,15 @@ pub fn compiler(rustc: &Path, cache_dir: Option<&Path>) -> io::Result<Compiler> 
     } else {
         rustc.clone()
     };
-    let key = stat_key("compiler", &probe)?;
+    // The cache entry is valid while rustc and the library directories keep their
+    // size, time and inode: an update replaces rustc, adding or replacing a library
+    // changes its directory.
+    let mut h = KeyHasher::new();
+    h.digest_field("rustc", &stat_key("compiler", &probe)?);
+    for lib in sysroot_lib_dirs(&sysroot)? {
+        h.digest_field("lib-dir", &stat_key("lib-dir", &lib)?);
+    }
+    let key = h.finish();
     cached(cache_dir, &key, || {
         let out = Command::new(&probe).arg("-vV").output()?;
         if !out.status.success() {
@@ -120,11 +128,8 @@ pub fn compiler(rustc: &Path, cache_dir: Option<&Path>) -> io::Result<Compiler> 
         h.field("rustc -vV", &out.stdout);
         let rustlib = sysroot.join("lib/rustlib");
         let mut files = Vec::new();
-        for target in std::fs::read_dir(&rustlib)? {
-            let lib = target?.path().join("lib");
-            if lib.is_dir() {
-                collect_files(&lib, &mut files)?;
-            }
+        for lib in sysroot_lib_dirs(&sysroot)? {
+            collect_files(&lib, &mut files)?;
         }
         files.sort();
         for f in files {
@@ -138,6 +143,19 @@ pub fn compiler(rustc: &Path, cache_dir: Option<&Path>) -> io::Result<Compiler> 
             sysroot: sysroot.clone(),
         })
     })
+}
+
+/// `<sysroot>/lib/rustlib/<target>/lib` for every installed target, sorted.
+fn sysroot_lib_dirs(sysroot: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    for target in std::fs::read_dir(sysroot.join("lib/rustlib"))? {
+        let lib = target?.path().join("lib");
+        if lib.is_dir() {
+            dirs.push(lib);
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
@@ -184,6 +202,54 @@ mod tests {
         assert_eq!(a, b);
         assert!(a.sysroot.join("lib/rustlib").is_dir());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// A fake toolchain: `bin/rustc` prints `version` for `-vV`; one library file.
+    fn fake_toolchain(dir: &Path, version: &str, libstd: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::create_dir_all(dir.join("lib/rustlib/x86_64-unknown-linux-gnu/lib")).unwrap();
+        let rustc = dir.join("bin/rustc");
+        std::fs::write(&rustc, format!("#!/bin/sh\necho 'rustc {version}'\n")).unwrap();
+        std::fs::set_permissions(&rustc, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(
+            dir.join("lib/rustlib/x86_64-unknown-linux-gnu/lib/libstd.rlib"),
+            libstd,
+        )
+        .unwrap();
+        rustc
+    }
+
+    #[test]
+    fn another_compiler_or_standard_library_is_another_identity() {
+        let cache = tempfile::tempdir().unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let a = compiler(
+            &fake_toolchain(&t.path().join("a"), "1.0", "std"),
+            Some(cache.path()),
+        )
+        .unwrap();
+        let b = compiler(
+            &fake_toolchain(&t.path().join("b"), "1.1", "std"),
+            Some(cache.path()),
+        )
+        .unwrap();
+        let c = compiler(
+            &fake_toolchain(&t.path().join("c"), "1.0", "patched std"),
+            Some(cache.path()),
+        )
+        .unwrap();
+        assert_ne!(a.digest, b.digest, "rustc -vV");
+        assert_ne!(a.digest, c.digest, "sysroot library content");
+        // Replacing a library (as an update does) is seen despite the cache.
+        let lib = t
+            .path()
+            .join("a/lib/rustlib/x86_64-unknown-linux-gnu/lib/libstd.rlib");
+        std::fs::remove_file(&lib).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::write(&lib, "new std").unwrap();
+        let a2 = compiler(&t.path().join("a/bin/rustc"), Some(cache.path())).unwrap();
+        assert_ne!(a.digest, a2.digest);
     }
 
     #[test]

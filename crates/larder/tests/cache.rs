@@ -60,8 +60,12 @@ fn cold_build_misses_and_clean_rebuild_hits_with_identical_outputs() {
     assert_eq!(warm.report.count("miss"), 0);
     p.assert_app(&[]);
 
-    // rustc is deterministic for identical inputs and paths (same workspace, same
-    // target directory), so a restore must give exactly the files a compile gives.
+    // A restore must give back exactly the bytes the cold build stored. (Not the bytes a
+    // second plain compile would give: rustc is deterministic for the bin, the cdylib,
+    // the proc macro and every .rmeta, but with incremental compilation, on in the dev
+    // profile, the object member inside each workspace rlib gets a per-session suffix
+    // in its name, e.g. `a-<hash>.<cgu>.10opr9p.rcgu.o` vs `...0ing0sb.rcgu.o`, so two
+    // cold builds give different liba/libb .rlib bytes. Checked with plain cargo.)
     let after = compiler_outputs(&profile);
     let mut problems = Vec::new();
     for (path, bytes) in &before {
