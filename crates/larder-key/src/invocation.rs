@@ -362,7 +362,11 @@ impl Invocation {
             return Err(NotCacheable::NoCrateName);
         }
         if inv.crate_types.is_empty() {
-            return Err(NotCacheable::NoCrateType);
+            // `--test` builds a test harness, an executable, and needs no crate type.
+            if !pairs.iter().any(|(o, _)| o == "--test") {
+                return Err(NotCacheable::NoCrateType);
+            }
+            inv.crate_types.push(CrateType::Bin);
         }
         if inv.emits.is_empty() {
             inv.emits.push(Emit::Link);
@@ -487,6 +491,14 @@ mod tests {
             inv.expected_outputs(),
             vec![PathBuf::from("/ws/o/x-h"), PathBuf::from("/ws/o/libx-h.so")]
         );
+    }
+
+    #[test]
+    fn test_harness_is_an_executable() {
+        let inv = parse("--crate-name a src/lib.rs --emit=dep-info,link --test -C extra-filename=-9 --out-dir /ws/t").unwrap();
+        assert_eq!(inv.crate_types, vec![CrateType::Bin]);
+        assert!(inv.is_linked());
+        assert_eq!(inv.expected_outputs()[1], PathBuf::from("/ws/t/a-9"));
     }
 
     #[test]
