@@ -12,7 +12,8 @@
 //!
 //! Native static libraries (`lib*.a`) in `-L` directories inside the workspace or the
 //! target directory (build scripts' `OUT_DIR`s) are inputs of every compile that links or
-//! bundles them.
+//! bundles them, and so is every static library named with `-l static=NAME`, wherever
+//! it is found on the search path.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -132,6 +133,26 @@ pub fn native_libraries(
                 .digest(&f)
                 .ok_or_else(|| NotCacheable::UnreadableInput(f.display().to_string()))?;
             out.push((format!("native:{}", roots.normalize_path(&f)), d));
+        }
+    }
+    // A static library named with `-l static=NAME` is an input wherever it is on the
+    // search path: it is bundled into the rlib or linked into the output.
+    for (kind, name) in &inv.link_libs {
+        if kind != "static" {
+            continue;
+        }
+        let file = format!("lib{name}.a");
+        let found = inv
+            .search_paths
+            .iter()
+            .filter(|(k, _)| matches!(k, SearchKind::Native | SearchKind::All))
+            .map(|(_, d)| d.join(&file))
+            .find(|p| p.is_file());
+        if let Some(f) = found {
+            let d = hasher
+                .digest(&f)
+                .ok_or_else(|| NotCacheable::UnreadableInput(f.display().to_string()))?;
+            out.push((format!("static-lib:{}", roots.normalize_path(&f)), d));
         }
     }
     out.sort();
