@@ -326,11 +326,7 @@ impl Invocation {
                     }
                     inv.target = Some(value.clone());
                 }
-                "--json" => {
-                    if value.split(',').any(|v| v == "artifacts") {
-                        inv.json_artifacts = true;
-                    }
-                }
+                "--json" => inv.json_artifacts |= value.split(',').any(|v| v == "artifacts"),
                 "-C" => {
                     let (name, v) = match value.split_once('=') {
                         Some((n, v)) => (n, Some(v)),
