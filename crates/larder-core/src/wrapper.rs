@@ -181,9 +181,19 @@ fn passthrough(rustc: &Path, args: &[OsString]) -> i32 {
 }
 
 fn crate_name_arg(args: &[OsString]) -> Option<String> {
-    let pos = args.iter().position(|a| a == "--crate-name")?;
-    let name = args.get(pos + 1)?.to_str()?;
-    (name != "___").then(|| name.to_string())
+    let mut iter = args.iter().filter_map(|a| a.to_str());
+    while let Some(a) = iter.next() {
+        let name = match a.strip_prefix("--crate-name") {
+            Some("") => iter.next()?,
+            Some(rest) => match rest.strip_prefix('=') {
+                Some(v) => v,
+                None => continue,
+            },
+            None => continue,
+        };
+        return (name != "___").then(|| name.to_string());
+    }
+    None
 }
 
 fn crate_type_name(t: CrateType) -> &'static str {

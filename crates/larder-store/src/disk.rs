@@ -248,13 +248,9 @@ impl Store for DiskStore {
     }
 
     fn put(&self, ns: Namespace, key: &Digest, value: &[u8]) -> Result<(), StoreError> {
+        // An existing blob is rewritten rather than trusted: it may be the corrupt copy
+        // whose detection caused this write.
         let path = self.path(ns, key);
-        if ns == Namespace::Cas && path.exists() {
-            if let Ok(f) = File::open(&path) {
-                let _ = f.set_modified(SystemTime::now());
-            }
-            return Ok(());
-        }
         let data;
         let bytes = if ns == Namespace::Cas {
             data = zstd::encode_all(value, self.level)?;

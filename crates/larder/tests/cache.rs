@@ -12,7 +12,7 @@ mod support;
 use std::fs;
 
 use support::{
-    FIXTURE_UNITS, FIXTURE_WARNING, Project, compiler_outputs, corrupt_blobs, files_under,
+    FIXTURE_UNITS, FIXTURE_WARNING, Project, compiler_outputs, corrupt_blobs, files_under, project,
 };
 
 /// The library units of the fixture that do not depend on `a` (they must hit when only
@@ -25,7 +25,7 @@ const INDEPENDENT_OF_A: &[&str] = &["build_script_build", "cdy", "mac"];
 /// outputs are byte for byte the cold build's.
 #[test]
 fn cold_build_misses_and_clean_rebuild_hits_with_identical_outputs() {
-    let p = Project::fixture();
+    let p = project().fixture().fresh_store().build();
     let cold = p.build();
     cold.assert_all("miss", FIXTURE_UNITS);
     cold.assert_units(FIXTURE_UNITS);
@@ -58,6 +58,12 @@ fn cold_build_misses_and_clean_rebuild_hits_with_identical_outputs() {
     warm.assert_all("hit", FIXTURE_UNITS);
     warm.assert_units(FIXTURE_UNITS);
     assert_eq!(warm.report.count("miss"), 0);
+    let restored: u64 = warm.report.units().map(|e| e.bytes_restored).sum();
+    assert!(
+        restored > 0,
+        "hits restored no bytes (`bytes_restored`)\n{}",
+        warm.context()
+    );
     p.assert_app(&[]);
 
     // A restore must give back exactly the bytes the cold build stored. (Not the bytes a
@@ -370,7 +376,7 @@ fn unusable_store_dir_warns_and_builds() {
 /// A store directory that does not exist yet is created, filled and used.
 #[test]
 fn missing_store_dir_is_created() {
-    let mut p = Project::fixture();
+    let mut p = project().fixture().fresh_store().build();
     p.larder_dir = p.tmp().join("not").join("yet").join("store");
     p.build().assert_all("miss", FIXTURE_UNITS);
     assert!(
@@ -467,6 +473,7 @@ fn disabled_builds_and_stores_nothing() {
     let p = Project::fixture();
     let run = p.larder_cargo(&["build"]).env("LARDER_DISABLE", "1").run();
     p.assert_app(&[]);
+    run.assert_all("not_cacheable", FIXTURE_UNITS);
     for e in run.report.units() {
         assert!(
             e.outcome == "not_cacheable" && e.reason.as_deref() == Some("disabled"),
@@ -542,11 +549,69 @@ fn cargo_check_cold_misses_then_hits() {
 #[test]
 fn cargo_test_no_run_cold_misses_then_hits() {
     let p = Project::fixture();
-    p.larder_cargo(&["test", "--no-run"])
-        .run()
-        .assert_all("miss", FIXTURE_UNITS);
+    let cold = p.larder_cargo(&["test", "--no-run"]).run();
+    cold.assert_all("miss", FIXTURE_UNITS);
+    // The libraries are compiled twice: as dependencies and as test harnesses.
+    for c in ["a", "b"] {
+        assert_eq!(
+            cold.report.outcomes(c).len(),
+            2,
+            "`{c}`: expected a library and a test harness compile\n{}",
+            cold.context()
+        );
+    }
     p.clean();
-    p.larder_cargo(&["test", "--no-run"])
-        .run()
-        .assert_all("hit", FIXTURE_UNITS);
+    let warm = p.larder_cargo(&["test", "--no-run"]).run();
+    warm.assert_all("hit", FIXTURE_UNITS);
+    assert_eq!(
+        warm.report.units().count(),
+        cold.report.units().count(),
+        "the hit build compiled other units than the cold build\n{}",
+        warm.context()
+    );
+}
+
+// --- concurrency ----------------------------------------------------------------------
+
+/// Two checkouts building at the same time into one store both succeed with the right
+/// binary and no errors, and what they stored serves a later build.
+///
+/// The later build cannot expect `app` to hit: both checkouts compile `a` and `b` with
+/// the same keys but not the same bytes (the rlibs' debuginfo names each checkout's
+/// directory, and with incremental compilation an object member's name differs too),
+/// while the `.rmeta` files are identical. The store keeps the last record written for
+/// each key, so a later build may restore `a` from one checkout and `b` from the other:
+/// a pair of rlibs no build linked, so `app` (whose key holds the linked rlibs'
+/// digests) is rightly a miss. Every other unit must hit.
+#[test]
+fn parallel_builds_share_one_store() {
+    let p = Project::fixture();
+    let q = p.relocated_copy();
+    let (run_p, run_q) = std::thread::scope(|s| {
+        let tp = s.spawn(|| p.larder_cargo(&["build"]).run_unchecked());
+        let tq = s.spawn(|| q.larder_cargo(&["build"]).run_unchecked());
+        (tp.join().unwrap(), tq.join().unwrap())
+    });
+    run_p.assert_success();
+    run_q.assert_success();
+    for run in [&run_p, &run_q] {
+        let bad: Vec<_> = run
+            .report
+            .units()
+            .filter(|e| e.outcome != "hit" && e.outcome != "miss")
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "concurrent builds gave {bad:?}\n{}",
+            run.context()
+        );
+    }
+    p.assert_app(&[]);
+    q.assert_app(&[]);
+    p.clean();
+    let run = p.build();
+    for c in ["a", "b", "build_script_build", "cdy", "mac"] {
+        run.assert_crate(c, "hit");
+    }
+    p.assert_app(&[]);
 }

@@ -14,6 +14,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -294,6 +295,7 @@ pub fn project() -> ProjectBuilder {
     ProjectBuilder {
         files: Vec::new(),
         larder_dir: None,
+        seed_tools: true,
     }
 }
 
@@ -301,6 +303,43 @@ pub fn project() -> ProjectBuilder {
 pub struct ProjectBuilder {
     files: Vec<(PathBuf, String)>,
     larder_dir: Option<PathBuf>,
+    seed_tools: bool,
+}
+
+/// Larder caches the compiler's identity (a digest of the ~160 MB of the sysroot's
+/// libraries) in `<store>/v1/tools/`. Hashing it takes ~8 s in a debug build of larder,
+/// once per store; with a fresh store per test that alone would take most of the suite's
+/// time. So by default a project's store starts with the tool identities of a seed store
+/// that this test binary fills once, by building a one-crate project. It holds nothing
+/// else (no entries, no stats); a test that needs a store as empty as a user's first one
+/// asks for [`ProjectBuilder::fresh_store`]. If the layout changes and there is no
+/// `v1/tools`, nothing is seeded and the suite is only slower.
+fn tool_seed() -> Option<&'static Path> {
+    static SEED: OnceLock<Option<PathBuf>> = OnceLock::new();
+    SEED.get_or_init(|| {
+        let p = project()
+            .fresh_store()
+            .file(
+                "Cargo.toml",
+                "[package]\nname = \"seed\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+            )
+            .file("src/main.rs", "fn main() {}\n")
+            .build();
+        let run = p.larder_cargo(&["build"]).run_unchecked();
+        let tools = p.larder_dir.join("v1").join("tools");
+        if !run.status.success() || !tools.is_dir() {
+            return None;
+        }
+        // Kept for the whole run (a few hundred bytes) under cargo's per-package tmp dir.
+        let keep = tempfile::Builder::new()
+            .prefix("larder-it-tools-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .ok()?
+            .keep();
+        copy_tree(&tools, &keep);
+        Some(keep)
+    })
+    .as_deref()
 }
 
 impl ProjectBuilder {
@@ -325,6 +364,12 @@ impl ProjectBuilder {
         self
     }
 
+    /// Starts the store empty, without the seeded tool identities (see [`tool_seed`]).
+    pub fn fresh_store(mut self) -> Self {
+        self.seed_tools = false;
+        self
+    }
+
     /// Writes the files and returns the project.
     pub fn build(self) -> Project {
         let tmp = tempfile::Builder::new()
@@ -337,6 +382,11 @@ impl ProjectBuilder {
             write_file(&root.join(path), content);
         }
         let larder_dir = self.larder_dir.unwrap_or_else(|| tmp.path().join("store"));
+        if self.seed_tools
+            && let Some(seed) = tool_seed()
+        {
+            copy_tree(seed, &larder_dir.join("v1").join("tools"));
+        }
         Project {
             root,
             larder_dir,
@@ -365,7 +415,7 @@ pub struct Project {
 static REPORT_SEQ: AtomicU32 = AtomicU32::new(0);
 
 impl Project {
-    /// The fixture workspace with a fresh store.
+    /// The fixture workspace with its own store (seeded with tool identities).
     pub fn fixture() -> Project {
         project().fixture().build()
     }
@@ -762,6 +812,8 @@ pub struct Entry {
     pub reason: Option<String>,
     /// Detail text, if any.
     pub detail: Option<String>,
+    /// Bytes written to the target directory from the store.
+    pub bytes_restored: u64,
     /// The raw line.
     pub line: String,
 }
@@ -806,7 +858,12 @@ impl Report {
                         .collect(),
                     _ => Vec::new(),
                 };
+                let bytes_restored = v
+                    .get("bytes_restored")
+                    .and_then(Value::as_u64)
+                    .unwrap_or_else(|| panic!("`bytes_restored` is not a u64: {line}"));
                 Entry {
+                    bytes_restored,
                     krate: str_or_null("crate"),
                     crate_types,
                     outcome,
