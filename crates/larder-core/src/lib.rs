@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod exec;
+pub mod failure;
 pub mod hashing;
 pub mod identity;
 pub mod linkage;

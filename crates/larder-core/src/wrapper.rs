@@ -11,7 +11,9 @@
 //!    (diagnostics and artifact notifications, with this build's paths). No rustc
 //!    process runs on a hit.
 //! 4. Otherwise run rustc, streaming its output, and store what it produced: blobs,
-//!    the action record, the manifest entry, link records.
+//!    the action record, the manifest entry, link records. A failed compile is stored
+//!    (its messages and exit code, no outputs) only when its errors are deterministic
+//!    ([`crate::failure`]); a hit on it replays the messages and exits with 1.
 //!
 //! Any failure of larder itself (store unreadable, full disk, corrupt entry) falls back
 //! to a plain compile with a warning; the build succeeds or fails as it would without
@@ -36,6 +38,7 @@ use larder_store::{
 
 use crate::config::Config;
 use crate::exec::{Captured, exec_passthrough, exit_code, run_captured};
+use crate::failure;
 use crate::hashing::FileHasher;
 use crate::identity;
 use crate::linkage::{link_closure, link_name, native_libraries};
@@ -119,7 +122,7 @@ pub fn run(rustc: PathBuf, args: Vec<OsString>) -> i32 {
         Lookup::Hit { record, bytes } => {
             session.replay(&record);
             reporter.hit(record.compile_secs, bytes);
-            return 0;
+            return record.exit_code;
         }
         Lookup::Miss { reason, detail } => (reason, detail),
     };
@@ -132,11 +135,16 @@ pub fn run(rustc: PathBuf, args: Vec<OsString>) -> i32 {
         }
     };
     let code = exit_code(captured.status);
-    if !captured.status.success() {
+    let failed = !captured.status.success();
+    if failed
+        && !(code == 1
+            && !inv.is_linked()
+            && failure::is_deterministic_failure(&String::from_utf8_lossy(&captured.stderr)))
+    {
         reporter.miss(miss.0, Some(NotCacheable::CompileFailed.to_string()), false);
         return code;
     }
-    match session.store_result(&invocation_key, &captured, wall_start) {
+    match session.store_result(&invocation_key, &captured, wall_start, failed) {
         Ok(()) => reporter.miss(miss.0, miss.1, true),
         Err(Stop::NotCacheable(reason)) => {
             reporter.miss(miss.0, Some(format!("not stored: {reason}")), false)
@@ -510,7 +518,7 @@ impl Session<'_> {
             };
             files.push((dest, content, o.executable, o.digest));
         }
-        if files.len() != expected.len() {
+        if record.exit_code == 0 && files.len() != expected.len() {
             return Err(format!(
                 "record has {} outputs, this invocation {}",
                 files.len(),
@@ -553,9 +561,17 @@ impl Session<'_> {
         ik: &Digest,
         captured: &Captured,
         wall_start: SystemTime,
+        failed: bool,
     ) -> Result<(), Stop> {
         let inv = self.inv;
         let dep_info_path = inv.dep_info_path().ok_or(NotCacheable::NoDepInfo)?;
+        // A failed compile's dep-info must be its own, not one left by an earlier run.
+        let fresh = std::fs::metadata(&dep_info_path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|m| m >= wall_start);
+        if failed && !fresh {
+            return Err(NotCacheable::NoDepInfo.into());
+        }
         let dep_text = std::fs::read_to_string(&dep_info_path)
             .map_err(|_| NotCacheable::UnreadableInput(dep_info_path.display().to_string()))?;
         let info = DepInfo::parse(&dep_text);
@@ -585,15 +601,19 @@ impl Session<'_> {
         }
         let entry = ManifestEntry::new(ik, files, env_deps, absent);
 
-        // What it wrote.
-        let expected = inv.expected_outputs();
+        // What it wrote (nothing is kept of a failed compile but its messages).
+        let expected = if failed {
+            Vec::new()
+        } else {
+            inv.expected_outputs()
+        };
         let stderr = String::from_utf8(captured.stderr.clone())
             .map_err(|_| NotCacheable::BinaryOutput("stderr".into()))?;
         let stdout = String::from_utf8(captured.stdout.clone())
             .map_err(|_| NotCacheable::BinaryOutput("stdout".into()))?;
         for line in stderr
             .lines()
-            .filter(|l| l.starts_with('{') && l.contains("\"artifact\""))
+            .filter(|l| !failed && l.starts_with('{') && l.contains("\"artifact\""))
         {
             let artifact = serde_json::from_str::<serde_json::Value>(line)
                 .ok()
@@ -650,6 +670,7 @@ impl Session<'_> {
             stdout: self.roots.normalize_text(&stdout),
             stderr: self.roots.normalize_text(&stderr),
             compile_secs: captured.elapsed.as_secs_f64(),
+            exit_code: i32::from(failed),
             link_deps: link_deps.clone(),
         };
         let json = serde_json::to_vec(&record).map_err(|e| Stop::Error(e.to_string()))?;

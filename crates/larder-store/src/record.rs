@@ -36,6 +36,10 @@ pub struct ActionRecord {
     pub stderr: String,
     /// How long the compile took, in seconds.
     pub compile_secs: f64,
+    /// rustc's exit code: 0, or 1 for a cached deterministic compile error (then
+    /// `outputs` is empty).
+    #[serde(default)]
+    pub exit_code: i32,
     /// For each Rust library output (rlib, dylib, proc-macro), the file names of the
     /// libraries it was compiled against, so a link step can find its transitive inputs.
     #[serde(default)]
