@@ -52,7 +52,11 @@ pub fn run(rustc: PathBuf, args: Vec<OsString>) -> i32 {
     let config = match Config::load() {
         Ok(c) => c,
         Err(e) => {
-            warn_once("config", &format!("{e}; caching is off"));
+            // cargo hides the stderr of its probes (`rustc -vV`, `--print`): warn on a
+            // compile, where the one warning of the build is seen.
+            if crate_name_arg(&args).is_some() {
+                warn_once("config", &format!("{e}; caching is off"));
+            }
             return passthrough(&rustc, &args);
         }
     };

@@ -1,0 +1,130 @@
+//! The store under real builds: every crate type round-trips, the size bound holds,
+//! corrupt records are misses, bad configuration is named.
+
+mod support;
+
+use support::{Project, files_under, project};
+
+fn crate_types_project() -> Project {
+    project()
+        .file(
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"multi\", \"user\"]\nresolver = \"2\"\n",
+        )
+        .file(
+            "multi/Cargo.toml",
+            "[package]\nname = \"multi\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"rlib\", \"dylib\", \"staticlib\"]\n",
+        )
+        .file(
+            "multi/src/lib.rs",
+            "#[no_mangle]\npub extern \"C\" fn multi_value() -> u32 { 5 }\npub fn value() -> u32 { multi_value() }\n",
+        )
+        .file(
+            "user/Cargo.toml",
+            "[package]\nname = \"user\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nmulti = { path = \"../multi\" }\n",
+        )
+        .file("user/src/main.rs", "fn main() { println!(\"value={}\", multi::value()); }\n")
+        .build()
+}
+
+/// rlib, dylib and staticlib outputs of one compile are all restored (the fixture has a
+/// cdylib; cargo refuses dylib and cdylib in one package).
+#[test]
+fn every_library_crate_type_round_trips() {
+    let p = crate_types_project();
+    p.build().assert_all("miss", &["multi", "user"]);
+    let deps = p.target().join("debug/deps");
+    let names = |suffix: &str| -> Vec<String> {
+        std::fs::read_dir(&deps)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("libmulti") && n.ends_with(suffix))
+            .collect()
+    };
+    let before: Vec<_> = [".rlib", ".so", ".a"]
+        .iter()
+        .flat_map(|s| names(s))
+        .collect();
+    assert!(before.len() >= 3, "rlib, so and a outputs: {before:?}");
+
+    p.clean();
+    p.build().assert_all("hit", &["multi", "user"]);
+    let after: Vec<_> = [".rlib", ".so", ".a"]
+        .iter()
+        .flat_map(|s| names(s))
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(p.run_bin("debug", "user"), "value=5");
+}
+
+/// A small size bound: the build succeeds and the store stays within the bound.
+#[test]
+fn store_stays_within_its_size_bound() {
+    let p = Project::fixture();
+    let bound: u64 = 256 * 1024;
+    let run = p
+        .larder_cargo(&["build"])
+        .env("LARDER_MAX_SIZE", bound.to_string())
+        .run();
+    run.assert_no_hits();
+    p.assert_app(&[]);
+    let total: u64 = ["cas", "ac", "manifest", "link"]
+        .iter()
+        .flat_map(|ns| p.store_files(ns))
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    assert!(total <= bound, "store holds {total} bytes, bound {bound}");
+    assert!(total > 0, "the store keeps what fits");
+}
+
+/// Corrupt action records and manifests (a damaged index) are misses, and the build is
+/// correct.
+#[test]
+fn corrupt_records_and_manifests_are_misses() {
+    let p = Project::fixture();
+    p.build();
+    for ns in ["ac", "manifest"] {
+        for f in p.store_files(ns) {
+            std::fs::write(&f, b"{ not json").unwrap();
+        }
+    }
+    p.clean();
+    let run = p.build();
+    run.assert_no_hits();
+    p.assert_app(&[]);
+    // The next build repairs the entries.
+    p.clean();
+    p.build().assert_all("hit", support::FIXTURE_UNITS);
+}
+
+/// A value that does not parse is an error naming the variable; nothing is built.
+#[test]
+fn bad_configuration_names_the_culprit() {
+    let p = Project::fixture();
+    let run = p
+        .larder_cargo(&["build"])
+        .env("LARDER_MAX_SIZE", "lots")
+        .run_unchecked();
+    assert_eq!(run.status.code(), Some(2), "{}", run.context());
+    assert!(run.stderr.contains("LARDER_MAX_SIZE"), "{}", run.context());
+    assert!(!p.target().exists(), "nothing was built");
+
+    let config = p.tmp().join("config.toml");
+    std::fs::write(&config, "max_sise = \"1G\"\n").unwrap();
+    let run = p
+        .larder(&["stats"])
+        .env("LARDER_CONFIG", &config)
+        .run_unchecked();
+    assert_eq!(run.status.code(), Some(2), "{}", run.context());
+    assert!(run.stderr.contains("max_sise"), "{}", run.context());
+
+    // Through plain cargo the wrapper warns and compiles without caching.
+    let run = p
+        .cargo(&["build"])
+        .env("RUSTC_WRAPPER", support::LARDER)
+        .env("LARDER_MAX_SIZE", "lots")
+        .run();
+    assert!(run.stderr.contains("larder: warning"), "{}", run.context());
+    p.assert_app(&[]);
+    assert!(files_under(&p.larder_dir.join("v1/ac")).is_empty());
+}
