@@ -47,8 +47,12 @@ pub struct KeyInputs {
 impl KeyInputs {
     /// The invocation key.
     pub fn invocation_key(&self) -> Digest {
+        self.invocation_key_of_version(KEY_VERSION)
+    }
+
+    fn invocation_key_of_version(&self, version: &str) -> Digest {
         let mut h = KeyHasher::new();
-        h.field("version", KEY_VERSION);
+        h.field("version", version);
         if let Some(c) = &self.compiler {
             h.digest_field("compiler", c);
         }
@@ -275,6 +279,15 @@ mod tests {
         for v in variants {
             assert_ne!(v.invocation_key(), k, "{v:?}");
         }
+    }
+
+    #[test]
+    fn key_version_changes_the_invocation_key() {
+        let k = KeyInputs::default();
+        assert_ne!(
+            k.invocation_key(),
+            k.invocation_key_of_version("larder-key-v0")
+        );
     }
 
     #[test]

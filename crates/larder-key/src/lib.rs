@@ -15,23 +15,29 @@
 //! match, the result key is known and no rustc process is spawned. Every value is hashed
 //! as a tagged, length-prefixed field with SHA-256, after [`key::KEY_VERSION`].
 //!
-//! | input | how it is hashed | why |
-//! |---|---|---|
-//! | key version | the string [`key::KEY_VERSION`] | a new definition never matches old entries |
-//! | rustc identity | `rustc -vV` output and the content of every file in the sysroot's `lib/rustlib/*/lib` | another compiler or standard library gives other code |
-//! | arguments | every argument in order after `@argfile` expansion, with path roots normalized ([`paths::Roots`]) | flags, cfgs, features (`--cfg feature=..`), profile settings (`-C opt-level`, `-C debuginfo`), `--edition`, `--crate-type`, `-C metadata`, `--target`, `--json`/`--error-format` (they shape stderr) |
-//! | incremental | presence of `-C incremental`, not its location | incremental compiles partition code differently |
-//! | environment | every `CARGO_*` variable except cargo's own configuration ([`env::is_cargo_config`]), `CARGO`, `OUT_DIR`, the variables rustc and the linker read ([`env::TOOL_VARS`]), and user-declared variables; values normalized | cargo sets per-unit variables crates read through `env!` and proc macros read through `std::env` |
-//! | source files | content digest of every file in the compile's dep-info: modules, `include!`, `include_str!`, `include_bytes!`, generated files in `OUT_DIR`; paths normalized | these are what rustc read |
-//! | variables read | name and normalized value (or "unset") of every `# env-dep` line in dep-info | `env!`/`option_env!` of any variable, not only cargo's |
-//! | module shadows | that `a/mod.rs` does not exist for a listed `a.rs`, and the reverse | a new file there changes module resolution |
-//! | extern crates | content digest of each `--extern` file (rlib, rmeta, proc-macro `.so`) | a dependency's metadata and code |
-//! | linked libraries | for bins, dylibs, cdylibs, staticlibs and proc macros: content digest of every Rust library linked, transitively (found through the link records larder keeps for each library it built), and of every native static library (`lib*.a`) in a `-L` directory inside the workspace or target directory | a dependency two levels down, or its bundled C code, changes the linked output without changing its dependents' metadata |
-//! | linker | content digest of the linker executable (`-C linker`, or `cc` on `PATH`) | another linker gives another binary |
-//! | files named by arguments | content of `-C profile-use` files, a target spec `.json`, files named in `-C link-arg(s)` | they change codegen or linking |
-//! | declared inputs | content of user-declared extra files (`LARDER_EXTRA_FILES`) | proc macros that read files rustc does not see |
+//! | input | how it is hashed | why | test that changes it and expects a miss |
+//! |---|---|---|---|
+//! | key version | the string [`key::KEY_VERSION`] | a new definition never matches old entries | `key::tests::key_version_changes_the_invocation_key` |
+//! | rustc identity | `rustc -vV` output and the content of every file in the sysroot's `lib/rustlib/*/lib` | another compiler or standard library gives other code | `larder-core` `identity::tests::another_compiler_or_standard_library_is_another_identity` |
+//! | arguments | every argument in order after `@argfile` expansion, with path roots normalized ([`paths::Roots`]) | flags, cfgs, features (`--cfg feature=..`), profile settings (`-C opt-level`, `-C debuginfo`), `--edition`, `--crate-type`, `-C metadata`, `--target`, `--json`/`--error-format` (they shape stderr) | `cache.rs`: `feature_toggle_misses_and_revert_hits`, `release_profile_misses_and_both_profiles_hit_afterwards`, `rustflags_miss_and_revert_hits` |
+//! | incremental | presence of `-C incremental`, not its location | incremental compiles partition code differently | `key_rows.rs`: `incremental_presence_is_in_the_key` |
+//! | environment | every `CARGO_*` variable except cargo's own configuration ([`env::is_cargo_config`]), `CARGO`, `OUT_DIR`, the variables rustc and the linker read ([`env::TOOL_VARS`]); values normalized | cargo sets per-unit variables crates read through `env!` and proc macros read through `std::env` | `key_rows.rs`: `cargo_package_variable_is_in_the_key`, `tool_variable_is_in_the_key` |
+//! | source files | content digest of every file in the compile's dep-info: modules, `include!`, `include_str!`, `include_bytes!`, generated files in `OUT_DIR`; paths normalized | these are what rustc read | `cache.rs`: `edit_in_app_misses_only_app`, `included_file_change_misses`, `generated_file_change_misses_a` |
+//! | variables read | name and normalized value (or "unset") of every `# env-dep` line in dep-info | `env!`/`option_env!` of any variable, not only cargo's | `cache.rs`: `env_var_read_by_option_env_misses_and_revert_hits` |
+//! | module shadows | that `a/mod.rs` does not exist for a listed `a.rs`, and the reverse | a new file there changes module resolution | `key_rows.rs`: `module_file_appearing_is_not_a_hit` |
+//! | extern crates | content digest of each `--extern` file (rlib, rmeta, proc-macro `.so`) | a dependency's metadata and code | `cache.rs`: `edit_in_a_misses_dependents_and_revert_hits` |
+//! | linked libraries | for bins, dylibs, cdylibs, staticlibs and proc macros: content digest of every Rust library linked, transitively (found through the link records larder keeps for each library it built) | a dependency two levels down changes the linked output without changing its dependents' metadata | `key_rows.rs`: `bundled_c_library_two_crates_down_reaches_the_binary` |
+//! | native libraries | content digest of every static library named by `-l static=`, wherever it is on the search path, and of every `lib*.a` in a `-L` directory inside the workspace or target directory | bundled into rlibs, linked into outputs | `key_rows.rs`: `bundled_c_library_two_crates_down_reaches_the_binary` |
+//! | linker | content digest of the linker executable (`-C linker`, or `cc` on `PATH`) | another linker gives another binary | `key_rows.rs`: `linker_content_is_in_the_key` |
+//! | files named by arguments | content of `-C profile-use` files, a target spec `.json`, files named in `-C link-arg(s)` | they change codegen or linking | `key_rows.rs`: `file_named_in_link_arg_is_in_the_key` |
+//! | declared inputs | user-declared variables (`LARDER_EXTRA_ENV`) and the content of user-declared files (`LARDER_EXTRA_FILES`) | proc macros that read what rustc does not see | `key_rows.rs`: `declared_extra_env_and_files_are_inputs` |
 //!
 //! # Left out on purpose
+//!
+//! Each of these is changed by a test that expects hits: checkout path, target
+//! directory and `CARGO_HOME` (`cache.rs`: `relocated_checkout_hits_and_tracks_its_own_files`),
+//! modification times (`key_rows.rs`: `touched_sources_hit`), cargo's configuration
+//! variables (`key_rows.rs`: `cargo_configuration_variables_do_not_matter`).
 //!
 //! - Absolute locations of the working directory, target directory, `CARGO_HOME` and the
 //!   sysroot: normalized to placeholders, so two checkouts share entries. Outputs that

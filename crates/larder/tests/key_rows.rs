@@ -243,6 +243,23 @@ fn file_named_in_link_arg_is_in_the_key() {
         .assert_crate("so", "miss");
 }
 
+/// Row "environment" (variables cargo sets for the unit): the package description
+/// reaches the compile only as `CARGO_PKG_DESCRIPTION` (it is not in `-C metadata`), and
+/// a proc macro may read it. (cargo itself does not recompile for it, hence the clean.)
+#[test]
+fn cargo_package_variable_is_in_the_key() {
+    let p = module_project();
+    p.build();
+    p.clean();
+    p.edit(
+        "m/Cargo.toml",
+        "edition = \"2021\"\n",
+        "edition = \"2021\"\ndescription = \"now described\"\n",
+    );
+    let run = p.build();
+    run.assert_crate("m", "miss");
+}
+
 /// Left out on purpose: modification times. Touching every source makes cargo
 /// recompile everything; larder answers every compile from the store.
 #[test]
