@@ -9,6 +9,7 @@
 pub mod config;
 pub mod exec;
 pub mod failure;
+pub mod flight;
 pub mod hashing;
 pub mod identity;
 pub mod linkage;

@@ -39,6 +39,7 @@ use larder_store::{
 use crate::config::Config;
 use crate::exec::{Captured, exec_passthrough, exit_code, run_captured};
 use crate::failure;
+use crate::flight::{self, Flight};
 use crate::hashing::FileHasher;
 use crate::identity;
 use crate::linkage::{link_closure, link_name, native_libraries};
@@ -129,6 +130,24 @@ pub fn run(rustc: PathBuf, args: Vec<OsString>) -> i32 {
             return record.exit_code;
         }
         Lookup::Miss { reason, detail } => (reason, detail),
+    };
+
+    // Single flight: if another process is compiling this key, wait for it and look
+    // again. The lock is held until this compile is stored.
+    let _flight = match flight::acquire(store.root(), &invocation_key) {
+        Ok(Flight::Waited(lock)) => {
+            if let Lookup::Hit { record, bytes } = session.lookup(&invocation_key) {
+                session.replay(&record);
+                reporter.hit(record.compile_secs, bytes);
+                return record.exit_code;
+            }
+            Some(lock)
+        }
+        Ok(Flight::Leader(lock)) => Some(lock),
+        Err(e) => {
+            tracing::debug!(%e, "no single flight");
+            None
+        }
     };
 
     let captured = match run_captured(&rustc, &args) {

@@ -165,8 +165,26 @@ impl DiskStore {
             }
         }
         self.with_counter(|_| total as i64)?;
+        self.remove_stale_locks();
         tracing::debug!(freed, total, "store collected");
         Ok(freed)
+    }
+
+    /// Removes single-flight lock files (`v1/locks/*`) unused for an hour. Removing one
+    /// that is still held costs at most a duplicate compile, never a wrong result.
+    fn remove_stale_locks(&self) {
+        let Ok(entries) = std::fs::read_dir(self.root.join("locks")) else {
+            return;
+        };
+        let hour_ago = SystemTime::now() - std::time::Duration::from_secs(3600);
+        for e in entries.flatten() {
+            if e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < hour_ago)
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 
     /// Updates the running total under its lock; `f` maps the old total to the new one.

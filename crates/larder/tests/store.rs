@@ -128,3 +128,30 @@ fn bad_configuration_names_the_culprit() {
     p.assert_app(&[]);
     assert!(files_under(&p.larder_dir.join("v1/ac")).is_empty());
 }
+
+/// Single flight: two checkouts of the same sources built at the same time into one
+/// store compile each unit once on the machine; the other build waits and restores.
+#[test]
+fn parallel_builds_compile_each_unit_once() {
+    let p = Project::fixture();
+    let q = p.relocated_copy();
+    let (run_p, run_q) = std::thread::scope(|s| {
+        let tp = s.spawn(|| p.larder_cargo(&["build"]).run());
+        let tq = s.spawn(|| q.larder_cargo(&["build"]).run());
+        (tp.join().unwrap(), tq.join().unwrap())
+    });
+    for krate in support::FIXTURE_UNITS {
+        let mut outcomes = run_p.report.outcomes(krate);
+        outcomes.extend(run_q.report.outcomes(krate));
+        outcomes.sort();
+        assert_eq!(
+            outcomes,
+            vec!["hit".to_string(), "miss".to_string()],
+            "{krate}: one compile and one restore\n{}\n{}",
+            run_p.context(),
+            run_q.context()
+        );
+    }
+    p.assert_app(&[]);
+    q.assert_app(&[]);
+}
