@@ -12,6 +12,7 @@
 //! | `LARDER_DISABLE` | `disable` | `1`/`true`/`yes`/`on` passes every invocation straight to rustc | `false` |
 //! | `LARDER_EXTRA_ENV` | `extra_env` | environment variables to add to every key (comma-separated; a list in the file), for proc macros that read them | none |
 //! | `LARDER_EXTRA_FILES` | `extra_files` | files whose content goes into every key (comma-separated; a list in the file), for proc macros that read them; relative paths are relative to rustc's working directory | none |
+//! | `LARDER_BUILD_SCRIPT_CACHE` | `build_script_cache` | cache build-script runs (`0`/`false` turns it off) | `true` |
 //! | `LARDER_COMPRESSION_LEVEL` | `compression_level` | zstd level for stored blobs, 1 to 19 | `3` |
 //! | `LARDER_REPORT` | | file to which each wrapper invocation appends one JSON line (set by `larder cargo`) | none |
 //! | `LARDER_LOG` | | a `tracing` filter for debug logs on stderr (`debug`, `larder_core=trace`) | none |
@@ -35,6 +36,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "LARDER_EXTRA_FILES",
         "extra files whose content is in every key",
     ),
+    ("LARDER_BUILD_SCRIPT_CACHE", "cache build-script runs"),
     ("LARDER_COMPRESSION_LEVEL", "zstd level for stored blobs"),
     ("LARDER_REPORT", "per-build JSON-lines report file"),
     ("LARDER_LOG", "tracing filter for debug logs"),
@@ -58,6 +60,8 @@ pub struct Config {
     pub extra_files: Vec<PathBuf>,
     /// zstd level for blobs.
     pub compression_level: i32,
+    /// Cache build-script runs.
+    pub build_script_cache: bool,
     /// Per-build report file.
     pub report: Option<PathBuf>,
 }
@@ -97,6 +101,7 @@ struct FileConfig {
     extra_env: Option<Vec<String>>,
     extra_files: Option<Vec<PathBuf>>,
     compression_level: Option<i64>,
+    build_script_cache: Option<bool>,
 }
 
 impl Config {
@@ -182,7 +187,12 @@ impl Config {
             (None, Some(n)) => parse_level(&file_key("compression_level"), &n.to_string())?,
             (None, None) => 3,
         };
+        let build_script_cache = match get("LARDER_BUILD_SCRIPT_CACHE") {
+            Some(v) => parse_bool("LARDER_BUILD_SCRIPT_CACHE", &v)?,
+            None => file.build_script_cache.unwrap_or(true),
+        };
         Ok(Config {
+            build_script_cache,
             dir,
             max_size,
             disable,

@@ -1,4 +1,5 @@
-//! Identities of the tools a compile depends on: the compiler and the linker.
+//! Identities of the tools a compile depends on: the compiler, the linker and, for
+//! C compiles in build scripts ([`crate::cc`]), the C compiler ([`c_compiler`]).
 //!
 //! The compiler identity is the digest of `rustc -vV` (version, commit, host, LLVM
 //! version) and of the content of every file under the sysroot's `lib/rustlib/*/lib`
@@ -190,6 +191,49 @@ pub fn linker(linker: &Path, cache_dir: Option<&Path>) -> io::Result<Digest> {
     })
 }
 
+/// The identity of a C or C++ compiler driver: the digest of its executable (following
+/// symlinks), the file name it is run by (`clang++` is `clang` run as a C++ compiler)
+/// and its `--version` output. Cached in `cache_dir` while the executable keeps its
+/// size, time and inode.
+///
+/// The driver's helpers (`cc1`, `as`) are not hashed: a toolchain update replaces the
+/// driver too, which changes `--version` or the driver's content.
+///
+/// # Errors
+/// If the compiler cannot be found, read or run.
+pub fn c_compiler(compiler: &Path, cache_dir: Option<&Path>) -> io::Result<Digest> {
+    let path = resolve_program(compiler).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} not found on PATH", compiler.display()),
+        )
+    })?;
+    let real = std::fs::canonicalize(&path)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut h = KeyHasher::new();
+    h.digest_field("driver", &stat_key("c-compiler", &real)?)
+        .field("name", &name);
+    let key = h.finish();
+    cached(cache_dir, &key, || {
+        let out = Command::new(&path).arg("--version").output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "{} --version failed",
+                path.display()
+            )));
+        }
+        let (d, _) = Digest::of_reader(std::fs::File::open(&real)?)?;
+        let mut h = KeyHasher::new();
+        h.field("c-compiler", &name)
+            .digest_field("executable", &d)
+            .field("--version", &out.stdout);
+        Ok(h.finish())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +294,30 @@ mod tests {
         std::fs::write(&lib, "new std").unwrap();
         let a2 = compiler(&t.path().join("a/bin/rustc"), Some(cache.path())).unwrap();
         assert_ne!(a.digest, a2.digest);
+    }
+
+    #[test]
+    fn c_compiler_identity_follows_content_and_name() {
+        use std::os::unix::fs::PermissionsExt;
+        let cache = tempfile::tempdir().unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let script = |name: &str, body: &str| {
+            let p = t.path().join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n# {body}\nexec cc \"$@\"\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        };
+        let a = c_compiler(&script("gcc", "a"), Some(cache.path())).unwrap();
+        assert_eq!(
+            a,
+            c_compiler(&t.path().join("gcc"), Some(cache.path())).unwrap()
+        );
+        let b = c_compiler(&script("g++", "a"), Some(cache.path())).unwrap();
+        assert_ne!(a, b, "the name it runs by");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        let c = c_compiler(&script("gcc", "changed"), Some(cache.path())).unwrap();
+        assert_ne!(a, c, "the content");
+        assert!(c_compiler(Path::new("no-such-cc-larder"), None).is_err());
     }
 
     #[test]

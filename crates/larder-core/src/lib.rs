@@ -3,9 +3,12 @@
 //! [`wrapper::run`] is what cargo runs for each rustc invocation: it computes the key
 //! (`larder-key`), looks it up in the store (`larder-store`), restores or compiles and
 //! stores. [`runner::run_cargo`] runs a whole cargo build through it and reports;
-//! [`stats`] shows totals. [`config`] documents every setting.
+//! [`stats`] shows totals. [`config`] documents every setting. [`cc`] is the C and C++
+//! compiler wrapper for build scripts (`CC="larder cc"`).
 #![deny(missing_docs)]
 
+pub mod buildrun;
+pub mod cc;
 pub mod config;
 pub mod exec;
 pub mod failure;

@@ -1,5 +1,6 @@
-//! `larder cargo <args>`: runs cargo with larder as its rustc wrapper and reports on the
-//! build.
+//! `larder cargo <args>`: runs cargo with larder as its rustc wrapper (and as the C and
+//! C++ compiler of build scripts that use the `cc` crate, through `CC`/`CXX`) and reports
+//! on the build.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -121,15 +122,50 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     let cargo = std::env::var_os("CARGO")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("cargo"));
-    let status = Command::new(&cargo)
+    let mut command = Command::new(&cargo);
+    command
         .args(&args)
         .env("RUSTC_WRAPPER", &exe)
-        .env("LARDER_REPORT", &report)
+        .env("LARDER_REPORT", &report);
+    for (var, default) in [("CC", "cc"), ("CXX", "c++")] {
+        if let Some(value) = c_compiler_env(&exe, std::env::var_os(var), default) {
+            command.env(var, value);
+        }
+    }
+    let status = command
         .status()
         .map_err(|e| RunnerError::Io(format!("cannot run {}: {e}", cargo.display())))?;
     let events: Vec<Event> = read_report(&report).into_iter().skip(skip).collect();
     eprint!("{}", BuildSummary::from_events(&events).render());
     Ok(crate::exec::exit_code(status))
+}
+
+/// The value of `CC` (or `CXX`) that puts larder in front of the C compiler for the
+/// `cc` crate in build scripts: `<larder> <compiler>` where the compiler is the user's
+/// single-word `CC` if it names a compiler larder recognises, else `default`. `None`
+/// leaves the variable as it is: a value with arguments or an unrecognised compiler, or
+/// a larder path with whitespace (cc-rs would split it).
+fn c_compiler_env(
+    exe: &std::path::Path,
+    current: Option<OsString>,
+    default: &str,
+) -> Option<OsString> {
+    let exe = exe.to_str().filter(|e| !e.contains(char::is_whitespace))?;
+    let compiler = match current {
+        None => default.to_string(),
+        Some(v) => {
+            let v = v.into_string().ok()?;
+            let v = v.trim();
+            if v.is_empty() {
+                default.to_string()
+            } else if !v.contains(char::is_whitespace) && crate::cc::is_compiler_name(v) {
+                v.to_string()
+            } else {
+                return None;
+            }
+        }
+    };
+    Some(OsString::from(format!("{exe} {compiler}")))
 }
 
 #[cfg(test)]
@@ -148,6 +184,24 @@ mod tests {
             saved_secs: if outcome == "hit" { 2.0 } else { 0.0 },
             bytes_restored: if outcome == "hit" { 2048 } else { 0 },
         }
+    }
+
+    #[test]
+    fn cc_and_cxx_point_at_larder() {
+        let exe = std::path::Path::new("/opt/larder");
+        let v = |cur: Option<&str>| c_compiler_env(exe, cur.map(OsString::from), "cc");
+        assert_eq!(v(None), Some("/opt/larder cc".into()));
+        assert_eq!(v(Some("")), Some("/opt/larder cc".into()));
+        assert_eq!(v(Some("clang")), Some("/opt/larder clang".into()));
+        assert_eq!(
+            v(Some("/usr/bin/gcc-12")),
+            Some("/opt/larder /usr/bin/gcc-12".into())
+        );
+        assert_eq!(v(Some("sccache cc")), None);
+        assert_eq!(v(Some("gcc -m32")), None);
+        assert_eq!(v(Some("/opt/mycompiler")), None);
+        let spaced = std::path::Path::new("/my dir/larder");
+        assert_eq!(c_compiler_env(spaced, None, "cc"), None);
     }
 
     #[test]

@@ -127,6 +127,7 @@ pub fn run(rustc: PathBuf, args: Vec<OsString>) -> i32 {
         Lookup::Hit { record, bytes } => {
             session.replay(&record);
             reporter.hit(record.compile_secs, bytes);
+            shim_build_script(&config, &inv);
             return record.exit_code;
         }
         Lookup::Miss { reason, detail } => (reason, detail),
@@ -139,6 +140,7 @@ pub fn run(rustc: PathBuf, args: Vec<OsString>) -> i32 {
             if let Lookup::Hit { record, bytes } = session.lookup(&invocation_key) {
                 session.replay(&record);
                 reporter.hit(record.compile_secs, bytes);
+                shim_build_script(&config, &inv);
                 return record.exit_code;
             }
             Some(lock)
@@ -180,7 +182,30 @@ pub fn run(rustc: PathBuf, args: Vec<OsString>) -> i32 {
             reporter.miss(miss.0, Some(format!("not stored: {msg}")), false);
         }
     }
+    if code == 0 {
+        shim_build_script(&config, &inv);
+    }
     code
+}
+
+/// After a build script's binary is compiled or restored, puts the run cache in front
+/// of it ([`crate::buildrun`]).
+fn shim_build_script(config: &Config, inv: &Invocation) {
+    let is_build_script = inv.crate_name == "build_script_build"
+        && inv.crate_types == [CrateType::Bin]
+        && inv.emits.contains(&larder_key::Emit::Link);
+    if !(config.build_script_cache && is_build_script) {
+        return;
+    }
+    let binary = inv
+        .out_dir
+        .join(CrateType::Bin.file_name(&inv.crate_name, &inv.extra_filename));
+    if let Err(e) = crate::buildrun::install_shim(&binary) {
+        warn_once(
+            "shim",
+            &format!("cannot cache the runs of {}: {e}", binary.display()),
+        );
+    }
 }
 
 fn parse(config: &Config, rustc: &Path, args: &[OsString]) -> Result<Invocation, NotCacheable> {
@@ -239,11 +264,11 @@ fn crate_type_name(t: CrateType) -> &'static str {
 }
 
 /// Writes the invocation's [`Event`].
-struct Reporter<'a> {
-    config: &'a Config,
-    started: Instant,
-    crate_name: Option<String>,
-    crate_types: Vec<String>,
+pub(crate) struct Reporter<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) started: Instant,
+    pub(crate) crate_name: Option<String>,
+    pub(crate) crate_types: Vec<String>,
 }
 
 impl Reporter<'_> {
@@ -276,7 +301,7 @@ impl Reporter<'_> {
         record(self.config.report.as_deref(), &self.config.dir, &event);
     }
 
-    fn not_cacheable(&self, reason: &NotCacheable) {
+    pub(crate) fn not_cacheable(&self, reason: &NotCacheable) {
         self.emit(
             "not_cacheable",
             Some(reason.label().to_string()),
@@ -287,15 +312,15 @@ impl Reporter<'_> {
         );
     }
 
-    fn error(&self, msg: &str) {
+    pub(crate) fn error(&self, msg: &str) {
         self.emit("error", None, Some(msg.to_string()), false, 0.0, 0);
     }
 
-    fn hit(&self, compile_secs: f64, bytes: u64) {
+    pub(crate) fn hit(&self, compile_secs: f64, bytes: u64) {
         self.emit("hit", None, None, false, compile_secs, bytes);
     }
 
-    fn miss(&self, reason: &str, detail: Option<String>, stored: bool) {
+    pub(crate) fn miss(&self, reason: &str, detail: Option<String>, stored: bool) {
         self.emit("miss", Some(reason.to_string()), detail, stored, 0.0, 0);
     }
 }
@@ -733,7 +758,7 @@ fn describe(m: &Mismatch) -> String {
 
 /// Writes `content` to `dest` through a temporary file in the same directory and a
 /// rename, so cargo and other readers never see a partial file.
-fn write_atomic(dest: &Path, content: &[u8], executable: bool) -> std::io::Result<()> {
+pub(crate) fn write_atomic(dest: &Path, content: &[u8], executable: bool) -> std::io::Result<()> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new()

@@ -80,6 +80,55 @@ pub fn is_keyed(name: &str, extra_env: &[String]) -> bool {
         || extra_env.iter().any(|e| e == name)
 }
 
+/// Variables that C toolchains and `pkg-config` read, by name or as a prefix followed
+/// by `_` (`CC_x86_64_unknown_linux_gnu`, `CFLAGS_...`), also behind `TARGET_`/`HOST_`.
+const C_TOOL_VARS: &[&str] = &[
+    "CC",
+    "CXX",
+    "AR",
+    "RANLIB",
+    "CFLAGS",
+    "CXXFLAGS",
+    "CPPFLAGS",
+    "LDFLAGS",
+    "ARFLAGS",
+    "CRATE_CC_NO_DEFAULTS",
+];
+
+/// Whether `name` is part of a build-script run's key: everything [`is_keyed`] takes,
+/// the variables cargo sets only for build scripts (`TARGET`, `HOST`, `PROFILE`,
+/// `OPT_LEVEL`, `DEBUG`, `RUSTC`, `RUSTDOC`, `RUSTC_LINKER`, `CARGO_ENCODED_RUSTFLAGS`,
+/// the wrappers), the C toolchain's variables and `PKG_CONFIG*`. `NUM_JOBS` is left out:
+/// it sets parallelism, not results, and differs from one machine to the next.
+pub fn is_keyed_for_build_script(name: &str, extra_env: &[String]) -> bool {
+    const SCRIPT_VARS: &[&str] = &[
+        "TARGET",
+        "HOST",
+        "PROFILE",
+        "OPT_LEVEL",
+        "DEBUG",
+        "RUSTC",
+        "RUSTDOC",
+        "RUSTC_LINKER",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_ENCODED_RUSTFLAGS",
+    ];
+    if is_keyed(name, extra_env) || SCRIPT_VARS.contains(&name) || name.starts_with("PKG_CONFIG") {
+        return true;
+    }
+    let base = name
+        .strip_prefix("TARGET_")
+        .or_else(|| name.strip_prefix("HOST_"))
+        .unwrap_or(name);
+    C_TOOL_VARS.iter().any(|v| {
+        base == *v
+            || base
+                .strip_prefix(v)
+                .is_some_and(|rest| rest.starts_with('_'))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +157,25 @@ mod tests {
             assert!(!is_keyed(v, none), "{v}");
         }
         assert!(is_keyed("DATABASE_URL", &["DATABASE_URL".to_string()]));
+    }
+
+    #[test]
+    fn build_script_variables() {
+        let none: &[String] = &[];
+        for v in [
+            "TARGET",
+            "OPT_LEVEL",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "CC",
+            "CFLAGS_x86_64_unknown_linux_gnu",
+            "TARGET_CC",
+            "PKG_CONFIG_PATH",
+            "CARGO_CFG_TARGET_OS",
+        ] {
+            assert!(is_keyed_for_build_script(v, none), "{v}");
+        }
+        for v in ["NUM_JOBS", "CARGO_MAKEFLAGS", "CCACHE_DIR", "PATH", "HOME"] {
+            assert!(!is_keyed_for_build_script(v, none), "{v}");
+        }
     }
 }

@@ -59,6 +59,11 @@ pub enum NotCacheable {
     NoDepInfo,
     /// rustc's output is not UTF-8 text, so its paths cannot be rewritten.
     BinaryOutput(String),
+    /// A build script's output names a path outside the workspace, target directory,
+    /// `CARGO_HOME` and sysroot: it probed the system, which is not an input.
+    SystemPath(String),
+    /// A build script left something in `OUT_DIR` that is not a regular file.
+    SpecialFile(String),
 }
 
 impl NotCacheable {
@@ -90,6 +95,8 @@ impl NotCacheable {
             NotCacheable::CompileFailed => "compile-failed",
             NotCacheable::NoDepInfo => "no-dep-info",
             NotCacheable::BinaryOutput(_) => "binary-output",
+            NotCacheable::SystemPath(_) => "system-path",
+            NotCacheable::SpecialFile(_) => "special-file",
         }
     }
 }
@@ -135,6 +142,13 @@ impl fmt::Display for NotCacheable {
                 f.write_str("no dep-info emitted, so the inputs are unknown")
             }
             NotCacheable::BinaryOutput(w) => write!(f, "{w} is not UTF-8 text"),
+            NotCacheable::SystemPath(p) => {
+                write!(
+                    f,
+                    "the build script names {p}, outside the workspace: it probed the system"
+                )
+            }
+            NotCacheable::SpecialFile(p) => write!(f, "{p} in OUT_DIR is not a regular file"),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The `larder` binary: a rustc wrapper when cargo runs it as `RUSTC_WRAPPER`, and a
+//! The `larder` binary: a rustc wrapper when cargo runs it as `RUSTC_WRAPPER`, a C and
+//! C++ compiler wrapper when build scripts run it as `CC="larder cc"`, and a
 //! command-line tool otherwise. It parses arguments and maps errors to exit codes;
 //! everything else lives in `larder-core`.
 
@@ -6,7 +7,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use larder_core::{config::Config, runner, stats, wrapper};
+use larder_core::{cc, config::Config, runner, stats, wrapper};
 
 /// A build cache for Rust.
 #[derive(Parser)]
@@ -35,15 +36,43 @@ enum Command {
     },
 }
 
-const COMMANDS: &[&str] = &["cargo", "stats", "help", "--help", "-h", "--version", "-V"];
+const COMMANDS: &[&str] = &[
+    "cargo",
+    "stats",
+    "help",
+    "--help",
+    "-h",
+    "--version",
+    "-V",
+    "build-script-run",
+];
 
 fn main() -> ExitCode {
     let mut args: Vec<OsString> = std::env::args_os().collect();
     // Wrapper mode: cargo runs `larder <rustc> <args...>`.
     if args.len() >= 2 && !COMMANDS.iter().any(|c| args[1] == *c) {
+        // C compiler mode: cc-rs runs `larder cc <args...>` (`CC="larder cc"`), and
+        // `larder <flags...>` for its probes.
+        let first = args[1].to_string_lossy();
+        if cc::is_compiler_name(&first) || first.starts_with('-') {
+            let code = if first.starts_with('-') {
+                cc::run_probe(args.split_off(1))
+            } else {
+                let rest = args.split_off(2);
+                cc::run(std::path::PathBuf::from(args.pop().expect("two")), rest)
+            };
+            return ExitCode::from(u8::try_from(code).unwrap_or(1));
+        }
         let rest = args.split_off(2);
         let rustc = std::path::PathBuf::from(args.pop().expect("two arguments"));
         let code = wrapper::run(rustc, rest);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    // The shim in front of a build script: `larder build-script-run <real> <args...>`.
+    if args.len() >= 3 && args[1] == "build-script-run" {
+        let rest = args.split_off(3);
+        let real = std::path::PathBuf::from(args.pop().expect("three arguments"));
+        let code = larder_core::buildrun::run(real, rest);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     let cli = Cli::parse();

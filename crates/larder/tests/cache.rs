@@ -502,8 +502,8 @@ fn stats_count_outcomes_and_zero_resets() {
     let cold = p.build();
     p.clean();
     let warm = p.build();
-    let hits = cold.report.count("hit") + warm.report.count("hit");
-    let misses = cold.report.count("miss") + warm.report.count("miss");
+    let hits = cold.report.count_all("hit") + warm.report.count_all("hit");
+    let misses = cold.report.count_all("miss") + warm.report.count_all("miss");
 
     let stats = p.stats();
     for field in ["hits", "misses", "not_cacheable", "errors"] {

@@ -49,7 +49,13 @@ fn main() {
 #[test]
 fn deterministic_probe_failure_is_cached_and_replayed_as_failure() {
     let p = probing_project();
-    let run = p.build();
+    // Build-script runs are not cached here, so the script runs and probes each time.
+    let build = || {
+        p.larder_cargo(&["build"])
+            .env("LARDER_BUILD_SCRIPT_CACHE", "0")
+            .run()
+    };
+    let run = build();
     run.assert_crate("probe", "miss");
     let stored = run
         .report
@@ -59,7 +65,7 @@ fn deterministic_probe_failure_is_cached_and_replayed_as_failure() {
     assert_eq!(p.run_bin("debug", "prober"), "probe=fail");
 
     p.clean();
-    let run = p.build();
+    let run = build();
     run.assert_all("hit", &["probe", "prober", "build_script_build"]);
     // A hit that answered success would make the build script set `probe_ok`.
     assert_eq!(

@@ -876,9 +876,23 @@ impl Report {
         Report { entries }
     }
 
-    /// Lines for compiles (with a crate name); cargo's probes are left out.
+    /// Lines for rustc compiles (with a crate name); cargo's probes, build-script runs
+    /// (`build-script-run`) and C objects (`c-object`) are left out.
     pub fn units(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.iter().filter(|e| e.krate.is_some())
+        self.entries.iter().filter(|e| {
+            e.krate.is_some()
+                && !e
+                    .crate_types
+                    .iter()
+                    .any(|t| t == "build-script-run" || t == "c-object")
+        })
+    }
+
+    /// Lines of build-script runs.
+    pub fn runs(&self) -> impl Iterator<Item = &Entry> {
+        self.entries
+            .iter()
+            .filter(|e| e.crate_types.iter().any(|t| t == "build-script-run"))
     }
 
     /// The crate names compiled.
@@ -908,6 +922,15 @@ impl Report {
     /// How many units have `outcome`.
     pub fn count(&self, outcome: &str) -> usize {
         self.units().filter(|e| e.outcome == outcome).count()
+    }
+
+    /// Lines with `outcome` of every kind (rustc units, build-script runs, C objects),
+    /// probes left out: what `larder stats` counts.
+    pub fn count_all(&self, outcome: &str) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.krate.is_some() && e.outcome == outcome)
+            .count()
     }
 }
 

@@ -1,0 +1,238 @@
+//! C compiles in build scripts: `larder cargo` sets `CC="<larder> cc"`, the `cc` crate
+//! runs larder for each object, and larder caches the objects (`crates/larder-core/src/cc`).
+//!
+//! The fixture's build script compiles two C files with the real `cc` crate (the version
+//! in this workspace's `Cargo.lock`, so it is in the registry cache; cargo fetches it
+//! otherwise) and the real C compiler; the binary prints what the C functions return.
+//! Build-script runs are not cached here (`LARDER_BUILD_SCRIPT_CACHE=0`): a restored run
+//! would not compile any C at all.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use support::{Project, Run, project};
+
+/// `capp` (bin): `build.rs` compiles `csrc/value.c` (includes `value.h`, uses the
+/// define `VALUE` from `$CAPP_VALUE`) and `csrc/other.c` with the `cc` crate.
+fn c_project() -> Project {
+    project()
+        .file(
+            "Cargo.toml",
+            "[package]\nname = \"capp\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[build-dependencies]\ncc = \"=1.11.1\"\n",
+        )
+        .file(
+            "build.rs",
+            r#"fn main() {
+    println!("cargo:rerun-if-changed=csrc");
+    println!("cargo:rerun-if-env-changed=CAPP_VALUE");
+    let v = std::env::var("CAPP_VALUE").unwrap_or_else(|_| "1".into());
+    cc::Build::new()
+        .file("csrc/value.c")
+        .file("csrc/other.c")
+        .include("csrc")
+        .define("VALUE", v.as_str())
+        .compile("capp");
+}
+"#,
+        )
+        .file("csrc/value.h", "#define BASE 100\n")
+        .file(
+            "csrc/value.c",
+            "#include \"value.h\"\nint capp_value(void) { return BASE + VALUE; }\n",
+        )
+        .file("csrc/other.c", "int capp_other(void) { return 7; }\n")
+        .file(
+            "src/main.rs",
+            "extern \"C\" { fn capp_value() -> i32; fn capp_other() -> i32; }\nfn main() { println!(\"value={} other={}\", unsafe { capp_value() }, unsafe { capp_other() }); }\n",
+        )
+        .build()
+}
+
+/// `larder cargo build` with build-script runs not cached, plus `env`.
+fn build(p: &Project, env: &[(&str, &str)]) -> Run {
+    let mut cmd = p
+        .larder_cargo(&["build"])
+        .env("LARDER_BUILD_SCRIPT_CACHE", "0");
+    for (k, v) in env {
+        cmd = cmd.env(k, v);
+    }
+    cmd.run()
+}
+
+/// Outcome of each C object compile in the report (`cc:<file>` -> outcomes).
+fn c_objects(run: &Run) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in &run.report.entries {
+        if e.crate_types.iter().any(|t| t == "c-object")
+            && let Some(k) = &e.krate
+        {
+            map.entry(k.clone()).or_default().push(e.outcome.clone());
+        }
+    }
+    map
+}
+
+fn assert_c(run: &Run, want: &[(&str, &str)]) {
+    let got = c_objects(run);
+    let want: BTreeMap<String, Vec<String>> = want
+        .iter()
+        .map(|(k, o)| (k.to_string(), vec![o.to_string()]))
+        .collect();
+    assert_eq!(got, want, "C object outcomes\n{}", run.context());
+}
+
+fn stored(run: &Run, krate: &str) -> bool {
+    run.report
+        .entries
+        .iter()
+        .any(|e| e.krate.as_deref() == Some(krate) && e.line.contains("\"stored\":true"))
+}
+
+#[test]
+fn c_objects_miss_then_hit_after_clean() {
+    let p = c_project();
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "miss")]);
+    assert!(
+        stored(&run, "cc:value.c") && stored(&run, "cc:other.c"),
+        "{}",
+        run.context()
+    );
+    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
+    assert!(
+        run.stderr.contains("misses") && run.stderr.contains("cc:value.c"),
+        "the summary counts C objects\n{}",
+        run.context()
+    );
+
+    p.clean();
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
+    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
+    let hit_bytes: u64 = run
+        .report
+        .entries
+        .iter()
+        .filter(|e| e.crate_types.iter().any(|t| t == "c-object") && e.outcome == "hit")
+        .map(|e| e.bytes_restored)
+        .sum();
+    assert!(hit_bytes > 0, "{}", run.context());
+
+    // `larder stats` counts them with the rest.
+    let stats = p.stats();
+    assert!(stats["hits"].as_u64().unwrap() >= 2, "{stats}");
+}
+
+#[test]
+fn header_change_misses_only_its_object() {
+    let p = c_project();
+    build(&p, &[]);
+    p.write("csrc/value.h", "#define BASE 200\n");
+    p.clean();
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "miss")]);
+    assert_eq!(p.run_bin("debug", "capp"), "value=201 other=7");
+
+    // Back to the first header: its entry is still there.
+    p.write("csrc/value.h", "#define BASE 100\n");
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
+    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
+}
+
+#[test]
+fn define_change_misses() {
+    let p = c_project();
+    build(&p, &[]);
+    let run = build(&p, &[("CAPP_VALUE", "2")]);
+    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "miss")]);
+    assert_eq!(p.run_bin("debug", "capp"), "value=102 other=7");
+    let run = build(&p, &[("CAPP_VALUE", "1")]);
+    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
+    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
+}
+
+/// A compiler `gcc` in a directory of its own: a shell script that runs the system's
+/// `cc`, with `variant` in a comment (so two variants differ only in content).
+fn wrapper_compiler(dir: &Path, variant: &str) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("gcc");
+    std::fs::write(&path, format!("#!/bin/sh\n# {variant}\nexec cc \"$@\"\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn compiler_change_misses() {
+    let p = c_project();
+    build(&p, &[]);
+    let dir = p.tmp().join("compiler");
+    let cc = wrapper_compiler(&dir, "variant a");
+    let run = build(&p, &[("CC", &cc)]);
+    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "miss")]);
+    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
+
+    // Same path, other content: another compiler.
+    wrapper_compiler(&dir, "variant b");
+    p.clean();
+    let run = build(&p, &[("CC", &cc)]);
+    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "miss")]);
+    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
+
+    // The system compiler again: its entries are still there.
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
+}
+
+#[test]
+fn relocated_checkout_hits() {
+    let p = c_project();
+    build(&p, &[]);
+    let q = p.relocated_copy();
+    let run = build(&q, &[]);
+    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
+    assert_eq!(q.run_bin("debug", "capp"), "value=101 other=7");
+}
+
+/// Compiles larder cannot cache run as plain compiles, with a reason in the report.
+#[test]
+fn dependency_file_output_is_not_cacheable_and_builds() {
+    let p = c_project();
+    p.edit(
+        "build.rs",
+        ".include(\"csrc\")",
+        ".include(\"csrc\").flag(\"-MMD\")",
+    );
+    let run = build(&p, &[]);
+    let nc: Vec<_> = run
+        .report
+        .entries
+        .iter()
+        .filter(|e| e.krate.as_deref() == Some("cc:value.c"))
+        .collect();
+    assert!(
+        nc.len() == 1
+            && nc[0].outcome == "not_cacheable"
+            && nc[0].reason.as_deref() == Some("c-dep-file"),
+        "{}",
+        run.context()
+    );
+    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
+}
+
+/// A store that cannot be written never fails the build.
+#[test]
+fn unwritable_store_compiles_plainly() {
+    let p = c_project();
+    std::fs::write(p.tmp().join("not-a-dir"), "x").unwrap();
+    let run = p
+        .larder_cargo(&["build"])
+        .env("LARDER_BUILD_SCRIPT_CACHE", "0")
+        .env("LARDER_DIR", p.tmp().join("not-a-dir").join("store"))
+        .run();
+    assert!(run.stderr.contains("larder: warning"), "{}", run.context());
+    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
+}
