@@ -1,0 +1,168 @@
+//! Build-script runs: cached behind a shim, restored with their `OUT_DIR` and
+//! directives, keyed by what they declare (or the whole package), never cached when
+//! they probe the system or fail.
+
+mod support;
+
+use support::{Project, project};
+
+fn run_outcomes(run: &support::Run, package: &str) -> Vec<String> {
+    run.report
+        .runs()
+        .filter(|e| e.krate.as_deref() == Some(package))
+        .map(|e| e.outcome.clone())
+        .collect()
+}
+
+/// The fixture's `a` writes `gen.rs` into `OUT_DIR` from `LARDER_FIXTURE_GEN`, which it
+/// declares with `rerun-if-env-changed`.
+#[test]
+fn run_is_restored_with_its_out_dir_and_keyed_by_declared_variables() {
+    let p = Project::fixture();
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "a"), ["miss"], "{}", run.context());
+    let gen_files = || -> Vec<_> {
+        support::files_under(&p.target().join("debug/build"))
+            .into_iter()
+            .filter(|f| f.ends_with("out/gen.rs"))
+            .collect()
+    };
+    assert_eq!(gen_files().len(), 1);
+
+    p.clean();
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "a"), ["hit"], "{}", run.context());
+    assert_eq!(gen_files().len(), 1, "OUT_DIR restored");
+    p.assert_app(&[]);
+
+    let run = p
+        .larder_cargo(&["build"])
+        .env("LARDER_FIXTURE_GEN", "9")
+        .run();
+    assert_eq!(run_outcomes(&run, "a"), ["miss"], "{}", run.context());
+    p.assert_app(&[("generated", "9"), ("sum", "110")]);
+
+    p.clean();
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "a"), ["hit"], "{}", run.context());
+    p.assert_app(&[]);
+}
+
+/// A package whose build script reads `data.txt` (declared or not) into `OUT_DIR`.
+fn data_project(build_rs_extra: &str) -> Project {
+    project()
+        .file(
+            "Cargo.toml",
+            "[package]\nname = \"datapkg\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        )
+        .file(
+            "build.rs",
+            format!(
+                "fn main() {{\n    {build_rs_extra}\n    let data = std::fs::read_to_string(\"data.txt\").unwrap();\n    let out = std::path::PathBuf::from(std::env::var(\"OUT_DIR\").unwrap());\n    std::fs::write(out.join(\"data.rs\"), format!(\"pub const DATA: &str = {{:?}};\", data.trim())).unwrap();\n}}\n"
+            ),
+        )
+        .file("data.txt", "first")
+        .file(
+            "src/main.rs",
+            "include!(concat!(env!(\"OUT_DIR\"), \"/data.rs\"));\nfn main() { println!(\"{DATA}\"); }\n",
+        )
+        .build()
+}
+
+/// Without any `rerun-if-*` directive, every file of the package is an input, as cargo
+/// assumes.
+#[test]
+fn undeclared_package_files_are_inputs() {
+    let p = data_project("");
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "datapkg"), ["miss"], "{}", run.context());
+    p.write("data.txt", "second");
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "datapkg"), ["miss"], "{}", run.context());
+    assert_eq!(p.run_bin("debug", "datapkg"), "second");
+    p.write("data.txt", "first");
+    p.clean();
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "datapkg"), ["hit"], "{}", run.context());
+    assert_eq!(p.run_bin("debug", "datapkg"), "first");
+}
+
+/// With `rerun-if-changed`, the declared files are the inputs.
+#[test]
+fn declared_file_change_misses() {
+    let p = data_project(
+        "println!(\"cargo:rerun-if-changed=data.txt\"); println!(\"cargo:rerun-if-changed=build.rs\");",
+    );
+    p.build();
+    p.write("data.txt", "changed");
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "datapkg"), ["miss"], "{}", run.context());
+    assert_eq!(p.run_bin("debug", "datapkg"), "changed");
+    // An undeclared file does not matter.
+    p.write("notes.md", "unrelated");
+    p.clean();
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "datapkg"), ["hit"], "{}", run.context());
+    assert_eq!(p.run_bin("debug", "datapkg"), "changed");
+}
+
+/// A script that points the linker at a system directory probed the system: its run is
+/// not cached, and the build is as without larder.
+#[test]
+fn system_probe_is_not_cached() {
+    let p = data_project(
+        "println!(\"cargo:rerun-if-changed=data.txt\"); println!(\"cargo:rustc-link-search=native=/usr/lib\");",
+    );
+    let run = p.build();
+    let entry = run
+        .report
+        .runs()
+        .find(|e| e.krate.as_deref() == Some("datapkg"))
+        .expect("a run line");
+    assert_eq!(entry.outcome, "miss", "{}", run.context());
+    assert!(
+        entry.line.contains("system-path") || entry.line.contains("probed the system"),
+        "{}",
+        entry.line
+    );
+    p.clean();
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "datapkg"), ["miss"], "{}", run.context());
+    assert_eq!(p.run_bin("debug", "datapkg"), "first");
+}
+
+/// A failing script fails the build as it would without larder, and is not cached.
+#[test]
+fn failing_script_is_not_cached() {
+    let p = data_project("println!(\"cargo:rerun-if-changed=data.txt\");");
+    std::fs::remove_file(p.path("data.txt")).unwrap();
+    let run = p.larder_cargo(&["build"]).run_unchecked();
+    assert!(!run.status.success(), "{}", run.context());
+    assert!(
+        !run.report
+            .runs()
+            .any(|e| e.line.contains("\"stored\":true")),
+        "{}",
+        run.context()
+    );
+    p.write("data.txt", "back");
+    p.build();
+    assert_eq!(p.run_bin("debug", "datapkg"), "back");
+}
+
+/// `LARDER_BUILD_SCRIPT_CACHE=0` leaves build scripts alone: no shim, no run lines.
+#[test]
+fn run_cache_can_be_turned_off() {
+    let p = data_project("");
+    let run = p
+        .larder_cargo(&["build"])
+        .env("LARDER_BUILD_SCRIPT_CACHE", "0")
+        .run();
+    assert_eq!(run.report.runs().count(), 0, "{}", run.context());
+    let shims = support::files_under(&p.target().join("debug/build"))
+        .into_iter()
+        .filter(|f| f.to_string_lossy().ends_with(".larder-real"))
+        .count();
+    assert_eq!(shims, 0);
+    assert_eq!(p.run_bin("debug", "datapkg"), "first");
+}
