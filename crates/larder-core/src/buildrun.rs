@@ -275,6 +275,15 @@ impl Run<'_> {
         Some(h.finish())
     }
 
+    /// [`Run::digest_of`] for a path inside the target directory, which tree walks
+    /// otherwise leave out.
+    fn digest_of_under_target(&mut self, path: &Path) -> Option<Digest> {
+        let saved = std::mem::take(&mut self.roots);
+        let d = self.digest_of(path);
+        self.roots = saved;
+        d
+    }
+
     fn walk(
         &self,
         root: &Path,
@@ -359,6 +368,26 @@ impl Run<'_> {
         vars.sort();
         for (k, v) in &vars {
             h.field("env-name", k).field("env-value", v);
+        }
+        // `DEP_<links>_<key>` values often name a dependency's `OUT_DIR` (headers, a
+        // built library): its content is an input, as cargo reruns the script when a
+        // dependency's run changes.
+        let target = self.roots.get("target").map(PathBuf::from);
+        for (k, v) in &vars {
+            let Some(target) = &target else { break };
+            if !k.starts_with("DEP_") {
+                continue;
+            }
+            for piece in self.roots.denormalize_text(v).split(':') {
+                let path = Path::new(piece);
+                if path.is_absolute() && path.starts_with(target) && path.exists() {
+                    let d = self
+                        .digest_of_under_target(path)
+                        .ok_or_else(|| NotCacheable::UnreadableInput(piece.to_string()))?;
+                    h.field("dep-path", self.roots.normalize_text(piece))
+                        .digest_field("dep-digest", &d);
+                }
+            }
         }
         Ok(h.finish())
     }

@@ -98,7 +98,8 @@ const C_TOOL_VARS: &[&str] = &[
 /// Whether `name` is part of a build-script run's key: everything [`is_keyed`] takes,
 /// the variables cargo sets only for build scripts (`TARGET`, `HOST`, `PROFILE`,
 /// `OPT_LEVEL`, `DEBUG`, `RUSTC`, `RUSTDOC`, `RUSTC_LINKER`, `CARGO_ENCODED_RUSTFLAGS`,
-/// the wrappers), the C toolchain's variables and `PKG_CONFIG*`. `NUM_JOBS` is left out:
+/// the wrappers), the `DEP_<links>_<key>` metadata of dependencies' build scripts, the
+/// C toolchain's variables and `PKG_CONFIG*`. `NUM_JOBS` is left out:
 /// it sets parallelism, not results, and differs from one machine to the next.
 pub fn is_keyed_for_build_script(name: &str, extra_env: &[String]) -> bool {
     const SCRIPT_VARS: &[&str] = &[
@@ -114,7 +115,11 @@ pub fn is_keyed_for_build_script(name: &str, extra_env: &[String]) -> bool {
         "RUSTC_WORKSPACE_WRAPPER",
         "CARGO_ENCODED_RUSTFLAGS",
     ];
-    if is_keyed(name, extra_env) || SCRIPT_VARS.contains(&name) || name.starts_with("PKG_CONFIG") {
+    if is_keyed(name, extra_env)
+        || SCRIPT_VARS.contains(&name)
+        || name.starts_with("PKG_CONFIG")
+        || name.starts_with("DEP_")
+    {
         return true;
     }
     let base = name

@@ -166,3 +166,63 @@ fn run_cache_can_be_turned_off() {
     assert_eq!(shims, 0);
     assert_eq!(p.run_bin("debug", "datapkg"), "first");
 }
+
+/// `zdep` (`links = "zdep"`) writes a header into its `OUT_DIR` from
+/// `LARDER_TEST_Z` and exports its directory as `DEP_ZDEP_INCLUDE`; `user`'s build script
+/// reads the header without declaring it. The header's content is an input of `user`'s
+/// run: the path stays the same, only the content changes.
+#[test]
+fn dependency_metadata_content_is_an_input() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"zdep\", \"user\"]\nresolver = \"2\"\n",
+        )
+        .file(
+            "zdep/Cargo.toml",
+            "[package]\nname = \"zdep\"\nversion = \"0.1.0\"\nedition = \"2021\"\nlinks = \"zdep\"\n",
+        )
+        .file(
+            "zdep/build.rs",
+            r#"fn main() {
+    println!("cargo:rerun-if-env-changed=LARDER_TEST_Z");
+    let v = std::env::var("LARDER_TEST_Z").unwrap_or_else(|_| "1".into());
+    let inc = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("include");
+    std::fs::create_dir_all(&inc).unwrap();
+    std::fs::write(inc.join("z.h"), v).unwrap();
+    println!("cargo:include={}", inc.display());
+}
+"#,
+        )
+        .file("zdep/src/lib.rs", "")
+        .file(
+            "user/Cargo.toml",
+            "[package]\nname = \"user\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nzdep = { path = \"../zdep\" }\n",
+        )
+        .file(
+            "user/build.rs",
+            r#"fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    let inc = std::env::var("DEP_ZDEP_INCLUDE").unwrap();
+    let v = std::fs::read_to_string(std::path::Path::new(&inc).join("z.h")).unwrap();
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    std::fs::write(out.join("z.rs"), format!("pub const Z: &str = {:?};", v)).unwrap();
+}
+"#,
+        )
+        .file(
+            "user/src/main.rs",
+            "include!(concat!(env!(\"OUT_DIR\"), \"/z.rs\"));\nfn main() { println!(\"z={Z}\"); }\n",
+        )
+        .build();
+    let build = |v: &str| p.larder_cargo(&["build"]).env("LARDER_TEST_Z", v).run();
+    build("1");
+    assert_eq!(p.run_bin("debug", "user"), "z=1");
+    let run = build("2");
+    assert_eq!(run_outcomes(&run, "user"), ["miss"], "{}", run.context());
+    assert_eq!(p.run_bin("debug", "user"), "z=2");
+    p.clean();
+    let run = build("1");
+    assert_eq!(run_outcomes(&run, "user"), ["hit"], "{}", run.context());
+    assert_eq!(p.run_bin("debug", "user"), "z=1");
+}

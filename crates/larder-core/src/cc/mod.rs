@@ -219,8 +219,9 @@ pub fn run(compiler: PathBuf, args: Vec<OsString>) -> i32 {
 
 /// Runs an invocation in which cc-rs named larder itself as the compiler (`larder -E
 /// detect_compiler_family.c`, `larder -Wflag -c flag_check.c`): passes it to the
-/// compiler that follows larder in `CXX` for C++ sources or `CC` otherwise (`cc`/`c++`
-/// if those do not name larder), uncached. Returns the exit code.
+/// compiler that follows larder in `CXX` for C++ sources or `CC` otherwise (the other
+/// one if that one does not name larder), uncached. Without either, the arguments are
+/// an unknown command. Returns the exit code.
 pub fn run_probe(args: Vec<OsString>) -> i32 {
     crate::init_logging();
     let cxx = args.iter().filter_map(|a| a.to_str()).any(|a| {
@@ -230,11 +231,20 @@ pub fn run_probe(args: Vec<OsString>) -> i32 {
             Some("cc" | "cp" | "cxx" | "cpp" | "CPP" | "c++" | "C" | "mm")
         )
     });
-    let (var, default) = if cxx { ("CXX", "c++") } else { ("CC", "cc") };
-    let compiler = std::env::var(var)
-        .ok()
-        .and_then(|v| compiler_after_larder(&v))
-        .unwrap_or_else(|| PathBuf::from(default));
+    let vars = if cxx { ["CXX", "CC"] } else { ["CC", "CXX"] };
+    let Some(compiler) = vars.iter().find_map(|v| {
+        std::env::var(v)
+            .ok()
+            .and_then(|v| compiler_after_larder(&v))
+    }) else {
+        // Not run by the `cc` crate through `CC="larder cc"`: an unknown command.
+        let first = args
+            .first()
+            .map(|a| a.to_string_lossy())
+            .unwrap_or_default();
+        eprintln!("larder: error: unknown command `{first}` (see `larder --help`)");
+        return 2;
+    };
     if let Ok(config) = Config::load() {
         Reporter {
             config: &config,
@@ -421,6 +431,10 @@ impl Session<'_> {
         };
         if record.exit_code != 0 {
             return Err("a failed compile".into());
+        }
+        // The compiler does not create the object's directory; neither does a hit.
+        if !self.output.parent().is_none_or(Path::is_dir) {
+            return Err(format!("no directory for {}", self.output.display()));
         }
         let blob = match get_verified_blob(self.store, &object.digest) {
             Ok(Some(b)) => b,
