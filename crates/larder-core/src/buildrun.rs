@@ -337,6 +337,7 @@ impl Run<'_> {
         if let Ok(exe) = std::env::current_exe() {
             roots.push(("larder", exe));
         }
+        roots.push(("larder-bin", crate::runner::shim_dir(self.config)));
         self.roots = Roots::new(roots);
 
         let mut h = KeyHasher::new();
@@ -348,6 +349,21 @@ impl Run<'_> {
         h.digest_field("script", &script);
         if let Some(c) = &compiler {
             h.digest_field("compiler", &c.digest);
+        }
+        // The C and C++ compilers a `cc`-crate script would run: their executables'
+        // content (a compiler upgrade changes the objects in `OUT_DIR`).
+        for (real_var, var, default) in [
+            ("LARDER_REAL_CC", "CC", "cc"),
+            ("LARDER_REAL_CXX", "CXX", "c++"),
+        ] {
+            let value = std::env::var(real_var)
+                .or_else(|_| std::env::var(var))
+                .unwrap_or_else(|_| default.to_string());
+            let program = value.split_whitespace().next().unwrap_or(default);
+            if let Ok(d) = identity::linker(Path::new(program), Some(&tools)) {
+                h.field("c-compiler", var)
+                    .digest_field("c-compiler-digest", &d);
+            }
         }
         for a in args {
             let a = a

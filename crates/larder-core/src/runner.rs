@@ -3,7 +3,7 @@
 //! on the build.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::config::Config;
@@ -127,10 +127,8 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
         .args(&args)
         .env("RUSTC_WRAPPER", &exe)
         .env("LARDER_REPORT", &report);
-    for (var, default) in [("CC", "cc"), ("CXX", "c++")] {
-        if let Some(value) = c_compiler_env(&exe, std::env::var_os(var), default) {
-            command.env(var, value);
-        }
+    for (var, value) in c_compiler_shims(&config, &exe) {
+        command.env(var, value);
     }
     let status = command
         .status()
@@ -140,32 +138,61 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     Ok(crate::exec::exit_code(status))
 }
 
-/// The value of `CC` (or `CXX`) that puts larder in front of the C compiler for the
-/// `cc` crate in build scripts: `<larder> <compiler>` where the compiler is the user's
-/// single-word `CC` if it names a compiler larder recognises, else `default`. `None`
-/// leaves the variable as it is: a value with arguments or an unrecognised compiler, or
-/// a larder path with whitespace (cc-rs would split it).
-fn c_compiler_env(
-    exe: &std::path::Path,
-    current: Option<OsString>,
-    default: &str,
-) -> Option<OsString> {
-    let exe = exe.to_str().filter(|e| !e.contains(char::is_whitespace))?;
-    let compiler = match current {
-        None => default.to_string(),
-        Some(v) => {
-            let v = v.into_string().ok()?;
-            let v = v.trim();
-            if v.is_empty() {
-                default.to_string()
-            } else if !v.contains(char::is_whitespace) && crate::cc::is_compiler_name(v) {
-                v.to_string()
-            } else {
-                return None;
-            }
+/// The directory of the compiler shims: symlinks named `cc` and `c++` to larder.
+pub fn shim_dir(config: &Config) -> PathBuf {
+    config.dir.join("v1").join("bin")
+}
+
+/// `CC`/`CXX` for the cargo that `larder cargo` runs, so that `cc`-crate build scripts
+/// compile C through larder: `CC=<store>/v1/bin/<tag>/cc`, a symlink to larder, which larder
+/// recognises by its name and runs as the C wrapper in front of the compiler in
+/// `LARDER_REAL_CC` (the user's `CC`, or `cc`). A single word, unlike `CC="larder cc"`,
+/// so build scripts that run `$CC` as a program work too. A user's `CC` with arguments
+/// (`ccache gcc`) is left alone, and so is everything if the shims cannot be made.
+fn c_compiler_shims(config: &Config, exe: &Path) -> Vec<(&'static str, OsString)> {
+    let dir = shim_dir(config);
+    let mut env = Vec::new();
+    for (var, real_var, name) in [
+        ("CC", "LARDER_REAL_CC", "cc"),
+        ("CXX", "LARDER_REAL_CXX", "c++"),
+    ] {
+        let current = std::env::var_os(var).filter(|v| !v.is_empty());
+        if current
+            .as_ref()
+            .is_some_and(|v| v.to_string_lossy().contains(char::is_whitespace))
+        {
+            continue;
         }
-    };
-    Some(OsString::from(format!("{exe} {compiler}")))
+        let real = current.clone().unwrap_or_else(|| OsString::from(name));
+        // One directory per real compiler: when the user's `CC` changes, so does the
+        // `CC` cargo and build scripts see (cc-rs declares `rerun-if-env-changed=CC`).
+        let tag = &larder_digest::Digest::of(real.as_encoded_bytes()).to_hex()[..16];
+        let shim = dir.join(tag).join(name);
+        if let Err(e) = ensure_symlink(&shim, exe) {
+            tracing::debug!(%e, "no C compiler shim");
+            continue;
+        }
+        env.push((var, shim.into_os_string()));
+        env.push((real_var, real));
+    }
+    env
+}
+
+/// Makes `link` a symlink to `target`, replacing whatever is there.
+fn ensure_symlink(link: &Path, target: &Path) -> std::io::Result<()> {
+    if std::fs::read_link(link).is_ok_and(|t| t == target) {
+        return Ok(());
+    }
+    let dir = link.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}",
+        link.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)?;
+    std::fs::rename(&tmp, link)
 }
 
 #[cfg(test)]
@@ -187,21 +214,28 @@ mod tests {
     }
 
     #[test]
-    fn cc_and_cxx_point_at_larder() {
-        let exe = std::path::Path::new("/opt/larder");
-        let v = |cur: Option<&str>| c_compiler_env(exe, cur.map(OsString::from), "cc");
-        assert_eq!(v(None), Some("/opt/larder cc".into()));
-        assert_eq!(v(Some("")), Some("/opt/larder cc".into()));
-        assert_eq!(v(Some("clang")), Some("/opt/larder clang".into()));
+    fn compiler_shims_are_symlinks_to_larder() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::from_env(
+            &[("HOME", "/h"), ("LARDER_DIR", dir.path().to_str().unwrap())]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+        .unwrap();
+        let exe = Path::new("/opt/larder");
+        let env = c_compiler_shims(&config, exe);
+        let get = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        let cc = get("CC").expect("CC set");
+        assert_eq!(std::fs::read_link(&cc).unwrap(), exe);
+        assert!(get("LARDER_REAL_CC").is_some());
+        assert_eq!(std::fs::read_link(get("CXX").unwrap()).unwrap(), exe);
+        // Idempotent, and follows a moved larder.
+        c_compiler_shims(&config, Path::new("/elsewhere/larder"));
         assert_eq!(
-            v(Some("/usr/bin/gcc-12")),
-            Some("/opt/larder /usr/bin/gcc-12".into())
+            std::fs::read_link(&cc).unwrap(),
+            Path::new("/elsewhere/larder")
         );
-        assert_eq!(v(Some("sccache cc")), None);
-        assert_eq!(v(Some("gcc -m32")), None);
-        assert_eq!(v(Some("/opt/mycompiler")), None);
-        let spaced = std::path::Path::new("/my dir/larder");
-        assert_eq!(c_compiler_env(spaced, None, "cc"), None);
     }
 
     #[test]

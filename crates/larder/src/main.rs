@@ -49,6 +49,17 @@ const COMMANDS: &[&str] = &[
 
 fn main() -> ExitCode {
     let mut args: Vec<OsString> = std::env::args_os().collect();
+    // Masquerade: `larder cargo` points `CC`/`CXX` at symlinks named `cc`/`c++`.
+    let invoked_as =
+        std::path::Path::new(args.first().map(OsString::as_os_str).unwrap_or_default())
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+    if invoked_as != "larder" && cc::is_compiler_name(&invoked_as) {
+        let code = cc::run_masquerade(&invoked_as, args.split_off(1));
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     // Wrapper mode: cargo runs `larder <rustc> <args...>`.
     if args.len() >= 2 && !COMMANDS.iter().any(|c| args[1] == *c) {
         // C compiler mode: cc-rs runs `larder cc <args...>` (`CC="larder cc"`), and

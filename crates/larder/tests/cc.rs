@@ -66,8 +66,10 @@ fn build(p: &Project, env: &[(&str, &str)]) -> Run {
 fn c_objects(run: &Run) -> BTreeMap<String, Vec<String>> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in &run.report.entries {
+        // cc-rs's own flag checks (`flag_check.c`) are cached too; not counted here.
         if e.crate_types.iter().any(|t| t == "c-object")
             && let Some(k) = &e.krate
+            && k != "cc:flag_check.c"
         {
             map.entry(k.clone()).or_default().push(e.outcome.clone());
         }
@@ -235,4 +237,44 @@ fn unwritable_store_compiles_plainly() {
         .run();
     assert!(run.stderr.contains("larder: warning"), "{}", run.context());
     assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
+}
+
+/// A build script that runs `$CC` itself as one program (not through the `cc` crate)
+/// works under `larder cargo`: `CC` is a single path, a symlink larder answers to.
+#[test]
+fn build_script_running_cc_directly_works() {
+    let p = support::project()
+        .file(
+            "Cargo.toml",
+            "[package]\nname = \"direct-cc\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        )
+        .file(
+            "build.rs",
+            r#"use std::process::Command;
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=CC");
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    std::fs::write(out.join("v.c"), "int direct_value(void) { return 33; }\n").unwrap();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let ok = Command::new(&cc).args(["-c", "-fPIC", "v.c", "-o", "v.o"]).current_dir(&out).status().unwrap().success();
+    assert!(ok, "{cc} failed");
+    assert!(Command::new("ar").args(["rcs", "libdirect.a", "v.o"]).current_dir(&out).status().unwrap().success());
+    println!("cargo:rustc-link-search=native={}", out.display());
+    println!("cargo:rustc-link-lib=static=direct");
+}
+"#,
+        )
+        .file(
+            "src/main.rs",
+            "extern \"C\" { fn direct_value() -> i32; }\nfn main() { println!(\"direct={}\", unsafe { direct_value() }); }\n",
+        )
+        .build();
+    let run = p.larder_cargo(&["build"]).run();
+    assert!(
+        c_objects(&run).contains_key("cc:v.c"),
+        "the direct compile went through larder:\n{}",
+        run.context()
+    );
+    assert_eq!(p.run_bin("debug", "direct-cc"), "direct=33");
 }

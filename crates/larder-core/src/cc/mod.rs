@@ -217,6 +217,33 @@ pub fn run(compiler: PathBuf, args: Vec<OsString>) -> i32 {
     code
 }
 
+/// Runs larder invoked through a compiler shim named `invoked_as` (`cc`, `c++`; see
+/// `runner::c_compiler_shims`): the real compiler is `LARDER_REAL_CXX` for C++ names,
+/// else `LARDER_REAL_CC`, or the same name on `PATH`. Returns the exit code.
+pub fn run_masquerade(invoked_as: &str, args: Vec<OsString>) -> i32 {
+    let cxx = invoked_as.contains("++");
+    let var = if cxx {
+        "LARDER_REAL_CXX"
+    } else {
+        "LARDER_REAL_CC"
+    };
+    let real = std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(invoked_as));
+    let me = std::env::current_exe().and_then(std::fs::canonicalize).ok();
+    let resolved =
+        crate::identity::resolve_program(&real).and_then(|p| std::fs::canonicalize(p).ok());
+    if resolved.is_none() || resolved == me {
+        eprintln!(
+            "larder: error: invoked as `{invoked_as}` but {var} does not name another compiler ({})",
+            real.display()
+        );
+        return 127;
+    }
+    run(real, args)
+}
+
 /// Runs an invocation in which cc-rs named larder itself as the compiler (`larder -E
 /// detect_compiler_family.c`, `larder -Wflag -c flag_check.c`): passes it to the
 /// compiler that follows larder in `CXX` for C++ sources or `CC` otherwise (the other
