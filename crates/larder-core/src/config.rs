@@ -13,7 +13,7 @@
 //! | `LARDER_EXTRA_ENV` | `extra_env` | environment variables to add to every key (comma-separated; a list in the file), for proc macros that read them | none |
 //! | `LARDER_EXTRA_FILES` | `extra_files` | files whose content goes into every key (comma-separated; a list in the file), for proc macros that read them; relative paths are relative to rustc's working directory | none |
 //! | `LARDER_BUILD_SCRIPT_CACHE` | `build_script_cache` | cache build-script runs (`0`/`false` turns it off) | `true` |
-//! | `LARDER_COMPRESSION_LEVEL` | `compression_level` | zstd level for stored blobs, 1 to 19 | `3` |
+//! | `LARDER_COMPRESSION_LEVEL` | `compression_level` | zstd level for stored blobs, 1 to 19 | `1` |
 //! | `LARDER_REPORT` | | file to which each wrapper invocation appends one JSON line (set by `larder cargo`) | none |
 //! | `LARDER_LOG` | | a `tracing` filter for debug logs on stderr (`debug`, `larder_core=trace`) | none |
 
@@ -41,6 +41,11 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("LARDER_REPORT", "per-build JSON-lines report file"),
     ("LARDER_LOG", "tracing filter for debug logs"),
 ];
+
+/// The default zstd level for blobs. Measured on a cold ripgrep debug build (2 cores):
+/// level 1 costs 3.5-5.7% CPU over plain cargo with a store of 0.22x the target
+/// directory; level 3, 6.5% for 0.21x.
+pub const DEFAULT_COMPRESSION_LEVEL: i32 = 1;
 
 /// The default size bound: 10 GiB.
 pub const DEFAULT_MAX_SIZE: u64 = 10 << 30;
@@ -185,7 +190,7 @@ impl Config {
         let compression_level = match (get("LARDER_COMPRESSION_LEVEL"), file.compression_level) {
             (Some(v), _) => parse_level("LARDER_COMPRESSION_LEVEL", &v)?,
             (None, Some(n)) => parse_level(&file_key("compression_level"), &n.to_string())?,
-            (None, None) => 3,
+            (None, None) => DEFAULT_COMPRESSION_LEVEL,
         };
         let build_script_cache = match get("LARDER_BUILD_SCRIPT_CACHE") {
             Some(v) => parse_bool("LARDER_BUILD_SCRIPT_CACHE", &v)?,
