@@ -12,6 +12,7 @@
 //! | `LARDER_DISABLE` | `disable` | `1`/`true`/`yes`/`on` passes every invocation straight to rustc | `false` |
 //! | `LARDER_EXTRA_ENV` | `extra_env` | environment variables to add to every key (comma-separated; a list in the file), for proc macros that read them | none |
 //! | `LARDER_EXTRA_FILES` | `extra_files` | files whose content goes into every key (comma-separated; a list in the file), for proc macros that read them; relative paths are relative to rustc's working directory | none |
+//! | `LARDER_BACKGROUND_STORE` | `background_store` | compress and write results in a background process, off cargo's critical path (`0`/`false`: in the wrapper) | `true` |
 //! | `LARDER_BUILD_SCRIPT_CACHE` | `build_script_cache` | cache build-script runs (`0`/`false` turns it off) | `true` |
 //! | `LARDER_COMPRESSION_LEVEL` | `compression_level` | zstd level for stored blobs, 1 to 19 | `1` |
 //! | `LARDER_REPORT` | | file to which each wrapper invocation appends one JSON line (set by `larder cargo`) | none |
@@ -37,6 +38,14 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "extra files whose content is in every key",
     ),
     ("LARDER_BUILD_SCRIPT_CACHE", "cache build-script runs"),
+    (
+        "LARDER_BACKGROUND_STORE",
+        "store results in a background process",
+    ),
+    (
+        "LARDER_PENDING",
+        "lock file `larder cargo` waits on for background stores (set by it)",
+    ),
     ("LARDER_COMPRESSION_LEVEL", "zstd level for stored blobs"),
     ("LARDER_REPORT", "per-build JSON-lines report file"),
     ("LARDER_LOG", "tracing filter for debug logs"),
@@ -67,6 +76,8 @@ pub struct Config {
     pub compression_level: i32,
     /// Cache build-script runs.
     pub build_script_cache: bool,
+    /// Store results in a background process.
+    pub background_store: bool,
     /// Per-build report file.
     pub report: Option<PathBuf>,
 }
@@ -107,6 +118,7 @@ struct FileConfig {
     extra_files: Option<Vec<PathBuf>>,
     compression_level: Option<i64>,
     build_script_cache: Option<bool>,
+    background_store: Option<bool>,
 }
 
 impl Config {
@@ -196,7 +208,12 @@ impl Config {
             Some(v) => parse_bool("LARDER_BUILD_SCRIPT_CACHE", &v)?,
             None => file.build_script_cache.unwrap_or(true),
         };
+        let background_store = match get("LARDER_BACKGROUND_STORE") {
+            Some(v) => parse_bool("LARDER_BACKGROUND_STORE", &v)?,
+            None => file.background_store.unwrap_or(true),
+        };
         Ok(Config {
+            background_store,
             build_script_cache,
             dir,
             max_size,

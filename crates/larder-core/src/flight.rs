@@ -20,6 +20,13 @@ pub struct FlightLock {
     _file: File,
 }
 
+impl FlightLock {
+    /// The locked file, to hand the lock to a background process.
+    pub fn file(&self) -> &File {
+        &self._file
+    }
+}
+
 /// How the lock was obtained.
 #[derive(Debug)]
 pub enum Flight {

@@ -19,6 +19,7 @@ pub mod linkage;
 pub mod report;
 pub mod runner;
 pub mod stats;
+pub mod storejob;
 pub mod wrapper;
 
 /// Sends `tracing` logs to stderr when `LARDER_LOG` is set (a filter such as `debug`).

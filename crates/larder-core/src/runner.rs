@@ -122,17 +122,26 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     let cargo = std::env::var_os("CARGO")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("cargo"));
+    let pending = tempfile::Builder::new()
+        .prefix("larder-pending-")
+        .tempfile()
+        .map_err(|e| RunnerError::Io(format!("cannot create a pending file: {e}")))?;
     let mut command = Command::new(&cargo);
     command
         .args(&args)
         .env("RUSTC_WRAPPER", &exe)
-        .env("LARDER_REPORT", &report);
+        .env("LARDER_REPORT", &report)
+        .env("LARDER_PENDING", pending.path());
     for (var, value) in c_compiler_shims(&config, &exe) {
         command.env(var, value);
     }
     let status = command
         .status()
         .map_err(|e| RunnerError::Io(format!("cannot run {}: {e}", cargo.display())))?;
+    // Background stores hold a shared lock on the pending file until they are done.
+    if let Ok(f) = std::fs::File::open(pending.path()) {
+        let _ = f.lock();
+    }
     let events: Vec<Event> = read_report(&report).into_iter().skip(skip).collect();
     eprint!("{}", BuildSummary::from_events(&events).render());
     Ok(crate::exec::exit_code(status))

@@ -39,11 +39,12 @@ use larder_store::{
 use crate::config::Config;
 use crate::exec::{Captured, exec_passthrough, exit_code, run_captured};
 use crate::failure;
-use crate::flight::{self, Flight};
+use crate::flight::{self, Flight, FlightLock};
 use crate::hashing::FileHasher;
 use crate::identity;
 use crate::linkage::{link_closure, link_name, native_libraries};
 use crate::report::{Event, record, warn_once};
+use crate::storejob::{self, BlobSource, StoreJob};
 
 /// Runs the wrapper for `rustc args...` and returns the exit code.
 pub fn run(rustc: PathBuf, args: Vec<OsString>) -> i32 {
@@ -169,7 +170,13 @@ pub fn run(rustc: PathBuf, args: Vec<OsString>) -> i32 {
         reporter.miss(miss.0, Some(NotCacheable::CompileFailed.to_string()), false);
         return code;
     }
-    match session.store_result(&invocation_key, &captured, wall_start, failed) {
+    match session.store_result(
+        &invocation_key,
+        &captured,
+        wall_start,
+        failed,
+        _flight.as_ref(),
+    ) {
         Ok(()) => reporter.miss(miss.0, miss.1, true),
         Err(Stop::NotCacheable(reason)) => {
             reporter.miss(miss.0, Some(format!("not stored: {reason}")), false)
@@ -188,13 +195,17 @@ pub fn run(rustc: PathBuf, args: Vec<OsString>) -> i32 {
     code
 }
 
+/// Whether `inv` compiles a build script's binary.
+fn is_build_script(inv: &Invocation) -> bool {
+    inv.crate_name == "build_script_build"
+        && inv.crate_types == [CrateType::Bin]
+        && inv.emits.contains(&larder_key::Emit::Link)
+}
+
 /// After a build script's binary is compiled or restored, puts the run cache in front
 /// of it ([`crate::buildrun`]).
 fn shim_build_script(config: &Config, inv: &Invocation) {
-    let is_build_script = inv.crate_name == "build_script_build"
-        && inv.crate_types == [CrateType::Bin]
-        && inv.emits.contains(&larder_key::Emit::Link);
-    if !(config.build_script_cache && is_build_script) {
+    if !(config.build_script_cache && is_build_script(inv)) {
         return;
     }
     let binary = inv
@@ -610,6 +621,7 @@ impl Session<'_> {
         captured: &Captured,
         wall_start: SystemTime,
         failed: bool,
+        flight: Option<&FlightLock>,
     ) -> Result<(), Stop> {
         let inv = self.inv;
         let dep_info_path = inv.dep_info_path().ok_or(NotCacheable::NoDepInfo)?;
@@ -681,6 +693,7 @@ impl Session<'_> {
             }
         }
         let mut outputs = Vec::with_capacity(expected.len());
+        let mut sources = Vec::with_capacity(expected.len());
         for path in &expected {
             let data = std::fs::read(path).map_err(|_| {
                 NotCacheable::UnexpectedOutputs(format!("{} was not written", path.display()))
@@ -688,21 +701,27 @@ impl Session<'_> {
             let executable =
                 std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
             let rewrite_paths = Some(path) == Some(&dep_info_path);
-            let data = if rewrite_paths {
+            let (digest, size, source) = if rewrite_paths {
                 let text = String::from_utf8(data)
                     .map_err(|_| NotCacheable::BinaryOutput(path.display().to_string()))?;
-                self.roots.normalize_text(&text).into_bytes()
+                let text = self.roots.normalize_text(&text);
+                (
+                    Digest::of(text.as_bytes()),
+                    text.len() as u64,
+                    BlobSource::Inline(text),
+                )
             } else {
-                data
+                (
+                    Digest::of(&data),
+                    data.len() as u64,
+                    BlobSource::File(path.clone()),
+                )
             };
-            let digest = Digest::of(&data);
-            self.store
-                .put(Namespace::Cas, &digest, &data)
-                .map_err(|e| Stop::Error(e.to_string()))?;
+            sources.push(source);
             outputs.push(OutputFile {
                 path: self.roots.normalize_path(path),
                 digest,
-                size: data.len() as u64,
+                size,
                 executable,
                 rewrite_paths,
             });
@@ -719,31 +738,30 @@ impl Session<'_> {
             stderr: self.roots.normalize_text(&stderr),
             compile_secs: captured.elapsed.as_secs_f64(),
             exit_code: i32::from(failed),
-            link_deps: link_deps.clone(),
+            link_deps,
         };
-        let json = serde_json::to_vec(&record).map_err(|e| Stop::Error(e.to_string()))?;
-        self.store
-            .put(Namespace::Action, &entry.key, &json)
-            .map_err(|e| Stop::Error(e.to_string()))?;
-        for o in record.outputs.iter().filter(|o| o.path.ends_with(".rlib")) {
-            let rec = serde_json::to_vec(&LinkRecord {
-                deps: link_deps.clone(),
-            })
-            .map_err(|e| Stop::Error(e.to_string()))?;
-            self.store
-                .put(Namespace::Link, &o.digest, &rec)
-                .map_err(|e| Stop::Error(e.to_string()))?;
+        storejob::put_link_records(self.store, &record).map_err(Stop::Error)?;
+        let job = StoreJob {
+            invocation_key: *ik,
+            entry,
+            record,
+            sources,
+        };
+        // Off cargo's critical path: compression and writes happen in a background
+        // process that holds this key's single-flight lock and the build's pending lock.
+        // A build script's binary is replaced by its shim as soon as this returns: store
+        // it here (build scripts are small and few).
+        let shimmed = self.config.build_script_cache && is_build_script(inv);
+        if self.config.background_store && !failed && !shimmed {
+            let pending = storejob::pending_lock();
+            let mut locks: Vec<&std::fs::File> = flight.map(FlightLock::file).into_iter().collect();
+            locks.extend(pending.as_ref());
+            match storejob::spawn(&job, self.store.root(), &locks) {
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::debug!(%e, "storing in the wrapper"),
+            }
         }
-        let mut manifest = match self.store.get(Namespace::Manifest, ik) {
-            Ok(Some(b)) => serde_json::from_slice(&b).unwrap_or_default(),
-            _ => Manifest::default(),
-        };
-        manifest.insert(entry);
-        let json = serde_json::to_vec(&manifest).map_err(|e| Stop::Error(e.to_string()))?;
-        self.store
-            .put(Namespace::Manifest, ik, &json)
-            .map_err(|e| Stop::Error(e.to_string()))?;
-        Ok(())
+        job.execute(self.store).map_err(Stop::Error)
     }
 }
 

@@ -45,6 +45,7 @@ const COMMANDS: &[&str] = &[
     "--version",
     "-V",
     "build-script-run",
+    "store-job",
 ];
 
 fn main() -> ExitCode {
@@ -77,6 +78,11 @@ fn main() -> ExitCode {
         let rest = args.split_off(2);
         let rustc = std::path::PathBuf::from(args.pop().expect("two arguments"));
         let code = wrapper::run(rustc, rest);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    // A background store: `larder store-job <file>`.
+    if args.len() == 3 && args[1] == "store-job" {
+        let code = larder_core::storejob::run_job_file(std::path::Path::new(&args[2]));
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     // The shim in front of a build script: `larder build-script-run <real> <args...>`.

@@ -1,0 +1,267 @@
+//! Storing a compile's result off cargo's critical path.
+//!
+//! Compressing and writing a large rlib takes longer than hashing it, and cargo waits
+//! for the wrapper to exit before it starts the units that need that rlib. So after a
+//! miss the wrapper only pins what it stores: it hashes every output and writes a
+//! [`StoreJob`] naming each output's digest. A detached `larder store-job <file>`
+//! process, at low CPU priority, then reads each output again, stores it only if it
+//! still has that digest (a file overwritten since is never stored under the old key),
+//! and writes the action record and then the manifest entry, so a reader that finds the
+//! manifest entry finds everything it leads to. The link records of rlib outputs are
+//! written by the wrapper itself ([`put_link_records`]): the next link needs them.
+//!
+//! The background process inherits two locks from the wrapper: the single-flight lock of
+//! the invocation key (a parallel build waits until the entry is stored, not only
+//! compiled), and a shared lock on the build's pending file (`LARDER_PENDING`, set by
+//! `larder cargo`, which takes it exclusively after cargo exits, so it returns only once
+//! every result is stored). `LARDER_BACKGROUND_STORE=0` stores in the wrapper instead.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use larder_digest::Digest;
+use larder_key::{Manifest, ManifestEntry};
+use larder_store::{ActionRecord, LinkRecord, Namespace, Store};
+use serde::{Deserialize, Serialize};
+
+/// Where an output's content is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum BlobSource {
+    /// A file to read; its content must still hash to the output's digest.
+    File(PathBuf),
+    /// The content itself (the normalized dep-info text).
+    Inline(String),
+}
+
+/// Everything needed to store one compile's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoreJob {
+    /// The invocation key whose manifest gets the entry.
+    pub invocation_key: Digest,
+    /// The manifest entry (its key is the result key).
+    pub entry: ManifestEntry,
+    /// The action record, outputs with their digests and sizes.
+    pub record: ActionRecord,
+    /// The content of each output, in the order of `record.outputs`.
+    pub sources: Vec<BlobSource>,
+}
+
+impl StoreJob {
+    /// Stores blobs, then the action record and the manifest entry.
+    ///
+    /// # Errors
+    /// A message if an output changed since it was hashed or the store failed.
+    pub fn execute(&self, store: &dyn Store) -> Result<(), String> {
+        if self.sources.len() != self.record.outputs.len() {
+            return Err("job has one source per output".into());
+        }
+        for (o, source) in self.record.outputs.iter().zip(&self.sources) {
+            let data = match source {
+                BlobSource::File(p) => {
+                    std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?
+                }
+                BlobSource::Inline(text) => text.clone().into_bytes(),
+            };
+            if Digest::of(&data) != o.digest {
+                return Err(format!("{} changed since the compile", o.path));
+            }
+            store
+                .put(Namespace::Cas, &o.digest, &data)
+                .map_err(|e| e.to_string())?;
+        }
+        let json = serde_json::to_vec(&self.record).map_err(|e| e.to_string())?;
+        store
+            .put(Namespace::Action, &self.entry.key, &json)
+            .map_err(|e| e.to_string())?;
+        let mut manifest: Manifest = match store.get(Namespace::Manifest, &self.invocation_key) {
+            Ok(Some(b)) => serde_json::from_slice(&b).unwrap_or_default(),
+            _ => Manifest::default(),
+        };
+        manifest.insert(self.entry.clone());
+        let json = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
+        store
+            .put(Namespace::Manifest, &self.invocation_key, &json)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Writes the link records of a compile's rlib outputs ([`larder_store::LinkRecord`]):
+/// at once, in the wrapper, because the next compile that links the rlib needs them.
+///
+/// # Errors
+/// A message if the store cannot be written.
+pub fn put_link_records(store: &dyn Store, record: &ActionRecord) -> Result<(), String> {
+    for o in record.outputs.iter().filter(|o| o.path.ends_with(".rlib")) {
+        let rec = serde_json::to_vec(&LinkRecord {
+            deps: record.link_deps.clone(),
+        })
+        .map_err(|e| e.to_string())?;
+        store
+            .put(Namespace::Link, &o.digest, &rec)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Writes `job` into the store's `tmp` directory and starts `larder store-job` on it,
+/// detached, passing it the open `locks` (they stay held until it exits).
+///
+/// # Errors
+/// If the job cannot be written or the process started: the caller stores inline.
+pub fn spawn(job: &StoreJob, store_root: &Path, locks: &[&File]) -> std::io::Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut file = tempfile::Builder::new()
+        .prefix("job-")
+        .suffix(".json")
+        .tempfile_in(store_root.join("tmp"))?;
+    serde_json::to_writer(&mut file, job)?;
+    let (_, path) = file.keep().map_err(|e| e.error)?;
+    for lock in locks {
+        // Inherited across exec: the background process holds the lock after we exit.
+        rustix::io::fcntl_setfd(lock, rustix::io::FdFlags::empty())?;
+    }
+    let spawned = Command::new(exe)
+        .arg("store-job")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    if let Err(e) = spawned {
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Takes a shared lock on the build's pending file (`LARDER_PENDING`), if any.
+pub fn pending_lock() -> Option<File> {
+    let path = std::env::var_os("LARDER_PENDING")?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .ok()?;
+    file.lock_shared().ok()?;
+    Some(file)
+}
+
+/// `larder store-job <file>`: runs a job at low priority and removes its file. Returns
+/// the exit code (0 even when the job was dropped: nobody waits for it).
+pub fn run_job_file(path: &Path) -> i32 {
+    let _ = rustix::process::nice(10);
+    crate::init_logging();
+    let result = (|| -> Result<(), String> {
+        let config = crate::config::Config::load().map_err(|e| e.to_string())?;
+        let store = larder_store::DiskStore::open(&config.dir, config.max_size)
+            .map_err(|e| e.to_string())?
+            .with_compression_level(config.compression_level);
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        let job: StoreJob = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        job.execute(&store)
+    })();
+    if let Err(e) = result {
+        tracing::debug!(%e, "store job dropped");
+    }
+    let _ = std::fs::remove_file(path);
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use larder_store::{DiskStore, OutputFile, get_verified_blob};
+
+    fn job(dir: &Path, content: &[u8]) -> StoreJob {
+        let out = dir.join("liba.rlib");
+        std::fs::write(&out, content).unwrap();
+        let ik = Digest::of(b"ik");
+        let entry = ManifestEntry::new(
+            &ik,
+            vec![("src/lib.rs".into(), Digest::of(b"src"))],
+            vec![],
+            vec![],
+        );
+        StoreJob {
+            invocation_key: ik,
+            entry,
+            record: ActionRecord {
+                crate_name: "a".into(),
+                outputs: vec![
+                    OutputFile {
+                        path: "x/liba.rlib".into(),
+                        digest: Digest::of(content),
+                        size: content.len() as u64,
+                        executable: false,
+                        rewrite_paths: false,
+                    },
+                    OutputFile {
+                        path: "x/a.d".into(),
+                        digest: Digest::of(b"dep"),
+                        size: 3,
+                        executable: false,
+                        rewrite_paths: true,
+                    },
+                ],
+                stdout: String::new(),
+                stderr: String::new(),
+                compile_secs: 1.0,
+                exit_code: 0,
+                link_deps: vec!["libb-1.rlib".into()],
+            },
+            sources: vec![BlobSource::File(out), BlobSource::Inline("dep".into())],
+        }
+    }
+
+    #[test]
+    fn job_stores_everything_a_lookup_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStore::open(&dir.path().join("s"), 1 << 30).unwrap();
+        let j = job(dir.path(), b"rlib bytes");
+        j.execute(&store).unwrap();
+        put_link_records(&store, &j.record).unwrap();
+        assert_eq!(
+            get_verified_blob(&store, &Digest::of(b"rlib bytes"))
+                .unwrap()
+                .unwrap(),
+            b"rlib bytes"
+        );
+        assert!(store.contains(Namespace::Action, &j.entry.key).unwrap());
+        assert!(
+            store
+                .contains(Namespace::Link, &Digest::of(b"rlib bytes"))
+                .unwrap()
+        );
+        let m: Manifest = serde_json::from_slice(
+            &store
+                .get(Namespace::Manifest, &j.invocation_key)
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(m.entries[0], j.entry);
+    }
+
+    #[test]
+    fn an_output_changed_since_the_compile_is_never_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStore::open(&dir.path().join("s"), 1 << 30).unwrap();
+        let j = job(dir.path(), b"compiled");
+        std::fs::write(
+            dir.path().join("liba.rlib"),
+            b"overwritten by a later build",
+        )
+        .unwrap();
+        assert!(j.execute(&store).unwrap_err().contains("changed"));
+        assert!(!store.contains(Namespace::Action, &j.entry.key).unwrap());
+        assert!(
+            store
+                .get(Namespace::Manifest, &j.invocation_key)
+                .unwrap()
+                .is_none()
+        );
+    }
+}
