@@ -28,6 +28,11 @@ impl BuildSummary {
         let mut s = BuildSummary::default();
         for e in events {
             let Some(name) = &e.crate_name else { continue };
+            let name = &if e.crate_types.iter().any(|t| t == "build-script-run") {
+                format!("{name} (build script run)")
+            } else {
+                name.clone()
+            };
             s.units += 1;
             s.totals.add(e);
             match e.outcome.as_str() {
