@@ -170,23 +170,26 @@ impl DiskStore {
         Ok(freed)
     }
 
-    /// Removes single-flight lock files (`v1/locks/*`) unused for an hour. Removing one
-    /// that is still held costs at most a duplicate compile, never a wrong result.
+    /// Removes single-flight lock files (`v1/locks/*`) and temporary files (`v1/tmp/*`)
+    /// unused for an hour. Removing a lock that is still held costs at most a duplicate
+    /// compile, never a wrong result.
     fn remove_stale_locks(&self) {
-        let Ok(entries) = std::fs::read_dir(self.root.join("locks")) else {
-            return;
-        };
         let hour_ago = SystemTime::now() - std::time::Duration::from_secs(3600);
-        for e in entries.flatten() {
-            if e.metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t < hour_ago)
-            {
-                let _ = std::fs::remove_file(e.path());
+        // Also files left in `tmp` by writers or background stores that died.
+        for dir in ["locks", "tmp"] {
+            let Ok(entries) = std::fs::read_dir(self.root.join(dir)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if e.metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t < hour_ago)
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
             }
         }
     }
-
     /// Updates the running total under its lock; `f` maps the old total to the new one.
     fn with_counter(&self, f: impl FnOnce(i64) -> i64) -> Result<i64, StoreError> {
         let lock = File::create(self.root.join("size.lock"))?;
