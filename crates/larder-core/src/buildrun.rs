@@ -142,13 +142,13 @@ pub fn run(real: PathBuf, args: Vec<OsString>) -> i32 {
         }
     };
     if let Some(hit) = run.lookup(&key) {
-        reporter.hit(hit.0.compile_secs, hit.1);
+        reporter.hit(hit.0.compile_secs, hit.1, 0);
         return run.replay(&hit.0);
     }
     let _flight = match flight::acquire(store.root(), &key) {
         Ok(Flight::Waited(lock)) => {
             if let Some(hit) = run.lookup(&key) {
-                reporter.hit(hit.0.compile_secs, hit.1);
+                reporter.hit(hit.0.compile_secs, hit.1, 0);
                 return run.replay(&hit.0);
             }
             Some(lock)

@@ -14,7 +14,7 @@
 //! | `LARDER_EXTRA_FILES` | `extra_files` | files whose content goes into every key (comma-separated; a list in the file), for proc macros that read them; relative paths are relative to rustc's working directory | none |
 //! | `LARDER_BACKGROUND_STORE` | `background_store` | compress and write results in a background process, off cargo's critical path (`0`/`false`: in the wrapper) | `true` |
 //! | `LARDER_BUILD_SCRIPT_CACHE` | `build_script_cache` | cache build-script runs (`0`/`false` turns it off) | `true` |
-//! | `LARDER_COMPRESSION_LEVEL` | `compression_level` | zstd level for stored blobs, 1 to 19 | `1` |
+//! | `LARDER_COMPRESSION_LEVEL` | `compression_level` | zstd level for stored blobs, 1 to 19; 0 stores them uncompressed, restored by reflink where the filesystem can | `1` |
 //! | `LARDER_REPORT` | | file to which each wrapper invocation appends one JSON line (set by `larder cargo`) | none |
 //! | `LARDER_LOG` | | a `tracing` filter for debug logs on stderr (`debug`, `larder_core=trace`) | none |
 
@@ -299,8 +299,12 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
 
 fn parse_level(name: &str, value: &str) -> Result<i32, ConfigError> {
     match value.trim().parse::<i32>() {
-        Ok(n) if (1..=19).contains(&n) => Ok(n),
-        _ => Err(invalid(name, value, "a zstd level from 1 to 19")),
+        Ok(n) if (0..=19).contains(&n) => Ok(n),
+        _ => Err(invalid(
+            name,
+            value,
+            "a zstd level from 1 to 19, or 0 for uncompressed blobs",
+        )),
     }
 }
 

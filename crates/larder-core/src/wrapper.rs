@@ -125,9 +125,13 @@ pub fn run(rustc: PathBuf, args: Vec<OsString>) -> i32 {
     };
 
     let miss = match session.lookup(&invocation_key) {
-        Lookup::Hit { record, bytes } => {
+        Lookup::Hit {
+            record,
+            bytes,
+            cloned,
+        } => {
             session.replay(&record);
-            reporter.hit(record.compile_secs, bytes);
+            reporter.hit(record.compile_secs, bytes, cloned);
             shim_build_script(&config, &inv);
             return record.exit_code;
         }
@@ -138,9 +142,14 @@ pub fn run(rustc: PathBuf, args: Vec<OsString>) -> i32 {
     // again. The lock is held until this compile is stored.
     let _flight = match flight::acquire(store.root(), &invocation_key) {
         Ok(Flight::Waited(lock)) => {
-            if let Lookup::Hit { record, bytes } = session.lookup(&invocation_key) {
+            if let Lookup::Hit {
+                record,
+                bytes,
+                cloned,
+            } = session.lookup(&invocation_key)
+            {
                 session.replay(&record);
-                reporter.hit(record.compile_secs, bytes);
+                reporter.hit(record.compile_secs, bytes, cloned);
                 shim_build_script(&config, &inv);
                 return record.exit_code;
             }
@@ -327,8 +336,9 @@ impl Reporter<'_> {
         self.emit("error", None, Some(msg.to_string()), false, 0.0, 0);
     }
 
-    pub(crate) fn hit(&self, compile_secs: f64, bytes: u64) {
-        self.emit("hit", None, None, false, compile_secs, bytes);
+    pub(crate) fn hit(&self, compile_secs: f64, bytes: u64, cloned: usize) {
+        let detail = (cloned > 0).then(|| format!("cloned {cloned} files"));
+        self.emit("hit", None, detail, false, compile_secs, bytes);
     }
 
     pub(crate) fn miss(&self, reason: &str, detail: Option<String>, stored: bool) {
@@ -352,6 +362,7 @@ enum Lookup {
     Hit {
         record: ActionRecord,
         bytes: u64,
+        cloned: usize,
     },
     Miss {
         reason: &'static str,
@@ -509,7 +520,13 @@ impl Session<'_> {
                 continue;
             }
             match self.restore(&entry.key) {
-                Ok((record, bytes)) => return Lookup::Hit { record, bytes },
+                Ok((record, bytes, cloned)) => {
+                    return Lookup::Hit {
+                        record,
+                        bytes,
+                        cloned,
+                    };
+                }
                 Err(why) => {
                     tracing::debug!(%why, "matched entry could not be restored");
                     incomplete = Some(why);
@@ -533,7 +550,7 @@ impl Session<'_> {
     }
 
     /// Fetches and verifies every output of the record under `key`, then writes them.
-    fn restore(&mut self, key: &Digest) -> Result<(ActionRecord, u64), String> {
+    fn restore(&mut self, key: &Digest) -> Result<(ActionRecord, u64, usize), String> {
         let bytes = self
             .store
             .get(Namespace::Action, key)
@@ -560,6 +577,24 @@ impl Session<'_> {
                     dest.display()
                 ));
             }
+            // An uncompressed blob is checked by hashing it once, then cloned into place.
+            if !o.rewrite_paths
+                && let Some(raw) = self.store.raw_blob_path(&o.digest)
+            {
+                let ok = std::fs::File::open(&raw)
+                    .and_then(Digest::of_reader)
+                    .is_ok_and(|(d, _)| d == o.digest);
+                if !ok {
+                    let _ = self.store.delete(Namespace::Cas, &o.digest);
+                    warn_once(
+                        "corrupt",
+                        &format!("corrupt blob {} removed; compiling instead", o.digest),
+                    );
+                    return Err(format!("corrupt blob {}", o.digest));
+                }
+                files.push((dest, Content::Clone(raw), o.executable, o.digest, o.size));
+                continue;
+            }
             let blob = match get_verified_blob(self.store, &o.digest) {
                 Ok(Some(b)) => b,
                 Ok(None) => return Err(format!("blob {} of {} is missing", o.digest, o.path)),
@@ -575,7 +610,8 @@ impl Session<'_> {
             } else {
                 blob
             };
-            files.push((dest, content, o.executable, o.digest));
+            let size = content.len() as u64;
+            files.push((dest, Content::Bytes(content), o.executable, o.digest, size));
         }
         if record.exit_code == 0 && files.len() != expected.len() {
             return Err(format!(
@@ -585,13 +621,19 @@ impl Session<'_> {
             ));
         }
         let mut total = 0;
-        for (dest, content, executable, _) in &files {
-            write_atomic(dest, content, *executable)
-                .map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
-            total += content.len() as u64;
+        let mut cloned = 0;
+        for (dest, content, executable, _, size) in &files {
+            let write = match content {
+                Content::Bytes(b) => write_atomic(dest, b, *executable),
+                Content::Clone(src) => {
+                    clone_atomic(dest, src, *executable).map(|c| cloned += usize::from(c))
+                }
+            };
+            write.map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
+            total += size;
         }
-        for (dest, content, _, digest) in &files {
-            self.hasher.remember(dest, *digest, content.len() as u64);
+        for (dest, _, _, digest, size) in &files {
+            self.hasher.remember(dest, *digest, *size);
             if dest.extension().is_some_and(|x| x == "rlib")
                 && !self.store.contains(Namespace::Link, digest).unwrap_or(true)
             {
@@ -605,7 +647,7 @@ impl Session<'_> {
                 );
             }
         }
-        Ok((record, total))
+        Ok((record, total, cloned))
     }
 
     fn replay(&self, record: &ActionRecord) {
@@ -776,6 +818,34 @@ fn describe(m: &Mismatch) -> String {
 
 /// Writes `content` to `dest` through a temporary file in the same directory and a
 /// rename, so cargo and other readers never see a partial file.
+/// What a restored output is written from.
+enum Content {
+    /// Bytes in memory (decompressed, or rewritten dep-info).
+    Bytes(Vec<u8>),
+    /// An uncompressed blob file, cloned (or copied) into place.
+    Clone(PathBuf),
+}
+
+/// Writes a copy of `src` to `dest` like [`write_atomic`], by reflink (`FICLONE`) where
+/// the filesystem can, else by copying. Returns whether it cloned.
+fn clone_atomic(dest: &Path, src: &Path, executable: bool) -> std::io::Result<bool> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".larder-")
+        .tempfile_in(dir)?;
+    let mut from = std::fs::File::open(src)?;
+    let cloned = rustix::fs::ioctl_ficlone(tmp.as_file(), &from).is_ok();
+    if !cloned {
+        std::io::copy(&mut from, &mut tmp)?;
+    }
+    let mode = if executable { 0o755 } else { 0o644 };
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    tmp.persist(dest).map_err(|e| e.error)?;
+    Ok(cloned)
+}
+
 pub(crate) fn write_atomic(dest: &Path, content: &[u8], executable: bool) -> std::io::Result<()> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;

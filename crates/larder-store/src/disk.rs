@@ -74,7 +74,8 @@ impl DiskStore {
         Ok(store)
     }
 
-    /// Sets the zstd compression level for blobs (default 3).
+    /// Sets the zstd compression level for blobs (default 3); 0 stores blobs
+    /// uncompressed (`<digest>.raw`), so they can be cloned into place.
     pub fn with_compression_level(mut self, level: i32) -> DiskStore {
         self.level = level;
         self
@@ -93,6 +94,18 @@ impl DiskStore {
     fn path(&self, ns: Namespace, key: &Digest) -> PathBuf {
         let hex = key.to_hex();
         self.root.join(ns.as_str()).join(&hex[..2]).join(hex)
+    }
+
+    fn raw_path(&self, key: &Digest) -> PathBuf {
+        self.path(Namespace::Cas, key).with_extension("raw")
+    }
+
+    /// The file of an uncompressed blob (stored at compression level 0), if there is one:
+    /// it can be cloned (reflinked) into place instead of copied. Its content is not
+    /// checked here.
+    pub fn raw_blob_path(&self, key: &Digest) -> Option<PathBuf> {
+        let p = self.raw_path(key);
+        p.is_file().then_some(p)
     }
 
     /// Walks the store and counts its entries and bytes.
@@ -251,6 +264,12 @@ impl Store for DiskStore {
     fn get(&self, ns: Namespace, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
         let path = self.path(ns, key);
         let Some((file, raw)) = read_file(&path)? else {
+            if ns == Namespace::Cas
+                && let Some((file, raw)) = read_file(&self.raw_path(key))?
+            {
+                let _ = file.set_modified(SystemTime::now());
+                return Ok(Some(raw));
+            }
             return Ok(None);
         };
         // Mark as recently used for eviction; a read-only store simply keeps its times.
@@ -271,9 +290,13 @@ impl Store for DiskStore {
     fn put(&self, ns: Namespace, key: &Digest, value: &[u8]) -> Result<(), StoreError> {
         // An existing blob is rewritten rather than trusted: it may be the corrupt copy
         // whose detection caused this write.
-        let path = self.path(ns, key);
+        let path = if ns == Namespace::Cas && self.level == 0 {
+            self.raw_path(key)
+        } else {
+            self.path(ns, key)
+        };
         let data;
-        let bytes = if ns == Namespace::Cas {
+        let bytes = if ns == Namespace::Cas && self.level != 0 {
             data = zstd::encode_all(value, self.level)?;
             &data[..]
         } else {
@@ -290,6 +313,13 @@ impl Store for DiskStore {
     }
 
     fn delete(&self, ns: Namespace, key: &Digest) -> Result<(), StoreError> {
+        if ns == Namespace::Cas {
+            let raw = self.raw_path(key);
+            if let Ok(meta) = std::fs::metadata(&raw) {
+                std::fs::remove_file(&raw).map_err(|e| fs_err_like(e, &raw))?;
+                self.with_counter(|old| old - meta.len() as i64)?;
+            }
+        }
         let path = self.path(ns, key);
         match std::fs::metadata(&path) {
             Ok(meta) => {
@@ -325,6 +355,26 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn level_zero_stores_raw_blobs_that_are_still_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(dir.path(), 1 << 30)
+            .unwrap()
+            .with_compression_level(0);
+        let data = b"raw blob".repeat(100);
+        let d = Digest::of(&data);
+        s.put(Namespace::Cas, &d, &data).unwrap();
+        let raw = s.raw_blob_path(&d).expect("stored raw");
+        assert_eq!(std::fs::read(&raw).unwrap(), data);
+        assert_eq!(get_verified_blob(&s, &d).unwrap().unwrap(), data);
+        std::fs::write(&raw, b"tampered").unwrap();
+        assert!(matches!(
+            get_verified_blob(&s, &d),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(s.raw_blob_path(&d).is_none(), "removed");
     }
 
     #[test]

@@ -155,3 +155,95 @@ fn parallel_builds_compile_each_unit_once() {
     p.assert_app(&[]);
     q.assert_app(&[]);
 }
+
+/// Level 0 stores blobs uncompressed; a hit restores them by reflink where the
+/// filesystem can, else by copy, and the outputs are right either way.
+#[test]
+fn uncompressed_blobs_restore() {
+    let p = Project::fixture();
+    let build = || {
+        p.larder_cargo(&["build"])
+            .env("LARDER_COMPRESSION_LEVEL", "0")
+            .run()
+    };
+    build().assert_no_hits();
+    let raw = p
+        .store_files("cas")
+        .iter()
+        .filter(|f| f.extension().is_some_and(|x| x == "raw"))
+        .count();
+    assert!(raw > 0, "blobs stored raw");
+    p.clean();
+    build().assert_all("hit", support::FIXTURE_UNITS);
+    p.assert_app(&[]);
+}
+
+/// On a filesystem with reflinks (XFS on a loop device, when `mkfs.xfs` and mounting are
+/// available; skipped with a message otherwise), restored outputs share the blobs'
+/// blocks: the report says how many files were cloned.
+#[test]
+fn uncompressed_blobs_are_cloned_on_a_reflink_filesystem() {
+    let Some(mount) = XfsMount::new() else {
+        eprintln!("skipped: no XFS loop mount here (needs mkfs.xfs, root and a loop device)");
+        return;
+    };
+    let p = support::project()
+        .fixture()
+        .larder_dir(mount.dir.join("store"))
+        .build();
+    // The workspace and target dir must be on the same filesystem as the store.
+    let root = mount.dir.join("ws");
+    support::copy_tree(&p.root, &root);
+    let mut q = p.relocated_copy();
+    q.root = root;
+    q.target_dir = Some(mount.dir.join("target"));
+    let build = || {
+        q.larder_cargo(&["build"])
+            .env("LARDER_COMPRESSION_LEVEL", "0")
+            .run()
+    };
+    build();
+    q.clean();
+    let run = build();
+    run.assert_all("hit", support::FIXTURE_UNITS);
+    let cloned = run
+        .report
+        .units()
+        .filter(|e| e.detail.as_deref().is_some_and(|d| d.starts_with("cloned")))
+        .count();
+    assert!(cloned > 0, "hits cloned their outputs:\n{}", run.context());
+    q.assert_app(&[]);
+}
+
+/// An XFS filesystem with reflinks in a loop-mounted image, unmounted on drop.
+struct XfsMount {
+    dir: std::path::PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl XfsMount {
+    fn new() -> Option<XfsMount> {
+        let tmp = tempfile::tempdir().ok()?;
+        let image = tmp.path().join("xfs.img");
+        let dir = tmp.path().join("mnt");
+        std::fs::create_dir_all(&dir).ok()?;
+        let ok = |cmd: &mut std::process::Command| cmd.output().is_ok_and(|o| o.status.success());
+        let made = ok(std::process::Command::new("truncate")
+            .args(["-s", "400M"])
+            .arg(&image))
+            && ok(std::process::Command::new("mkfs.xfs")
+                .args(["-q", "-f", "-m", "reflink=1"])
+                .arg(&image))
+            && ok(std::process::Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&image)
+                .arg(&dir));
+        made.then_some(XfsMount { dir, _tmp: tmp })
+    }
+}
+
+impl Drop for XfsMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.dir).output();
+    }
+}
