@@ -1,0 +1,833 @@
+#!/usr/bin/env python3
+"""larder bench harness (run it through bench/run.sh; knobs and scenarios in bench/README.md).
+
+For every run i in 1..RUNS, project, profile and tool, one *series* in a fresh directory with
+a fresh, empty cache store:
+
+  a  first build: empty store, fresh checkout, fresh target dir
+  b  no-change rebuild
+  (limit, plain cargo series only: fresh checkout elsewhere + `cp -a` of the finished target
+   dir + a no-op `cargo build`: the floor for e and f)
+  c  one-line edit of the top crate (a `#[used] static` appended to its main.rs), rebuild
+  d  one dependency bumped (a Cargo.lock prepared at set-up with `cargo update -p X
+     --precise V`, so the scenario is offline and reproducible), rebuild
+  e  fresh checkout of the pristine sources in another directory (new path, new target
+     dir), same (warm) store
+  f  `cargo clean` in the first checkout, rebuild with the warm store
+
+Each build is timed (wall), with CPU time (user+sys of cargo's whole process tree plus the
+tool's server/daemon processes, which compile outside cargo's tree for sccache and kache),
+the CPU time other processes used meanwhile (the machine's load), and the tool's hit and
+miss counts. Medians over runs go to BENCH_WORK/results.md (also printed) and results.json.
+"""
+
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+CLK = os.sysconf("SC_CLK_TCK")
+
+ALL_TOOLS = ["cargo", "larder", "sccache", "kache"]
+ALL_SCENARIOS = ["a", "b", "c", "d", "e", "f"]
+SCENARIO_NAMES = {
+    "a": "(a) first build, empty cache",
+    "b": "(b) no-change rebuild",
+    "c": "(c) one-line edit, top crate",
+    "d": "(d) one dependency bumped",
+    "e": "(e) fresh checkout elsewhere, warm cache",
+    "f": "(f) cargo clean + rebuild, warm cache",
+    "limit": "limit: fresh checkout + cp -a target + no-op build",
+}
+
+# Projects. `edit`: the file of the top crate that scenario (c) appends a line to.
+# `bump`: (package, version) for scenario (d): a patch version next to the locked one.
+PROJECTS = {
+    "ripgrep": {
+        "desc": "ripgrep 14.1.1 (crates.io package, its Cargo.lock, --locked)",
+        "edit": "crates/core/main.rs",
+        "bump": ("itoa", "1.0.12"),  # locked: 1.0.11 (serde_json -> grep-printer -> rg)
+    },
+    "heavy": {
+        "desc": "bench/heavy: tokio, serde+derive, serde_json, clap+derive, reqwest+rustls+ring",
+        "edit": "src/main.rs",
+        "bump": ("itoa", "1.0.17"),  # locked: 1.0.18 (http, serde_json -> hyper, reqwest...)
+    },
+    # Not in the default PROJECTS: a one-dependency crate to check the harness in a minute.
+    "smoke": {
+        "desc": "smoke test of the harness: a binary depending on itoa",
+        "edit": "src/main.rs",
+        "bump": ("itoa", "1.0.12"),
+    },
+}
+
+
+def log(*a):
+    print("bench:", *a, file=sys.stderr, flush=True)
+
+
+def die(msg):
+    log("FAIL:", msg)
+    sys.exit(1)
+
+
+def env_list(name, default, allowed):
+    raw = os.environ.get(name, "").strip()
+    items = [x.strip() for x in raw.replace(" ", ",").split(",") if x.strip()] if raw else default
+    for x in items:
+        if x not in allowed:
+            die(f"{name}: unknown value '{x}' (expected some of {','.join(allowed)})")
+    return items
+
+
+# ------------------------------------------------------------------------------------------
+# Measurement helpers
+# ------------------------------------------------------------------------------------------
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def system_busy():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / CLK
+
+
+def marked_cpu(marker):
+    """CPU seconds (self + reaped children) of live processes whose environment holds
+    `marker`: the sccache server or kache daemon of a series (rustc runs under them)."""
+    total = 0.0
+    needle = marker.encode() + b"\0"
+    me = os.getpid()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == me:
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if needle not in f.read():
+                    continue
+            with open(f"/proc/{pid}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        total += sum(int(x) for x in fields[11:15]) / CLK
+    return total
+
+
+def du(path):
+    if not os.path.exists(path):
+        return None
+    out = subprocess.run(["du", "-sb", path], capture_output=True, text=True)
+    try:
+        return int(out.stdout.split()[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def run_quiet(cmd, cwd=None, env=None, check=True, logf=None):
+    out = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    if logf:
+        with open(logf, "a") as f:
+            f.write(f"$ {' '.join(cmd)}  (in {cwd})\n{out.stdout}\n")
+    if check and out.returncode != 0:
+        die(f"command failed ({out.returncode}): {' '.join(cmd)} in {cwd}\n{out.stdout[-3000:]}")
+    return out
+
+
+def timed(cmd, cwd, env, logpath, marker=None):
+    """Runs cmd; returns dict(wall, cpu, foreign_cpu, rc, load)."""
+    d0 = marked_cpu(marker) if marker else 0.0
+    c0, s0, l0 = children_cpu(), system_busy(), loadavg()
+    t0 = time.monotonic()
+    with open(logpath, "w") as f:
+        f.write(f"$ {' '.join(cmd)}  (in {cwd})\n")
+        f.flush()
+        rc = subprocess.run(cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+    wall = time.monotonic() - t0
+    c1, s1 = children_cpu(), system_busy()
+    d1 = marked_cpu(marker) if marker else 0.0
+    cpu = (c1 - c0) + max(0.0, d1 - d0)
+    return {
+        "started": datetime.fromtimestamp(time.time() - wall, timezone.utc).strftime("%H:%M:%S"),
+        "wall": round(wall, 3),
+        "cpu": round(cpu, 2),
+        "foreign_cpu": round(max(0.0, (s1 - s0) - cpu), 2),
+        "load1_before": l0,
+        "rc": rc,
+    }
+
+
+def compiling_lines(logpath):
+    n = 0
+    with open(logpath, errors="replace") as f:
+        for line in f:
+            if line.lstrip().startswith("Compiling "):
+                n += 1
+    return n
+
+
+def larder_counts(report):
+    c = {"units": 0, "hits": 0, "misses": 0, "not_cacheable": 0, "errors": 0, "hit_secs": []}
+    if not os.path.exists(report):
+        return c  # no rustc invocation at all (a no-op build)
+    with open(report, errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                r = json.loads(line)
+            except ValueError:
+                c["errors"] += 1
+                continue
+            if r.get("crate") is None:
+                continue
+            c["units"] += 1
+            o = r.get("outcome")
+            if o == "hit":
+                c["hits"] += 1
+                c["hit_secs"].append(float(r.get("secs") or 0.0))
+            elif o == "miss":
+                c["misses"] += 1
+            elif o == "not_cacheable":
+                c["not_cacheable"] += 1
+            else:
+                c["errors"] += 1
+    return c
+
+
+def sum_counts(obj):
+    if isinstance(obj, dict):
+        if "counts" in obj and isinstance(obj["counts"], dict):
+            return sum(int(v) for v in obj["counts"].values())
+        return sum(int(v) for v in obj.values() if isinstance(v, (int, float)))
+    if isinstance(obj, (int, float)):
+        return int(obj)
+    return 0
+
+
+def find_key(obj, key):
+    if isinstance(obj, dict):
+        if key in obj:
+            return obj[key]
+        for v in obj.values():
+            r = find_key(v, key)
+            if r is not None:
+                return r
+    elif isinstance(obj, list):
+        for v in obj:
+            r = find_key(v, key)
+            if r is not None:
+                return r
+    return None
+
+
+# ------------------------------------------------------------------------------------------
+# Tools
+# ------------------------------------------------------------------------------------------
+def in_ci():
+    return any(os.environ.get(v) for v in ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE"))
+
+
+def find_or_install(tool, tools_root):
+    env_bin = os.environ.get(f"{tool.upper()}_BIN")
+    if env_bin:
+        if not os.access(env_bin, os.X_OK):
+            die(f"{tool.upper()}_BIN={env_bin} is not executable")
+        return os.path.abspath(env_bin)
+    cand = os.path.join(tools_root, "bin", tool)
+    if os.access(cand, os.X_OK):
+        return cand
+    onpath = shutil.which(tool)
+    if onpath:
+        return onpath
+    if in_ci() or os.environ.get("BENCH_NO_INSTALL") == "1":
+        log(f"{tool} not found and installing is off (CI or BENCH_NO_INSTALL=1): skipping {tool}")
+        return None
+    args = ["cargo", "install", tool, "--root", tools_root]
+    if tool == "sccache":
+        args.insert(3, "--locked")  # kache: installed without --locked, as its docs allow
+    log(f"installing {tool}: {' '.join(args)} (this can take 10-20 minutes)")
+    t0 = time.monotonic()
+    r = subprocess.run(args, cwd="/tmp")
+    if r.returncode != 0 or not os.access(cand, os.X_OK):
+        log(f"installing {tool} failed; skipping {tool}")
+        return None
+    log(f"installed {tool} in {time.monotonic() - t0:.0f}s")
+    return cand
+
+
+def tool_version(path):
+    if not path:
+        return None
+    out = subprocess.run([path, "--version"], capture_output=True, text=True)
+    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else None
+
+
+class Tool:
+    """One tool in one series: its environment, start/stop, and per-build counters."""
+
+    def __init__(self, name, bins, sdir, marker, port):
+        self.name, self.bins, self.sdir, self.marker = name, bins, sdir, marker
+        self.store = os.path.join(sdir, "store") if name != "cargo" else None
+        self.env = base_env()
+        self.env["LARDER_BENCH_SERIES"] = marker.split("=", 1)[1]
+        if name == "larder":
+            self.env["LARDER_DIR"] = self.store
+        elif name == "sccache":
+            self.env.update({
+                "RUSTC_WRAPPER": bins["sccache"],
+                "SCCACHE_DIR": self.store,
+                "SCCACHE_CACHE_SIZE": "50G",
+                "SCCACHE_IDLE_TIMEOUT": "0",
+                "SCCACHE_SERVER_PORT": str(port),
+                "SCCACHE_CONF": os.path.join(sdir, "sccache-none.toml"),
+                "SCCACHE_ERROR_LOG": os.path.join(sdir, "sccache-server.log"),
+            })
+        elif name == "kache":
+            cfg = os.path.join(sdir, "kache.toml")
+            self.env.update({
+                "RUSTC_WRAPPER": bins["kache"],
+                "KACHE_CACHE_DIR": self.store,
+                "KACHE_RUNTIME_DIR": os.path.join(sdir, "kache-runtime"),
+                "KACHE_CONFIG": cfg,
+                "KACHE_HOST_CONFIG": "",
+                "KACHE_AUTO_CLEAN_ORPHANED_TARGETS": "false",
+                "XDG_CACHE_HOME": os.path.join(sdir, "xdg-cache"),
+                "XDG_CONFIG_HOME": os.path.join(sdir, "xdg-config"),
+            })
+            self.kache_cfg = cfg
+        self.log = os.path.join(sdir, "tool.log")
+
+    def start(self):
+        os.makedirs(self.sdir, exist_ok=True)
+        if self.store:
+            os.makedirs(self.store, exist_ok=True)
+        if self.name == "sccache":
+            open(self.env["SCCACHE_CONF"], "w").close()
+            run_quiet([self.bins["sccache"], "--start-server"], cwd=self.sdir, env=self.env,
+                      logf=self.log)
+        elif self.name == "kache":
+            open(self.kache_cfg, "w").close()
+            for d in ("KACHE_RUNTIME_DIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME"):
+                os.makedirs(self.env[d], exist_ok=True)
+            run_quiet([self.bins["kache"], "daemon", "start"], cwd=self.sdir, env=self.env,
+                      check=False, logf=self.log)
+
+    def stop(self):
+        if self.name == "sccache":
+            run_quiet([self.bins["sccache"], "--stop-server"], cwd=self.sdir, env=self.env,
+                      check=False, logf=self.log)
+        elif self.name == "kache":
+            run_quiet([self.bins["kache"], "daemon", "stop"], cwd=self.sdir, env=self.env,
+                      check=False, logf=self.log)
+
+    def build_cmd(self, profile):
+        args = ["cargo", "build", "--locked"] + (["--release"] if profile == "release" else [])
+        if self.name == "larder":
+            return [self.bins["larder"]] + args
+        return args
+
+    # counters: before() is called untimed before each build, after() untimed after it.
+    def before(self, report):
+        if self.name == "larder":
+            self.env["LARDER_REPORT"] = report
+        elif self.name == "sccache":
+            run_quiet([self.bins["sccache"], "--zero-stats"], cwd=self.sdir, env=self.env,
+                      check=False)
+        elif self.name == "kache":
+            self.k0 = self.kache_summary()
+
+    def after(self, report, cwd):
+        if self.name == "larder":
+            c = larder_counts(report)
+            if c is None:
+                return {"hits": None, "misses": None}
+            return {"hits": c["hits"], "misses": c["misses"], "not_cacheable": c["not_cacheable"],
+                    "errors": c["errors"], "units": c["units"], "hit_secs": c["hit_secs"]}
+        if self.name == "sccache":
+            out = subprocess.run([self.bins["sccache"], "--show-stats", "--stats-format=json"],
+                                 env=self.env, capture_output=True, text=True)
+            try:
+                s = json.loads(out.stdout)
+                s = s.get("stats", s)
+                return {"hits": sum_counts(s.get("cache_hits", {})),
+                        "misses": sum_counts(s.get("cache_misses", {})),
+                        "not_cacheable": int(s.get("requests_not_cacheable", 0) or 0),
+                        "not_cached_reasons": s.get("not_cached") or {},
+                        "errors": sum_counts(s.get("cache_errors", {}))}
+            except (ValueError, AttributeError, TypeError):
+                return {"hits": None, "misses": None}
+        if self.name == "kache":
+            k1 = self.kache_summary()
+            if self.k0 is None or k1 is None:
+                return {"hits": None, "misses": None}
+            d = {k: k1.get(k, 0) - self.k0.get(k, 0) for k in k1}
+            return {"hits": d.get("local_hits", 0) + d.get("prefetch_hits", 0)
+                    + d.get("remote_hits", 0),
+                    "misses": d.get("misses", 0),
+                    "not_cacheable": d.get("passthroughs", 0) + d.get("skipped", 0),
+                    "errors": d.get("errors", 0)}
+        return {}
+
+    def kache_summary(self):
+        out = subprocess.run([self.bins["kache"], "stats", "--json", "--since", "7d"],
+                             cwd=self.sdir, env=self.env, capture_output=True, text=True)
+        try:
+            doc = json.loads(out.stdout)
+        except ValueError:
+            return None
+        res = {}
+        for k in ("local_hits", "prefetch_hits", "remote_hits", "misses", "errors",
+                  "passthroughs", "skipped"):
+            v = find_key(doc, k)
+            if isinstance(v, (int, float)):
+                res[k] = int(v)
+        return res or None
+
+
+def base_env():
+    env = dict(os.environ)
+    for v in ("RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "CARGO_BUILD_RUSTC_WRAPPER",
+              "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR",
+              "CARGO_BUILD_BUILD_DIR", "LARDER_DIR", "LARDER_REPORT", "LARDER_DISABLE",
+              "LARDER_EXTRA_ENV", "LARDER_EXTRA_FILES", "SCCACHE_DIR", "KACHE_CACHE_DIR",
+              "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_INCREMENTAL"):
+        env.pop(v, None)
+    env["CARGO_TERM_COLOR"] = "never"
+    env["CARGO_TERM_PROGRESS_WHEN"] = "never"
+    return env
+
+
+# ------------------------------------------------------------------------------------------
+# Sources
+# ------------------------------------------------------------------------------------------
+def copy_tree(src, dst):
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    subprocess.run(["cp", "-a", src, dst], check=True)
+    shutil.rmtree(os.path.join(dst, "target"), ignore_errors=True)
+
+
+def prepare_sources(work, projects):
+    srcroot = os.path.join(work, "src")
+    os.makedirs(srcroot, exist_ok=True)
+    env = base_env()
+    for p in projects:
+        dst = os.path.join(srcroot, p)
+        if p == "ripgrep":
+            run_quiet([os.path.join(REPO, "scripts", "fetch-ripgrep.sh"), dst], env=env)
+        elif p == "smoke":
+            if not os.path.exists(dst):
+                os.makedirs(os.path.join(dst, "src"))
+                with open(os.path.join(dst, "Cargo.toml"), "w") as f:
+                    f.write('[package]\nname = "larder-bench-smoke"\nversion = "0.1.0"\n'
+                            'edition = "2021"\npublish = false\n\n[dependencies]\n'
+                            'itoa = "1"\n\n[workspace]\n')
+                with open(os.path.join(dst, "src", "main.rs"), "w") as f:
+                    f.write('fn main() {\n    let mut b = itoa::Buffer::new();\n'
+                            '    println!("{}", b.format(42u32));\n}\n')
+                run_quiet(["cargo", "generate-lockfile"], cwd=dst, env=env)
+                run_quiet(["cargo", "update", "-p", "itoa", "--precise", "1.0.11"], cwd=dst,
+                          env=env)
+            run_quiet(["cargo", "fetch", "--locked"], cwd=dst, env=env)
+        else:
+            if not os.path.exists(dst):
+                os.makedirs(dst)
+                for name in ("Cargo.toml", "Cargo.lock", "src"):
+                    subprocess.run(["cp", "-a", os.path.join(HERE, "heavy", name), dst],
+                                   check=True)
+            run_quiet(["cargo", "fetch", "--locked"], cwd=dst, env=env)
+        # The bumped Cargo.lock for scenario (d), made once (online) and fetched.
+        pkg, ver = PROJECTS[p]["bump"]
+        bumped = os.path.join(srcroot, f"{p}.bumped.Cargo.lock")
+        if not os.path.exists(bumped):
+            scratch = os.path.join(srcroot, f"{p}-bump-scratch")
+            shutil.rmtree(scratch, ignore_errors=True)
+            copy_tree(dst, scratch)
+            run_quiet(["cargo", "update", "-p", pkg, "--precise", ver], cwd=scratch, env=env)
+            run_quiet(["cargo", "fetch", "--locked"], cwd=scratch, env=env)
+            shutil.copy(os.path.join(scratch, "Cargo.lock"), bumped)
+            shutil.rmtree(scratch)
+        with open(bumped) as f, open(os.path.join(dst, "Cargo.lock")) as g:
+            if f.read() == g.read():
+                die(f"{p}: the bumped Cargo.lock equals the original ({pkg} {ver})")
+    return srcroot
+
+
+# ------------------------------------------------------------------------------------------
+# One series
+# ------------------------------------------------------------------------------------------
+def series(ctx, run_i, project, profile, tool_name):
+    work, srcroot, scenarios = ctx["work"], ctx["srcroot"], ctx["scenarios"]
+    sid = f"{project}-{profile}-r{run_i}-{tool_name}"
+    sdir = os.path.join(work, "runs", f"{project}-{profile}", f"r{run_i}", tool_name)
+    shutil.rmtree(sdir, ignore_errors=True)
+    os.makedirs(os.path.join(sdir, "logs"))
+    os.makedirs(os.path.join(sdir, "reports"))
+    marker = f"LARDER_BENCH_SERIES={sid}-{os.getpid()}"
+    port = 4300 + (os.getpid() % 500)
+    tool = Tool(tool_name, ctx["bins"], sdir, marker, port)
+    tool.start()
+    pristine = os.path.join(srcroot, project)
+    ws = os.path.join(sdir, "ws", project)
+    copy_tree(pristine, ws)
+    results = []
+
+    def build(scen, cwd, record=True):
+        report = os.path.join(sdir, "reports", f"{scen}.jsonl")
+        logp = os.path.join(sdir, "logs", f"{scen}.log")
+        tool.before(report)
+        m = timed(tool.build_cmd(profile), cwd, tool.env, logp,
+                  marker=marker if tool_name in ("sccache", "kache") else None)
+        counts = tool.after(report, cwd)
+        m.update({"project": project, "profile": profile, "tool": tool_name, "run": run_i,
+                  "scenario": scen, "compiling_lines": compiling_lines(logp), "log": logp})
+        m.update(counts)
+        hs = m.pop("hit_secs", None)
+        if hs:
+            m["hit_secs"] = hs
+        log(f"[{sid}] {scen}: {m['wall']:.1f}s wall, {m['cpu']:.1f}s CPU "
+            f"(others {m['foreign_cpu']:.1f}s), hits={m.get('hits')} misses={m.get('misses')} "
+            f"compiling={m['compiling_lines']} rc={m['rc']}")
+        if m["rc"] != 0:
+            with open(logp, errors="replace") as f:
+                log("build failed; last lines:\n" + "".join(f.readlines()[-30:]))
+        if record:
+            results.append(m)
+        return m["rc"] == 0
+
+    ok = True
+    try:
+        # a: always built (the other scenarios start from it); recorded if selected.
+        ok = build("a", ws, record="a" in scenarios)
+        if ok and "b" in scenarios:
+            ok = build("b", ws)
+        if ok and tool_name == "cargo" and ctx["limit"]:
+            results.append(limit(ctx, sid, run_i, sdir, project, profile, ws, tool.env))
+        if ok and "c" in scenarios:
+            path = os.path.join(ws, PROJECTS[project]["edit"])
+            tag = f"larder-bench-edit-r{run_i:03d}"
+            with open(path, "a") as f:
+                f.write(f'#[used]\nstatic LARDER_BENCH_EDIT: [u8; {len(tag)}] = *b"{tag}";\n')
+            ok = build("c", ws)
+        if ok and "d" in scenarios:
+            shutil.copy(os.path.join(srcroot, f"{project}.bumped.Cargo.lock"),
+                        os.path.join(ws, "Cargo.lock"))
+            ok = build("d", ws)
+        if ok and "e" in scenarios:
+            other = os.path.join(sdir, "elsewhere", "some", "deeper", "path", f"{project}-copy")
+            copy_tree(pristine, other)
+            ok = build("e", other)
+            ctx["sizes"].append({"project": project, "profile": profile, "tool": tool_name,
+                                 "run": run_i, "what": "e target", "bytes": du(os.path.join(other, "target"))})
+        if ok and "f" in scenarios:
+            run_quiet(["cargo", "clean"], cwd=ws, env=tool.env, logf=os.path.join(sdir, "tool.log"))
+            ok = build("f", ws)
+    finally:
+        tool.stop()
+    ctx["sizes"].append({"project": project, "profile": profile, "tool": tool_name, "run": run_i,
+                         "what": "store", "bytes": du(tool.store) if tool.store else None})
+    ctx["sizes"].append({"project": project, "profile": profile, "tool": tool_name, "run": run_i,
+                         "what": "target", "bytes": du(os.path.join(ws, "target"))})
+    if not ctx["keep"]:
+        for d in ("ws", "elsewhere", "limit", "store", "xdg-cache"):
+            shutil.rmtree(os.path.join(sdir, d), ignore_errors=True)
+    return results, ok
+
+
+def limit(ctx, sid, run_i, sdir, project, profile, ws, env):
+    """Floor for e/f: a fresh checkout elsewhere gets a copy of a finished target dir
+    (cp -a, timed), then a no-op plain `cargo build` (timed)."""
+    dst = os.path.join(sdir, "limit", "another", "place", f"{project}-copy")
+    copy_tree(os.path.join(ctx["srcroot"], project), dst)
+    c0, t0 = children_cpu(), time.monotonic()
+    subprocess.run(["cp", "-a", os.path.join(ws, "target"), os.path.join(dst, "target")],
+                   check=True)
+    cp_wall, cp_cpu = time.monotonic() - t0, children_cpu() - c0
+    logp = os.path.join(sdir, "logs", "limit.log")
+    args = ["cargo", "build", "--locked"] + (["--release"] if profile == "release" else [])
+    m = timed(args, dst, env, logp)
+    m.update({"project": project, "profile": profile, "tool": "limit", "run": run_i,
+              "scenario": "limit", "cp_wall": round(cp_wall, 3), "build_wall": m["wall"],
+              "compiling_lines": compiling_lines(logp), "log": logp})
+    m["wall"] = round(cp_wall + m["wall"], 3)
+    m["cpu"] = round(cp_cpu + m["cpu"], 2)
+    log(f"[{sid}] limit: cp -a {cp_wall:.1f}s + no-op build {m['build_wall']:.1f}s"
+        f" (compiling={m['compiling_lines']})")
+    return m
+
+
+# ------------------------------------------------------------------------------------------
+# Report
+# ------------------------------------------------------------------------------------------
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    if not xs:
+        return None
+    k = min(len(xs) - 1, max(0, int(round(p / 100.0 * len(xs) + 0.5)) - 1))
+    return xs[k]
+
+
+def fmt_bytes(b):
+    if b is None:
+        return "-"
+    for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if b >= div:
+            return f"{b / div:.1f} {unit}"
+    return f"{b} B"
+
+
+def ratio_str(m, base):
+    if not base:
+        return ""
+    r = m / base
+    return f" ({r:.2f}x)" if r >= 0.1 else f" ({r:.3f}x)"
+
+
+def counts_str(rows):
+    vals = []
+    for r in rows:
+        h, m = r.get("hits"), r.get("misses")
+        if r["tool"] in ("cargo", "limit"):
+            vals.append(f"{r['compiling_lines']} compiled")
+        elif h is None:
+            vals.append("n/a")
+        else:
+            s = f"{h}h/{m}m"
+            if r.get("not_cacheable"):
+                s += f"/{r['not_cacheable']}nc"
+            vals.append(s)
+    uniq = list(dict.fromkeys(vals))
+    return uniq[0] if len(uniq) == 1 else ", ".join(vals)
+
+
+def make_report(meta, results, sizes):
+    lines = []
+    w = lines.append
+    w(f"# larder bench results ({meta['date']} to {meta.get('updated', '?')})")
+    w("")
+    w(f"Machine: {meta['machine']}. Toolchain: {meta['rustc']}; {meta['cargo']}.")
+    w(f"Tools: " + "; ".join(f"{k} = {v}" for k, v in meta["versions"].items()) + ".")
+    w(f"RUNS={meta['runs']}, PROJECTS={','.join(meta['projects'])}, "
+      f"PROFILES={','.join(meta['profiles'])}, TOOLS={','.join(meta['tools'])}, "
+      f"SCENARIOS={','.join(meta['scenarios'])}. Medians over runs; run order interleaved "
+      f"(for each run: for each project/profile: for each tool: one series).")
+    w("")
+    w("Cells: median wall seconds of the cargo command, (ratio to plain cargo's cold build a), "
+      "then hits/misses of the tool (h/m, nc = not cacheable; for plain cargo and the limit: "
+      "cargo's `Compiling` lines).")
+    for project in meta["projects"]:
+        for profile in meta["profiles"]:
+            rows = [r for r in results if r["project"] == project and r["profile"] == profile]
+            if not rows:
+                continue
+            base = med([r["wall"] for r in rows if r["tool"] == "cargo" and r["scenario"] == "a"
+                        and r["rc"] == 0])
+            tools = [t for t in meta["tools"] if any(r["tool"] == t for r in rows)]
+            w("")
+            w(f"## {project}, {profile}")
+            w("")
+            w("| scenario | " + " | ".join(tools) + " |")
+            w("|---|" + "---|" * len(tools))
+            for scen in meta["scenarios"]:
+                cells = []
+                for t in tools:
+                    rs = [r for r in rows if r["tool"] == t and r["scenario"] == scen]
+                    good = [r for r in rs if r["rc"] == 0]
+                    if not rs:
+                        cells.append("-")
+                    elif not good:
+                        cells.append("FAILED")
+                    else:
+                        m = med([r["wall"] for r in good])
+                        ratio = ratio_str(m, base)
+                        cells.append(f"{m:.1f} s{ratio}, {counts_str(good)}")
+                w(f"| {SCENARIO_NAMES[scen]} | " + " | ".join(cells) + " |")
+            lim = [r for r in rows if r["tool"] == "limit" and r["rc"] == 0]
+            if lim:
+                m = med([r["wall"] for r in lim])
+                ratio = ratio_str(m, base)
+                detail = (f"cp -a {med([r['cp_wall'] for r in lim]):.1f} s + build "
+                          f"{med([r['build_wall'] for r in lim]):.1f} s, {counts_str(lim)}")
+                w(f"| {SCENARIO_NAMES['limit']} | {m:.1f} s{ratio}: {detail} |"
+                  + " |" * (len(tools) - 1))
+            # CPU and load
+            w("")
+            w("CPU seconds (median; user+sys of cargo's process tree plus the sccache server / "
+              "kache daemon) and, in brackets, CPU seconds used by other processes on the "
+              "machine during the build (median):")
+            w("")
+            w("| scenario | " + " | ".join(tools) + " |")
+            w("|---|" + "---|" * len(tools))
+            for scen in meta["scenarios"] + (["limit"] if lim else []):
+                cells = []
+                for t in tools:
+                    tt = "limit" if scen == "limit" else t
+                    if scen == "limit" and t != "cargo":
+                        cells.append("")
+                        continue
+                    good = [r for r in rows if r["tool"] == tt and r["scenario"] == scen
+                            and r["rc"] == 0]
+                    if not good:
+                        cells.append("-")
+                    else:
+                        cells.append(f"{med([r['cpu'] for r in good]):.1f} "
+                                     f"[{med([r['foreign_cpu'] for r in good]):.1f}]")
+                w(f"| {SCENARIO_NAMES[scen]} | " + " | ".join(cells) + " |")
+            # sizes
+            sz = [s for s in sizes if s["project"] == project and s["profile"] == profile]
+            if sz:
+                w("")
+                w("Sizes after the series (median over runs; du -sb): the tool's store and the "
+                  "first checkout's target/ after (f).")
+                w("")
+                w("| | " + " | ".join(tools) + " |")
+                w("|---|" + "---|" * len(tools))
+                for what, label in (("store", "store"), ("target", "target/")):
+                    cells = []
+                    for t in tools:
+                        v = med([s["bytes"] for s in sz if s["tool"] == t and s["what"] == what])
+                        cells.append(fmt_bytes(v) if t != "cargo" or what != "store" else "-")
+                    w(f"| {label} | " + " | ".join(cells) + " |")
+            hs = [x for r in rows if r["tool"] == "larder" and r["scenario"] in ("e", "f")
+                  for x in r.get("hit_secs", [])]
+            if hs:
+                w("")
+                w(f"larder per-hit wrapper latency (`secs` of the hit lines of LARDER_REPORT in "
+                  f"the warm builds e and f, {len(hs)} hits): median {statistics.median(hs) * 1000:.1f} ms, "
+                  f"p95 {pct(hs, 95) * 1000:.1f} ms, max {max(hs) * 1000:.1f} ms.")
+    loads = [r["foreign_cpu"] / r["wall"] for r in results if r["wall"] > 0]
+    if loads:
+        w("")
+        w(f"Load from other processes during the builds: median {statistics.median(loads):.2f} "
+          f"cores busy with other work (max {max(loads):.2f}) of {meta['cores']}.")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------
+def main():
+    runs = int(os.environ.get("RUNS", "3"))
+    projects = env_list("PROJECTS", ["ripgrep", "heavy"], list(PROJECTS))
+    profiles = env_list("PROFILES", ["debug", "release"], ["debug", "release"])
+    tools = env_list("TOOLS", ALL_TOOLS, ALL_TOOLS)
+    scenarios = env_list("SCENARIOS", ALL_SCENARIOS, ALL_SCENARIOS)
+    scenarios = [s for s in ALL_SCENARIOS if s in scenarios]
+    work = os.path.abspath(os.environ.get("BENCH_WORK", "/tmp/larder-bench"))
+    if work in ("/", os.path.expanduser("~"), REPO) or len(work) < 5:
+        die(f"refusing BENCH_WORK={work}")
+    tools_root = os.environ.get("BENCH_TOOLS_ROOT", os.path.expanduser("~/.larder-bench-tools"))
+    keep = os.environ.get("BENCH_KEEP") == "1"
+    os.makedirs(work, exist_ok=True)
+    shutil.rmtree(os.path.join(work, "runs"), ignore_errors=True)
+
+    bins = {}
+    if "larder" in tools:
+        lb = os.environ.get("LARDER_BIN")
+        if not lb:
+            log("building larder: cargo build --release --locked -p larder")
+            run_quiet(["cargo", "build", "--release", "--locked", "-p", "larder"], cwd=REPO,
+                      env=dict(base_env(), CARGO_TARGET_DIR=os.path.join(REPO, "target")))
+            lb = os.path.join(REPO, "target", "release", "larder")
+        # A private copy: a rebuild in the repo during the bench must not swap the binary.
+        os.makedirs(os.path.join(work, "bin"), exist_ok=True)
+        bins["larder"] = os.path.join(work, "bin", "larder")
+        shutil.copy2(lb, bins["larder"])
+    for t in ("sccache", "kache"):
+        if t in tools:
+            b = find_or_install(t, tools_root)
+            if b:
+                bins[t] = b
+            else:
+                tools.remove(t)
+    versions = {"larder": tool_version(bins.get("larder")) if "larder" in bins else None}
+    for t in ("sccache", "kache"):
+        if t in bins:
+            versions[t] = tool_version(bins[t])
+    versions = {k: v for k, v in versions.items() if v}
+    if "larder" in bins:
+        commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip()
+        if os.environ.get("LARDER_BIN"):
+            note = os.environ.get("LARDER_BIN_NOTE") or f"LARDER_BIN={os.environ['LARDER_BIN']}"
+        else:
+            note = f"built from the working tree, HEAD {commit}"
+        versions["larder"] += f" ({note})"
+
+    log(f"work dir {work}; runs={runs} projects={projects} profiles={profiles} tools={tools} "
+        f"scenarios={scenarios}")
+    srcroot = prepare_sources(work, projects)
+
+    def cmd_out(c):
+        return subprocess.run(c, capture_output=True, text=True).stdout.strip()
+
+    mem = 0
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) // (1024 * 1024)
+    meta = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.uname().sysname} {os.uname().release}, {os.cpu_count()} cores, "
+                   f"{mem} GiB RAM",
+        "cores": os.cpu_count(),
+        "rustc": cmd_out(["rustc", "--version"]),
+        "cargo": cmd_out(["cargo", "--version"]),
+        "versions": versions,
+        "runs": runs, "projects": projects, "profiles": profiles, "tools": tools,
+        "scenarios": scenarios,
+    }
+    ctx = {"work": work, "srcroot": srcroot, "scenarios": scenarios, "bins": bins,
+           "limit": "cargo" in tools, "keep": keep, "sizes": []}
+    results = []
+    t_start = time.monotonic()
+
+    def save():
+        meta["elapsed_s"] = round(time.monotonic() - t_start)
+        meta["updated"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        with open(os.path.join(work, "results.json"), "w") as f:
+            json.dump({"meta": meta, "results": results, "sizes": ctx["sizes"]}, f, indent=1)
+        md = make_report(meta, results, ctx["sizes"])
+        with open(os.path.join(work, "results.md"), "w") as f:
+            f.write(md)
+        return md
+
+    failures = []
+    for i in range(1, runs + 1):
+        for project in projects:
+            for profile in profiles:
+                for t in tools:
+                    log(f"=== run {i}/{runs}: {project} {profile} {t} ===")
+                    rs, ok = series(ctx, i, project, profile, t)
+                    results.extend(rs)
+                    if not ok:
+                        failures.append(f"{project} {profile} {t} run {i}")
+                    save()
+    md = save()
+    print(md)
+    log(f"done in {time.monotonic() - t_start:.0f}s; results in {work}/results.md and .json")
+    if failures:
+        log("builds failed in: " + "; ".join(failures))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
