@@ -40,7 +40,7 @@ use larder_store::{ActionRecord, DiskStore, Namespace, OutputFile, Store, get_ve
 
 use crate::config::Config;
 use crate::exec::{exit_code, run_captured};
-use crate::flight::{self, Flight};
+use crate::flight;
 use crate::hashing::FileHasher;
 use crate::identity;
 use crate::report::warn_once;
@@ -145,16 +145,12 @@ pub fn run(real: PathBuf, args: Vec<OsString>) -> i32 {
         reporter.hit(hit.0.compile_secs, hit.1, 0);
         return run.replay(&hit.0);
     }
-    let _flight = match flight::acquire(store.root(), &key) {
-        Ok(Flight::Waited(lock)) => {
-            if let Some(hit) = run.lookup(&key) {
-                reporter.hit(hit.0.compile_secs, hit.1, 0);
-                return run.replay(&hit.0);
-            }
-            Some(lock)
+    let _flight = match flight::lead_or_reuse(store.root(), &key, || run.lookup(&key)) {
+        Ok(lock) => lock,
+        Err(hit) => {
+            reporter.hit(hit.0.compile_secs, hit.1, 0);
+            return run.replay(&hit.0);
         }
-        Ok(Flight::Leader(lock)) => Some(lock),
-        Err(_) => None,
     };
     let captured = match run_captured(&real, &args) {
         Ok(c) => c,

@@ -57,6 +57,28 @@ pub fn acquire(root: &Path, key: &Digest) -> io::Result<Flight> {
     }
 }
 
+/// Single flight around a miss: takes the lock for `key`, waiting if another process
+/// holds it. If it had to wait, `relookup` runs again and its hit comes back as `Err`, to
+/// be served instead of compiling. Otherwise the lock comes back (`None` where locking is
+/// impossible, e.g. a read-only store), to be held until the result is stored.
+pub fn lead_or_reuse<H>(
+    root: &Path,
+    key: &Digest,
+    relookup: impl FnOnce() -> Option<H>,
+) -> Result<Option<FlightLock>, H> {
+    match acquire(root, key) {
+        Ok(Flight::Leader(lock)) => Ok(Some(lock)),
+        Ok(Flight::Waited(lock)) => match relookup() {
+            Some(hit) => Err(hit),
+            None => Ok(Some(lock)),
+        },
+        Err(e) => {
+            tracing::debug!(%e, "no single flight");
+            Ok(None)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,7 +39,7 @@ use larder_store::{
 use crate::config::Config;
 use crate::exec::{Captured, exec_passthrough, exit_code, run_captured};
 use crate::failure;
-use crate::flight::{self, Flight, FlightLock};
+use crate::flight::{self, FlightLock};
 use crate::hashing::FileHasher;
 use crate::identity;
 use crate::linkage::{link_closure, link_name, native_libraries};
@@ -140,25 +140,21 @@ pub fn run(rustc: PathBuf, args: Vec<OsString>) -> i32 {
 
     // Single flight: if another process is compiling this key, wait for it and look
     // again. The lock is held until this compile is stored.
-    let _flight = match flight::acquire(store.root(), &invocation_key) {
-        Ok(Flight::Waited(lock)) => {
-            if let Lookup::Hit {
-                record,
-                bytes,
-                cloned,
-            } = session.lookup(&invocation_key)
-            {
-                session.replay(&record);
-                reporter.hit(record.compile_secs, bytes, cloned);
-                shim_build_script(&config, &inv);
-                return record.exit_code;
-            }
-            Some(lock)
-        }
-        Ok(Flight::Leader(lock)) => Some(lock),
-        Err(e) => {
-            tracing::debug!(%e, "no single flight");
-            None
+    let relookup = || match session.lookup(&invocation_key) {
+        Lookup::Hit {
+            record,
+            bytes,
+            cloned,
+        } => Some((record, bytes, cloned)),
+        Lookup::Miss { .. } => None,
+    };
+    let _flight = match flight::lead_or_reuse(store.root(), &invocation_key, relookup) {
+        Ok(lock) => lock,
+        Err((record, bytes, cloned)) => {
+            session.replay(&record);
+            reporter.hit(record.compile_secs, bytes, cloned);
+            shim_build_script(&config, &inv);
+            return record.exit_code;
         }
     };
 

@@ -76,7 +76,7 @@ pub use reason::CNotCacheable;
 
 use crate::config::Config;
 use crate::exec::{exec_passthrough, exit_code, run_captured};
-use crate::flight::{self, Flight};
+use crate::flight;
 use crate::identity;
 use crate::report::{Event, record, warn_once};
 use crate::wrapper::write_atomic;
@@ -173,19 +173,16 @@ pub fn run(compiler: PathBuf, args: Vec<OsString>) -> i32 {
         }
         Lookup::Miss(reason) => reason,
     };
-    let _flight = match flight::acquire(store.root(), &key) {
-        Ok(Flight::Waited(lock)) => {
-            if let Lookup::Hit { record, bytes } = session.lookup(&key) {
-                session.replay(&record);
-                reporter.hit(record.compile_secs, bytes);
-                return 0;
-            }
-            Some(lock)
-        }
-        Ok(Flight::Leader(lock)) => Some(lock),
-        Err(e) => {
-            tracing::debug!(%e, "no single flight");
-            None
+    let relookup = || match session.lookup(&key) {
+        Lookup::Hit { record, bytes } => Some((record, bytes)),
+        Lookup::Miss(_) => None,
+    };
+    let _flight = match flight::lead_or_reuse(store.root(), &key, relookup) {
+        Ok(lock) => lock,
+        Err((record, bytes)) => {
+            session.replay(&record);
+            reporter.hit(record.compile_secs, bytes);
+            return 0;
         }
     };
 
