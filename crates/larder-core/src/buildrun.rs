@@ -111,17 +111,10 @@ pub fn run(real: PathBuf, args: Vec<OsString>) -> i32 {
         reporter.not_cacheable(&NotCacheable::NoOutDir);
         return exec_real(&real, &args);
     };
-    let store = match DiskStore::open(&config.dir, config.max_size) {
-        Ok(s) => s.with_compression_level(config.compression_level),
-        Err(e) => {
-            warn_once(
-                "store-open",
-                &format!(
-                    "cannot open the store in {}: {e}; running without cache",
-                    config.dir.display()
-                ),
-            );
-            reporter.error(&format!("store: {e}"));
+    let store = match config.open_store_or_warn() {
+        Ok(s) => s,
+        Err(msg) => {
+            reporter.error(&msg);
             return exec_real(&real, &args);
         }
     };

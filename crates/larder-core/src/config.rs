@@ -226,6 +226,32 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Opens the local store with these settings (directory, size bound, compression).
+    ///
+    /// # Errors
+    /// [`larder_store::StoreError`] if the store directory cannot be created.
+    pub fn open_store(&self) -> Result<larder_store::DiskStore, larder_store::StoreError> {
+        Ok(larder_store::DiskStore::open(&self.dir, self.max_size)?
+            .with_compression_level(self.compression_level))
+    }
+
+    /// Opens the store for a wrapper; if it cannot be opened, warns once per build and
+    /// returns the message for the report, and the caller runs the tool uncached.
+    pub fn open_store_or_warn(&self) -> Result<larder_store::DiskStore, String> {
+        self.open_store().map_err(|e| {
+            crate::report::warn_once(
+                "store-open",
+                &format!(
+                    "cannot open the store in {}: {e}; running without cache",
+                    self.dir.display()
+                ),
+            );
+            format!("store: {e}")
+        })
+    }
+}
+
 const SIZE_EXPECTED: &str = "a size in bytes such as 10737418240, 500M, 10GiB or 1.5GB";
 
 fn invalid(name: &str, value: &str, expected: &str) -> ConfigError {

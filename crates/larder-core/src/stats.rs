@@ -24,7 +24,8 @@ pub struct StatsReport {
 
 /// Gathers the statistics.
 pub fn gather(config: &Config) -> StatsReport {
-    let usage = larder_store::DiskStore::open(&config.dir, config.max_size)
+    let usage = config
+        .open_store()
         .and_then(|s| s.usage())
         .unwrap_or_default();
     StatsReport {

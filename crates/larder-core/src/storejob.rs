@@ -156,9 +156,7 @@ pub fn run_job_file(path: &Path) -> i32 {
     crate::init_logging();
     let result = (|| -> Result<(), String> {
         let config = crate::config::Config::load().map_err(|e| e.to_string())?;
-        let store = larder_store::DiskStore::open(&config.dir, config.max_size)
-            .map_err(|e| e.to_string())?
-            .with_compression_level(config.compression_level);
+        let store = config.open_store().map_err(|e| e.to_string())?;
         let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
         let job: StoreJob = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
         job.execute(&store)
