@@ -433,7 +433,7 @@ impl Run<'_> {
             if self.roots.has_unknown_placeholder(&o.path) || !dest.starts_with(&self.out_dir) {
                 return Err(format!("{} is not in this OUT_DIR", o.path));
             }
-            let blob = get_verified_blob(self.store, &o.digest)
+            let blob = get_verified_blob(self.store, &o.digest, o.size)
                 .map_err(|e| e.to_string())?
                 .ok_or("blob missing")?;
             files.push((dest, blob, o.executable));

@@ -222,7 +222,7 @@ mod tests {
         j.execute(&store).unwrap();
         put_link_records(&store, &j.record).unwrap();
         assert_eq!(
-            get_verified_blob(&store, &Digest::of(b"rlib bytes"))
+            get_verified_blob(&store, &Digest::of(b"rlib bytes"), 10)
                 .unwrap()
                 .unwrap(),
             b"rlib bytes"

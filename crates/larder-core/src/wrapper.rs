@@ -584,7 +584,7 @@ impl Session<'_> {
                 files.push((dest, Content::Clone(raw), o.executable, o.digest, o.size));
                 continue;
             }
-            let blob = match get_verified_blob(self.store, &o.digest) {
+            let blob = match get_verified_blob(self.store, &o.digest, o.size) {
                 Ok(Some(b)) => b,
                 Ok(None) => return Err(format!("blob {} of {} is missing", o.digest, o.path)),
                 Err(e) => {

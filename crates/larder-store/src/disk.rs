@@ -258,6 +258,8 @@ impl Store for DiskStore {
             list: true,
             write: true,
             max_value_size: None,
+            expires: true,
+            delete: true,
         }
     }
 
@@ -346,7 +348,12 @@ mod tests {
         let d = Digest::of(&data);
         s.put(Namespace::Cas, &d, &data).unwrap();
         s.put(Namespace::Cas, &d, &data).unwrap();
-        assert_eq!(get_verified_blob(&s, &d).unwrap().unwrap(), data);
+        assert_eq!(
+            get_verified_blob(&s, &d, data.len() as u64)
+                .unwrap()
+                .unwrap(),
+            data
+        );
         let u = s.usage().unwrap();
         assert_eq!(u.entries[0], 1);
         assert!(u.bytes[0] < 1000, "stored compressed: {}", u.bytes[0]);
@@ -368,10 +375,15 @@ mod tests {
         s.put(Namespace::Cas, &d, &data).unwrap();
         let raw = s.raw_blob_path(&d).expect("stored raw");
         assert_eq!(std::fs::read(&raw).unwrap(), data);
-        assert_eq!(get_verified_blob(&s, &d).unwrap().unwrap(), data);
+        assert_eq!(
+            get_verified_blob(&s, &d, data.len() as u64)
+                .unwrap()
+                .unwrap(),
+            data
+        );
         std::fs::write(&raw, b"tampered").unwrap();
         assert!(matches!(
-            get_verified_blob(&s, &d),
+            get_verified_blob(&s, &d, data.len() as u64),
             Err(StoreError::Corrupt { .. })
         ));
         assert!(s.raw_blob_path(&d).is_none(), "removed");
@@ -388,7 +400,7 @@ mod tests {
         // A different valid zstd frame: decodes, but to the wrong content.
         std::fs::write(&path, zstd::encode_all(&b"other"[..], 1).unwrap()).unwrap();
         assert!(matches!(
-            get_verified_blob(&s, &d),
+            get_verified_blob(&s, &d, data.len() as u64),
             Err(StoreError::Corrupt { .. })
         ));
         assert!(!path.exists());
@@ -397,7 +409,7 @@ mod tests {
         let raw = std::fs::read(&path).unwrap();
         std::fs::write(&path, &raw[..raw.len() / 2]).unwrap();
         assert!(matches!(
-            get_verified_blob(&s, &d),
+            get_verified_blob(&s, &d, data.len() as u64),
             Err(StoreError::Corrupt { .. })
         ));
         assert!(!path.exists());

@@ -61,8 +61,15 @@ pub struct Capabilities {
     pub list: bool,
     /// Entries can be written.
     pub write: bool,
-    /// The largest value accepted, in bytes, if limited.
+    /// The largest value the backend accepts in one item, in bytes, if limited (the
+    /// backend splits larger values into chunks, or refuses them with
+    /// [`StoreError::TooLarge`]).
     pub max_value_size: Option<u64>,
+    /// Entries may vanish on their own (a TTL, or the server's own eviction), so a
+    /// reader must treat any entry as possibly missing.
+    pub expires: bool,
+    /// Entries can be deleted (content-addressed servers such as REAPI cannot).
+    pub delete: bool,
 }
 
 /// A store error.
@@ -81,6 +88,29 @@ pub enum StoreError {
         /// What is wrong with it.
         detail: String,
     },
+    /// A remote backend failed: unreachable, timed out, refused the request.
+    #[error("{backend}: {message}")]
+    Remote {
+        /// The backend, with credentials removed (`redis://cache:6379/0`).
+        backend: String,
+        /// What failed.
+        message: String,
+        /// Whether the failure was a timeout.
+        timeout: bool,
+    },
+    /// The backend does not accept a value this large.
+    #[error("{backend}: value of {size} bytes is over the backend's limit of {limit} bytes")]
+    TooLarge {
+        /// The backend.
+        backend: String,
+        /// The value's size, in bytes.
+        size: u64,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The backend is read-only.
+    #[error("{0} is read-only")]
+    ReadOnly(String),
 }
 
 impl StoreError {
@@ -94,7 +124,10 @@ impl StoreError {
                     | std::io::ErrorKind::TimedOut
                     | std::io::ErrorKind::WouldBlock
             ),
-            StoreError::Corrupt { .. } => false,
+            StoreError::Remote { timeout, .. } => *timeout,
+            StoreError::Corrupt { .. } | StoreError::TooLarge { .. } | StoreError::ReadOnly(_) => {
+                false
+            }
         }
     }
 }
@@ -132,6 +165,17 @@ pub trait Store: Send + Sync {
     fn contains(&self, ns: Namespace, key: &Digest) -> Result<bool, StoreError> {
         Ok(self.get(ns, key)?.is_some())
     }
+
+    /// The CAS blob with digest `digest`, whose size is `size` bytes. Backends that
+    /// address blobs by digest and size (REAPI) need the size; others ignore it. The
+    /// content is not checked here: use [`get_verified_blob`].
+    ///
+    /// # Errors
+    /// [`StoreError`] if the backend cannot be read.
+    fn get_blob(&self, digest: &Digest, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let _ = size;
+        self.get(Namespace::Cas, digest)
+    }
 }
 
 /// Reads the blob with digest `digest` and checks its content. A blob that cannot be
@@ -143,8 +187,9 @@ pub trait Store: Send + Sync {
 pub fn get_verified_blob(
     store: &dyn Store,
     digest: &Digest,
+    size: u64,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let value = match store.get(Namespace::Cas, digest) {
+    let value = match store.get_blob(digest, size) {
         Ok(v) => v,
         Err(e @ StoreError::Corrupt { .. }) => {
             let _ = store.delete(Namespace::Cas, digest);

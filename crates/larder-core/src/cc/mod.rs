@@ -453,7 +453,7 @@ impl Session<'_> {
         if !self.output.parent().is_none_or(Path::is_dir) {
             return Err(format!("no directory for {}", self.output.display()));
         }
-        let blob = match get_verified_blob(self.store, &object.digest) {
+        let blob = match get_verified_blob(self.store, &object.digest, object.size) {
             Ok(Some(b)) => b,
             Ok(None) => return Err(format!("blob {} is missing", object.digest)),
             Err(e) => {

@@ -1,0 +1,48 @@
+//! The REAPI v2 over gRPC (stub; being written).
+
+use larder_digest::Digest;
+use larder_store::{Capabilities, Namespace, Store, StoreError};
+
+use crate::RemoteSpec;
+
+/// A REAPI server.
+pub(crate) struct ReapiStore {
+    name: String,
+}
+
+impl ReapiStore {
+    pub(crate) fn open(spec: &RemoteSpec) -> Result<ReapiStore, StoreError> {
+        Ok(ReapiStore { name: spec.name() })
+    }
+    fn unsupported(&self) -> StoreError {
+        StoreError::Remote {
+            backend: self.name.clone(),
+            message: "not implemented".into(),
+            timeout: false,
+        }
+    }
+}
+
+impl Store for ReapiStore {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            list: false,
+            write: true,
+            max_value_size: None,
+            expires: true,
+            delete: false,
+        }
+    }
+    fn get(&self, _ns: Namespace, _key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        Err(self.unsupported())
+    }
+    fn put(&self, _ns: Namespace, _key: &Digest, _value: &[u8]) -> Result<(), StoreError> {
+        Err(self.unsupported())
+    }
+    fn delete(&self, _ns: Namespace, _key: &Digest) -> Result<(), StoreError> {
+        Err(self.unsupported())
+    }
+}
