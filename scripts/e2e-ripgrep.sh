@@ -7,7 +7,13 @@
 #   3. larder warm elsewhere larder cargo build --locked     in C (another path), fresh target
 #      dir, same store: every unit (report line with a non-null `crate`) must be a `hit`
 #   4. the warm-built `rg` must work
-# and prints a summary table. Exit status 1 if any check fails.
+# and, for each profile in REMOTE_PROFILES when REMOTES is set, across "machines":
+#   5. larder cold build with store A (its own LARDER_DIR and checkout path), every remote
+#      in REMOTES a writable tier: it pushes to all of them (`larder cargo` returns once
+#      the uploads are done; the wait is reported)
+#   6. per remote: an empty LARDER_DIR, another checkout path, that remote alone as the
+#      tier behind it: every unit must be a hit answered by the remote, and `rg` must work
+# and prints summary tables. Exit status 1 if any check fails.
 #
 # Environment:
 #   PROFILES               profiles to run (default "debug release")
@@ -16,6 +22,9 @@
 #   LARDER_E2E_BIN_TARGET  target dir for building larder (default: $CARGO_TARGET_DIR, else
 #                          the repo's target/); set it to avoid lock contention with other builds
 #   RG_VERSION             ripgrep version (default 14.1.1)
+#   REMOTES                space-separated name=URL pairs of remote tiers (e.g.
+#                          "redis=redis://127.0.0.1:26379/0 s3=s3://larder-test/ci"); none: skip 5-6
+#   REMOTE_PROFILES        profiles that run steps 5-6 (default "release")
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -49,7 +58,8 @@ WORK="$(cd "$WORK" && pwd)"
 # Nothing from the caller's environment may reroute the ripgrep builds.
 unset RUSTC_WRAPPER RUSTC_WORKSPACE_WRAPPER CARGO_BUILD_RUSTC_WRAPPER \
     CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER CARGO_BUILD_TARGET_DIR CARGO_BUILD_BUILD_DIR \
-    LARDER_DIR LARDER_REPORT LARDER_DISABLE LARDER_EXTRA_ENV LARDER_EXTRA_FILES
+    LARDER_DIR LARDER_REPORT LARDER_DISABLE LARDER_EXTRA_ENV LARDER_EXTRA_FILES \
+    LARDER_REMOTE LARDER_REMOTE_READ_ONLY LARDER_CONFIG
 export CARGO_TERM_COLOR=never CARGO_TERM_PROGRESS_WHEN=never
 
 # ---------------------------------------------------------------------------------------------
@@ -118,6 +128,7 @@ show_larder_lines() {
 #                   saved_secs"; units are lines with a non-null `crate`, probes the others
 #   --non-hits      the unit lines whose outcome is not `hit` (and unparsable lines)
 #   --uncacheable   the unit lines whose outcome is neither `hit` nor `miss`
+#   --remote-hits   the number of unit lines that are hits answered by a remote tier
 #   --odd-probes    lines with a null `crate` whose outcome is not `not_cacheable` (the
 #                   contract reserves a null crate for cargo's probes, which are not cacheable)
 report_counts() {
@@ -199,6 +210,32 @@ FAILURES=()
 SUMMARY="$WORK/summary.tsv"
 printf 'profile\tplain_cold_s\tlarder_cold_s\tcold_ratio\twarm_elsewhere_s\twarm_ratio\tcpu_s(plain/cold/warm)\twarm_hits/units\twarm_invocations\tcold_units\tstore_bytes\tplain_target_bytes\twarm_target_bytes\n' >"$SUMMARY"
 
+# check_rg WHAT RG: the rg binary exists, counts the probe file's matches and has the right
+# version; failures go to FAILURES.
+check_rg() {
+    local what="$1" rg="$2" out
+    if [ ! -x "$rg" ]; then
+        echo "e2e: FAIL: $what $rg missing after warm build" >&2
+        FAILURES+=("$what rg binary missing")
+        return
+    fi
+    out="$("$rg" -c larder "$PROBE_FILE" 2>&1)" || true
+    if [ "$out" = 3 ]; then
+        log "$what warm-built rg -c larder: $out (ok)"
+    else
+        echo "e2e: FAIL: $what '$rg -c larder $PROBE_FILE' printed '$out', expected 3" >&2
+        FAILURES+=("$what warm-built rg gives wrong output")
+    fi
+    out="$("$rg" --version 2>&1 | head -n 1)" || true
+    case "$out" in
+        "ripgrep $RG_VERSION"*) log "$what warm-built rg --version: $out" ;;
+        *)
+            echo "e2e: FAIL: $what '$rg --version' printed '$out'" >&2
+            FAILURES+=("$what warm-built rg --version wrong")
+            ;;
+    esac
+}
+
 # ---------------------------------------------------------------------------------------------
 # One profile
 # ---------------------------------------------------------------------------------------------
@@ -268,27 +305,7 @@ run_profile() {
     fi
 
     # 4. the warm-built rg works
-    local rg="$c/target/$profile/rg" out
-    if [ ! -x "$rg" ]; then
-        echo "e2e: FAIL: [$profile] $rg missing after warm build" >&2
-        FAILURES+=("[$profile] rg binary missing")
-    else
-        out="$("$rg" -c larder "$PROBE_FILE" 2>&1)" || true
-        if [ "$out" = 3 ]; then
-            log "[$profile] warm-built rg -c larder: $out (ok)"
-        else
-            echo "e2e: FAIL: [$profile] '$rg -c larder $PROBE_FILE' printed '$out', expected 3" >&2
-            FAILURES+=("[$profile] warm-built rg gives wrong output")
-        fi
-        out="$("$rg" --version 2>&1 | head -n 1)" || true
-        case "$out" in
-            "ripgrep $RG_VERSION"*) log "[$profile] warm-built rg --version: $out" ;;
-            *)
-                echo "e2e: FAIL: [$profile] '$rg --version' printed '$out'" >&2
-                FAILURES+=("[$profile] warm-built rg --version wrong")
-                ;;
-        esac
-    fi
+    check_rg "[$profile]" "$c/target/$profile/rg"
 
     LARDER_DIR="$store" "$LARDER" stats --json >"$pdir/stats.json" 2>&1 || true
     log "[$profile] larder stats --json: $(head -c 400 "$pdir/stats.json")"
@@ -298,6 +315,68 @@ run_profile() {
         "$warm_s" "$(ratio "$warm_s" "$plain_s")" "$plain_cpu/$cold_cpu/$warm_cpu" "$w_hits/$w_units" "$w_inv" "$c_units" \
         "$(dir_bytes "$store")" "$(dir_bytes "$a/target")" "$(dir_bytes "$c/target")" \
         >>"$SUMMARY"
+
+    case " ${REMOTE_PROFILES:-release} " in
+        *" $profile "*) [ -n "${REMOTES:-}" ] && run_remotes "$profile" "$plain_s" "$c_units" ;;
+    esac
+    return 0
+}
+
+REMOTE_SUMMARY="$WORK/remote-summary.tsv"
+printf 'profile\tbackend\twarm_elsewhere_s\tratio_to_plain_cold\tcpu_s\thits/units\tfrom_remote\n' >"$REMOTE_SUMMARY"
+
+# Steps 5 and 6 for one profile: PROFILE PLAIN_COLD_SECS COLD_UNITS.
+run_remotes() {
+    local profile="$1" plain_s="$2" c_units="$3" flags=() pdir="$WORK/$profile/remote"
+    [ "$profile" = release ] && flags=(--release)
+    local urls=() pair
+    for pair in $REMOTES; do urls+=("${pair#*=}"); done
+    local all
+    all="$(IFS=,; echo "${urls[*]}")"
+
+    # 5. store A pushes to every remote
+    local a="$pdir/machine-a/src/ripgrep" report="$pdir/push-report.jsonl"
+    fresh_copy "$a"
+    log "[$profile] remote push: larder cold build in $a with ${#urls[@]} remote tiers"
+    run_timed "$pdir/push.log" "$a" \
+        env LARDER_DIR="$pdir/store-a" LARDER_REPORT="$report" LARDER_REMOTE="$all" \
+        "$LARDER" cargo build "${flags[@]}" --locked \
+        || build_failed "[$profile] remote push build" "$pdir/push.log"
+    show_larder_lines "$pdir/push.log"
+    log "[$profile] remote push: ${ELAPSED}s wall (uploads included), ${CPU}s CPU"
+    LARDER_DIR="$pdir/store-a" "$LARDER" stats >"$pdir/push-stats.txt" 2>&1 || true
+    sed -n '/^remote /,$p' "$pdir/push-stats.txt" | sed 's/^/    /' >&2
+
+    # 6. each remote alone serves a new machine
+    local name url
+    for pair in $REMOTES; do
+        name="${pair%%=*}"
+        url="${pair#*=}"
+        local b="$pdir/machine-$name/elsewhere/rg" wr="$pdir/warm-$name-report.jsonl"
+        fresh_copy "$b"
+        log "[$profile] remote $name: warm build in $b, empty local store, LARDER_REMOTE=$url"
+        run_timed "$pdir/warm-$name.log" "$b" \
+            env LARDER_DIR="$pdir/store-$name" LARDER_REPORT="$wr" LARDER_REMOTE="$url" \
+            "$LARDER" cargo build "${flags[@]}" --locked \
+            || build_failed "[$profile] remote $name warm build" "$pdir/warm-$name.log"
+        local warm_s="$ELAPSED" warm_cpu="$CPU"
+        show_larder_lines "$pdir/warm-$name.log"
+        local w_inv w_units w_hits w_misses w_nc w_err w_probes w_restored w_saved from_remote
+        read -r w_inv w_units w_hits w_misses w_nc w_err w_probes w_restored w_saved \
+            < <(report_counts "$wr")
+        from_remote="$(report_counts "$wr" --remote-hits)"
+        log "[$profile] remote $name: ${warm_s}s wall, $w_hits/$w_units hits, $from_remote from the remote"
+        if [ "$w_units" -eq 0 ] || [ "$w_hits" -ne "$w_units" ] || [ "$from_remote" -ne "$w_units" ]; then
+            echo "e2e: FAIL: [$profile] remote $name: $w_hits/$w_units hits, $from_remote from the remote; non-hits:" >&2
+            report_counts "$wr" --non-hits | sed 's/^/    /' >&2
+            FAILURES+=("[$profile] remote $name: $w_hits/$w_units hits, $from_remote from the remote")
+        fi
+        [ "$w_units" -eq "$c_units" ] || log "[$profile] note: remote $name build had $w_units units, cold $c_units"
+        check_rg "[$profile] remote $name" "$b/target/$profile/rg"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$profile" "$name" "$warm_s" \
+            "$(ratio "$warm_s" "$plain_s")" "$warm_cpu" "$w_hits/$w_units" "$from_remote" >>"$REMOTE_SUMMARY"
+        rm -rf "$pdir/machine-$name" # keep the disk use bounded
+    done
 }
 
 T0="$(date +%s)"
@@ -307,15 +386,23 @@ done
 
 echo
 echo "== larder e2e: ripgrep $RG_VERSION ($(nproc) cores, $(rustc --version)) =="
-python3 - "$SUMMARY" <<'PY'
+print_table() {
+    python3 - "$1" <<'PY'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
 for r in rows:
     print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
 PY
+}
+print_table "$SUMMARY"
 echo "(ratios are to the plain cold build; store = du -sb LARDER_DIR; target = du -sb of the"
 echo " plain build's and the warm build's target dirs; logs and reports under $WORK)"
+if [ -n "${REMOTES:-}" ]; then
+    echo
+    echo "== remote tiers: warm build elsewhere with an empty local store, ratio to the plain cold build =="
+    print_table "$REMOTE_SUMMARY"
+fi
 echo "e2e total: $(($(date +%s) - T0))s"
 
 if [ "${#FAILURES[@]}" -gt 0 ]; then

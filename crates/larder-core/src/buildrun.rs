@@ -36,7 +36,7 @@ use std::time::{Instant, SystemTime};
 use larder_digest::{Digest, KeyHasher};
 use larder_key::paths::find_target_dir;
 use larder_key::{Manifest, ManifestEntry, NotCacheable, Roots, env};
-use larder_store::{ActionRecord, DiskStore, Namespace, OutputFile, Store, get_verified_blob};
+use larder_store::{ActionRecord, Namespace, OutputFile, Store, get_verified_blob};
 
 use crate::config::Config;
 use crate::exec::{exit_code, run_captured};
@@ -135,13 +135,13 @@ pub fn run(real: PathBuf, args: Vec<OsString>) -> i32 {
         }
     };
     if let Some(hit) = run.lookup(&key) {
-        reporter.hit(hit.0.compile_secs, hit.1, 0);
+        reporter.hit(hit.0.compile_secs, hit.1, 0, store.served_by());
         return run.replay(&hit.0);
     }
     let _flight = match flight::lead_or_reuse(store.root(), &key, || run.lookup(&key)) {
         Ok(lock) => lock,
         Err(hit) => {
-            reporter.hit(hit.0.compile_secs, hit.1, 0);
+            reporter.hit(hit.0.compile_secs, hit.1, 0, store.served_by());
             return run.replay(&hit.0);
         }
     };
@@ -182,7 +182,7 @@ fn exec_real(real: &Path, args: &[OsString]) -> i32 {
 
 struct Run<'a> {
     config: &'a Config,
-    store: &'a DiskStore,
+    store: &'a larder_remote::Tiers,
     out_dir: PathBuf,
     cwd: PathBuf,
     roots: Roots,

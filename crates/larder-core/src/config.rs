@@ -15,6 +15,9 @@
 //! | `LARDER_BACKGROUND_STORE` | `background_store` | compress and write results in a background process, off cargo's critical path (`0`/`false`: in the wrapper) | `true` |
 //! | `LARDER_BUILD_SCRIPT_CACHE` | `build_script_cache` | cache build-script runs (`0`/`false` turns it off) | `true` |
 //! | `LARDER_COMPRESSION_LEVEL` | `compression_level` | zstd level for stored blobs, 1 to 19; 0 stores them uncompressed, restored by reflink where the filesystem can | `1` |
+//! | `LARDER_REMOTE` | `remote` | remote tiers read and written after the local store, in order: URLs (`memcached://`, `redis://`, `rediss://`, `s3://`, `http(s)://`, `webdav(s)://`, `grpc(s)://`, `file://`), comma-separated (a list in the file) | none |
+//! | `LARDER_REMOTE_READ_ONLY` | `remote_read_only` | remote tiers only read, after the others (a public cache) | none |
+//! | `LARDER_REMOTE_TIMEOUT` | `remote_timeout` | deadline of one remote call, in seconds (transfers get one more second per 4 MiB) | `5` |
 //! | `LARDER_REPORT` | | file to which each wrapper invocation appends one JSON line (set by `larder cargo`) | none |
 //! | `LARDER_LOG` | | a `tracing` filter for debug logs on stderr (`debug`, `larder_core=trace`) | none |
 
@@ -47,6 +50,16 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "lock file `larder cargo` waits on for background stores (set by it)",
     ),
     ("LARDER_COMPRESSION_LEVEL", "zstd level for stored blobs"),
+    ("LARDER_REMOTE", "remote tiers, read and written (URLs)"),
+    ("LARDER_REMOTE_READ_ONLY", "remote tiers, only read (URLs)"),
+    (
+        "LARDER_REMOTE_TIMEOUT",
+        "deadline of one remote call, in seconds",
+    ),
+    (
+        "LARDER_BUILD_ID",
+        "the build remote failures are counted in (set by `larder cargo`)",
+    ),
     ("LARDER_REPORT", "per-build JSON-lines report file"),
     ("LARDER_LOG", "tracing filter for debug logs"),
 ];
@@ -80,6 +93,8 @@ pub struct Config {
     pub background_store: bool,
     /// Per-build report file.
     pub report: Option<PathBuf>,
+    /// Remote tiers, in lookup order: the writable ones, then the read-only ones.
+    pub remotes: Vec<larder_remote::RemoteSpec>,
 }
 
 /// A configuration error, naming the culprit.
@@ -119,6 +134,9 @@ struct FileConfig {
     compression_level: Option<i64>,
     build_script_cache: Option<bool>,
     background_store: Option<bool>,
+    remote: Option<Vec<String>>,
+    remote_read_only: Option<Vec<String>>,
+    remote_timeout: Option<toml::Value>,
 }
 
 impl Config {
@@ -212,7 +230,51 @@ impl Config {
             Some(v) => parse_bool("LARDER_BACKGROUND_STORE", &v)?,
             None => file.background_store.unwrap_or(true),
         };
+        let timeout = match (get("LARDER_REMOTE_TIMEOUT"), file.remote_timeout) {
+            (Some(v), _) => parse_secs("LARDER_REMOTE_TIMEOUT", &v)?,
+            (None, Some(toml::Value::Integer(n))) => {
+                parse_secs(&file_key("remote_timeout"), &n.to_string())?
+            }
+            (None, Some(toml::Value::Float(f))) => {
+                parse_secs(&file_key("remote_timeout"), &f.to_string())?
+            }
+            (None, Some(other)) => {
+                return Err(invalid(
+                    &file_key("remote_timeout"),
+                    &other.to_string(),
+                    SECS_EXPECTED,
+                ));
+            }
+            (None, None) => larder_remote::DEFAULT_TIMEOUT,
+        };
+        let mut remotes = Vec::new();
+        for (var, key, from_file, read_only) in [
+            ("LARDER_REMOTE", "remote", file.remote, false),
+            (
+                "LARDER_REMOTE_READ_ONLY",
+                "remote_read_only",
+                file.remote_read_only,
+                true,
+            ),
+        ] {
+            let (name, urls) = match get(var) {
+                Some(v) => (var.to_string(), split_urls(&v)),
+                None => (file_key(key), from_file.unwrap_or_default()),
+            };
+            for url in urls {
+                let spec =
+                    larder_remote::RemoteSpec::parse(&url, read_only, timeout).map_err(|e| {
+                        ConfigError::Invalid {
+                            name: name.clone(),
+                            value: e.url.clone(),
+                            expected: e.message.clone(),
+                        }
+                    })?;
+                remotes.push(spec);
+            }
+        }
         Ok(Config {
+            remotes,
             background_store,
             build_script_cache,
             dir,
@@ -236,19 +298,23 @@ impl Config {
             .with_compression_level(self.compression_level))
     }
 
-    /// Opens the store for a wrapper; if it cannot be opened, warns once per build and
-    /// returns the message for the report, and the caller runs the tool uncached.
-    pub fn open_store_or_warn(&self) -> Result<larder_store::DiskStore, String> {
-        self.open_store().map_err(|e| {
-            crate::report::warn_once(
-                "store-open",
-                &format!(
-                    "cannot open the store in {}: {e}; running without cache",
-                    self.dir.display()
-                ),
-            );
-            format!("store: {e}")
-        })
+    /// Opens the tiers for a wrapper: the local store and the remotes. If the local
+    /// store cannot be opened, warns once per build and returns the message for the
+    /// report, and the caller runs the tool uncached.
+    pub fn open_store_or_warn(&self) -> Result<larder_remote::Tiers, String> {
+        let local = self.open_store();
+        local
+            .map(|l| larder_remote::Tiers::new(l, &self.remotes, crate::report::HOOKS))
+            .map_err(|e| {
+                crate::report::warn_once(
+                    "store-open",
+                    &format!(
+                        "cannot open the store in {}: {e}; running without cache",
+                        self.dir.display()
+                    ),
+                );
+                format!("store: {e}")
+            })
     }
 }
 
@@ -271,6 +337,23 @@ fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+/// Splits a list of URLs at commas and whitespace.
+fn split_urls(v: &str) -> Vec<String> {
+    v.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+const SECS_EXPECTED: &str = "a number of seconds over 0, such as 5 or 0.5";
+
+fn parse_secs(name: &str, value: &str) -> Result<std::time::Duration, ConfigError> {
+    match value.trim().parse::<f64>() {
+        Ok(s) if s > 0.0 && s < 1e6 => Ok(std::time::Duration::from_secs_f64(s)),
+        _ => Err(invalid(name, value, SECS_EXPECTED)),
+    }
 }
 
 fn split_list(v: &str) -> Vec<String> {
@@ -375,6 +458,51 @@ mod tests {
         let e = Config::from_env(&env(&[("HOME", "/h"), ("LARDER_COMPRESSION_LEVEL", "99")]))
             .unwrap_err();
         assert!(e.to_string().contains("LARDER_COMPRESSION_LEVEL"), "{e}");
+    }
+
+    #[test]
+    fn remotes_in_order_and_named_on_error() {
+        let c = Config::from_env(&env(&[
+            ("HOME", "/h"),
+            ("LARDER_REMOTE", "redis://r:6379/0, memcached://m:11211"),
+            ("LARDER_REMOTE_READ_ONLY", "https://public.example/larder"),
+            ("LARDER_REMOTE_TIMEOUT", "0.5"),
+        ]))
+        .unwrap();
+        let names: Vec<_> = c.remotes.iter().map(|r| (r.name(), r.read_only)).collect();
+        assert_eq!(
+            names,
+            [
+                ("redis://r:6379/0".to_string(), false),
+                ("memcached://m:11211".to_string(), false),
+                ("https://public.example/larder".to_string(), true)
+            ]
+        );
+        assert_eq!(c.remotes[0].timeout, std::time::Duration::from_millis(500));
+        let e = Config::from_env(&env(&[("HOME", "/h"), ("LARDER_REMOTE", "memcache://m:1")]))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("LARDER_REMOTE") && e.to_string().contains("scheme"),
+            "{e}"
+        );
+        let e = Config::from_env(&env(&[
+            ("HOME", "/h"),
+            ("LARDER_REMOTE", "redis://u:hunter2@r:6379/x"),
+        ]))
+        .unwrap_err();
+        assert!(
+            !e.to_string().contains("hunter2") && !format!("{e:?}").contains("hunter2"),
+            "{e}"
+        );
+        let e = Config::from_env(&env(&[("HOME", "/h"), ("LARDER_REMOTE_TIMEOUT", "soon")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("LARDER_REMOTE_TIMEOUT"), "{e}");
+        let c = Config::from_env(&env(&[
+            ("HOME", "/h"),
+            ("LARDER_REMOTE", "redis://u:hunter2@r:6379/0"),
+        ]))
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 
     #[test]

@@ -38,6 +38,21 @@ pub struct Event {
     pub saved_secs: f64,
     /// For a hit: bytes of output restored.
     pub bytes_restored: u64,
+    /// The remote tier that answered this invocation's lookup, if it was not the
+    /// local store (its URL, credentials removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+}
+
+/// What a hit restored, for its [`Event`] (zero for other outcomes).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Restored {
+    /// The recorded compile time of the entry, in seconds.
+    pub compile_secs: f64,
+    /// Bytes of output restored.
+    pub bytes: u64,
+    /// The remote tier that answered, if not the local store.
+    pub remote: Option<String>,
 }
 
 /// Running totals across builds.
@@ -61,6 +76,9 @@ pub struct Totals {
     pub not_cacheable_reasons: BTreeMap<String, u64>,
     /// Misses by reason label.
     pub miss_reasons: BTreeMap<String, u64>,
+    /// What each remote tier did, by URL (credentials removed).
+    #[serde(default)]
+    pub remotes: BTreeMap<String, larder_remote::RemoteCounters>,
 }
 
 impl Totals {
@@ -145,13 +163,29 @@ pub fn read_report(path: &Path) -> Vec<Event> {
         .collect()
 }
 
-/// Prints `larder: warning: {message}` once per cargo process and `topic`: wrapper
-/// invocations of one build share cargo as their parent process, so a broken store
-/// warns once per build, not once per crate.
+/// How the tiers warn and count: [`warn_once`], and remote counters added to the totals.
+pub const HOOKS: larder_remote::Hooks = larder_remote::Hooks {
+    warn: warn_once,
+    flush: add_remote_counters,
+};
+
+/// Adds per-remote counters to the totals of the store in `dir`. Failures are ignored.
+pub fn add_remote_counters(dir: &Path, counters: &BTreeMap<String, larder_remote::RemoteCounters>) {
+    let _ = update_totals(dir, |t| {
+        for (name, c) in counters {
+            t.remotes.entry(name.clone()).or_default().add(c);
+        }
+    });
+}
+
+/// Prints `larder: warning: {message}` once per build and `topic`, so a broken store
+/// warns once per build, not once per crate. The build is `LARDER_BUILD_ID` (set by
+/// `larder cargo`), else the parent process: wrapper invocations of one build share
+/// cargo as their parent.
 pub fn warn_once(topic: &str, message: &str) {
-    let parent = std::os::unix::process::parent_id();
+    let build = larder_remote::build_id();
     let marker = std::env::temp_dir().join(format!(
-        "larder-warned-{parent}-{}",
+        "larder-warned-{build}-{}",
         &larder_digest::Digest::of(topic.as_bytes()).to_hex()[..16]
     ));
     if OpenOptions::new()
@@ -161,6 +195,29 @@ pub fn warn_once(topic: &str, message: &str) {
         .is_ok()
         || !marker.exists()
     {
-        eprintln!("larder: warning: {message}");
+        emit_warning(message);
     }
+}
+
+/// The file where background store jobs leave their warnings for `larder cargo` to
+/// print (their own stderr goes nowhere): `<report>.warnings`.
+pub fn warnings_path(report: &Path) -> PathBuf {
+    let mut p = report.as_os_str().to_owned();
+    p.push(".warnings");
+    PathBuf::from(p)
+}
+
+fn emit_warning(message: &str) {
+    let line = format!("larder: warning: {message}\n");
+    if std::env::var_os("LARDER_STORE_JOB").is_some()
+        && let Some(report) = std::env::var_os("LARDER_REPORT")
+        && let Ok(mut f) = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(warnings_path(Path::new(&report)))
+    {
+        let _ = f.write_all(line.as_bytes());
+        return;
+    }
+    eprint!("{line}");
 }

@@ -20,6 +20,10 @@ pub struct BuildSummary {
     pub not_cacheable: Vec<(String, String)>,
     /// Crates that missed.
     pub missed: Vec<String>,
+    /// Hits answered by each remote tier (by URL), for units the local store lacked.
+    pub remote_hits: std::collections::BTreeMap<String, u64>,
+    /// Seconds `larder cargo` waited after cargo for background stores and uploads.
+    pub store_wait_secs: f64,
 }
 
 impl BuildSummary {
@@ -45,6 +49,9 @@ impl BuildSummary {
                 "miss" => s.missed.push(name.clone()),
                 _ => {}
             }
+            if let Some(r) = &e.remote {
+                *s.remote_hits.entry(r.clone()).or_default() += 1;
+            }
         }
         s
     }
@@ -67,6 +74,15 @@ impl BuildSummary {
         }
         for (name, reason) in &self.not_cacheable {
             out += &format!("larder: not cacheable: {name}: {reason}\n");
+        }
+        for (remote, n) in &self.remote_hits {
+            out += &format!("larder: {n} hits from {remote}\n");
+        }
+        if self.store_wait_secs >= 0.05 {
+            out += &format!(
+                "larder: waited {:.1} s after cargo for background stores and uploads\n",
+                self.store_wait_secs
+            );
         }
         out
     }
@@ -136,7 +152,8 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
         .args(&args)
         .env("RUSTC_WRAPPER", &exe)
         .env("LARDER_REPORT", &report)
-        .env("LARDER_PENDING", pending.path());
+        .env("LARDER_PENDING", pending.path())
+        .env("LARDER_BUILD_ID", build_id());
     for (var, value) in c_compiler_shims(&config, &exe) {
         command.env(var, value);
     }
@@ -144,12 +161,30 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
         .status()
         .map_err(|e| RunnerError::Io(format!("cannot run {}: {e}", cargo.display())))?;
     // Background stores hold a shared lock on the pending file until they are done.
+    let waiting = std::time::Instant::now();
     if let Ok(f) = std::fs::File::open(pending.path()) {
         let _ = f.lock();
     }
     let events: Vec<Event> = read_report(&report).into_iter().skip(skip).collect();
-    eprint!("{}", BuildSummary::from_events(&events).render());
+    let mut summary = BuildSummary::from_events(&events);
+    summary.store_wait_secs = waiting.elapsed().as_secs_f64();
+    let warnings = crate::report::warnings_path(&report);
+    if let Ok(text) = std::fs::read_to_string(&warnings) {
+        eprint!("{text}");
+        let _ = std::fs::remove_file(&warnings);
+    }
+    eprint!("{}", summary.render());
     Ok(crate::exec::exit_code(status))
+}
+
+/// A name for this build, unique on the machine: remote failures and warnings are
+/// counted per build.
+fn build_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("cargo{}-{nanos}", std::process::id())
 }
 
 /// The directory of the compiler shims: symlinks named `cc` and `c++` to larder.
@@ -224,6 +259,7 @@ mod tests {
             secs: 0.1,
             saved_secs: if outcome == "hit" { 2.0 } else { 0.0 },
             bytes_restored: if outcome == "hit" { 2048 } else { 0 },
+            remote: None,
         }
     }
 

@@ -75,5 +75,25 @@ pub fn render(r: &StatsReport) -> String {
     for (reason, n) in &t.miss_reasons {
         out += &format!("  miss: {reason:<35} {n}\n");
     }
+    for (name, c) in &t.remotes {
+        out += &format!("remote {name}\n");
+        out += &format!(
+            "  lookups: {} hits, {} misses ({} corrupt); {} read\n",
+            c.hits,
+            c.misses,
+            c.corrupt,
+            human_bytes(c.bytes_read)
+        );
+        out += &format!(
+            "  writes: {} ({}); {} skipped as too large\n",
+            c.writes,
+            human_bytes(c.bytes_written),
+            c.skipped_too_large
+        );
+        out += &format!(
+            "  errors: {} ({} timeouts); {} calls skipped while switched off\n",
+            c.errors, c.timeouts, c.skipped_off
+        );
+    }
     out
 }

@@ -15,6 +15,11 @@
 //! compiled), and a shared lock on the build's pending file (`LARDER_PENDING`, set by
 //! `larder cargo`, which takes it exclusively after cargo exits, so it returns only once
 //! every result is stored). `LARDER_BACKGROUND_STORE=0` stores in the wrapper instead.
+//!
+//! The job writes every tier ([`larder_remote::Tiers`]): the local store, then each
+//! writable remote, so uploads leave cargo's critical path with the local write. The
+//! single-flight lock is held until the uploads end too; `larder cargo` returns once
+//! they have (a CI job that ends right after the build has pushed its results).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -74,14 +79,17 @@ impl StoreJob {
         store
             .put(Namespace::Action, &self.entry.key, &json)
             .map_err(|e| e.to_string())?;
-        let mut manifest: Manifest = match store.get(Namespace::Manifest, &self.invocation_key) {
-            Ok(Some(b)) => serde_json::from_slice(&b).unwrap_or_default(),
-            _ => Manifest::default(),
+        // Each tier extends its own manifest: a shared one keeps other machines' entries.
+        let entry = &self.entry;
+        let merge = |current: Option<Vec<u8>>| {
+            let mut manifest: Manifest = current
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            manifest.insert(entry.clone());
+            serde_json::to_vec(&manifest).unwrap_or_default()
         };
-        manifest.insert(self.entry.clone());
-        let json = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
         store
-            .put(Namespace::Manifest, &self.invocation_key, &json)
+            .update(Namespace::Manifest, &self.invocation_key, &merge)
             .map_err(|e| e.to_string())
     }
 }
@@ -122,6 +130,10 @@ pub fn spawn(job: &StoreJob, store_root: &Path, locks: &[&File]) -> std::io::Res
         rustix::io::fcntl_setfd(lock, rustix::io::FdFlags::empty())?;
     }
     let spawned = Command::new(exe)
+        // The job's remote failures count in the build of the wrapper that started it.
+        .env("LARDER_BUILD_ID", larder_remote::build_id())
+        // Its warnings go to the report's side file, which `larder cargo` prints.
+        .env("LARDER_STORE_JOB", "1")
         .arg("store-job")
         .arg(&path)
         .stdin(Stdio::null())
@@ -156,7 +168,7 @@ pub fn run_job_file(path: &Path) -> i32 {
     crate::init_logging();
     let result = (|| -> Result<(), String> {
         let config = crate::config::Config::load().map_err(|e| e.to_string())?;
-        let store = config.open_store().map_err(|e| e.to_string())?;
+        let store = config.open_store_or_warn()?;
         let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
         let job: StoreJob = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
         job.execute(&store)

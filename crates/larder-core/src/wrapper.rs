@@ -32,9 +32,7 @@ use larder_key::paths::find_target_dir;
 use larder_key::{
     CrateType, Invocation, KeyInputs, Manifest, ManifestEntry, Mismatch, NotCacheable, Roots, env,
 };
-use larder_store::{
-    ActionRecord, DiskStore, LinkRecord, Namespace, OutputFile, Store, get_verified_blob,
-};
+use larder_store::{ActionRecord, LinkRecord, Namespace, OutputFile, Store, get_verified_blob};
 
 use crate::config::Config;
 use crate::exec::{Captured, exec_passthrough, exit_code, run_captured};
@@ -124,7 +122,7 @@ pub fn run(rustc: PathBuf, args: Vec<OsString>) -> i32 {
             cloned,
         } => {
             session.replay(&record);
-            reporter.hit(record.compile_secs, bytes, cloned);
+            reporter.hit(record.compile_secs, bytes, cloned, store.served_by());
             shim_build_script(&config, &inv);
             return record.exit_code;
         }
@@ -145,7 +143,7 @@ pub fn run(rustc: PathBuf, args: Vec<OsString>) -> i32 {
         Ok(lock) => lock,
         Err((record, bytes, cloned)) => {
             session.replay(&record);
-            reporter.hit(record.compile_secs, bytes, cloned);
+            reporter.hit(record.compile_secs, bytes, cloned, store.served_by());
             shim_build_script(&config, &inv);
             return record.exit_code;
         }
@@ -287,8 +285,7 @@ impl Reporter<'_> {
         reason: Option<String>,
         detail: Option<String>,
         stored: bool,
-        saved: f64,
-        bytes: u64,
+        hit: crate::report::Restored,
     ) {
         let secs = self.started.elapsed().as_secs_f64();
         let event = Event {
@@ -300,11 +297,12 @@ impl Reporter<'_> {
             stored,
             secs,
             saved_secs: if outcome == "hit" {
-                (saved - secs).max(0.0)
+                (hit.compile_secs - secs).max(0.0)
             } else {
                 0.0
             },
-            bytes_restored: bytes,
+            bytes_restored: hit.bytes,
+            remote: hit.remote,
         };
         tracing::debug!(?event, "invocation done");
         record(self.config.report.as_deref(), &self.config.dir, &event);
@@ -316,22 +314,43 @@ impl Reporter<'_> {
             Some(reason.label().to_string()),
             Some(reason.to_string()),
             false,
-            0.0,
-            0,
+            Default::default(),
         );
     }
 
     pub(crate) fn error(&self, msg: &str) {
-        self.emit("error", None, Some(msg.to_string()), false, 0.0, 0);
+        self.emit(
+            "error",
+            None,
+            Some(msg.to_string()),
+            false,
+            Default::default(),
+        );
     }
 
-    pub(crate) fn hit(&self, compile_secs: f64, bytes: u64, cloned: usize) {
+    pub(crate) fn hit(&self, compile_secs: f64, bytes: u64, cloned: usize, remote: Option<String>) {
         let detail = (cloned > 0).then(|| format!("cloned {cloned} files"));
-        self.emit("hit", None, detail, false, compile_secs, bytes);
+        self.emit(
+            "hit",
+            None,
+            detail,
+            false,
+            crate::report::Restored {
+                compile_secs,
+                bytes,
+                remote,
+            },
+        );
     }
 
     pub(crate) fn miss(&self, reason: &str, detail: Option<String>, stored: bool) {
-        self.emit("miss", Some(reason.to_string()), detail, stored, 0.0, 0);
+        self.emit(
+            "miss",
+            Some(reason.to_string()),
+            detail,
+            stored,
+            Default::default(),
+        );
     }
 }
 
@@ -362,7 +381,7 @@ enum Lookup {
 struct Session<'a> {
     inv: &'a Invocation,
     config: &'a Config,
-    store: &'a DiskStore,
+    store: &'a larder_remote::Tiers,
     hasher: FileHasher,
     roots: Roots,
 }

@@ -50,6 +50,11 @@ impl Digest {
         Ok((Digest(hasher.finalize().into()), total))
     }
 
+    /// The digest whose raw bytes are `bytes` (as stored by [`Digest::as_bytes`]).
+    pub fn from_bytes(bytes: [u8; 32]) -> Digest {
+        Digest(bytes)
+    }
+
     /// The raw 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0

@@ -21,6 +21,7 @@
 //! failing is switched off for the rest of the build with one warning.
 #![deny(missing_docs)]
 
+mod bazel;
 mod http;
 mod kv;
 mod reapi;
@@ -34,7 +35,7 @@ use std::time::Duration;
 
 use larder_store::{Store, StoreError};
 
-pub use tiers::{RemoteCounters, Tiers};
+pub use tiers::{FAILURES_TO_SWITCH_OFF, Hooks, RemoteCounters, Tiers, build_id};
 
 /// The default deadline of one remote call, before the allowance for the bytes moved.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -192,7 +193,7 @@ impl fmt::Debug for RemoteSpec {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -166,6 +166,27 @@ pub trait Store: Send + Sync {
         Ok(self.get(ns, key)?.is_some())
     }
 
+    /// Replaces the value under `key` with `f(current value)`. Tiered stores apply `f`
+    /// to each tier's own value, so entries that other machines added to a shared
+    /// manifest are kept. Not atomic: two writers may race, and one update may be lost
+    /// (a later miss stores it again).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the backend cannot be written.
+    fn update(
+        &self,
+        ns: Namespace,
+        key: &Digest,
+        f: &dyn Fn(Option<Vec<u8>>) -> Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let current = match self.get(ns, key) {
+            Ok(v) => v,
+            Err(StoreError::Corrupt { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        self.put(ns, key, &f(current))
+    }
+
     /// The CAS blob with digest `digest`, whose size is `size` bytes. Backends that
     /// address blobs by digest and size (REAPI) need the size; others ignore it. The
     /// content is not checked here: use [`get_verified_blob`].

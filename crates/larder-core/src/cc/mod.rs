@@ -68,7 +68,7 @@ use std::time::{Instant, SystemTime};
 use larder_digest::Digest;
 use larder_key::Roots;
 use larder_key::paths::find_target_dir;
-use larder_store::{ActionRecord, DiskStore, Namespace, OutputFile, Store, get_verified_blob};
+use larder_store::{ActionRecord, Namespace, OutputFile, Store, get_verified_blob};
 
 pub use args::{CInvocation, Language, SourceKind, compile_name, is_compiler_name};
 pub use key::{C_KEY_VERSION, C_TOOL_VARS, CKeyInputs};
@@ -161,7 +161,7 @@ pub fn run(compiler: PathBuf, args: Vec<OsString>) -> i32 {
     let miss = match session.lookup(&key) {
         Lookup::Hit { record, bytes } => {
             session.replay(&record);
-            reporter.hit(record.compile_secs, bytes);
+            reporter.hit(record.compile_secs, bytes, store.served_by());
             return 0;
         }
         Lookup::Miss(reason) => reason,
@@ -174,7 +174,7 @@ pub fn run(compiler: PathBuf, args: Vec<OsString>) -> i32 {
         Ok(lock) => lock,
         Err((record, bytes)) => {
             session.replay(&record);
-            reporter.hit(record.compile_secs, bytes);
+            reporter.hit(record.compile_secs, bytes, store.served_by());
             return 0;
         }
     };
@@ -342,7 +342,7 @@ struct Session<'a> {
     inv: &'a CInvocation,
     compiler: &'a Path,
     config: &'a Config,
-    store: &'a DiskStore,
+    store: &'a larder_remote::Tiers,
     cwd: PathBuf,
     output: PathBuf,
     roots: Roots,
@@ -546,8 +546,7 @@ impl Reporter<'_> {
         reason: Option<String>,
         detail: Option<String>,
         stored: bool,
-        saved: f64,
-        bytes: u64,
+        hit: crate::report::Restored,
     ) {
         let secs = self.started.elapsed().as_secs_f64();
         let event = Event {
@@ -559,11 +558,12 @@ impl Reporter<'_> {
             stored,
             secs,
             saved_secs: if outcome == "hit" {
-                (saved - secs).max(0.0)
+                (hit.compile_secs - secs).max(0.0)
             } else {
                 0.0
             },
-            bytes_restored: bytes,
+            bytes_restored: hit.bytes,
+            remote: hit.remote,
         };
         tracing::debug!(?event, "C invocation done");
         record(self.config.report.as_deref(), &self.config.dir, &event);
@@ -575,20 +575,41 @@ impl Reporter<'_> {
             Some(reason.label().to_string()),
             Some(reason.to_string()),
             false,
-            0.0,
-            0,
+            Default::default(),
         );
     }
 
     fn error(&self, msg: &str) {
-        self.emit("error", None, Some(msg.to_string()), false, 0.0, 0);
+        self.emit(
+            "error",
+            None,
+            Some(msg.to_string()),
+            false,
+            Default::default(),
+        );
     }
 
-    fn hit(&self, compile_secs: f64, bytes: u64) {
-        self.emit("hit", None, None, false, compile_secs, bytes);
+    fn hit(&self, compile_secs: f64, bytes: u64, remote: Option<String>) {
+        self.emit(
+            "hit",
+            None,
+            None,
+            false,
+            crate::report::Restored {
+                compile_secs,
+                bytes,
+                remote,
+            },
+        );
     }
 
     fn miss(&self, reason: &str, detail: Option<String>, stored: bool) {
-        self.emit("miss", Some(reason.to_string()), detail, stored, 0.0, 0);
+        self.emit(
+            "miss",
+            Some(reason.to_string()),
+            detail,
+            stored,
+            Default::default(),
+        );
     }
 }
