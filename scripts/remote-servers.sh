@@ -153,16 +153,22 @@ install_venv() {
 # ---------------------------------------------------------------------------------------
 # Processes
 
+# Whether process $1 exists and is not a zombie (PID 1 may reap exited servers late).
+proc_running() {
+    local stat
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    # /proc/PID/stat: "pid (comm) S ..."; comm may contain spaces or parentheses.
+    stat="${stat##*) }"
+    [ "${stat%% *}" != Z ]
+}
+
 # The recorded PID of $1 if that process is alive (not a zombie) and has the expected name.
 live_pid() {
-    local name="$1" f="$PIDS/$1.pid" pid stat comm
+    local name="$1" f="$PIDS/$1.pid" pid comm
     [ -r "$f" ] || return 1
     pid="$(cat "$f")"
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || return 1
-    # /proc/PID/stat: "pid (comm) S ..."; comm may contain spaces or parentheses.
-    stat="${stat##*) }"
-    [ "${stat%% *}" != Z ] || return 1
+    proc_running "$pid" || return 1
     comm="$(cat "/proc/$pid/comm" 2>/dev/null)" || return 1
     [ "$comm" = "${COMM[$name]:-}" ] || return 1
     echo "$pid"
@@ -201,7 +207,16 @@ launch() {
     local name="$1"
     shift
     setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
-    echo "$!" >"$PIDS/$name.pid"
+    local pid=$! i
+    echo "$pid" >"$PIDS/$name.pid"
+    # The PID is the forked shell until it has exec'd setsid and setsid the server: wait
+    # for the server's process name, so live_pid (which checks it) can be trusted.
+    for ((i = 0; i < 100; i++)); do
+        [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != "${COMM[$name]}" ] || return 0
+        proc_running "$pid" || fail_server "$name" "exited at once"
+        sleep 0.05
+    done
+    fail_server "$name" "pid $pid did not become ${COMM[$name]} within 5s"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -281,14 +296,25 @@ http_code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 
 s3_ready() { [ "$(http_code "http://127.0.0.1:$S3_PORT/")" = 200 ]; }
 
+# curl against moto: SigV4-signed (moto answers 403 to anonymous GETs of private objects)
+# and never with curl's default form Content-Type (moto's Flask would swallow the body as
+# form fields and store an empty object).
+s3curl() {
+    curl -fsS --aws-sigv4 "aws:amz:us-east-1:s3" --user larder-test:larder-test-secret \
+        -H 'Content-Type: application/octet-stream' "$@"
+}
+
 s3_setup() {
     local base="http://127.0.0.1:$S3_PORT/$S3_BUCKET"
-    curl -fsS -o /dev/null -X PUT "$base" || { log "moto: create bucket $S3_BUCKET failed"; return 1; }
-    curl -fsS -o /dev/null -X PUT --data-binary 'larder s3 check' "$base/ci/larder-check" &&
-        [ "$(curl -fsS "$base/ci/larder-check")" = 'larder s3 check' ] &&
-        curl -fsS -o /dev/null -X DELETE "$base/ci/larder-check" &&
-        [ "$(http_code "$base/ci/larder-check")" = 404 ] ||
-        { log "moto: object PUT/GET/DELETE in $S3_BUCKET failed"; return 1; }
+    s3curl -o /dev/null -X PUT "$base" || { log "moto: create bucket $S3_BUCKET failed"; return 1; }
+    if ! { s3curl -o /dev/null -X PUT --data-binary 'larder s3 check' "$base/ci/larder-check" &&
+        [ "$(s3curl "$base/ci/larder-check")" = 'larder s3 check' ] &&
+        s3curl -o /dev/null -X DELETE "$base/ci/larder-check" &&
+        [ "$(http_code --aws-sigv4 "aws:amz:us-east-1:s3" --user larder-test:larder-test-secret \
+            "$base/ci/larder-check")" = 404 ]; }; then
+        log "moto: object PUT/GET/DELETE in $S3_BUCKET failed"
+        return 1
+    fi
 }
 
 nginx_ready() { [ "$(http_code "http://127.0.0.1:$NGINX_PORT/ro/larder-ro-check")" = 200 ]; }
@@ -399,6 +425,14 @@ start() {
     wait_until buildgrid port_open "$GRPC_PORT"
     check buildgrid "REAPI round trips (scripts/servers/check_reapi.py)" \
         "$VENV/bin/python" "$SERVERS/check_reapi.py" --target "127.0.0.1:$GRPC_PORT" --instance "" --wait 20
+
+    # Leave the stores empty (the check keys replicate to 26381 too).
+    rcli "$REDIS_PORT" del larder-check larder-check-repl >/dev/null
+    (
+        exec 3<>"/dev/tcp/127.0.0.1/$MEMCACHED_PORT"
+        printf 'delete larder-check\r\nquit\r\n' >&3
+        timeout 5 cat <&3 >/dev/null
+    ) || true
 
     local qdir
     qdir="$(printf '%q' "$DIR")"
