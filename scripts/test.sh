@@ -3,8 +3,15 @@
 #   cargo fmt --check, cargo clippy -D warnings, cargo test, then the ripgrep end-to-end check.
 # Runs every step even if an earlier one fails, and exits non-zero if any failed.
 #
+# Before the tests it installs (if missing) and starts the servers the remote backends are
+# tested against (scripts/remote-servers.sh: memcached, Redis, an S3 server, nginx WebDAV,
+# BuildGrid on 127.0.0.1) and stops them at the end; the tests then require them
+# (LARDER_TEST_REQUIRE_REMOTES=1), and the ripgrep end-to-end run pushes to every one and
+# builds again from each.
+#
 # Environment: SKIP_E2E=1 skips scripts/e2e-ripgrep.sh (which has its own variables:
-# PROFILES, LARDER_E2E_WORK, LARDER_BIN, ...).
+# PROFILES, LARDER_E2E_WORK, LARDER_BIN, ...). SKIP_REMOTES=1 starts no servers (the
+# remote tests then skip, saying so).
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,10 +38,28 @@ step() { # name, command...
     fi
 }
 
+if [ "${SKIP_REMOTES:-0}" != 1 ]; then
+    step servers "$REPO/scripts/remote-servers.sh" start
+    SERVERS_ENV="$("$REPO/scripts/remote-servers.sh" env)"
+    SHARED_DIR="$(mktemp -d)" # the shared-directory (NFS-style) remote of the e2e run
+    if [ -f "$SERVERS_ENV" ]; then
+        # shellcheck disable=SC1090
+        source "$SERVERS_ENV"
+        export LARDER_TEST_REQUIRE_REMOTES=1
+        export REMOTES="${REMOTES-memcached=$LARDER_TEST_MEMCACHED redis=$LARDER_TEST_REDIS s3=$LARDER_TEST_S3 webdav=$LARDER_TEST_WEBDAV http=$LARDER_TEST_HTTP grpc=$LARDER_TEST_GRPC dir=file://$SHARED_DIR}"
+    fi
+fi
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 TEST_LOG="$(mktemp)"
-trap 'rm -f "$TEST_LOG"' EXIT
+cleanup() {
+    rm -f "$TEST_LOG"
+    if [ "${SKIP_REMOTES:-0}" != 1 ]; then
+        "$REPO/scripts/remote-servers.sh" stop >/dev/null 2>&1 || true
+        rm -rf "$SHARED_DIR"
+    fi
+}
+trap cleanup EXIT
 run_tests() { cargo test --workspace --locked 2>&1 | tee "$TEST_LOG"; }
 step test run_tests
 if [ "${SKIP_E2E:-0}" = 1 ]; then

@@ -447,6 +447,17 @@ impl Project {
         }
     }
 
+    /// [`Project::relocated_copy`] on "another machine": its own store, empty but for
+    /// the seeded tool identities.
+    pub fn on_new_machine(&self) -> Project {
+        let mut p = self.relocated_copy();
+        p.larder_dir = p.tmp().join("store-of-this-machine");
+        if let Some(seed) = tool_seed() {
+            copy_tree(seed, &p.larder_dir.join("v1").join("tools"));
+        }
+        p
+    }
+
     /// The cargo target directory in use.
     pub fn target(&self) -> PathBuf {
         self.target_dir
@@ -534,6 +545,15 @@ impl Project {
         let mut all = vec!["cargo"];
         all.extend_from_slice(args);
         self.larder(&all)
+    }
+
+    /// `larder cargo build` with extra environment variables, which must succeed.
+    pub fn build_with(&self, env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.larder_cargo(&["build"]);
+        for (k, v) in env {
+            cmd = cmd.env(k, v);
+        }
+        cmd.run()
     }
 
     /// `larder cargo build`, which must succeed.
@@ -814,6 +834,8 @@ pub struct Entry {
     pub detail: Option<String>,
     /// Bytes written to the target directory from the store.
     pub bytes_restored: u64,
+    /// For a hit answered by a remote tier: that remote's URL.
+    pub remote: Option<String>,
     /// The raw line.
     pub line: String,
 }
@@ -864,6 +886,7 @@ impl Report {
                     .unwrap_or_else(|| panic!("`bytes_restored` is not a u64: {line}"));
                 Entry {
                     bytes_restored,
+                    remote: str_or_null("remote"),
                     krate: str_or_null("crate"),
                     crate_types,
                     outcome,

@@ -1,0 +1,247 @@
+//! Remote tiers through the wrapper: a second machine served by a shared remote, a
+//! read-only public tier, and a remote that dies, stalls, refuses writes or returns
+//! corrupt blobs, none of which may fail a build or give it a wrong artifact.
+//!
+//! The shared-directory remote (`file://`) needs no server. Tests on server backends
+//! read the URLs that `scripts/remote-servers.sh start` writes (`LARDER_TEST_REDIS`,
+//! ...); without them they are skipped with a message, unless
+//! `LARDER_TEST_REQUIRE_REMOTES=1`.
+
+mod support;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use support::{FIXTURE_UNITS, Project, files_under, project};
+
+fn server_url(var: &str) -> Option<String> {
+    match std::env::var(var).ok().filter(|v| !v.is_empty()) {
+        Some(v) => Some(v),
+        None if std::env::var("LARDER_TEST_REQUIRE_REMOTES").is_ok_and(|v| v == "1") => {
+            panic!("{var} is not set and LARDER_TEST_REQUIRE_REMOTES=1")
+        }
+        None => {
+            eprintln!("SKIPPED: {var} is not set (scripts/remote-servers.sh start)");
+            None
+        }
+    }
+}
+
+fn dir_remote(p: &Project, name: &str) -> (PathBuf, String) {
+    let dir = p.tmp().join(name);
+    let url = format!("file://{}", dir.display());
+    (dir, url)
+}
+
+/// Every unit of the fixture hit, answered by `remote`.
+fn assert_all_from_remote(run: &support::Run, remote: &str) {
+    run.assert_all("hit", FIXTURE_UNITS);
+    for e in run.report.units() {
+        assert_eq!(
+            e.remote.as_deref(),
+            Some(remote),
+            "{} was not answered by {remote}:\n{}",
+            e.krate.as_deref().unwrap_or("?"),
+            run.context()
+        );
+    }
+}
+
+#[test]
+fn a_new_machine_gets_every_unit_from_a_shared_remote_and_keeps_them() {
+    let a = Project::fixture();
+    let (shared, url) = dir_remote(&a, "nfs");
+    a.build_with(&[("LARDER_REMOTE", &url)]).assert_all("miss", FIXTURE_UNITS);
+    assert!(!files_under(&shared.join("v1").join("cas")).is_empty());
+
+    let b = a.on_new_machine();
+    let run = b.build_with(&[("LARDER_REMOTE", &url)]);
+    assert_all_from_remote(&run, &url);
+    b.assert_app(&[]);
+
+    // Backfilled: without the remote, this machine's store has everything.
+    b.clean();
+    let run = b.build();
+    run.assert_all("hit", FIXTURE_UNITS);
+    assert!(run.report.units().all(|e| e.remote.is_none()));
+    b.assert_app(&[]);
+}
+
+#[test]
+fn a_read_only_tier_is_read_and_never_written() {
+    let a = Project::fixture();
+    let (public, public_url) = dir_remote(&a, "public");
+    a.build_with(&[("LARDER_REMOTE", &public_url)]);
+    let mut public_files = files_under(&public);
+    public_files.sort();
+
+    // Machine B: its team tier (empty) in front of the public one, read-only.
+    let b = a.on_new_machine();
+    let (team, team_url) = dir_remote(&b, "team");
+    let env = [
+        ("LARDER_REMOTE", team_url.as_str()),
+        ("LARDER_REMOTE_READ_ONLY", public_url.as_str()),
+    ];
+    let run = b.build_with(&env);
+    assert_all_from_remote(&run, &public_url);
+    b.assert_app(&[]);
+    // The team tier was backfilled; then a change is stored to it, not to the public one.
+    assert!(!files_under(&team.join("v1").join("cas")).is_empty());
+    b.edit("app/src/main.rs", "fn main() {", "fn main() {\n    let _edited = 1;");
+    let run = b.build_with(&env);
+    run.assert_crate("app", "miss");
+    let mut now = files_under(&public);
+    now.sort();
+    assert_eq!(now, public_files, "the read-only tier was written");
+    let c = a.on_new_machine();
+    c.edit("app/src/main.rs", "fn main() {", "fn main() {\n    let _edited = 1;");
+    let run = c.build_with(&[("LARDER_REMOTE", &team_url)]);
+    run.assert_crate("app", "hit");
+}
+
+#[test]
+fn corrupt_blobs_from_a_remote_are_misses_and_the_build_is_right() {
+    let a = Project::fixture();
+    let (shared, url) = dir_remote(&a, "nfs");
+    a.build_with(&[("LARDER_REMOTE", &url)]);
+    // Every blob on the remote goes bad (a flipped byte in its stored form).
+    for f in files_under(&shared.join("v1").join("cas")) {
+        let mut bytes = std::fs::read(&f).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x5a;
+        std::fs::write(&f, bytes).unwrap();
+    }
+    let b = a.on_new_machine();
+    let run = b.build_with(&[("LARDER_REMOTE", &url)]);
+    run.assert_no_hits();
+    b.assert_app(&[]);
+    let stats = b.stats();
+    let corrupt = stats["remotes"][&url]["corrupt"].as_u64().unwrap_or(0);
+    assert!(corrupt > 0, "no corrupt blob counted: {stats}");
+}
+
+/// A server that accepts connections and never answers.
+fn silent_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            held.push(s);
+        }
+    });
+    port
+}
+
+#[test]
+fn a_silent_remote_times_out_and_the_build_goes_on() {
+    let p = Project::fixture();
+    let url = format!("redis://127.0.0.1:{}/0", silent_server());
+    let run = p.build_with(&[("LARDER_REMOTE", &url), ("LARDER_REMOTE_TIMEOUT", "0.5")]);
+    run.assert_all("miss", FIXTURE_UNITS);
+    p.assert_app(&[]);
+    assert!(
+        run.stderr.contains(&format!("remote {url} switched off")),
+        "{}",
+        run.context()
+    );
+    let c = &p.stats()["remotes"][&url];
+    assert!(c["timeouts"].as_u64().unwrap_or(0) >= 1, "{c}");
+    assert!(c["skipped_off"].as_u64().unwrap_or(0) >= 1, "{c}");
+    // The next build is a new build: the remote is tried again, the local store hits.
+    p.clean();
+    let run = p.build_with(&[("LARDER_REMOTE", &url), ("LARDER_REMOTE_TIMEOUT", "0.5")]);
+    run.assert_all("hit", FIXTURE_UNITS);
+}
+
+#[test]
+fn a_remote_that_refuses_writes_warns_and_the_build_goes_on() {
+    for var in ["LARDER_TEST_REDIS_READONLY", "LARDER_TEST_REDIS_FULL"] {
+        let Some(url) = server_url(var) else { continue };
+        let p = Project::fixture();
+        let run = p.build_with(&[("LARDER_REMOTE", &url)]);
+        run.assert_all("miss", FIXTURE_UNITS);
+        p.assert_app(&[]);
+        if var.ends_with("READONLY") {
+            // Every write fails: the background stores switch its writes off and
+            // `larder cargo` prints their warning.
+            assert!(
+                run.stderr.contains(&format!("remote {url} not written to")),
+                "{}",
+                run.context()
+            );
+        }
+        let c = &p.stats()["remotes"][&url];
+        assert!(c["errors"].as_u64().unwrap_or(0) >= 1, "{var}: {c}");
+    }
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A redis-server of this test's own on a free port.
+fn own_redis(bin: &str, dir: &Path) -> (Server, u16) {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(bin)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    (Server(child), port)
+}
+
+#[test]
+fn a_remote_killed_in_the_middle_of_a_build_does_not_fail_it() {
+    let Some(bin) = server_url("LARDER_TEST_REDIS_BIN") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (server, port) = own_redis(&bin, dir.path());
+    let url = format!("redis://127.0.0.1:{port}/0");
+    // first -> mid (its build script kills the server) -> last -> app.
+    let p = project()
+        .file("Cargo.toml", "[workspace]\nresolver = \"2\"\nmembers = [\"first\", \"mid\", \"last\", \"app\"]\n")
+        .file("first/Cargo.toml", "[package]\nname = \"first\"\nversion = \"0.1.0\"\nedition = \"2021\"\n")
+        .file("first/src/lib.rs", "pub fn one() -> u32 { 1 }\n")
+        .file(
+            "mid/Cargo.toml",
+            "[package]\nname = \"mid\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[dependencies]\nfirst = { path = \"../first\" }\n",
+        )
+        .file(
+            "mid/build.rs",
+            "fn main() {\n    let pid = std::env::var(\"KILL_PID\").unwrap();\n    std::process::Command::new(\"kill\").args([\"-9\", &pid]).status().unwrap();\n    std::thread::sleep(std::time::Duration::from_millis(300));\n    println!(\"cargo:rerun-if-changed=build.rs\");\n}\n",
+        )
+        .file("mid/src/lib.rs", "pub fn two() -> u32 { first::one() + 1 }\n")
+        .file(
+            "last/Cargo.toml",
+            "[package]\nname = \"last\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[dependencies]\nmid = { path = \"../mid\" }\n",
+        )
+        .file("last/src/lib.rs", "pub fn three() -> u32 { mid::two() + 1 }\n")
+        .file(
+            "app/Cargo.toml",
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[dependencies]\nlast = { path = \"../last\" }\n",
+        )
+        .file("app/src/main.rs", "fn main() { println!(\"three={}\", last::three()); }\n")
+        .build();
+    let pid = server.0.id().to_string();
+    let run = p.build_with(&[("LARDER_REMOTE", &url), ("KILL_PID", &pid), ("LARDER_REMOTE_TIMEOUT", "2")]);
+    assert_eq!(p.run_bin("debug", "app"), "three=3\n");
+    assert!(run.report.units().all(|e| e.outcome == "miss"), "{}", run.context());
+    let c = &p.stats()["remotes"][&url];
+    assert!(c["errors"].as_u64().unwrap_or(0) >= 1, "the remote never failed: {c}");
+    drop(server);
+}
