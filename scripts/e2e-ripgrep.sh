@@ -183,6 +183,16 @@ elif mode == "--uncacheable":
     print("\n".join(uncacheable))
 elif mode == "--odd-probes":
     print("\n".join(odd))
+elif mode == "--remote-hits":
+    n = 0
+    for line in open(path, encoding="utf-8", errors="replace"):
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(r, dict) and r.get("crate") is not None and r.get("outcome") == "hit" and r.get("remote"):
+            n += 1
+    print(n)
 else:
     print(inv, units, hits, misses, nc, errors, probes, restored, "%.1f" % saved)
 PY

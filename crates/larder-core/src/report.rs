@@ -44,6 +44,24 @@ pub struct Event {
     pub remote: Option<String>,
 }
 
+/// Why an invocation was not cached: a label for the totals and a message.
+pub trait Reason: std::fmt::Display {
+    /// The short label `larder stats` counts by.
+    fn label(&self) -> &'static str;
+}
+
+impl Reason for larder_key::NotCacheable {
+    fn label(&self) -> &'static str {
+        larder_key::NotCacheable::label(self)
+    }
+}
+
+impl Reason for crate::cc::CNotCacheable {
+    fn label(&self) -> &'static str {
+        crate::cc::CNotCacheable::label(self)
+    }
+}
+
 /// What a hit restored, for its [`Event`] (zero for other outcomes).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Restored {

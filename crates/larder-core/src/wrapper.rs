@@ -308,7 +308,7 @@ impl Reporter<'_> {
         record(self.config.report.as_deref(), &self.config.dir, &event);
     }
 
-    pub(crate) fn not_cacheable(&self, reason: &NotCacheable) {
+    pub(crate) fn not_cacheable(&self, reason: &dyn crate::report::Reason) {
         self.emit(
             "not_cacheable",
             Some(reason.label().to_string()),

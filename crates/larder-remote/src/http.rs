@@ -215,14 +215,8 @@ impl Store for HttpStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            list: false,
-            // The tiers decide whether a remote is read-only, not the backend.
-            write: true,
-            max_value_size: None,
-            expires: true,
-            delete: false,
-        }
+        // No deletes: the protocol has none.
+        crate::server_capabilities(false, None)
     }
 
     fn get(&self, ns: Namespace, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {

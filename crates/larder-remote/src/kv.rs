@@ -1,4 +1,11 @@
-//! Key-value and object services through opendal: memcached, Redis, S3 and WebDAV.
+//! Key-value and object services: Redis, S3 and WebDAV through opendal; memcached
+//! through the `memcache` crate.
+//!
+//! memcached is not reached through opendal because its memcached client does not set
+//! `TCP_NODELAY` and writes each request in two parts: every call waits for a delayed
+//! ACK, measured at 88 ms per lookup on loopback (Redis through opendal: 0.3 ms), which
+//! made a warm ripgrep build from memcached 8x slower than from any other remote. The
+//! `memcache` crate (binary protocol, `TCP_NODELAY` on) answers in well under 1 ms.
 //!
 //! Layout: the entry `(namespace, key)` is the object `v1/<namespace>/<key hex>` under
 //! the URL's path prefix (`s3://bucket/team/x` puts it at `team/x/v1/cas/ab12..`). A
@@ -21,6 +28,12 @@ use larder_digest::Digest;
 use larder_store::{Capabilities, Namespace, Store, StoreError};
 use opendal::{ErrorKind, Operator, services};
 
+/// The client behind a [`KvStore`].
+enum Backend {
+    Opendal(Operator),
+    Memcache(memcache::Client),
+}
+
 use crate::runtime::{block_on, deadline_for};
 use crate::{Kind, RemoteSpec};
 
@@ -33,7 +46,9 @@ const MEMCACHED_ITEM: usize = (1 << 20) - 4096;
 
 /// A backend reached through an opendal [`Operator`].
 pub(crate) struct KvStore {
-    op: Operator,
+    backend: Backend,
+    /// The key prefix (from the URL path) for memcached; opendal applies its own root.
+    prefix: String,
     name: String,
     timeout: Duration,
     /// The largest tagged value stored as one item; larger ones are chunked.
@@ -64,16 +79,35 @@ impl KvStore {
         let root = format!("/{prefix}");
         let (op, item_limit) = match spec.kind {
             Kind::Memcached => {
-                let mut b = services::Memcached::default()
-                    .endpoint(&format!("tcp://{host_port}"))
-                    .root(&root);
+                // Read and write timeouts in the URL apply to each connection as it is
+                // made (the builder's would connect to set them).
+                let mut target = url::Url::parse(&format!(
+                    "memcache://{host_port}?timeout={}&tcp_nodelay=true",
+                    spec.timeout.as_secs_f64()
+                ))
+                .map_err(|e| StoreError::Remote {
+                    backend: name.clone(),
+                    message: format!("cannot configure: {e}"),
+                    timeout: false,
+                })?;
                 if !user.is_empty() {
-                    b = b.username(&user);
+                    let _ = target.set_username(&user);
+                    let _ = target.set_password(password.as_deref());
                 }
-                if let Some(p) = &password {
-                    b = b.password(p);
-                }
-                (Operator::new(b).map_err(config_err)?, Some(MEMCACHED_ITEM))
+                // Built unchecked: no connection at open, a dead server shows up in
+                // calls. Each checkout checks its connection (a `version` call), so a
+                // restarted server gets fresh connections.
+                let pool = r2d2::Pool::builder()
+                    .max_size(4)
+                    .min_idle(Some(0))
+                    .connection_timeout(spec.timeout)
+                    .build_unchecked(memcache::ConnectionManager::new(target));
+                let client = memcache::Client::with_pool(pool).map_err(|e| StoreError::Remote {
+                    backend: name.clone(),
+                    message: format!("cannot configure: {e}"),
+                    timeout: false,
+                })?;
+                (Backend::Memcache(client), Some(MEMCACHED_ITEM))
             }
             Kind::Redis => {
                 let scheme = if url.scheme() == "rediss" {
@@ -91,7 +125,10 @@ impl KvStore {
                 if let Some(p) = &password {
                     b = b.password(p);
                 }
-                (Operator::new(b).map_err(config_err)?, None)
+                (
+                    Backend::Opendal(Operator::new(b).map_err(config_err)?),
+                    None,
+                )
             }
             Kind::S3 => {
                 let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -105,7 +142,10 @@ impl KvStore {
                     .or_else(|| env("AWS_DEFAULT_REGION"))
                     .unwrap_or_else(|| "us-east-1".into());
                 b = b.region(&region);
-                (Operator::new(b).map_err(config_err)?, None)
+                (
+                    Backend::Opendal(Operator::new(b).map_err(config_err)?),
+                    None,
+                )
             }
             Kind::WebDav => {
                 let scheme = if url.scheme() == "webdavs" {
@@ -122,7 +162,10 @@ impl KvStore {
                 if let Some(p) = &password {
                     b = b.password(p);
                 }
-                (Operator::new(b).map_err(config_err)?, None)
+                (
+                    Backend::Opendal(Operator::new(b).map_err(config_err)?),
+                    None,
+                )
             }
             Kind::Http | Kind::Grpc | Kind::Dir => {
                 return Err(StoreError::Remote {
@@ -133,7 +176,12 @@ impl KvStore {
             }
         };
         Ok(KvStore {
-            op,
+            backend: op,
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
             name,
             timeout: spec.timeout,
             item_limit,
@@ -150,24 +198,90 @@ impl KvStore {
 
     /// The raw object at `path`, or `None`.
     fn read(&self, path: &str, expect: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let op = self.op.clone();
-        let p = path.to_string();
-        block_on(&self.name, deadline_for(self.timeout, expect), async move {
-            match op.read(&p).await {
-                Ok(buf) => Ok(Some(buf.to_vec())),
-                Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e),
+        match &self.backend {
+            Backend::Opendal(op) => {
+                let (op, p) = (op.clone(), path.to_string());
+                block_on(&self.name, deadline_for(self.timeout, expect), async move {
+                    match op.read(&p).await {
+                        Ok(buf) => Ok(Some(buf.to_vec())),
+                        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                })
             }
-        })
+            Backend::Memcache(c) => c
+                .get::<Vec<u8>>(&format!("{}{path}", self.prefix))
+                .map_err(|e| self.memcache_error(e)),
+        }
     }
 
     fn write(&self, path: &str, data: Vec<u8>) -> Result<(), StoreError> {
-        let op = self.op.clone();
-        let p = path.to_string();
-        let deadline = deadline_for(self.timeout, data.len() as u64);
-        block_on(&self.name, deadline, async move {
-            op.write(&p, data).await.map(|_| ())
-        })
+        match &self.backend {
+            Backend::Opendal(op) => {
+                let (op, p) = (op.clone(), path.to_string());
+                let deadline = deadline_for(self.timeout, data.len() as u64);
+                block_on(&self.name, deadline, async move {
+                    op.write(&p, data).await.map(|_| ())
+                })
+            }
+            Backend::Memcache(c) => c
+                .set(&format!("{}{path}", self.prefix), &data[..], 0)
+                .map_err(|e| self.memcache_error(e)),
+        }
+    }
+
+    fn remove(&self, path: &str) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Opendal(op) => {
+                let (op, p) = (op.clone(), path.to_string());
+                block_on(&self.name, self.timeout, async move {
+                    match op.delete(&p).await {
+                        Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+                        _ => Ok(()),
+                    }
+                })
+            }
+            Backend::Memcache(c) => c
+                .delete(&format!("{}{path}", self.prefix))
+                .map(|_| ())
+                .map_err(|e| self.memcache_error(e)),
+        }
+    }
+
+    fn exists(&self, path: &str) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Opendal(op) => {
+                let (op, p) = (op.clone(), path.to_string());
+                block_on(&self.name, self.timeout, async move {
+                    match op.stat(&p).await {
+                        Ok(_) => Ok(true),
+                        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+                        Err(e) => Err(e),
+                    }
+                })
+            }
+            // A `touch` answers whether the item exists without sending its value.
+            Backend::Memcache(c) => c
+                .touch(&format!("{}{path}", self.prefix), 0)
+                .map_err(|e| self.memcache_error(e)),
+        }
+    }
+
+    fn memcache_error(&self, e: memcache::MemcacheError) -> StoreError {
+        let timeout = match &e {
+            memcache::MemcacheError::IOError(io) => matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ),
+            // The pool gave up waiting for a working connection.
+            memcache::MemcacheError::PoolError(p) => p.to_string().starts_with("timed out"),
+            _ => false,
+        };
+        StoreError::Remote {
+            backend: self.name.clone(),
+            message: e.to_string(),
+            timeout,
+        }
     }
 
     fn corrupt(ns: Namespace, key: &Digest, detail: impl Into<String>) -> StoreError {
@@ -252,13 +366,7 @@ impl Store for KvStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            list: false,
-            write: true,
-            max_value_size: self.item_limit.map(|l| l as u64),
-            expires: true,
-            delete: true,
-        }
+        crate::server_capabilities(true, self.item_limit.map(|l| l as u64))
     }
 
     fn get(&self, ns: Namespace, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
@@ -293,26 +401,11 @@ impl Store for KvStore {
     }
 
     fn delete(&self, ns: Namespace, key: &Digest) -> Result<(), StoreError> {
-        let op = self.op.clone();
-        let p = Self::path(ns, key);
-        block_on(&self.name, self.timeout, async move {
-            match op.delete(&p).await {
-                Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
-            }
-        })
+        self.remove(&Self::path(ns, key))
     }
 
     fn contains(&self, ns: Namespace, key: &Digest) -> Result<bool, StoreError> {
-        let op = self.op.clone();
-        let p = Self::path(ns, key);
-        block_on(&self.name, self.timeout, async move {
-            match op.stat(&p).await {
-                Ok(_) => Ok(true),
-                Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-                Err(e) => Err(e),
-            }
-        })
+        self.exists(&Self::path(ns, key))
     }
 }
 

@@ -33,7 +33,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use larder_store::{Store, StoreError};
+use larder_store::{Capabilities, Store, StoreError};
 
 pub use tiers::{FAILURES_TO_SWITCH_OFF, Hooks, RemoteCounters, Tiers, build_id};
 
@@ -231,6 +231,18 @@ pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
         _ => url.to_string(),
+    }
+}
+
+/// What a shared server offers: no listing (`du`/`gc` are the server's business), entries
+/// that may be evicted, writes (whether a tier writes is the tiers' decision).
+pub(crate) fn server_capabilities(delete: bool, max_value_size: Option<u64>) -> Capabilities {
+    Capabilities {
+        list: false,
+        write: true,
+        max_value_size,
+        expires: true,
+        delete,
     }
 }
 

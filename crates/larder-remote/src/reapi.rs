@@ -544,14 +544,8 @@ impl Store for ReapiStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            list: false,
-            // The tiers decide whether a remote is read-only, not the backend.
-            write: true,
-            max_value_size: None,
-            expires: true,
-            delete: false,
-        }
+        // No deletes: the protocol has none.
+        crate::server_capabilities(false, None)
     }
 
     /// A record, or a CAS blob whose size this store has seen (the REAPI needs the size:

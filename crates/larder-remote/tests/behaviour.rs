@@ -59,7 +59,11 @@ fn skip(store: &dyn Store, case: &str, why: &str) {
 
 fn suite(var: &str) {
     let Some(store) = backend(var) else { return };
-    let s = &*store;
+    every_case(&store);
+}
+
+fn every_case(store: &Arc<dyn Store>) {
+    let s = &**store;
     eprintln!("behaviour suite: {} ({:?})", s.name(), s.capabilities());
     missing_entries_are_none(s);
     records_round_trip_in_every_namespace(s);
@@ -69,7 +73,7 @@ fn suite(var: &str) {
     large_blob(s);
     corrupt_blob_is_detected(s);
     delete(s);
-    parallel_writers(&store);
+    parallel_writers(store);
 }
 
 fn missing_entries_are_none(s: &dyn Store) {
@@ -284,15 +288,5 @@ fn shared_directory() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("file://{}", dir.path().join("shared").display());
     let spec = RemoteSpec::parse(&url, false, Duration::from_secs(5)).unwrap();
-    let store = open(&spec).unwrap();
-    let s = &*store;
-    missing_entries_are_none(s);
-    records_round_trip_in_every_namespace(s);
-    records_are_replaced(s);
-    blobs_round_trip_and_verify(s);
-    empty_blob(s);
-    large_blob(s);
-    corrupt_blob_is_detected(s);
-    delete(s);
-    parallel_writers(&store);
+    every_case(&open(&spec).unwrap());
 }

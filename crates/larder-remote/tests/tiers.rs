@@ -14,6 +14,7 @@ use larder_store::{DiskStore, Namespace, Store, get_verified_blob};
 static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 fn record_warning(_topic: &str, message: &str) {
+    eprintln!("warning: {message}");
     WARNINGS.lock().unwrap().push(message.to_string());
 }
 

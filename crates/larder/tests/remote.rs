@@ -52,7 +52,8 @@ fn assert_all_from_remote(run: &support::Run, remote: &str) {
 fn a_new_machine_gets_every_unit_from_a_shared_remote_and_keeps_them() {
     let a = Project::fixture();
     let (shared, url) = dir_remote(&a, "nfs");
-    a.build_with(&[("LARDER_REMOTE", &url)]).assert_all("miss", FIXTURE_UNITS);
+    a.build_with(&[("LARDER_REMOTE", &url)])
+        .assert_all("miss", FIXTURE_UNITS);
     assert!(!files_under(&shared.join("v1").join("cas")).is_empty());
 
     let b = a.on_new_machine();
@@ -88,14 +89,22 @@ fn a_read_only_tier_is_read_and_never_written() {
     b.assert_app(&[]);
     // The team tier was backfilled; then a change is stored to it, not to the public one.
     assert!(!files_under(&team.join("v1").join("cas")).is_empty());
-    b.edit("app/src/main.rs", "fn main() {", "fn main() {\n    let _edited = 1;");
+    b.edit(
+        "app/src/main.rs",
+        "fn main() {",
+        "fn main() {\n    let _edited = 1;",
+    );
     let run = b.build_with(&env);
     run.assert_crate("app", "miss");
     let mut now = files_under(&public);
     now.sort();
     assert_eq!(now, public_files, "the read-only tier was written");
     let c = a.on_new_machine();
-    c.edit("app/src/main.rs", "fn main() {", "fn main() {\n    let _edited = 1;");
+    c.edit(
+        "app/src/main.rs",
+        "fn main() {",
+        "fn main() {\n    let _edited = 1;",
+    );
     let run = c.build_with(&[("LARDER_REMOTE", &team_url)]);
     run.assert_crate("app", "hit");
 }
@@ -188,9 +197,22 @@ impl Drop for Server {
 
 /// A redis-server of this test's own on a free port.
 fn own_redis(bin: &str, dir: &Path) -> (Server, u16) {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new(bin)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .arg("--dir")
         .arg(dir)
         .stdout(Stdio::null())
@@ -208,7 +230,9 @@ fn own_redis(bin: &str, dir: &Path) -> (Server, u16) {
 
 #[test]
 fn a_remote_killed_in_the_middle_of_a_build_does_not_fail_it() {
-    let Some(bin) = server_url("LARDER_TEST_REDIS_BIN") else { return };
+    let Some(bin) = server_url("LARDER_TEST_REDIS_BIN") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let (server, port) = own_redis(&bin, dir.path());
     let url = format!("redis://127.0.0.1:{port}/0");
@@ -238,10 +262,21 @@ fn a_remote_killed_in_the_middle_of_a_build_does_not_fail_it() {
         .file("app/src/main.rs", "fn main() { println!(\"three={}\", last::three()); }\n")
         .build();
     let pid = server.0.id().to_string();
-    let run = p.build_with(&[("LARDER_REMOTE", &url), ("KILL_PID", &pid), ("LARDER_REMOTE_TIMEOUT", "2")]);
+    let run = p.build_with(&[
+        ("LARDER_REMOTE", &url),
+        ("KILL_PID", &pid),
+        ("LARDER_REMOTE_TIMEOUT", "2"),
+    ]);
     assert_eq!(p.run_bin("debug", "app"), "three=3\n");
-    assert!(run.report.units().all(|e| e.outcome == "miss"), "{}", run.context());
+    assert!(
+        run.report.units().all(|e| e.outcome == "miss"),
+        "{}",
+        run.context()
+    );
     let c = &p.stats()["remotes"][&url];
-    assert!(c["errors"].as_u64().unwrap_or(0) >= 1, "the remote never failed: {c}");
+    assert!(
+        c["errors"].as_u64().unwrap_or(0) >= 1,
+        "the remote never failed: {c}"
+    );
     drop(server);
 }

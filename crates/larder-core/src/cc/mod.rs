@@ -78,8 +78,8 @@ use crate::config::Config;
 use crate::exec::{exec_passthrough, exit_code, run_captured};
 use crate::flight;
 use crate::identity;
-use crate::report::{Event, record, warn_once};
-use crate::wrapper::write_atomic;
+use crate::report::warn_once;
+use crate::wrapper::{Reporter, write_atomic};
 
 /// The crate type reported for C and C++ objects.
 pub const C_OBJECT: &str = "c-object";
@@ -106,7 +106,8 @@ pub fn run(compiler: PathBuf, args: Vec<OsString>) -> i32 {
     let reporter = Reporter {
         config: &config,
         started,
-        name,
+        crate_name: name,
+        crate_types: vec![C_OBJECT.to_string()],
     };
     let Some(utf8) = utf8 else {
         reporter.not_cacheable(&CNotCacheable::NonUtf8("argument".into()));
@@ -161,7 +162,7 @@ pub fn run(compiler: PathBuf, args: Vec<OsString>) -> i32 {
     let miss = match session.lookup(&key) {
         Lookup::Hit { record, bytes } => {
             session.replay(&record);
-            reporter.hit(record.compile_secs, bytes, store.served_by());
+            reporter.hit(record.compile_secs, bytes, 0, store.served_by());
             return 0;
         }
         Lookup::Miss(reason) => reason,
@@ -174,7 +175,7 @@ pub fn run(compiler: PathBuf, args: Vec<OsString>) -> i32 {
         Ok(lock) => lock,
         Err((record, bytes)) => {
             session.replay(&record);
-            reporter.hit(record.compile_secs, bytes, store.served_by());
+            reporter.hit(record.compile_secs, bytes, 0, store.served_by());
             return 0;
         }
     };
@@ -266,7 +267,8 @@ pub fn run_probe(args: Vec<OsString>) -> i32 {
         Reporter {
             config: &config,
             started: Instant::now(),
-            name: None,
+            crate_name: None,
+            crate_types: vec![C_OBJECT.to_string()],
         }
         .not_cacheable(&CNotCacheable::Probe);
     }
@@ -529,87 +531,5 @@ impl Session<'_> {
             .put(Namespace::Action, key, &json)
             .map_err(|e| Stop::Error(e.to_string()))?;
         Ok(())
-    }
-}
-
-/// Writes the invocation's [`Event`].
-struct Reporter<'a> {
-    config: &'a Config,
-    started: Instant,
-    name: Option<String>,
-}
-
-impl Reporter<'_> {
-    fn emit(
-        &self,
-        outcome: &str,
-        reason: Option<String>,
-        detail: Option<String>,
-        stored: bool,
-        hit: crate::report::Restored,
-    ) {
-        let secs = self.started.elapsed().as_secs_f64();
-        let event = Event {
-            crate_name: self.name.clone(),
-            crate_types: vec![C_OBJECT.to_string()],
-            outcome: outcome.to_string(),
-            reason,
-            detail,
-            stored,
-            secs,
-            saved_secs: if outcome == "hit" {
-                (hit.compile_secs - secs).max(0.0)
-            } else {
-                0.0
-            },
-            bytes_restored: hit.bytes,
-            remote: hit.remote,
-        };
-        tracing::debug!(?event, "C invocation done");
-        record(self.config.report.as_deref(), &self.config.dir, &event);
-    }
-
-    fn not_cacheable(&self, reason: &CNotCacheable) {
-        self.emit(
-            "not_cacheable",
-            Some(reason.label().to_string()),
-            Some(reason.to_string()),
-            false,
-            Default::default(),
-        );
-    }
-
-    fn error(&self, msg: &str) {
-        self.emit(
-            "error",
-            None,
-            Some(msg.to_string()),
-            false,
-            Default::default(),
-        );
-    }
-
-    fn hit(&self, compile_secs: f64, bytes: u64, remote: Option<String>) {
-        self.emit(
-            "hit",
-            None,
-            None,
-            false,
-            crate::report::Restored {
-                compile_secs,
-                bytes,
-                remote,
-            },
-        );
-    }
-
-    fn miss(&self, reason: &str, detail: Option<String>, stored: bool) {
-        self.emit(
-            "miss",
-            Some(reason.to_string()),
-            detail,
-            stored,
-            Default::default(),
-        );
     }
 }
