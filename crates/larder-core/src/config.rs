@@ -304,7 +304,10 @@ impl Config {
     pub fn open_store_or_warn(&self) -> Result<larder_remote::Tiers, String> {
         let local = self.open_store();
         local
-            .map(|l| larder_remote::Tiers::new(l, &self.remotes, crate::report::HOOKS))
+            .map(|l| {
+                larder_remote::Tiers::new(l, &self.remotes, crate::report::HOOKS)
+                    .with_stats_dir(&self.dir)
+            })
             .map_err(|e| {
                 crate::report::warn_once(
                     "store-open",

@@ -110,6 +110,7 @@ pub struct Tiers {
     counters: Mutex<BTreeMap<String, RemoteCounters>>,
     served_by: Mutex<Option<String>>,
     hooks: Hooks,
+    stats_dir: Option<PathBuf>,
 }
 
 /// What the tiers report through: the caller's once-per-build warning and its totals.
@@ -117,16 +118,18 @@ pub struct Tiers {
 pub struct Hooks {
     /// Prints a warning once per build: `(topic, message)`.
     pub warn: fn(&str, &str),
-    /// Adds this process's per-remote counters to the totals of the local store in the
-    /// given directory; called when the [`Tiers`] are dropped.
+    /// Adds this process's per-remote counters to the totals kept in the given
+    /// directory ([`Tiers::with_stats_dir`]); called when the [`Tiers`] are dropped.
     pub flush: fn(&std::path::Path, &BTreeMap<String, RemoteCounters>),
 }
 
 impl Drop for Tiers {
     fn drop(&mut self) {
         let counters = self.take_counters();
-        if !counters.is_empty() {
-            (self.hooks.flush)(self.local.root(), &counters);
+        if let Some(dir) = &self.stats_dir
+            && !counters.is_empty()
+        {
+            (self.hooks.flush)(dir, &counters);
         }
     }
 }
@@ -167,12 +170,20 @@ impl Tiers {
             counters: Mutex::new(BTreeMap::new()),
             served_by: Mutex::new(None),
             hooks,
+            stats_dir: None,
         }
     }
 
     /// Counts failures in the build `id` instead of [`build_id`]'s.
     pub fn with_build_id(mut self, id: &str) -> Tiers {
         self.build_id = id.to_string();
+        self
+    }
+
+    /// Flushes the remote counters to the totals in `dir` when dropped (through
+    /// [`Hooks::flush`]).
+    pub fn with_stats_dir(mut self, dir: &std::path::Path) -> Tiers {
+        self.stats_dir = Some(dir.to_path_buf());
         self
     }
 

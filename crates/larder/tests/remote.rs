@@ -267,7 +267,7 @@ fn a_remote_killed_in_the_middle_of_a_build_does_not_fail_it() {
         ("KILL_PID", &pid),
         ("LARDER_REMOTE_TIMEOUT", "2"),
     ]);
-    assert_eq!(p.run_bin("debug", "app"), "three=3\n");
+    assert_eq!(p.run_bin("debug", "app").trim(), "three=3");
     assert!(
         run.report.units().all(|e| e.outcome == "miss"),
         "{}",
