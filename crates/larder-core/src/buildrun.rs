@@ -397,9 +397,38 @@ impl Run<'_> {
         Ok(h.finish())
     }
 
+    /// Each tier's manifest in turn, the local one first; an entry restored from a
+    /// remote's manifest is added to the faster tiers' manifests.
     fn lookup(&mut self, key: &Digest) -> Option<(ActionRecord, u64)> {
-        let manifest: Manifest =
-            serde_json::from_slice(&self.store.get(Namespace::Manifest, key).ok()??).ok()?;
+        for tier in 0..=self.store.remote_count() {
+            let bytes = if tier == 0 {
+                self.store
+                    .local()
+                    .get(Namespace::Manifest, key)
+                    .ok()
+                    .flatten()
+            } else {
+                self.store
+                    .get_from_remote(tier - 1, Namespace::Manifest, key)
+            };
+            let Some((hit, entry)) = bytes.and_then(|b| self.lookup_in(&b)) else {
+                continue;
+            };
+            if tier > 0 {
+                self.store
+                    .update_faster(tier - 1, Namespace::Manifest, key, &|c| {
+                        crate::storejob::manifest_with(&entry, c)
+                    });
+            }
+            return Some(hit);
+        }
+        None
+    }
+
+    /// The first entry of the manifest `bytes` whose inputs match and whose outputs
+    /// restore, with that entry.
+    fn lookup_in(&mut self, bytes: &[u8]) -> Option<((ActionRecord, u64), ManifestEntry)> {
+        let manifest: Manifest = serde_json::from_slice(bytes).ok()?;
         for entry in &manifest.entries {
             let roots = self.roots.clone();
             let cwd = self.cwd.clone();
@@ -414,7 +443,7 @@ impl Run<'_> {
                 continue;
             }
             if let Ok(r) = self.restore(&entry.key) {
-                return Some(r);
+                return Some((r, entry.clone()));
             }
         }
         None

@@ -80,18 +80,21 @@ impl StoreJob {
             .put(Namespace::Action, &self.entry.key, &json)
             .map_err(|e| e.to_string())?;
         // Each tier extends its own manifest: a shared one keeps other machines' entries.
-        let entry = &self.entry;
-        let merge = |current: Option<Vec<u8>>| {
-            let mut manifest: Manifest = current
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
-            manifest.insert(entry.clone());
-            serde_json::to_vec(&manifest).unwrap_or_default()
-        };
         store
-            .update(Namespace::Manifest, &self.invocation_key, &merge)
+            .update(Namespace::Manifest, &self.invocation_key, &|current| {
+                manifest_with(&self.entry, current)
+            })
             .map_err(|e| e.to_string())
     }
+}
+
+/// The manifest `current` (JSON; empty if absent or unreadable) with `entry` added.
+pub(crate) fn manifest_with(entry: &ManifestEntry, current: Option<Vec<u8>>) -> Vec<u8> {
+    let mut manifest: Manifest = current
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    manifest.insert(entry.clone());
+    serde_json::to_vec(&manifest).unwrap_or_default()
 }
 
 /// Writes the link records of a compile's rlib outputs ([`larder_store::LinkRecord`]):

@@ -97,6 +97,7 @@ pub fn run(rustc: PathBuf, args: Vec<OsString>) -> i32 {
         store: &store,
         hasher: FileHasher::default(),
         roots: Roots::default(),
+        used_entry: None,
     };
 
     let invocation_key = match session.invocation_key() {
@@ -384,6 +385,8 @@ struct Session<'a> {
     store: &'a larder_remote::Tiers,
     hasher: FileHasher,
     roots: Roots,
+    /// The manifest entry the last hit of [`Session::lookup_in`] restored.
+    used_entry: Option<ManifestEntry>,
 }
 
 impl Session<'_> {
@@ -480,38 +483,72 @@ impl Session<'_> {
         Ok(key.invocation_key())
     }
 
+    /// Looks the invocation up in each tier's manifest in turn: the local one, then each
+    /// remote's. An entry restored from a remote's manifest is added to the manifests of
+    /// the faster tiers, which keep their own entries.
     fn lookup(&mut self, ik: &Digest) -> Lookup {
-        let manifest = match self.store.get(Namespace::Manifest, ik) {
-            Ok(Some(bytes)) => match serde_json::from_slice::<Manifest>(&bytes) {
+        let mut miss = None;
+        for tier in 0..=self.store.remote_count() {
+            let bytes = if tier == 0 {
+                match self.store.local().get(Namespace::Manifest, ik) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        warn_once(
+                            "store-read",
+                            &format!(
+                                "cannot read the store in {}: {e}; compiling",
+                                self.config.dir.display()
+                            ),
+                        );
+                        return Lookup::Miss {
+                            reason: "store-error",
+                            detail: Some(e.to_string()),
+                        };
+                    }
+                }
+            } else {
+                self.store
+                    .get_from_remote(tier - 1, Namespace::Manifest, ik)
+            };
+            let Some(bytes) = bytes else { continue };
+            let manifest = match serde_json::from_slice::<Manifest>(&bytes) {
                 Ok(m) => m,
                 Err(e) => {
-                    let _ = self.store.delete(Namespace::Manifest, ik);
-                    return Lookup::Miss {
+                    if tier == 0 {
+                        let _ = self.store.delete(Namespace::Manifest, ik);
+                    }
+                    miss.get_or_insert(Lookup::Miss {
                         reason: "entry-incomplete",
                         detail: Some(format!("corrupt manifest: {e}")),
-                    };
+                    });
+                    continue;
                 }
-            },
-            Ok(None) => {
-                return Lookup::Miss {
-                    reason: "no-entry",
-                    detail: None,
-                };
+            };
+            match self.lookup_in(&manifest) {
+                Ok(hit) => {
+                    if tier > 0
+                        && let Some(entry) = self.used_entry.take()
+                    {
+                        self.store
+                            .update_faster(tier - 1, Namespace::Manifest, ik, &|c| {
+                                storejob::manifest_with(&entry, c)
+                            });
+                    }
+                    return hit;
+                }
+                Err(m) => {
+                    miss.get_or_insert(m);
+                }
             }
-            Err(e) => {
-                warn_once(
-                    "store-read",
-                    &format!(
-                        "cannot read the store in {}: {e}; compiling",
-                        self.config.dir.display()
-                    ),
-                );
-                return Lookup::Miss {
-                    reason: "store-error",
-                    detail: Some(e.to_string()),
-                };
-            }
-        };
+        }
+        miss.unwrap_or(Lookup::Miss {
+            reason: "no-entry",
+            detail: None,
+        })
+    }
+
+    /// The first entry of `manifest` whose inputs match and whose outputs restore.
+    fn lookup_in(&mut self, manifest: &Manifest) -> Result<Lookup, Lookup> {
         let mut first_mismatch: Option<Mismatch> = None;
         let mut incomplete: Option<String> = None;
         for entry in &manifest.entries {
@@ -529,11 +566,12 @@ impl Session<'_> {
             }
             match self.restore(&entry.key) {
                 Ok((record, bytes, cloned)) => {
-                    return Lookup::Hit {
+                    self.used_entry = Some(entry.clone());
+                    return Ok(Lookup::Hit {
                         record,
                         bytes,
                         cloned,
-                    };
+                    });
                 }
                 Err(why) => {
                     tracing::debug!(%why, "matched entry could not be restored");
@@ -541,7 +579,7 @@ impl Session<'_> {
                 }
             }
         }
-        match (incomplete, first_mismatch) {
+        Err(match (incomplete, first_mismatch) {
             (Some(why), _) => Lookup::Miss {
                 reason: "entry-incomplete",
                 detail: Some(why),
@@ -554,7 +592,7 @@ impl Session<'_> {
                 reason: "no-entry",
                 detail: None,
             },
-        }
+        })
     }
 
     /// Fetches and verifies every output of the record under `key`, then writes them.

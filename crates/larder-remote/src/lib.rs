@@ -5,7 +5,7 @@
 //!
 //! | URL | backend | library |
 //! |---|---|---|
-//! | `memcached://host:port` | memcached; values over 1 MiB are split into chunks | opendal |
+//! | `memcached://host:port` | memcached; values over 1 MiB are split into chunks | memcache (opendal's client lacks `TCP_NODELAY`: see the `kv` module) |
 //! | `redis://[user:password@]host:port/db`, `rediss://` (TLS) | Redis | opendal |
 //! | `s3://bucket/prefix` | S3 or an S3-compatible server; endpoint, region and credentials from `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` | opendal |
 //! | `http(s)://host/prefix` | the bazel-remote HTTP protocol (`GET`/`PUT`/`HEAD` of `/ac/<hash>`, `/cas/<sha256>`), which a plain WebDAV server that creates parent collections on `PUT` also serves | reqwest |

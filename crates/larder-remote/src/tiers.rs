@@ -336,12 +336,90 @@ impl Tiers {
         }
     }
 
-    /// Looks `ns`/`key` up in the remotes, in order; `fetch` reads one remote and checks
-    /// what it read.
+    /// How many remote tiers there are.
+    pub fn remote_count(&self) -> usize {
+        self.remotes.len()
+    }
+
+    /// The value under `key` in remote `i` alone (in lookup order), without writing it to
+    /// the faster tiers: for manifests, which a caller reads tier by tier and extends
+    /// by the entry it uses ([`Tiers::update_faster`]) rather than replaces. `None` if
+    /// the remote has none, fails (counted) or is switched off.
+    pub fn get_from_remote(&self, i: usize, ns: Namespace, key: &Digest) -> Option<Vec<u8>> {
+        let r = self.remotes.get(i)?;
+        if !self.usable(r, Dir::Read) {
+            return None;
+        }
+        match r.store.get(ns, key) {
+            Ok(Some(v)) => {
+                self.count(r, |c| {
+                    c.hits += 1;
+                    c.bytes_read += v.len() as u64;
+                });
+                self.note_served(r);
+                Some(v)
+            }
+            Ok(None) => {
+                self.count(r, |c| c.misses += 1);
+                None
+            }
+            Err(StoreError::Corrupt { .. }) => {
+                self.count(r, |c| {
+                    c.corrupt += 1;
+                    c.misses += 1;
+                });
+                None
+            }
+            Err(e) => {
+                self.failed(r, Dir::Read, &e);
+                None
+            }
+        }
+    }
+
+    /// [`Store::update`] of the tiers faster than remote `i`: the local store and the
+    /// writable remotes before `i`, each applying `f` to its own value.
+    pub fn update_faster(
+        &self,
+        i: usize,
+        ns: Namespace,
+        key: &Digest,
+        f: &dyn Fn(Option<Vec<u8>>) -> Vec<u8>,
+    ) {
+        let _ = self.local.update(ns, key, f);
+        for r in self.remotes.iter().take(i) {
+            self.update_remote(r, ns, key, f);
+        }
+    }
+
+    fn update_remote(
+        &self,
+        r: &Remote,
+        ns: Namespace,
+        key: &Digest,
+        f: &dyn Fn(Option<Vec<u8>>) -> Vec<u8>,
+    ) {
+        if r.spec.read_only || !self.usable(r, Dir::Write) || !self.usable(r, Dir::Read) {
+            return;
+        }
+        let current = match r.store.get(ns, key) {
+            Ok(v) => v,
+            Err(StoreError::Corrupt { .. }) => None,
+            Err(e) => {
+                self.failed(r, Dir::Read, &e);
+                return;
+            }
+        };
+        self.put_remote(r, ns, key, &f(current));
+    }
+
+    /// Looks `ns`/`key` up in the remotes, in order, and backfills the faster tiers if
+    /// `backfill`; `fetch` reads one remote and checks what it read.
     fn get_remote(
         &self,
         ns: Namespace,
         key: &Digest,
+        backfill: bool,
         fetch: impl Fn(&dyn Store) -> Result<Option<Vec<u8>>, StoreError>,
     ) -> Option<Vec<u8>> {
         for (i, r) in self.remotes.iter().enumerate() {
@@ -355,7 +433,9 @@ impl Tiers {
                         c.bytes_read += v.len() as u64;
                     });
                     self.note_served(r);
-                    self.backfill(i, ns, key, &v);
+                    if backfill {
+                        self.backfill(i, ns, key, &v);
+                    }
                     return Some(v);
                 }
                 Ok(None) => self.count(r, |c| c.misses += 1),
@@ -397,7 +477,7 @@ impl Store for Tiers {
         if ns == Namespace::Link {
             return Ok(None);
         }
-        Ok(self.get_remote(ns, key, |s| {
+        Ok(self.get_remote(ns, key, true, |s| {
             if ns == Namespace::Cas {
                 verified(s.get(ns, key)?, key)
             } else {
@@ -410,7 +490,7 @@ impl Store for Tiers {
         if let Some(v) = self.local.get_blob(digest, size)? {
             return Ok(Some(v));
         }
-        Ok(self.get_remote(Namespace::Cas, digest, |s| {
+        Ok(self.get_remote(Namespace::Cas, digest, true, |s| {
             verified(s.get_blob(digest, size)?, digest)
         }))
     }
@@ -465,18 +545,7 @@ impl Store for Tiers {
             .local
             .put(ns, key, &f(self.local.get(ns, key).ok().flatten()));
         for r in &self.remotes {
-            if r.spec.read_only || !self.usable(r, Dir::Write) || !self.usable(r, Dir::Read) {
-                continue;
-            }
-            let current = match r.store.get(ns, key) {
-                Ok(v) => v,
-                Err(StoreError::Corrupt { .. }) => None,
-                Err(e) => {
-                    self.failed(r, Dir::Read, &e);
-                    continue;
-                }
-            };
-            self.put_remote(r, ns, key, &f(current));
+            self.update_remote(r, ns, key, f);
         }
         local
     }

@@ -280,3 +280,28 @@ fn a_remote_killed_in_the_middle_of_a_build_does_not_fail_it() {
     );
     drop(server);
 }
+
+#[test]
+fn a_machine_with_entries_of_its_own_still_finds_other_machines_entries() {
+    let a = Project::fixture();
+    let (_team, url) = dir_remote(&a, "team");
+    a.build_with(&[("LARDER_REMOTE", &url)]);
+    // B fills its store from the team tier: its local manifests hold app=v1.
+    let b = a.on_new_machine();
+    b.build_with(&[("LARDER_REMOTE", &url)])
+        .assert_all("hit", FIXTURE_UNITS);
+    // A pushes app=v2; B then makes the same change. B's local manifest for app has
+    // only v1, the team's has both.
+    a.edit("app/src/main.rs", "app=v1", "app=v2");
+    a.build_with(&[("LARDER_REMOTE", &url)]);
+    b.edit("app/src/main.rs", "app=v1", "app=v2");
+    let run = b.build_with(&[("LARDER_REMOTE", &url)]);
+    run.assert_crate("app", "hit");
+    b.assert_app(&[("app", "v2")]);
+    // The entry joined B's local manifest beside its own: both versions hit locally.
+    b.clean();
+    b.build().assert_all("hit", FIXTURE_UNITS);
+    b.edit("app/src/main.rs", "app=v2", "app=v1");
+    b.build().assert_crate("app", "hit");
+    b.assert_app(&[]);
+}
