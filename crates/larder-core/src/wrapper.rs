@@ -525,7 +525,7 @@ impl Session<'_> {
                 }
             };
             match self.lookup_in(&manifest) {
-                Ok(hit) => {
+                hit @ Lookup::Hit { .. } => {
                     if tier > 0
                         && let Some(entry) = self.used_entry.take()
                     {
@@ -536,7 +536,7 @@ impl Session<'_> {
                     }
                     return hit;
                 }
-                Err(m) => {
+                m => {
                     miss.get_or_insert(m);
                 }
             }
@@ -548,7 +548,7 @@ impl Session<'_> {
     }
 
     /// The first entry of `manifest` whose inputs match and whose outputs restore.
-    fn lookup_in(&mut self, manifest: &Manifest) -> Result<Lookup, Lookup> {
+    fn lookup_in(&mut self, manifest: &Manifest) -> Lookup {
         let mut first_mismatch: Option<Mismatch> = None;
         let mut incomplete: Option<String> = None;
         for entry in &manifest.entries {
@@ -567,11 +567,11 @@ impl Session<'_> {
             match self.restore(&entry.key) {
                 Ok((record, bytes, cloned)) => {
                     self.used_entry = Some(entry.clone());
-                    return Ok(Lookup::Hit {
+                    return Lookup::Hit {
                         record,
                         bytes,
                         cloned,
-                    });
+                    };
                 }
                 Err(why) => {
                     tracing::debug!(%why, "matched entry could not be restored");
@@ -579,7 +579,7 @@ impl Session<'_> {
                 }
             }
         }
-        Err(match (incomplete, first_mismatch) {
+        match (incomplete, first_mismatch) {
             (Some(why), _) => Lookup::Miss {
                 reason: "entry-incomplete",
                 detail: Some(why),
@@ -592,7 +592,7 @@ impl Session<'_> {
                 reason: "no-entry",
                 detail: None,
             },
-        })
+        }
     }
 
     /// Fetches and verifies every output of the record under `key`, then writes them.
