@@ -53,6 +53,8 @@ pub(crate) struct KvStore {
     timeout: Duration,
     /// The largest tagged value stored as one item; larger ones are chunked.
     item_limit: Option<usize>,
+    /// The URL's password, removed from any message a client library makes.
+    secret: Option<String>,
 }
 
 impl KvStore {
@@ -185,6 +187,7 @@ impl KvStore {
             name,
             timeout: spec.timeout,
             item_limit,
+            secret: password,
         })
     }
 
@@ -277,9 +280,13 @@ impl KvStore {
             memcache::MemcacheError::PoolError(p) => p.to_string().starts_with("timed out"),
             _ => false,
         };
+        let mut message = e.to_string();
+        if let Some(secret) = self.secret.as_deref().filter(|s| !s.is_empty()) {
+            message = message.replace(secret, "***");
+        }
         StoreError::Remote {
             backend: self.name.clone(),
-            message: e.to_string(),
+            message,
             timeout,
         }
     }
