@@ -50,10 +50,6 @@ pub struct StoreJob {
     pub record: ActionRecord,
     /// The content of each output, in the order of `record.outputs`.
     pub sources: Vec<BlobSource>,
-    /// A backfill after a hit from a remote: only the blobs the local store lacks are
-    /// written, to the local store alone (the record and manifest entry are there).
-    #[serde(default)]
-    pub backfill: bool,
 }
 
 impl StoreJob {
@@ -66,9 +62,6 @@ impl StoreJob {
             return Err("job has one source per output".into());
         }
         for (o, source) in self.record.outputs.iter().zip(&self.sources) {
-            if self.backfill && store.contains(Namespace::Cas, &o.digest).unwrap_or(false) {
-                continue;
-            }
             let data = match source {
                 BlobSource::File(p) => {
                     std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?
@@ -76,18 +69,11 @@ impl StoreJob {
                 BlobSource::Inline(text) => text.clone().into_bytes(),
             };
             if Digest::of(&data) != o.digest {
-                if self.backfill {
-                    // Overwritten since the restore: this blob waits for a later build.
-                    continue;
-                }
                 return Err(format!("{} changed since the compile", o.path));
             }
             store
                 .put(Namespace::Cas, &o.digest, &data)
                 .map_err(|e| e.to_string())?;
-        }
-        if self.backfill {
-            return Ok(());
         }
         let json = serde_json::to_vec(&self.record).map_err(|e| e.to_string())?;
         store
@@ -188,11 +174,7 @@ pub fn run_job_file(path: &Path) -> i32 {
         let store = config.open_store_or_warn()?;
         let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
         let job: StoreJob = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-        if job.backfill {
-            job.execute(store.local())
-        } else {
-            job.execute(&store)
-        }
+        job.execute(&store)
     })();
     if let Err(e) = result {
         tracing::debug!(%e, "store job dropped");
@@ -244,7 +226,6 @@ mod tests {
                 link_deps: vec!["libb-1.rlib".into()],
             },
             sources: vec![BlobSource::File(out), BlobSource::Inline("dep".into())],
-            backfill: false,
         }
     }
 

@@ -98,10 +98,7 @@ pub fn run(rustc: PathBuf, args: Vec<OsString>) -> i32 {
         hasher: FileHasher::default(),
         roots: Roots::default(),
         used_entry: None,
-        restored_sources: Vec::new(),
     };
-    // Blobs from a remote reach the local store by a background job after the restore.
-    store.defer_blob_backfill();
 
     let invocation_key = match session.invocation_key() {
         Ok(k) => k,
@@ -126,7 +123,6 @@ pub fn run(rustc: PathBuf, args: Vec<OsString>) -> i32 {
             cloned,
         } => {
             session.replay(&record);
-            session.backfill_in_background(&invocation_key, &record);
             reporter.hit(record.compile_secs, bytes, cloned, store.served_by());
             shim_build_script(&config, &inv);
             return record.exit_code;
@@ -391,9 +387,6 @@ struct Session<'a> {
     roots: Roots,
     /// The manifest entry the last hit of [`Session::lookup_in`] restored.
     used_entry: Option<ManifestEntry>,
-    /// Where the outputs of the last restore can be read back from, in the order of
-    /// its record's outputs: the written files, or the stored text of rewritten ones.
-    restored_sources: Vec<BlobSource>,
 }
 
 impl Session<'_> {
@@ -534,7 +527,7 @@ impl Session<'_> {
             match self.lookup_in(&manifest) {
                 hit @ Lookup::Hit { .. } => {
                     if tier > 0
-                        && let Some(entry) = self.used_entry.clone()
+                        && let Some(entry) = self.used_entry.take()
                     {
                         self.store
                             .update_faster(tier - 1, Namespace::Manifest, ik, &|c| {
@@ -619,7 +612,6 @@ impl Session<'_> {
         let mut expected = self.inv.expected_outputs();
         expected.sort();
         let mut files = Vec::with_capacity(record.outputs.len());
-        let mut sources = Vec::with_capacity(record.outputs.len());
         for o in &record.outputs {
             if self.roots.has_unknown_placeholder(&o.path) {
                 return Err(format!("output {} has no place in this build", o.path));
@@ -646,7 +638,6 @@ impl Session<'_> {
                     );
                     return Err(format!("corrupt blob {}", o.digest));
                 }
-                sources.push(BlobSource::File(dest.clone()));
                 files.push((dest, Content::Clone(raw), o.executable, o.digest, o.size));
                 continue;
             }
@@ -661,11 +652,8 @@ impl Session<'_> {
             let content = if o.rewrite_paths {
                 let text =
                     String::from_utf8(blob).map_err(|_| format!("{} is not text", o.path))?;
-                let restored = self.roots.denormalize_text(&text).into_bytes();
-                sources.push(BlobSource::Inline(text));
-                restored
+                self.roots.denormalize_text(&text).into_bytes()
             } else {
-                sources.push(BlobSource::File(dest.clone()));
                 blob
             };
             let size = content.len() as u64;
@@ -705,37 +693,7 @@ impl Session<'_> {
                 );
             }
         }
-        self.restored_sources = sources;
         Ok((record, total, cloned))
-    }
-
-    /// After a hit: hands the blobs that came from a remote to a background job that
-    /// writes them to the local store (in the wrapper if it cannot be started).
-    fn backfill_in_background(&mut self, ik: &Digest, record: &ActionRecord) {
-        let sources = std::mem::take(&mut self.restored_sources);
-        if self.store.take_deferred().is_empty() || sources.len() != record.outputs.len() {
-            return;
-        }
-        let Some(entry) = self.used_entry.clone() else {
-            return;
-        };
-        let job = StoreJob {
-            invocation_key: *ik,
-            entry,
-            record: record.clone(),
-            sources,
-            backfill: true,
-        };
-        let pending = storejob::pending_lock();
-        let locks: Vec<&std::fs::File> = pending.iter().collect();
-        // A build script's binary is replaced by its shim right after this: store it now.
-        let shimmed = self.config.build_script_cache && is_build_script(self.inv);
-        if shimmed
-            || !self.config.background_store
-            || storejob::spawn(&job, self.store.root(), &locks).is_err()
-        {
-            let _ = job.execute(self.store.local());
-        }
     }
 
     fn replay(&self, record: &ActionRecord) {
@@ -876,7 +834,6 @@ impl Session<'_> {
             entry,
             record,
             sources,
-            backfill: false,
         };
         // Off cargo's critical path: compression and writes happen in a background
         // process that holds this key's single-flight lock and the build's pending lock.

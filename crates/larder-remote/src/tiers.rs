@@ -111,11 +111,6 @@ pub struct Tiers {
     served_by: Mutex<Option<String>>,
     hooks: Hooks,
     stats_dir: Option<PathBuf>,
-    /// Blobs found in a remote are not written to the local store by the lookup; the
-    /// caller stores them later ([`Tiers::defer_blob_backfill`]).
-    defer_blobs: AtomicBool,
-    /// Blobs read from remotes and not yet written to the local store.
-    deferred: Mutex<Vec<Digest>>,
 }
 
 /// What the tiers report through: the caller's once-per-build warning and its totals.
@@ -176,8 +171,6 @@ impl Tiers {
             served_by: Mutex::new(None),
             hooks,
             stats_dir: None,
-            defer_blobs: AtomicBool::new(false),
-            deferred: Mutex::new(Vec::new()),
         }
     }
 
@@ -192,22 +185,6 @@ impl Tiers {
     pub fn with_stats_dir(mut self, dir: &std::path::Path) -> Tiers {
         self.stats_dir = Some(dir.to_path_buf());
         self
-    }
-
-    /// From now on, blobs found in a remote (checked against their digests) are not
-    /// written to the local store during the lookup: compressing and writing them would
-    /// delay the restore (faster remotes are still backfilled at once). The caller writes them later, off the critical path, and
-    /// learns which from [`Tiers::take_deferred`]. Records are still backfilled at once.
-    pub fn defer_blob_backfill(&self) {
-        self.defer_blobs.store(true, Ordering::Relaxed);
-    }
-
-    /// The blobs read from remotes since the last call whose backfill was deferred.
-    pub fn take_deferred(&self) -> Vec<Digest> {
-        self.deferred
-            .lock()
-            .map(|mut d| std::mem::take(&mut *d))
-            .unwrap_or_default()
     }
 
     /// The local store.
@@ -334,10 +311,10 @@ impl Tiers {
         }
     }
 
-    /// Writes `value` to the local store (if `local`) and the writable remotes before
-    /// `upto` (backfill after a hit in remote `upto`).
-    fn backfill(&self, upto: usize, local: bool, ns: Namespace, key: &Digest, value: &[u8]) {
-        if local && let Err(e) = self.local.put(ns, key, value) {
+    /// Writes `value` to the local store and the writable remotes before `upto`
+    /// (backfill after a hit in remote `upto`).
+    fn backfill(&self, upto: usize, ns: Namespace, key: &Digest, value: &[u8]) {
+        if let Err(e) = self.local.put(ns, key, value) {
             tracing::debug!(error = %e, "backfill of the local store failed");
         }
         for r in &self.remotes[..upto] {
@@ -436,13 +413,13 @@ impl Tiers {
         self.put_remote(r, ns, key, &f(current));
     }
 
-    /// Looks `ns`/`key` up in the remotes, in order, and backfills the faster remotes,
-    /// and the local store if `local`; `fetch` reads one remote and checks what it read.
+    /// Looks `ns`/`key` up in the remotes, in order, and backfills the faster tiers if
+    /// `backfill`; `fetch` reads one remote and checks what it read.
     fn get_remote(
         &self,
         ns: Namespace,
         key: &Digest,
-        local: bool,
+        backfill: bool,
         fetch: impl Fn(&dyn Store) -> Result<Option<Vec<u8>>, StoreError>,
     ) -> Option<Vec<u8>> {
         for (i, r) in self.remotes.iter().enumerate() {
@@ -456,7 +433,9 @@ impl Tiers {
                         c.bytes_read += v.len() as u64;
                     });
                     self.note_served(r);
-                    self.backfill(i, local, ns, key, &v);
+                    if backfill {
+                        self.backfill(i, ns, key, &v);
+                    }
                     return Some(v);
                 }
                 Ok(None) => self.count(r, |c| c.misses += 1),
@@ -511,17 +490,9 @@ impl Store for Tiers {
         if let Some(v) = self.local.get_blob(digest, size)? {
             return Ok(Some(v));
         }
-        let defer = self.defer_blobs.load(Ordering::Relaxed);
-        let found = self.get_remote(Namespace::Cas, digest, !defer, |s| {
+        Ok(self.get_remote(Namespace::Cas, digest, true, |s| {
             verified(s.get_blob(digest, size)?, digest)
-        });
-        if defer
-            && found.is_some()
-            && let Ok(mut d) = self.deferred.lock()
-        {
-            d.push(*digest);
-        }
-        Ok(found)
+        }))
     }
 
     fn put(&self, ns: Namespace, key: &Digest, value: &[u8]) -> Result<(), StoreError> {
