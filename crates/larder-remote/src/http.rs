@@ -90,14 +90,9 @@ impl HttpStore {
             timeout: false,
         };
         let url = spec.url();
-        let auth = if url.username().is_empty() && url.password().is_none() {
-            None
-        } else {
-            Some((
-                crate::percent_decode(url.username()),
-                crate::percent_decode(url.password().unwrap_or("")),
-            ))
-        };
+        let auth = spec
+            .credentials()
+            .map(|(user, password)| (user, password.unwrap_or_default()));
         let base = base_url(url).ok_or_else(|| err("not usable as a base URL".into()))?;
         // Building the client needs no runtime, but enter it so that anything the
         // connector sets up lands on the process's runtime.

@@ -65,18 +65,13 @@ impl KvStore {
         TRANSPORT.call_once(opendal::install_default);
         let url = spec.url();
         let name = spec.name();
-        let config_err = |e: opendal::Error| StoreError::Remote {
-            backend: name.clone(),
-            message: format!("cannot configure: {e}"),
-            timeout: false,
-        };
+        let config_err = |e: opendal::Error| spec.config_error(e);
         let host = url.host_str().unwrap_or_default();
         let host_port = match url.port() {
             Some(p) => format!("{host}:{p}"),
             None => host.to_string(),
         };
-        let user = percent_decode(url.username());
-        let password = url.password().map(percent_decode);
+        let (user, password) = spec.credentials().unwrap_or_default();
         let prefix = spec.path_prefix();
         let root = format!("/{prefix}");
         let (op, item_limit) = match spec.kind {
@@ -87,11 +82,7 @@ impl KvStore {
                     "memcache://{host_port}?timeout={}&tcp_nodelay=true",
                     spec.timeout.as_secs_f64()
                 ))
-                .map_err(|e| StoreError::Remote {
-                    backend: name.clone(),
-                    message: format!("cannot configure: {e}"),
-                    timeout: false,
-                })?;
+                .map_err(|e| spec.config_error(e))?;
                 if !user.is_empty() {
                     let _ = target.set_username(&user);
                     let _ = target.set_password(password.as_deref());
@@ -104,11 +95,7 @@ impl KvStore {
                     .min_idle(Some(0))
                     .connection_timeout(spec.timeout)
                     .build_unchecked(memcache::ConnectionManager::new(target));
-                let client = memcache::Client::with_pool(pool).map_err(|e| StoreError::Remote {
-                    backend: name.clone(),
-                    message: format!("cannot configure: {e}"),
-                    timeout: false,
-                })?;
+                let client = memcache::Client::with_pool(pool).map_err(|e| spec.config_error(e))?;
                 (Backend::Memcache(client), Some(MEMCACHED_ITEM))
             }
             Kind::Redis => {
@@ -361,10 +348,6 @@ fn encode(value: &[u8]) -> Vec<u8> {
     out.push(TAG_RAW);
     out.extend_from_slice(value);
     out
-}
-
-fn percent_decode(s: &str) -> String {
-    crate::percent_decode(s)
 }
 
 impl Store for KvStore {

@@ -169,6 +169,28 @@ impl RemoteSpec {
         &self.url
     }
 
+    /// The user name and password of the URL, percent-decoded, if it has either.
+    pub(crate) fn credentials(&self) -> Option<(String, Option<String>)> {
+        let url = &self.url;
+        if url.username().is_empty() && url.password().is_none() {
+            return None;
+        }
+        Some((
+            percent_decode(url.username()),
+            url.password().map(percent_decode),
+        ))
+    }
+
+    /// A [`StoreError::Remote`] about configuring this remote, naming it without
+    /// credentials.
+    pub(crate) fn config_error(&self, message: impl std::fmt::Display) -> StoreError {
+        StoreError::Remote {
+            backend: self.name(),
+            message: format!("cannot configure: {message}"),
+            timeout: false,
+        }
+    }
+
     /// The path of a `file://` remote.
     pub(crate) fn dir_path(&self) -> Option<PathBuf> {
         self.url.to_file_path().ok()

@@ -182,17 +182,17 @@ impl ReapiStore {
                 .tls_config(ClientTlsConfig::new().with_native_roots())
                 .map_err(|e| err(format!("cannot set up TLS: {e}")))?;
         }
-        let auth = if url.username().is_empty() && url.password().is_none() {
-            None
-        } else {
-            let user = crate::percent_decode(url.username());
-            let password = crate::percent_decode(url.password().unwrap_or(""));
-            let mut value: MetadataValue<Ascii> =
-                format!("Basic {}", base64(format!("{user}:{password}").as_bytes()))
-                    .parse()
-                    .map_err(|_| err("credentials cannot be sent as a header".into()))?;
+        let auth = if let Some((user, password)) = spec.credentials() {
+            use base64::Engine as _;
+            let pair = format!("{user}:{}", password.unwrap_or_default());
+            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+            let mut value: MetadataValue<Ascii> = format!("Basic {encoded}")
+                .parse()
+                .map_err(|_| err("credentials cannot be sent as a header".into()))?;
             value.set_sensitive(true);
             Some(value)
+        } else {
+            None
         };
         // The channel's worker task lives on the process's runtime.
         let channel = {
@@ -730,28 +730,6 @@ fn status_error(name: &str, call: &str, s: &Status) -> StoreError {
     }
 }
 
-/// Standard base64 with padding, for the basic-authentication header.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for group in bytes.chunks(3) {
-        let b = [
-            group[0],
-            *group.get(1).unwrap_or(&0),
-            *group.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= group.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -871,21 +849,5 @@ mod tests {
             std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
         ))));
         assert_eq!(retry_pause(&refused, 0), None);
-    }
-
-    #[test]
-    fn base64_matches_rfc4648() {
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-            ("Aladdin:open sesame", "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
-        ] {
-            assert_eq!(base64(input.as_bytes()), want, "{input:?}");
-        }
     }
 }
