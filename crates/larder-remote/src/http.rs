@@ -84,11 +84,7 @@ impl HttpStore {
     /// be built.
     pub(crate) fn open(spec: &RemoteSpec) -> Result<HttpStore, StoreError> {
         let name = spec.name();
-        let err = |message: String| StoreError::Remote {
-            backend: name.clone(),
-            message,
-            timeout: false,
-        };
+        let err = |message: String| spec.config_error(message);
         let url = spec.url();
         let auth = spec
             .credentials()

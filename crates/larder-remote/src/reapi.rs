@@ -164,11 +164,7 @@ impl ReapiStore {
     /// cannot be set up.
     pub(crate) fn open(spec: &RemoteSpec) -> Result<ReapiStore, StoreError> {
         let name = spec.name();
-        let err = |message: String| StoreError::Remote {
-            backend: name.clone(),
-            message,
-            timeout: false,
-        };
+        let err = |message: String| spec.config_error(message);
         let url = spec.url();
         let tls = url.scheme() == "grpcs";
         let host = url.host_str().unwrap_or_default();
