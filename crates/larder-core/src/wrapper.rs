@@ -529,7 +529,9 @@ impl Session<'_> {
                     if tier > 0
                         && let Some(entry) = self.used_entry.take()
                     {
-                        self.store
+                        // Failing to keep the entry costs a later lookup, not this hit.
+                        let _ = self
+                            .store
                             .update_faster(tier - 1, Namespace::Manifest, ik, &|c| {
                                 storejob::manifest_with(&entry, c)
                             });

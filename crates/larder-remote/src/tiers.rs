@@ -347,49 +347,60 @@ impl Tiers {
     /// the remote has none, fails (counted) or is switched off.
     pub fn get_from_remote(&self, i: usize, ns: Namespace, key: &Digest) -> Option<Vec<u8>> {
         let r = self.remotes.get(i)?;
+        self.fetch_from(r, key, |s| s.get(ns, key))
+    }
+
+    /// Reads one remote with `fetch`, if it is on, and counts the outcome: a hit, a
+    /// miss, a corrupt entry (a miss) or a failure.
+    fn fetch_from(
+        &self,
+        r: &Remote,
+        key: &Digest,
+        fetch: impl Fn(&dyn Store) -> Result<Option<Vec<u8>>, StoreError>,
+    ) -> Option<Vec<u8>> {
         if !self.usable(r, Dir::Read) {
             return None;
         }
-        match r.store.get(ns, key) {
+        match fetch(&*r.store) {
             Ok(Some(v)) => {
                 self.count(r, |c| {
                     c.hits += 1;
                     c.bytes_read += v.len() as u64;
                 });
                 self.note_served(r);
-                Some(v)
+                return Some(v);
             }
-            Ok(None) => {
-                self.count(r, |c| c.misses += 1);
-                None
-            }
-            Err(StoreError::Corrupt { .. }) => {
+            Ok(None) => self.count(r, |c| c.misses += 1),
+            Err(StoreError::Corrupt { detail, .. }) => {
+                tracing::debug!(remote = %r.name, %key, %detail, "corrupt remote entry");
                 self.count(r, |c| {
                     c.corrupt += 1;
                     c.misses += 1;
                 });
-                None
             }
-            Err(e) => {
-                self.failed(r, Dir::Read, &e);
-                None
-            }
+            Err(e) => self.failed(r, Dir::Read, &e),
         }
+        None
     }
 
     /// [`Store::update`] of the tiers faster than remote `i`: the local store and the
-    /// writable remotes before `i`, each applying `f` to its own value.
+    /// writable remotes before `i`, each applying `f` to its own value. Remote failures
+    /// are counted, not returned.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the local store cannot be written.
     pub fn update_faster(
         &self,
         i: usize,
         ns: Namespace,
         key: &Digest,
         f: &dyn Fn(Option<Vec<u8>>) -> Vec<u8>,
-    ) {
-        let _ = self.local.update(ns, key, f);
+    ) -> Result<(), StoreError> {
+        let local = self.local.update(ns, key, f);
         for r in self.remotes.iter().take(i) {
             self.update_remote(r, ns, key, f);
         }
+        local
     }
 
     fn update_remote(
@@ -413,6 +424,13 @@ impl Tiers {
         self.put_remote(r, ns, key, &f(current));
     }
 
+    /// The blob from the first remote with a copy that matches its digest, backfilled.
+    fn remote_blob(&self, digest: &Digest, size: u64) -> Option<Vec<u8>> {
+        self.get_remote(Namespace::Cas, digest, true, |s| {
+            verified(s.get_blob(digest, size)?, digest)
+        })
+    }
+
     /// Looks `ns`/`key` up in the remotes, in order, and backfills the faster tiers if
     /// `backfill`; `fetch` reads one remote and checks what it read.
     fn get_remote(
@@ -423,30 +441,11 @@ impl Tiers {
         fetch: impl Fn(&dyn Store) -> Result<Option<Vec<u8>>, StoreError>,
     ) -> Option<Vec<u8>> {
         for (i, r) in self.remotes.iter().enumerate() {
-            if !self.usable(r, Dir::Read) {
-                continue;
-            }
-            match fetch(&*r.store) {
-                Ok(Some(v)) => {
-                    self.count(r, |c| {
-                        c.hits += 1;
-                        c.bytes_read += v.len() as u64;
-                    });
-                    self.note_served(r);
-                    if backfill {
-                        self.backfill(i, ns, key, &v);
-                    }
-                    return Some(v);
+            if let Some(v) = self.fetch_from(r, key, &fetch) {
+                if backfill {
+                    self.backfill(i, ns, key, &v);
                 }
-                Ok(None) => self.count(r, |c| c.misses += 1),
-                Err(StoreError::Corrupt { detail, .. }) => {
-                    tracing::debug!(remote = %r.name, %key, %detail, "corrupt remote entry");
-                    self.count(r, |c| {
-                        c.corrupt += 1;
-                        c.misses += 1;
-                    });
-                }
-                Err(e) => self.failed(r, Dir::Read, &e),
+                return Some(v);
             }
         }
         None
@@ -490,9 +489,16 @@ impl Store for Tiers {
         if let Some(v) = self.local.get_blob(digest, size)? {
             return Ok(Some(v));
         }
-        Ok(self.get_remote(Namespace::Cas, digest, true, |s| {
-            verified(s.get_blob(digest, size)?, digest)
-        }))
+        Ok(self.remote_blob(digest, size))
+    }
+
+    /// The local store checks its own copy; a remote's copy is checked once, before it
+    /// is backfilled, and not hashed again.
+    fn get_verified_blob(&self, digest: &Digest, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(v) = larder_store::get_verified_blob(&self.local, digest, size)? {
+            return Ok(Some(v));
+        }
+        Ok(self.remote_blob(digest, size))
     }
 
     fn put(&self, ns: Namespace, key: &Digest, value: &[u8]) -> Result<(), StoreError> {
@@ -541,13 +547,7 @@ impl Store for Tiers {
         key: &Digest,
         f: &dyn Fn(Option<Vec<u8>>) -> Vec<u8>,
     ) -> Result<(), StoreError> {
-        let local = self
-            .local
-            .put(ns, key, &f(self.local.get(ns, key).ok().flatten()));
-        for r in &self.remotes {
-            self.update_remote(r, ns, key, f);
-        }
-        local
+        self.update_faster(self.remotes.len(), ns, key, f)
     }
 }
 

@@ -197,11 +197,40 @@ pub trait Store: Send + Sync {
         let _ = size;
         self.get(Namespace::Cas, digest)
     }
+
+    /// The blob with digest `digest` (of `size` bytes), checked against its digest. A
+    /// blob that cannot be decoded or whose content does not hash to `digest` is
+    /// deleted and reported as [`StoreError::Corrupt`]; it is never returned. Stores
+    /// that check content on their own way in (tiers checking a remote's copy before
+    /// keeping it) override this so that no blob is hashed twice.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend, or `Corrupt`.
+    fn get_verified_blob(&self, digest: &Digest, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let value = match self.get_blob(digest, size) {
+            Ok(v) => v,
+            Err(e @ StoreError::Corrupt { .. }) => {
+                let _ = self.delete(Namespace::Cas, digest);
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(value) = value else { return Ok(None) };
+        let actual = Digest::of(&value);
+        if actual != *digest {
+            let _ = self.delete(Namespace::Cas, digest);
+            return Err(StoreError::Corrupt {
+                namespace: Namespace::Cas.as_str(),
+                key: *digest,
+                detail: format!("content hashes to {actual}"),
+            });
+        }
+        Ok(Some(value))
+    }
 }
 
-/// Reads the blob with digest `digest` and checks its content. A blob that cannot be
-/// decoded or whose content does not hash to `digest` is deleted and reported as
-/// [`StoreError::Corrupt`]; it is never returned.
+/// Reads the blob with digest `digest` and checks its content:
+/// [`Store::get_verified_blob`]. The only way blobs are read for restoring.
 ///
 /// # Errors
 /// [`StoreError`] from the backend, or `Corrupt`.
@@ -210,23 +239,5 @@ pub fn get_verified_blob(
     digest: &Digest,
     size: u64,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let value = match store.get_blob(digest, size) {
-        Ok(v) => v,
-        Err(e @ StoreError::Corrupt { .. }) => {
-            let _ = store.delete(Namespace::Cas, digest);
-            return Err(e);
-        }
-        Err(e) => return Err(e),
-    };
-    let Some(value) = value else { return Ok(None) };
-    let actual = Digest::of(&value);
-    if actual != *digest {
-        let _ = store.delete(Namespace::Cas, digest);
-        return Err(StoreError::Corrupt {
-            namespace: Namespace::Cas.as_str(),
-            key: *digest,
-            detail: format!("content hashes to {actual}"),
-        });
-    }
-    Ok(Some(value))
+    store.get_verified_blob(digest, size)
 }
