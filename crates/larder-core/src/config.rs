@@ -297,28 +297,6 @@ impl Config {
         Ok(larder_store::DiskStore::open(&self.dir, self.max_size)?
             .with_compression_level(self.compression_level))
     }
-
-    /// Opens the tiers for a wrapper: the local store and the remotes. If the local
-    /// store cannot be opened, warns once per build and returns the message for the
-    /// report, and the caller runs the tool uncached.
-    pub fn open_store_or_warn(&self) -> Result<larder_remote::Tiers, String> {
-        let local = self.open_store();
-        local
-            .map(|l| {
-                larder_remote::Tiers::new(l, &self.remotes, crate::report::HOOKS)
-                    .with_stats_dir(&self.dir)
-            })
-            .map_err(|e| {
-                crate::report::warn_once(
-                    "store-open",
-                    &format!(
-                        "cannot open the store in {}: {e}; running without cache",
-                        self.dir.display()
-                    ),
-                );
-                format!("store: {e}")
-            })
-    }
 }
 
 const SIZE_EXPECTED: &str = "a size in bytes such as 10737418240, 500M, 10GiB or 1.5GB";

@@ -1,26 +1,27 @@
-//! larder's core: the rustc wrapper and what surrounds it.
+//! larder's core: the wrappers and what surrounds them.
 //!
-//! [`wrapper::run`] is what cargo runs for each rustc invocation: it computes the key
-//! (`larder-key`), looks it up in the store (`larder-store`), restores or compiles and
-//! stores. [`runner::run_cargo`] runs a whole cargo build through it and reports;
-//! [`stats`] shows totals. [`config`] documents every setting. [`cc`] is the C and C++
-//! compiler wrapper for build scripts (`CC="larder cc"`).
+//! [`action::run`] is the one driver of a cached action (key, lookup, restore, single
+//! flight, run, collect, store, report); [`rustc`], [`buildrun`] and [`cc`] are its
+//! three tools: rustc invocations (what cargo runs through `RUSTC_WRAPPER`), build-script
+//! runs (through a shim) and C and C++ compiles of build scripts (`CC="larder cc"`).
+//! [`runner::run_cargo`] runs a whole cargo build through them and reports; [`stats`]
+//! shows totals. [`config`] documents every setting.
 #![deny(missing_docs)]
 
+pub mod action;
 pub mod buildrun;
 pub mod cc;
 pub mod config;
 pub mod exec;
-pub mod failure;
 pub mod flight;
+pub mod fsio;
 pub mod hashing;
 pub mod identity;
-pub mod linkage;
 pub mod report;
+pub mod roots;
 pub mod runner;
+pub mod rustc;
 pub mod stats;
-pub mod storejob;
-pub mod wrapper;
 
 /// Sends `tracing` logs to stderr when `LARDER_LOG` is set (a filter such as `debug`).
 pub fn init_logging() {

@@ -44,35 +44,6 @@ pub struct Event {
     pub remote: Option<String>,
 }
 
-/// Why an invocation was not cached: a label for the totals and a message.
-pub trait Reason: std::fmt::Display {
-    /// The short label `larder stats` counts by.
-    fn label(&self) -> &'static str;
-}
-
-impl Reason for larder_key::NotCacheable {
-    fn label(&self) -> &'static str {
-        larder_key::NotCacheable::label(self)
-    }
-}
-
-impl Reason for crate::cc::CNotCacheable {
-    fn label(&self) -> &'static str {
-        crate::cc::CNotCacheable::label(self)
-    }
-}
-
-/// What a hit restored, for its [`Event`] (zero for other outcomes).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Restored {
-    /// The recorded compile time of the entry, in seconds.
-    pub compile_secs: f64,
-    /// Bytes of output restored.
-    pub bytes: u64,
-    /// The remote tier that answered, if not the local store.
-    pub remote: Option<String>,
-}
-
 /// Running totals across builds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Totals {

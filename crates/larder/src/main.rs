@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use larder_core::{cc, config::Config, runner, stats, wrapper};
+use larder_core::{cc, config::Config, runner, rustc, stats};
 
 /// A build cache for Rust.
 #[derive(Parser)]
@@ -77,12 +77,12 @@ fn main() -> ExitCode {
         }
         let rest = args.split_off(2);
         let rustc = std::path::PathBuf::from(args.pop().expect("two arguments"));
-        let code = wrapper::run(rustc, rest);
+        let code = rustc::run(rustc, rest);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     // A background store: `larder store-job <file>`.
     if args.len() == 3 && args[1] == "store-job" {
-        let code = larder_core::storejob::run_job_file(std::path::Path::new(&args[2]));
+        let code = larder_core::action::storejob::run_job_file(std::path::Path::new(&args[2]));
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     // The shim in front of a build script: `larder build-script-run <real> <args...>`.

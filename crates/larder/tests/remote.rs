@@ -305,3 +305,78 @@ fn a_machine_with_entries_of_its_own_still_finds_other_machines_entries() {
     b.build().assert_crate("app", "hit");
     b.assert_app(&[]);
 }
+
+/// A package whose build script copies `input.txt` (declared with `rerun-if-changed`)
+/// into `OUT_DIR`, and whose binary prints it.
+fn input_project() -> Project {
+    support::project()
+        .file(
+            "Cargo.toml",
+            "[package]\nname = \"inputpkg\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        )
+        .file(
+            "build.rs",
+            "fn main() {\n    println!(\"cargo:rerun-if-changed=input.txt\");\n    let data = std::fs::read_to_string(\"input.txt\").unwrap();\n    let out = std::path::PathBuf::from(std::env::var(\"OUT_DIR\").unwrap());\n    std::fs::write(out.join(\"input.rs\"), format!(\"pub const INPUT: &str = {:?};\", data.trim())).unwrap();\n}\n",
+        )
+        .file("input.txt", "1")
+        .file(
+            "src/main.rs",
+            "include!(concat!(env!(\"OUT_DIR\"), \"/input.rs\"));\nfn main() { println!(\"input={INPUT}\"); }\n",
+        )
+        .build()
+}
+
+/// The build-script run's report line of one build.
+fn run_entry(run: &support::Run) -> support::Entry {
+    let runs: Vec<_> = run.report.runs().cloned().collect();
+    assert_eq!(runs.len(), 1, "one build-script run:\n{}", run.context());
+    runs.into_iter().next().unwrap()
+}
+
+/// Three machines share one remote; each stores a build-script run for another input.
+/// Every run's entry must stay in the shared manifest (a machine with a manifest of its
+/// own merges into the shared one, never replaces it), so a fourth machine finds the
+/// run stored by the second. Misses say what changed.
+#[test]
+fn build_script_runs_of_every_machine_stay_in_a_shared_manifest() {
+    let a = input_project();
+    let (_shared, url) = dir_remote(&a, "shared");
+    let remote = [("LARDER_REMOTE", url.as_str())];
+    let run = a.build_with(&remote);
+    assert_eq!(run_entry(&run).outcome, "miss", "{}", run.context());
+
+    let b = a.on_new_machine();
+    b.write("input.txt", "2");
+    let run = b.build_with(&remote);
+    let e = run_entry(&run);
+    assert_eq!(
+        (e.outcome.as_str(), e.reason.as_deref()),
+        ("miss", Some("inputs-changed")),
+        "B's input differs from the shared entry's:\n{}",
+        run.context()
+    );
+    assert!(
+        e.detail.as_deref().is_some_and(|d| d.contains("input.txt")),
+        "the miss names the input: {}",
+        e.line
+    );
+
+    // A has a local manifest (input 1) and stores input 3.
+    a.write("input.txt", "3");
+    let run = a.build_with(&remote);
+    assert_eq!(run_entry(&run).outcome, "miss", "{}", run.context());
+
+    for (input, machine) in [("2", "fourth"), ("3", "fifth"), ("1", "sixth")] {
+        let d = a.on_new_machine();
+        d.write("input.txt", input);
+        let run = d.build_with(&remote);
+        let e = run_entry(&run);
+        assert_eq!(
+            (e.outcome.as_str(), e.remote.as_deref()),
+            ("hit", Some(url.as_str())),
+            "the {machine} machine finds input {input} in the shared manifest:\n{}",
+            run.context()
+        );
+        assert_eq!(d.run_bin("debug", "inputpkg").trim(), format!("input={input}"));
+    }
+}

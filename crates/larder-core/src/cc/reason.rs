@@ -131,3 +131,15 @@ impl fmt::Display for CNotCacheable {
         }
     }
 }
+
+impl crate::action::Reason for CNotCacheable {
+    fn label(&self) -> &'static str {
+        CNotCacheable::label(self)
+    }
+}
+
+impl From<CNotCacheable> for crate::action::Stop<CNotCacheable> {
+    fn from(r: CNotCacheable) -> Self {
+        crate::action::Stop::NotCacheable(r)
+    }
+}

@@ -1,4 +1,9 @@
-//! Storing a compile's result off cargo's critical path.
+//! Storing an action's result, for every tool: [`StoreJob`], and running it off cargo's
+//! critical path.
+//!
+//! A job writes the blobs, then the action record, then (for a two-step key) the
+//! manifest entry, merged into each tier's manifest with [`Store::update`] so a shared
+//! manifest keeps the entries other machines added.
 //!
 //! Compressing and writing a large rlib takes longer than hashing it, and cargo waits
 //! for the wrapper to exit before it starts the units that need that rlib. So after a
@@ -30,6 +35,8 @@ use larder_key::{Manifest, ManifestEntry};
 use larder_store::{ActionRecord, LinkRecord, Namespace, Store};
 use serde::{Deserialize, Serialize};
 
+use super::Key;
+
 /// Where an output's content is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum BlobSource {
@@ -39,13 +46,15 @@ pub enum BlobSource {
     Inline(String),
 }
 
-/// Everything needed to store one compile's result.
+/// Everything needed to store one action's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoreJob {
-    /// The invocation key whose manifest gets the entry.
-    pub invocation_key: Digest,
-    /// The manifest entry (its key is the result key).
-    pub entry: ManifestEntry,
+    /// The key the action record is stored under: the manifest entry's result key, or
+    /// the one-step key.
+    pub action_key: Digest,
+    /// For a two-step key: the invocation key whose manifest gets the entry, and the
+    /// entry.
+    pub manifest: Option<(Digest, ManifestEntry)>,
     /// The action record, outputs with their digests and sizes.
     pub record: ActionRecord,
     /// The content of each output, in the order of `record.outputs`.
@@ -53,7 +62,27 @@ pub struct StoreJob {
 }
 
 impl StoreJob {
-    /// Stores blobs, then the action record and the manifest entry.
+    /// The job for `record` under `key`: a [`Key::Manifest`] needs the manifest `entry`
+    /// (the record goes under its result key), a [`Key::Direct`] takes none.
+    pub fn new(
+        key: &Key,
+        entry: Option<ManifestEntry>,
+        record: ActionRecord,
+        sources: Vec<BlobSource>,
+    ) -> StoreJob {
+        let (action_key, manifest) = match (key, entry) {
+            (Key::Manifest(ik), Some(entry)) => (entry.key, Some((*ik, entry))),
+            (k, _) => (*k.digest(), None),
+        };
+        StoreJob {
+            action_key,
+            manifest,
+            record,
+            sources,
+        }
+    }
+
+    /// Stores blobs, then the action record, then the manifest entry.
     ///
     /// # Errors
     /// A message if an output changed since it was hashed or the store failed.
@@ -77,12 +106,15 @@ impl StoreJob {
         }
         let json = serde_json::to_vec(&self.record).map_err(|e| e.to_string())?;
         store
-            .put(Namespace::Action, &self.entry.key, &json)
+            .put(Namespace::Action, &self.action_key, &json)
             .map_err(|e| e.to_string())?;
+        let Some((ik, entry)) = &self.manifest else {
+            return Ok(());
+        };
         // Each tier extends its own manifest: a shared one keeps other machines' entries.
         store
-            .update(Namespace::Manifest, &self.invocation_key, &|current| {
-                manifest_with(&self.entry, current)
+            .update(Namespace::Manifest, ik, &|current| {
+                manifest_with(entry, current)
             })
             .map_err(|e| e.to_string())
     }
@@ -171,7 +203,7 @@ pub fn run_job_file(path: &Path) -> i32 {
     crate::init_logging();
     let result = (|| -> Result<(), String> {
         let config = crate::config::Config::load().map_err(|e| e.to_string())?;
-        let store = config.open_store_or_warn()?;
+        let store = super::open_tiers(&config)?;
         let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
         let job: StoreJob = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
         job.execute(&store)
@@ -198,10 +230,10 @@ mod tests {
             vec![],
             vec![],
         );
-        StoreJob {
-            invocation_key: ik,
-            entry,
-            record: ActionRecord {
+        StoreJob::new(
+            &Key::Manifest(ik),
+            Some(entry),
+            ActionRecord {
                 crate_name: "a".into(),
                 outputs: vec![
                     OutputFile {
@@ -225,8 +257,8 @@ mod tests {
                 exit_code: 0,
                 link_deps: vec!["libb-1.rlib".into()],
             },
-            sources: vec![BlobSource::File(out), BlobSource::Inline("dep".into())],
-        }
+            vec![BlobSource::File(out), BlobSource::Inline("dep".into())],
+        )
     }
 
     #[test]
@@ -242,7 +274,7 @@ mod tests {
                 .unwrap(),
             b"rlib bytes"
         );
-        assert!(store.contains(Namespace::Action, &j.entry.key).unwrap());
+        assert!(store.contains(Namespace::Action, &j.action_key).unwrap());
         assert!(
             store
                 .contains(Namespace::Link, &Digest::of(b"rlib bytes"))
@@ -250,12 +282,12 @@ mod tests {
         );
         let m: Manifest = serde_json::from_slice(
             &store
-                .get(Namespace::Manifest, &j.invocation_key)
+                .get(Namespace::Manifest, &j.manifest.as_ref().unwrap().0)
                 .unwrap()
                 .unwrap(),
         )
         .unwrap();
-        assert_eq!(m.entries[0], j.entry);
+        assert_eq!(m.entries[0], j.manifest.unwrap().1);
     }
 
     #[test]
@@ -269,10 +301,10 @@ mod tests {
         )
         .unwrap();
         assert!(j.execute(&store).unwrap_err().contains("changed"));
-        assert!(!store.contains(Namespace::Action, &j.entry.key).unwrap());
+        assert!(!store.contains(Namespace::Action, &j.action_key).unwrap());
         assert!(
             store
-                .get(Namespace::Manifest, &j.invocation_key)
+                .get(Namespace::Manifest, &j.manifest.unwrap().0)
                 .unwrap()
                 .is_none()
         );

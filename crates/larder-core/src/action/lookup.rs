@@ -1,0 +1,284 @@
+//! Looking a key up over the tiers and restoring what it leads to: one policy for every
+//! tool.
+//!
+//! - A two-step key ([`Key::Manifest`]) reads each tier's manifest in turn, the local
+//!   store first. The first entry whose inputs match and whose outputs restore is a
+//!   hit; an entry restored from a remote's manifest is added to the faster tiers'
+//!   manifests, which keep their own entries.
+//! - A one-step key ([`Key::Direct`]) reads the action record through the tiers (a
+//!   record found in a remote is written to the faster tiers).
+//! - A restore reads the action record, asks the action where each output goes, checks
+//!   every blob against its digest, then writes the outputs atomically (dep-info
+//!   rewritten to this build's paths). Nothing is written until every blob is good.
+//! - Corruption: a manifest or action record that does not parse, or a blob that does
+//!   not match its digest, is deleted, warned about once per build, and the lookup is a
+//!   miss that says so (`entry-incomplete`). A local store that cannot be read warns
+//!   once and is a `store-error` miss. A miss says why: nothing stored, which input
+//!   changed, what was missing.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use larder_digest::Digest;
+use larder_key::{Manifest, Mismatch, Roots};
+use larder_store::{ActionRecord, Namespace, Store, get_verified_blob};
+
+use super::{CachedAction, Ctx, Key, MissReason};
+use crate::fsio::{clone_atomic, write_atomic};
+use crate::report::warn_once;
+
+/// A restored result.
+#[derive(Debug)]
+pub struct Hit {
+    /// Its action record.
+    pub record: ActionRecord,
+    /// Bytes of output written.
+    pub bytes: u64,
+    /// Outputs cloned from uncompressed blobs.
+    pub cloned: usize,
+}
+
+impl Hit {
+    /// Replays the tool's stdout and stderr, with this build's paths.
+    pub fn replay(&self, roots: &Roots) {
+        let out = roots.denormalize_text(&self.record.stdout);
+        let err = roots.denormalize_text(&self.record.stderr);
+        let _ = std::io::stdout().write_all(out.as_bytes());
+        let _ = std::io::stderr().write_all(err.as_bytes());
+    }
+}
+
+/// The answer of a lookup.
+#[derive(Debug)]
+pub enum Lookup {
+    /// The outputs are restored.
+    Hit(Hit),
+    /// Nothing was restored, and why.
+    Miss(MissReason),
+}
+
+impl Lookup {
+    /// The hit, if any.
+    pub fn into_hit(self) -> Option<Hit> {
+        match self {
+            Lookup::Hit(h) => Some(h),
+            Lookup::Miss(_) => None,
+        }
+    }
+}
+
+/// Looks `key` up and restores what it leads to.
+pub fn lookup<A: CachedAction>(action: &mut A, cx: &mut Ctx<'_>, key: &Key) -> Lookup {
+    match key {
+        Key::Manifest(ik) => lookup_manifests(action, cx, ik),
+        Key::Direct(k) => match restore(action, cx, k) {
+            Ok(hit) => Lookup::Hit(hit),
+            Err(reason) => Lookup::Miss(reason),
+        },
+    }
+}
+
+fn store_error(cx: &Ctx<'_>, e: &dyn std::fmt::Display) -> MissReason {
+    warn_once(
+        "store-read",
+        &format!(
+            "cannot read the store in {}: {e}; compiling",
+            cx.config.dir.display()
+        ),
+    );
+    MissReason::StoreError(e.to_string())
+}
+
+fn corrupt(what: &str, key: &Digest, e: &dyn std::fmt::Display) -> MissReason {
+    warn_once(
+        "corrupt",
+        &format!("corrupt {what} {key} removed ({e}); compiling instead"),
+    );
+    MissReason::EntryIncomplete(format!("corrupt {what}: {e}"))
+}
+
+/// Each tier's manifest in turn, the local one first.
+fn lookup_manifests<A: CachedAction>(action: &mut A, cx: &mut Ctx<'_>, ik: &Digest) -> Lookup {
+    let mut miss = None;
+    for tier in 0..=cx.store.remote_count() {
+        let bytes = if tier == 0 {
+            match cx.store.local().get(Namespace::Manifest, ik) {
+                Ok(b) => b,
+                Err(e) => return Lookup::Miss(store_error(cx, &e)),
+            }
+        } else {
+            cx.store.get_from_remote(tier - 1, Namespace::Manifest, ik)
+        };
+        let Some(bytes) = bytes else { continue };
+        let manifest = match serde_json::from_slice::<Manifest>(&bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                if tier == 0 {
+                    let _ = cx.store.local().delete(Namespace::Manifest, ik);
+                }
+                miss.get_or_insert(corrupt("manifest", ik, &e));
+                continue;
+            }
+        };
+        let mut first_mismatch: Option<Mismatch> = None;
+        let mut incomplete: Option<MissReason> = None;
+        for entry in &manifest.entries {
+            if let Err(m) = action.entry_matches(cx, entry) {
+                first_mismatch.get_or_insert(m);
+                continue;
+            }
+            match restore(action, cx, &entry.key) {
+                Ok(hit) => {
+                    if tier > 0 {
+                        // Failing to keep the entry costs a later lookup, not this hit.
+                        let _ = cx
+                            .store
+                            .update_faster(tier - 1, Namespace::Manifest, ik, &|c| {
+                                super::storejob::manifest_with(entry, c)
+                            });
+                    }
+                    return Lookup::Hit(hit);
+                }
+                Err(why) => {
+                    tracing::debug!(?why, "a matching entry could not be restored");
+                    incomplete = Some(why);
+                }
+            }
+        }
+        let tier_miss = match (incomplete, first_mismatch) {
+            (Some(why), _) => why,
+            (None, Some(m)) => MissReason::InputsChanged(m),
+            (None, None) => continue,
+        };
+        miss.get_or_insert(tier_miss);
+    }
+    Lookup::Miss(miss.unwrap_or(MissReason::NoEntry))
+}
+
+/// What a restored output is written from.
+enum Content {
+    /// Bytes in memory (decompressed, or rewritten dep-info).
+    Bytes(Vec<u8>),
+    /// An uncompressed blob file, cloned (or copied) into place.
+    Clone(PathBuf),
+}
+
+struct Placed {
+    dest: PathBuf,
+    content: Content,
+    executable: bool,
+    digest: Digest,
+    size: u64,
+}
+
+/// Reads the action record under `key`, fetches and verifies every output, then writes
+/// them.
+fn restore<A: CachedAction>(
+    action: &mut A,
+    cx: &mut Ctx<'_>,
+    key: &Digest,
+) -> Result<Hit, MissReason> {
+    let incomplete = MissReason::EntryIncomplete;
+    let bytes = match cx.store.get(Namespace::Action, key) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Err(incomplete("no action record".into())),
+        Err(e @ larder_store::StoreError::Corrupt { .. }) => {
+            let _ = cx.store.delete(Namespace::Action, key);
+            return Err(corrupt("action record", key, &e));
+        }
+        Err(e) => return Err(store_error(cx, &e)),
+    };
+    let record: ActionRecord = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = cx.store.delete(Namespace::Action, key);
+            return Err(corrupt("action record", key, &e));
+        }
+    };
+    let mut destinations = Vec::with_capacity(record.outputs.len());
+    for o in &record.outputs {
+        if cx.roots.has_unknown_placeholder(&o.path) {
+            return Err(incomplete(format!(
+                "output {} has no place in this build",
+                o.path
+            )));
+        }
+        destinations.push(action.destination(cx, o).map_err(incomplete)?);
+    }
+    action
+        .check_record(&record, &destinations)
+        .map_err(incomplete)?;
+
+    let mut files = Vec::with_capacity(record.outputs.len());
+    for (o, dest) in record.outputs.iter().zip(destinations) {
+        // An uncompressed blob is checked by hashing it once, then cloned into place.
+        if !o.rewrite_paths
+            && let Some(raw) = cx.store.raw_blob_path(&o.digest)
+        {
+            let ok = std::fs::File::open(&raw)
+                .and_then(Digest::of_reader)
+                .is_ok_and(|(d, _)| d == o.digest);
+            if !ok {
+                let _ = cx.store.delete(Namespace::Cas, &o.digest);
+                return Err(corrupt("blob", &o.digest, &"content does not match"));
+            }
+            files.push(Placed {
+                dest,
+                content: Content::Clone(raw),
+                executable: o.executable,
+                digest: o.digest,
+                size: o.size,
+            });
+            continue;
+        }
+        let blob = match get_verified_blob(cx.store, &o.digest, o.size) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                return Err(incomplete(format!(
+                    "blob {} of {} is missing",
+                    o.digest, o.path
+                )));
+            }
+            Err(e @ larder_store::StoreError::Corrupt { .. }) => {
+                return Err(corrupt("blob", &o.digest, &e));
+            }
+            Err(e) => return Err(store_error(cx, &e)),
+        };
+        let content = if o.rewrite_paths {
+            let text = String::from_utf8(blob)
+                .map_err(|_| incomplete(format!("{} is not text", o.path)))?;
+            cx.roots.denormalize_text(&text).into_bytes()
+        } else {
+            blob
+        };
+        files.push(Placed {
+            dest,
+            size: content.len() as u64,
+            content: Content::Bytes(content),
+            executable: o.executable,
+            digest: o.digest,
+        });
+    }
+    let mut bytes = 0;
+    let mut cloned = 0;
+    for f in &files {
+        let write = match &f.content {
+            Content::Bytes(b) => write_atomic(&f.dest, b, f.executable),
+            Content::Clone(src) => {
+                clone_atomic(&f.dest, src, f.executable).map(|c| cloned += usize::from(c))
+            }
+        };
+        write.map_err(|e| incomplete(format!("cannot write {}: {e}", f.dest.display())))?;
+        bytes += f.size;
+    }
+    let written: Vec<(PathBuf, Digest, u64)> = files
+        .into_iter()
+        .map(|f| (f.dest, f.digest, f.size))
+        .collect();
+    action.restored(cx, &record, &written);
+    Ok(Hit {
+        record,
+        bytes,
+        cloned,
+    })
+}

@@ -1,0 +1,417 @@
+//! One cached-action pipeline for every tool larder wraps.
+//!
+//! rustc invocations ([`crate::rustc`]), build-script runs ([`crate::buildrun`]) and C
+//! and C++ compiles ([`crate::cc`]) are cached the same way; each is an implementation
+//! of [`CachedAction`] that supplies only what is specific to its tool (how to parse the
+//! command line, the key, where outputs go, what a run produced), and [`run`] is the only
+//! driver. It owns the order:
+//!
+//! 1. load the configuration; a bad one warns once and runs the tool as it is;
+//! 2. parse ([`CachedAction::parse`]); a refusal runs the tool as it is, with a typed
+//!    [`Reason`] in the report;
+//! 3. open the store (the local store, then the remote tiers);
+//! 4. compute the key ([`CachedAction::key`]): two-step ([`Key::Manifest`]: an
+//!    invocation key whose manifest lists entries by the content of the files the tool
+//!    read, each leading to a result key; rustc and build-script runs) or one-step
+//!    ([`Key::Direct`]: the key of the action record; C compiles, whose key hashes the
+//!    preprocessed source);
+//! 5. look it up ([`lookup`]): on a hit, restore the outputs, replay the tool's messages
+//!    and exit with its recorded code; no tool runs;
+//! 6. single flight ([`crate::flight`]): if another process is running the same key,
+//!    wait and look again;
+//! 7. run the tool, streaming its output ([`crate::exec`]);
+//! 8. collect what it read and wrote ([`CachedAction::collect`]) and store it through
+//!    one [`StoreJob`], in a background process or inline; manifests are merged per tier;
+//! 9. report one typed [`Outcome`].
+//!
+//! Any failure of larder itself falls back to running the tool as it is, with one
+//! warning per build: the build succeeds or fails as it would without larder.
+
+pub mod lookup;
+pub mod outcome;
+pub mod storejob;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use larder_digest::Digest;
+use larder_key::{ManifestEntry, Mismatch, Roots};
+use larder_remote::Tiers;
+use larder_store::{ActionRecord, OutputFile};
+
+use crate::config::Config;
+use crate::exec::{Captured, exec_passthrough, exit_code, run_captured};
+use crate::flight::{self, FlightLock};
+use crate::hashing::FileHasher;
+use crate::report::warn_once;
+
+pub use lookup::{Hit, Lookup};
+pub use outcome::{MissReason, Outcome, Reason, Reporter, Restored, Unit, UnitKind};
+pub use storejob::{BlobSource, StoreJob};
+
+/// A tool and its arguments, as cargo (or a build script) ran larder.
+#[derive(Debug, Clone)]
+pub struct Tool {
+    /// The tool: rustc, the real build-script binary, the C compiler.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+}
+
+impl Tool {
+    /// Replaces this process with the tool, uncached. Returns only if that failed, with
+    /// exit code 127.
+    pub fn passthrough(&self) -> i32 {
+        let e = exec_passthrough(&self.program, &self.args);
+        eprintln!("larder: error: cannot run {}: {e}", self.program.display());
+        127
+    }
+
+    /// The arguments as UTF-8, or `None` if one is not.
+    pub fn utf8_args(&self) -> Option<Vec<String>> {
+        self.args
+            .iter()
+            .map(|a| a.to_str().map(str::to_string))
+            .collect()
+    }
+}
+
+/// A cache key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// Two steps: the invocation key, under which a manifest lists entries, each the
+    /// content of the files and variables the tool read and a result key.
+    Manifest(Digest),
+    /// One step: the key of the action record itself.
+    Direct(Digest),
+}
+
+impl Key {
+    /// The digest: the invocation key or the action key.
+    pub fn digest(&self) -> &Digest {
+        match self {
+            Key::Manifest(d) | Key::Direct(d) => d,
+        }
+    }
+}
+
+/// Why work on an invocation stopped short of caching.
+#[derive(Debug)]
+pub enum Stop<R> {
+    /// It cannot be cached, for a reason the report counts.
+    NotCacheable(R),
+    /// larder failed (a store, a tool identity): warn and run uncached.
+    Error(String),
+}
+
+impl From<larder_key::NotCacheable> for Stop<larder_key::NotCacheable> {
+    fn from(r: larder_key::NotCacheable) -> Self {
+        Stop::NotCacheable(r)
+    }
+}
+
+/// What the driver shares with the action while it runs: the settings, the store, the
+/// roots that paths are normalized against, and memoized file digests.
+pub struct Ctx<'a> {
+    /// The settings.
+    pub config: &'a Config,
+    /// The local store and the remote tiers.
+    pub store: &'a Tiers,
+    /// The absolute roots of this build (set by [`CachedAction::key`]).
+    pub roots: Roots,
+    /// Digests of files, each hashed at most once.
+    pub hasher: FileHasher,
+}
+
+impl Ctx<'_> {
+    /// The directory where tool identities are memoized.
+    pub fn tools_dir(&self) -> PathBuf {
+        self.store.root().join("tools")
+    }
+
+    /// The value of `name`, with this build's roots normalized; `None` if unset or not
+    /// UTF-8.
+    pub fn env_value(&self, name: &str) -> Option<String> {
+        std::env::var(name)
+            .ok()
+            .map(|v| self.roots.normalize_text(&v))
+    }
+}
+
+/// What a run produced, ready to store.
+#[derive(Debug)]
+pub struct Collected {
+    /// For a two-step key: the manifest entry (what was read; its key is the result
+    /// key).
+    pub entry: Option<ManifestEntry>,
+    /// The action record.
+    pub record: ActionRecord,
+    /// The content of each output, in the order of `record.outputs`.
+    pub sources: Vec<BlobSource>,
+    /// Whether the store may happen in a background process (the outputs stay in place
+    /// until it has read them).
+    pub background: bool,
+}
+
+/// The tool-specific part of a cached action. [`run`] drives it.
+pub trait CachedAction: Sized {
+    /// Why an invocation of this tool is not cacheable.
+    type Reason: Reason;
+
+    /// The unit as far as it is known before parsing (`name: None` for probes, which
+    /// are not units of a build).
+    fn unit_of(tool: &Tool) -> Unit;
+
+    /// Parses the invocation, or says why it cannot be cached.
+    ///
+    /// # Errors
+    /// The reason it is not cacheable; the tool then runs as it is.
+    fn parse(config: &Config, tool: &Tool) -> Result<Self, Self::Reason>;
+
+    /// The unit, once parsed.
+    fn unit(&self) -> Unit;
+
+    /// The tool's working directory, against which stored relative paths resolve.
+    fn cwd(&self) -> &Path;
+
+    /// Computes the key; sets `cx.roots`.
+    ///
+    /// # Errors
+    /// Not cacheable, or larder failed.
+    fn key(&mut self, cx: &mut Ctx<'_>) -> Result<Key, Stop<Self::Reason>>;
+
+    /// Whether the files and variables a manifest entry lists still have the content it
+    /// records. The default hashes files; build-script runs also hash directory trees.
+    ///
+    /// # Errors
+    /// The first input that differs.
+    fn entry_matches(&mut self, cx: &mut Ctx<'_>, entry: &ManifestEntry) -> Result<(), Mismatch> {
+        let roots = cx.roots.clone();
+        let hasher = &mut cx.hasher;
+        entry.matches(
+            &roots,
+            |p| hasher.digest(p),
+            |name| std::env::var(name).ok().map(|v| roots.normalize_text(&v)),
+            self.cwd(),
+        )
+    }
+
+    /// Where a stored output goes in this build (already denormalized and resolved).
+    ///
+    /// # Errors
+    /// Why the output has no place in this invocation: the entry cannot be restored.
+    fn destination(&self, cx: &Ctx<'_>, output: &OutputFile) -> Result<PathBuf, String>;
+
+    /// Checks a record as a whole before anything is fetched, given the destinations
+    /// of its outputs.
+    ///
+    /// # Errors
+    /// Why it cannot be restored here (too few outputs, a failure where none is cached).
+    fn check_record(&self, record: &ActionRecord, destinations: &[PathBuf]) -> Result<(), String> {
+        let _ = (record, destinations);
+        Ok(())
+    }
+
+    /// Called after a record's outputs were written (`files`: destination, digest and
+    /// size of each), to keep what later invocations need (link records).
+    fn restored(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        record: &ActionRecord,
+        files: &[(PathBuf, Digest, u64)],
+    ) {
+        let _ = (cx, record, files);
+    }
+
+    /// Whether a failed run may be cached (its messages and exit code, no outputs).
+    fn cache_failure(&self, captured: &Captured) -> bool {
+        let _ = captured;
+        false
+    }
+
+    /// The report's detail for a failed run that is not cached.
+    fn failure_detail(&self) -> String;
+
+    /// What a run read and wrote, for the store.
+    ///
+    /// # Errors
+    /// Not cacheable (an input changed while the tool ran, an unexpected output), or
+    /// larder failed.
+    fn collect(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        key: &Key,
+        captured: &Captured,
+        started: SystemTime,
+    ) -> Result<Collected, Stop<Self::Reason>>;
+
+    /// Called last, with the exit code the invocation returns (rustc puts the
+    /// build-script cache in front of a build script's binary here).
+    fn finish(&self, cx: &Ctx<'_>, code: i32) {
+        let _ = (cx, code);
+    }
+}
+
+/// Opens the tiers for a wrapper: the local store and the remotes. If the local store
+/// cannot be opened, warns once per build and returns the message for the report; the
+/// caller runs the tool uncached.
+///
+/// # Errors
+/// The message, if the local store cannot be opened.
+pub fn open_tiers(config: &Config) -> Result<Tiers, String> {
+    config
+        .open_store()
+        .map(|l| Tiers::new(l, &config.remotes, crate::report::HOOKS).with_stats_dir(&config.dir))
+        .map_err(|e| {
+            warn_once(
+                "store-open",
+                &format!(
+                    "cannot open the store in {}: {e}; running without cache",
+                    config.dir.display()
+                ),
+            );
+            format!("store: {e}")
+        })
+}
+
+/// Runs `tool` through the cache as an `A` and returns the exit code.
+pub fn run<A: CachedAction>(tool: Tool) -> i32 {
+    let started = Instant::now();
+    let wall_start = SystemTime::now();
+    crate::init_logging();
+    let unit = A::unit_of(&tool);
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            // cargo hides the stderr of its probes: warn on a unit, where the one
+            // warning of the build is seen.
+            if unit.name.is_some() {
+                warn_once("config", &format!("{e}; caching is off"));
+            }
+            return tool.passthrough();
+        }
+    };
+    let mut reporter = Reporter::new(&config, started, unit);
+    let mut action = match A::parse(&config, &tool) {
+        Ok(a) => a,
+        Err(reason) => {
+            reporter.report(&Outcome::not_cacheable(&reason));
+            return tool.passthrough();
+        }
+    };
+    reporter.unit = action.unit();
+    let store = match open_tiers(&config) {
+        Ok(s) => s,
+        Err(msg) => {
+            reporter.report(&Outcome::Error(msg));
+            return tool.passthrough();
+        }
+    };
+    let mut cx = Ctx {
+        config: &config,
+        store: &store,
+        roots: Roots::default(),
+        hasher: FileHasher::default(),
+    };
+    let key = match action.key(&mut cx) {
+        Ok(k) => k,
+        Err(Stop::NotCacheable(reason)) => {
+            reporter.report(&Outcome::not_cacheable(&reason));
+            return tool.passthrough();
+        }
+        Err(Stop::Error(msg)) => {
+            warn_once(
+                &format!("key:{msg}"),
+                &format!("{msg}; compiling without cache"),
+            );
+            reporter.report(&Outcome::Error(msg));
+            return tool.passthrough();
+        }
+    };
+
+    let serve = |action: &mut A, cx: &Ctx<'_>, hit: Hit| {
+        hit.replay(&cx.roots);
+        reporter.report(&Outcome::Hit(Restored {
+            compile_secs: hit.record.compile_secs,
+            bytes: hit.bytes,
+            cloned: hit.cloned,
+            remote: cx.store.served_by(),
+        }));
+        action.finish(cx, hit.record.exit_code);
+        hit.record.exit_code
+    };
+    let miss = match lookup::lookup(&mut action, &mut cx, &key) {
+        Lookup::Hit(hit) => return serve(&mut action, &cx, hit),
+        Lookup::Miss(reason) => reason,
+    };
+    // Single flight: if another process runs this key, wait for it and look again. The
+    // lock is held until this result is stored.
+    let flight = flight::lead_or_reuse(store.root(), key.digest(), || {
+        lookup::lookup(&mut action, &mut cx, &key).into_hit()
+    });
+    let flight = match flight {
+        Ok(lock) => lock,
+        Err(hit) => return serve(&mut action, &cx, hit),
+    };
+
+    let captured = match run_captured(&tool.program, &tool.args) {
+        Ok(c) => c,
+        Err(e) => {
+            warn_once(
+                "spawn",
+                &format!("cannot run {}: {e}", tool.program.display()),
+            );
+            return tool.passthrough();
+        }
+    };
+    let code = exit_code(captured.status);
+    if !captured.status.success() && !action.cache_failure(&captured) {
+        reporter.report(&Outcome::Miss {
+            reason: miss,
+            stored: Err(action.failure_detail()),
+        });
+        return code;
+    }
+    let stored = match action.collect(&mut cx, &key, &captured, wall_start) {
+        Ok(collected) => store_result(&cx, &key, collected, flight.as_ref()),
+        Err(Stop::NotCacheable(reason)) => Err(format!("not stored: {reason}")),
+        Err(Stop::Error(msg)) => Err(store_failed(&config, msg)),
+    };
+    reporter.report(&Outcome::Miss {
+        reason: miss,
+        stored,
+    });
+    action.finish(&cx, code);
+    code
+}
+
+fn store_failed(config: &Config, msg: String) -> String {
+    warn_once(
+        "store-write",
+        &format!("cannot store the result in {}: {msg}", config.dir.display()),
+    );
+    format!("not stored: {msg}")
+}
+
+/// Stores a collected result through one [`StoreJob`]: in a background process that
+/// holds the single-flight lock and the build's pending lock where allowed, else here.
+fn store_result(
+    cx: &Ctx<'_>,
+    key: &Key,
+    collected: Collected,
+    flight: Option<&FlightLock>,
+) -> Result<(), String> {
+    let job = StoreJob::new(key, collected.entry, collected.record, collected.sources);
+    if collected.background && cx.config.background_store {
+        let pending = storejob::pending_lock();
+        let mut locks: Vec<&std::fs::File> = flight.map(FlightLock::file).into_iter().collect();
+        locks.extend(pending.as_ref());
+        match storejob::spawn(&job, cx.store.root(), &locks) {
+            Ok(()) => return Ok(()),
+            Err(e) => tracing::debug!(%e, "storing in the wrapper"),
+        }
+    }
+    job.execute(cx.store)
+        .map_err(|msg| store_failed(cx.config, msg))
+}

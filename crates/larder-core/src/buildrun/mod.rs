@@ -1,0 +1,396 @@
+//! Build-script runs: cached like compiles.
+//!
+//! Running a build script (one that compiles C through the `cc` crate, as ring, zstd-sys
+//! or libsqlite3-sys do) often costs more than compiling it. cargo runs the script's
+//! binary directly, so larder puts a shim in front of it ([`shim`]) that runs
+//! `larder build-script-run <real binary>`: a [`CachedAction`] like a compile, driven by
+//! [`crate::action::run`].
+//!
+//! A run's key, in two steps like a compile's:
+//!
+//! | input | how | why |
+//! |---|---|---|
+//! | version | `larder-build-script-run-v1` | a new definition never matches old entries |
+//! | the script | content digest of the real binary | the code that runs |
+//! | the compiler | identity of `RUSTC` (`rustc -vV`, sysroot) | scripts probe it |
+//! | environment | [`larder_key::env::is_keyed_for_build_script`]: what cargo sets for the script (`TARGET`, `PROFILE`, `OPT_LEVEL`, `CARGO_CFG_*`, `CARGO_FEATURE_*`, `OUT_DIR`, `CARGO_ENCODED_RUSTFLAGS`, ...), the C toolchain's variables, `PKG_CONFIG*`, declared variables; normalized | the script reads them |
+//! | declared inputs | after a run: each `rerun-if-changed` path (a file's digest, a directory's tree digest; a missing path must stay missing) and each `rerun-if-env-changed` variable's value; without any `rerun-if-*` directive, the tree digest of the whole package (as cargo assumes) | what the script says it read |
+//!
+//! Outputs: every file in `OUT_DIR`, the script's stdout (its `cargo:` directives) and
+//! stderr, paths normalized. A run is not cached when it fails, when an input changed
+//! while it ran, when `OUT_DIR` holds a symlink or special file, or when a directive
+//! names an absolute path outside the workspace, target directory, `CARGO_HOME` and
+//! sysroot (`rustc-link-search=native=/usr/lib/...` from pkg-config): such a script
+//! probed the system, and the system is not an input. A script that writes outside
+//! `OUT_DIR` is not detected (cargo forbids it, but cannot enforce it either).
+
+mod directives;
+pub mod shim;
+
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use larder_digest::{Digest, KeyHasher};
+use larder_key::paths::find_target_dir;
+use larder_key::{ManifestEntry, Mismatch, NotCacheable, Roots, env};
+use larder_store::{ActionRecord, OutputFile};
+
+use crate::action::{
+    self, BlobSource, CachedAction, Collected, Ctx, Key, Stop, Tool, Unit, UnitKind,
+};
+use crate::config::Config;
+use crate::exec::Captured;
+use crate::hashing::FileHasher;
+use crate::identity;
+use directives::{parse_directives, system_path};
+pub use shim::{REAL_SUFFIX, install_shim};
+
+/// The version of the run key's definition.
+pub const RUN_KEY_VERSION: &str = "larder-build-script-run-v1";
+
+/// Runs the build script `real` with `args` through the cache and returns its exit
+/// code. Called by the shim as `larder build-script-run <real> <args...>`.
+pub fn run(real: PathBuf, args: Vec<OsString>) -> i32 {
+    action::run::<BuildScriptRun>(Tool {
+        program: real,
+        args,
+    })
+}
+
+/// A build script's run being cached.
+pub struct BuildScriptRun {
+    real: PathBuf,
+    args: Vec<OsString>,
+    package: String,
+    out_dir: PathBuf,
+    cwd: PathBuf,
+}
+
+fn package() -> String {
+    std::env::var("CARGO_PKG_NAME").unwrap_or_else(|_| "build-script".into())
+}
+
+/// Whether a tree walk leaves `path` out: `.git`, `target` and the target directory.
+fn skip_in_tree(roots: &Roots, path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    name == ".git" || name == "target" || roots.get("target").is_some_and(|t| path.starts_with(t))
+}
+
+/// Every file under `dir` (relative path, path), leaving out what [`skip_in_tree`] does.
+fn walk(
+    roots: &Roots,
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<(String, PathBuf)>,
+) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let path = e?.path();
+        if skip_in_tree(roots, &path) {
+            continue;
+        }
+        if path.is_dir() {
+            walk(roots, root, &path, out)?;
+        } else {
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            out.push((rel, path));
+        }
+    }
+    Ok(())
+}
+
+/// The digest of a file, or of a directory's tree (relative paths and contents, leaving
+/// out `.git`, `target` and the target directory).
+fn digest_of(hasher: &mut FileHasher, roots: &Roots, path: &Path) -> Option<Digest> {
+    if !path.is_dir() {
+        return hasher.digest(path);
+    }
+    let mut files = Vec::new();
+    walk(roots, path, path, &mut files).ok()?;
+    files.sort();
+    let mut h = KeyHasher::new();
+    for (rel, file) in files {
+        let d = hasher.digest(&file)?;
+        h.field("tree-file", rel).digest_field("digest", &d);
+    }
+    Some(h.finish())
+}
+
+/// Whether `path` (a file, or any file in a directory tree) changed since `since`.
+fn modified_since(roots: &Roots, path: &Path, since: SystemTime) -> bool {
+    if path.is_dir() {
+        let mut files = Vec::new();
+        if walk(roots, path, path, &mut files).is_err() {
+            return true;
+        }
+        return files.iter().any(|(_, f)| modified_since(roots, f, since));
+    }
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_or(true, |m| m >= since)
+}
+
+/// Every regular file under `dir`; a symlink or special file makes the run not
+/// cacheable.
+fn collect_outputs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), NotCacheable> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in entries {
+        let e = e.map_err(|e| NotCacheable::UnreadableInput(e.to_string()))?;
+        let ft = e
+            .file_type()
+            .map_err(|e| NotCacheable::UnreadableInput(e.to_string()))?;
+        if ft.is_dir() {
+            collect_outputs(&e.path(), out)?;
+        } else if ft.is_file() {
+            out.push(e.path());
+        } else {
+            return Err(NotCacheable::SpecialFile(e.path().display().to_string()));
+        }
+    }
+    Ok(())
+}
+
+impl CachedAction for BuildScriptRun {
+    type Reason = NotCacheable;
+
+    fn unit_of(_tool: &Tool) -> Unit {
+        Unit {
+            name: Some(package()),
+            kind: UnitKind::BuildScriptRun,
+        }
+    }
+
+    fn parse(config: &Config, tool: &Tool) -> Result<Self, NotCacheable> {
+        if config.disable || !config.build_script_cache {
+            return Err(NotCacheable::Disabled);
+        }
+        let out_dir = std::env::var_os("OUT_DIR")
+            .map(PathBuf::from)
+            .ok_or(NotCacheable::NoOutDir)?;
+        Ok(BuildScriptRun {
+            real: tool.program.clone(),
+            args: tool.args.clone(),
+            package: package(),
+            out_dir,
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        })
+    }
+
+    fn unit(&self) -> Unit {
+        Unit {
+            name: Some(self.package.clone()),
+            kind: UnitKind::BuildScriptRun,
+        }
+    }
+
+    fn cwd(&self) -> &Path {
+        &self.cwd
+    }
+
+    fn key(&mut self, cx: &mut Ctx<'_>) -> Result<Key, Stop<NotCacheable>> {
+        let tools = cx.tools_dir();
+        let rustc = std::env::var_os("RUSTC").map(PathBuf::from);
+        let compiler = rustc
+            .as_deref()
+            .and_then(|r| identity::compiler(r, Some(&tools)).ok());
+        let mut roots = vec![("cwd", self.cwd.clone())];
+        if let Some(t) = find_target_dir(&self.out_dir) {
+            roots.push(("target", t));
+        }
+        if let Some(h) = crate::roots::cargo_home() {
+            roots.push(("cargo-home", h));
+        }
+        if let Some(c) = &compiler {
+            roots.push(("sysroot", c.sysroot.clone()));
+        }
+        if let Ok(exe) = std::env::current_exe() {
+            roots.push(("larder", exe));
+        }
+        roots.push(("larder-bin", crate::runner::shim_dir(cx.config)));
+        cx.roots = Roots::new(roots);
+
+        let mut h = KeyHasher::new();
+        h.field("version", RUN_KEY_VERSION);
+        let script = cx
+            .hasher
+            .digest(&self.real)
+            .ok_or_else(|| NotCacheable::UnreadableInput(self.real.display().to_string()))?;
+        h.digest_field("script", &script);
+        if let Some(c) = &compiler {
+            h.digest_field("compiler", &c.digest);
+        }
+        // The C and C++ compilers a `cc`-crate script would run: their executables'
+        // content (a compiler upgrade changes the objects in `OUT_DIR`).
+        for (real_var, var, default) in [
+            ("LARDER_REAL_CC", "CC", "cc"),
+            ("LARDER_REAL_CXX", "CXX", "c++"),
+        ] {
+            let value = std::env::var(real_var)
+                .or_else(|_| std::env::var(var))
+                .unwrap_or_else(|_| default.to_string());
+            let program = value.split_whitespace().next().unwrap_or(default);
+            if let Ok(d) = identity::linker(Path::new(program), Some(&tools)) {
+                h.field("c-compiler", var)
+                    .digest_field("c-compiler-digest", &d);
+            }
+        }
+        for a in &self.args {
+            let a = a
+                .to_str()
+                .ok_or_else(|| NotCacheable::NonUtf8("argument".into()))?;
+            h.field("arg", cx.roots.normalize_text(a));
+        }
+        let mut vars: Vec<(String, String)> = Vec::new();
+        for (name, value) in std::env::vars_os() {
+            let Some(name) = name.to_str() else { continue };
+            if env::is_keyed_for_build_script(name, &cx.config.extra_env) {
+                let value = value
+                    .into_string()
+                    .map_err(|_| NotCacheable::NonUtf8(format!("value of {name}")))?;
+                vars.push((name.to_string(), cx.roots.normalize_text(&value)));
+            }
+        }
+        vars.sort();
+        for (k, v) in &vars {
+            h.field("env-name", k).field("env-value", v);
+        }
+        // `DEP_<links>_<key>` values often name a dependency's `OUT_DIR` (headers, a
+        // built library): its content is an input, as cargo reruns the script when a
+        // dependency's run changes. Tree walks inside the target directory take no
+        // roots (they would leave the target directory out).
+        let target = cx.roots.get("target").map(PathBuf::from);
+        for (k, v) in &vars {
+            let Some(target) = &target else { break };
+            if !k.starts_with("DEP_") {
+                continue;
+            }
+            for piece in cx.roots.denormalize_text(v).split(':') {
+                let path = Path::new(piece);
+                if path.is_absolute() && path.starts_with(target) && path.exists() {
+                    let d = digest_of(&mut cx.hasher, &Roots::default(), path)
+                        .ok_or_else(|| NotCacheable::UnreadableInput(piece.to_string()))?;
+                    h.field("dep-path", cx.roots.normalize_text(piece))
+                        .digest_field("dep-digest", &d);
+                }
+            }
+        }
+        Ok(Key::Manifest(h.finish()))
+    }
+
+    /// Files and directory trees, by content.
+    fn entry_matches(&mut self, cx: &mut Ctx<'_>, entry: &ManifestEntry) -> Result<(), Mismatch> {
+        let roots = cx.roots.clone();
+        let hasher = &mut cx.hasher;
+        entry.matches(
+            &roots,
+            |p| digest_of(hasher, &roots, p),
+            |n| std::env::var(n).ok().map(|v| roots.normalize_text(&v)),
+            &self.cwd,
+        )
+    }
+
+    fn destination(&self, cx: &Ctx<'_>, output: &OutputFile) -> Result<PathBuf, String> {
+        let dest = cx.roots.denormalize_path(&output.path);
+        if !dest.starts_with(&self.out_dir) {
+            return Err(format!("{} is not in this OUT_DIR", output.path));
+        }
+        Ok(dest)
+    }
+
+    fn failure_detail(&self) -> String {
+        "the build script failed".into()
+    }
+
+    fn collect(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        key: &Key,
+        captured: &Captured,
+        wall_start: SystemTime,
+    ) -> Result<Collected, Stop<NotCacheable>> {
+        let stdout = String::from_utf8(captured.stdout.clone())
+            .map_err(|_| NotCacheable::BinaryOutput("stdout".into()))?;
+        let stderr = String::from_utf8_lossy(&captured.stderr).into_owned();
+        let directives = parse_directives(&stdout);
+        if let Some(p) = system_path(&directives.values, &cx.roots) {
+            return Err(NotCacheable::SystemPath(p).into());
+        }
+
+        // What the run read.
+        let declared = !directives.rerun_files.is_empty() || !directives.rerun_env.is_empty();
+        let inputs: Vec<String> = if declared {
+            directives.rerun_files.clone()
+        } else {
+            vec![".".to_string()]
+        };
+        let mut files = Vec::new();
+        let mut absent = Vec::new();
+        for f in &inputs {
+            let path = self.cwd.join(f);
+            let norm = cx.roots.normalize_text(&path.to_string_lossy());
+            if !path.exists() {
+                absent.push(norm);
+                continue;
+            }
+            if modified_since(&cx.roots, &path, wall_start) {
+                return Err(NotCacheable::InputModifiedDuringCompile(f.clone()).into());
+            }
+            let d = digest_of(&mut cx.hasher, &cx.roots, &path)
+                .ok_or_else(|| NotCacheable::UnreadableInput(f.clone()))?;
+            files.push((norm, d));
+        }
+        let env: Vec<(String, Option<String>)> = directives
+            .rerun_env
+            .iter()
+            .map(|n| (n.clone(), cx.env_value(n)))
+            .collect();
+        let entry = ManifestEntry::new(key.digest(), files, env, absent);
+
+        // What it wrote.
+        let mut written = Vec::new();
+        collect_outputs(&self.out_dir, &mut written)?;
+        let mut outputs = Vec::new();
+        let mut sources = Vec::new();
+        for path in written {
+            // Hashed afresh: the run just wrote it.
+            let (digest, size) = std::fs::File::open(&path)
+                .and_then(Digest::of_reader)
+                .map_err(|_| NotCacheable::UnreadableInput(path.display().to_string()))?;
+            let executable =
+                std::fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
+            outputs.push(OutputFile {
+                path: cx.roots.normalize_path(&path),
+                digest,
+                size,
+                executable,
+                rewrite_paths: false,
+            });
+            sources.push(BlobSource::File(path));
+        }
+        let record = ActionRecord {
+            crate_name: self.package.clone(),
+            outputs,
+            stdout: cx.roots.normalize_text(&stdout),
+            stderr: cx.roots.normalize_text(&stderr),
+            compile_secs: captured.elapsed.as_secs_f64(),
+            exit_code: 0,
+            link_deps: Vec::new(),
+        };
+        Ok(Collected {
+            entry: Some(entry),
+            record,
+            sources,
+            background: false,
+        })
+    }
+}

@@ -1,0 +1,76 @@
+//! Writing outputs into a build: atomically, so cargo and other readers never see a
+//! partial file.
+//!
+//! Each write goes to a temporary file in the destination's directory (`.larder-*`),
+//! gets its mode, and is renamed over the destination. An output is never written in
+//! place: a hard link or clone shared with the store would otherwise change too.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+fn temp_beside(dest: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    tempfile::Builder::new().prefix(".larder-").tempfile_in(dir)
+}
+
+fn persist(tmp: tempfile::NamedTempFile, dest: &Path, executable: bool) -> std::io::Result<()> {
+    let mode = if executable { 0o755 } else { 0o644 };
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    tmp.persist(dest).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Writes `content` to `dest` (mode 0755 if `executable`, else 0644), atomically.
+///
+/// # Errors
+/// If the directory cannot be created or the file written or renamed.
+pub fn write_atomic(dest: &Path, content: &[u8], executable: bool) -> std::io::Result<()> {
+    let mut tmp = temp_beside(dest)?;
+    tmp.write_all(content)?;
+    persist(tmp, dest, executable)
+}
+
+/// Writes a copy of `src` to `dest` like [`write_atomic`], by reflink (`FICLONE`) where
+/// the filesystem can, else by copying. Returns whether it cloned.
+///
+/// # Errors
+/// As [`write_atomic`], or if `src` cannot be read.
+pub fn clone_atomic(dest: &Path, src: &Path, executable: bool) -> std::io::Result<bool> {
+    let mut tmp = temp_beside(dest)?;
+    let mut from = std::fs::File::open(src)?;
+    let cloned = rustix::fs::ioctl_ficlone(tmp.as_file(), &from).is_ok();
+    if !cloned {
+        std::io::copy(&mut from, &mut tmp)?;
+    }
+    persist(tmp, dest, executable)?;
+    Ok(cloned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_replace_and_set_the_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("a/b/out");
+        write_atomic(&dest, b"one", true).unwrap();
+        assert_eq!(
+            std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        let src = dir.path().join("src");
+        std::fs::write(&src, b"two").unwrap();
+        clone_atomic(&dest, &src, false).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"two");
+        assert_eq!(
+            std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        let leftovers = std::fs::read_dir(dest.parent().unwrap()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file is left behind");
+    }
+}

@@ -1,0 +1,11 @@
+//! The absolute roots every tool's paths are normalized against, where they are found
+//! the same way for all of them.
+
+use std::path::PathBuf;
+
+/// `CARGO_HOME`, else `$HOME/.cargo` (cargo's own default).
+pub fn cargo_home() -> Option<PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+}
