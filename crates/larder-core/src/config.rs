@@ -289,6 +289,11 @@ impl Config {
 }
 
 impl Config {
+    /// The paths of the store directory.
+    pub fn layout(&self) -> larder_store::Layout {
+        larder_store::Layout::new(&self.dir)
+    }
+
     /// Opens the local store with these settings (directory, size bound, compression).
     ///
     /// # Errors

@@ -42,9 +42,8 @@ pub enum Flight {
 /// # Errors
 /// If the lock file cannot be created or locked (a read-only store): the caller then
 /// compiles without single flight.
-pub fn acquire(root: &Path, key: &Digest) -> io::Result<Flight> {
-    let dir = root.join("locks");
-    std::fs::create_dir_all(&dir)?;
+pub fn acquire(dir: &Path, key: &Digest) -> io::Result<Flight> {
+    std::fs::create_dir_all(dir)?;
     let file = File::create(dir.join(key.to_hex()))?;
     match file.try_lock() {
         Ok(()) => Ok(Flight::Leader(FlightLock { _file: file })),
@@ -62,11 +61,11 @@ pub fn acquire(root: &Path, key: &Digest) -> io::Result<Flight> {
 /// be served instead of compiling. Otherwise the lock comes back (`None` where locking is
 /// impossible, e.g. a read-only store), to be held until the result is stored.
 pub fn lead_or_reuse<H>(
-    root: &Path,
+    dir: &Path,
     key: &Digest,
     relookup: impl FnOnce() -> Option<H>,
 ) -> Result<Option<FlightLock>, H> {
-    match acquire(root, key) {
+    match acquire(dir, key) {
         Ok(Flight::Leader(lock)) => Ok(Some(lock)),
         Ok(Flight::Waited(lock)) => match relookup() {
             Some(hit) => Err(hit),

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use larder_store::Layout;
 use serde::{Deserialize, Serialize};
 
 /// What happened to one invocation.
@@ -101,7 +103,7 @@ impl Totals {
 
 /// The path of the totals file in a store directory.
 pub fn totals_path(dir: &Path) -> PathBuf {
-    dir.join("stats.json")
+    Layout::new(dir).stats()
 }
 
 /// Reads the totals (zero if there are none yet).
@@ -118,7 +120,7 @@ pub fn read_totals(dir: &Path) -> Totals {
 /// If the store directory cannot be written.
 pub fn update_totals(dir: &Path, f: impl FnOnce(&mut Totals)) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let lock = File::create(dir.join("stats.lock"))?;
+    let lock = File::create(Layout::new(dir).stats_lock())?;
     lock.lock()?;
     let mut t = read_totals(dir);
     f(&mut t);
@@ -168,22 +170,9 @@ pub fn add_remote_counters(dir: &Path, counters: &BTreeMap<String, larder_remote
 }
 
 /// Prints `larder: warning: {message}` once per build and `topic`, so a broken store
-/// warns once per build, not once per crate. The build is `LARDER_BUILD_ID` (set by
-/// `larder cargo`), else the parent process: wrapper invocations of one build share
-/// cargo as their parent.
+/// warns once per build, not once per crate ([`larder_store::BuildState`]).
 pub fn warn_once(topic: &str, message: &str) {
-    let build = larder_remote::build_id();
-    let marker = std::env::temp_dir().join(format!(
-        "larder-warned-{build}-{}",
-        &larder_digest::Digest::of(topic.as_bytes()).to_hex()[..16]
-    ));
-    if OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&marker)
-        .is_ok()
-        || !marker.exists()
-    {
+    if larder_store::BuildState::current().first_time(topic) {
         emit_warning(message);
     }
 }
@@ -196,9 +185,21 @@ pub fn warnings_path(report: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// Whether this process's warnings go to the report's side file ([`warnings_path`])
+/// rather than stderr: set in processes whose stderr the user does not see.
+static RELAY: AtomicBool = AtomicBool::new(false);
+
+/// Sends this process's warnings to the report's side file, which `larder cargo` prints
+/// after the build, where it has one (`LARDER_REPORT`): for build-script runs, whose
+/// stderr cargo keeps in `target/.../build/<pkg>/stderr` unless the script fails, and
+/// for background store jobs, whose stderr goes nowhere.
+pub fn relay_warnings() {
+    RELAY.store(true, Ordering::Relaxed);
+}
+
 fn emit_warning(message: &str) {
     let line = format!("larder: warning: {message}\n");
-    if std::env::var_os("LARDER_STORE_JOB").is_some()
+    if RELAY.load(Ordering::Relaxed)
         && let Some(report) = std::env::var_os("LARDER_REPORT")
         && let Ok(mut f) = OpenOptions::new()
             .create(true)

@@ -122,6 +122,8 @@ pub enum RunnerError {
 /// [`RunnerError`] if the configuration is invalid or cargo cannot be started.
 pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     let config = Config::load()?;
+    // Leftovers of writers and store jobs that died, whatever the store's size.
+    config.layout().remove_stale();
     let exe = std::env::current_exe()
         .map_err(|e| RunnerError::Io(format!("cannot find larder's own path: {e}")))?;
     let (report, _guard, skip) = match &config.report {
@@ -147,13 +149,14 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
         .prefix("larder-pending-")
         .tempfile()
         .map_err(|e| RunnerError::Io(format!("cannot create a pending file: {e}")))?;
+    let id = build_id();
     let mut command = Command::new(&cargo);
     command
         .args(&args)
         .env("RUSTC_WRAPPER", &exe)
         .env("LARDER_REPORT", &report)
         .env("LARDER_PENDING", pending.path())
-        .env("LARDER_BUILD_ID", build_id());
+        .env("LARDER_BUILD_ID", &id);
     for (var, value) in c_compiler_shims(&config, &exe) {
         command.env(var, value);
     }
@@ -164,6 +167,10 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     let waiting = std::time::Instant::now();
     if let Ok(f) = std::fs::File::open(pending.path()) {
         let _ = f.lock();
+    }
+    // Jobs killed before they stored: their units count as not stored.
+    for event in crate::action::storejob::unfinished_jobs(&config.layout(), &id) {
+        crate::report::record(Some(&report), &config.dir, &event);
     }
     let events: Vec<Event> = read_report(&report).into_iter().skip(skip).collect();
     let mut summary = BuildSummary::from_events(&events);
@@ -187,11 +194,6 @@ fn build_id() -> String {
     format!("cargo{}-{nanos}", std::process::id())
 }
 
-/// The directory of the compiler shims: symlinks named `cc` and `c++` to larder.
-pub fn shim_dir(config: &Config) -> PathBuf {
-    config.dir.join("v1").join("bin")
-}
-
 /// `CC`/`CXX` for the cargo that `larder cargo` runs, so that `cc`-crate build scripts
 /// compile C through larder: `CC=<store>/v1/bin/<tag>/cc`, a symlink to larder, which larder
 /// recognises by its name and runs as the C wrapper in front of the compiler in
@@ -199,7 +201,7 @@ pub fn shim_dir(config: &Config) -> PathBuf {
 /// so build scripts that run `$CC` as a program work too. A user's `CC` with arguments
 /// (`ccache gcc`) is left alone, and so is everything if the shims cannot be made.
 fn c_compiler_shims(config: &Config, exe: &Path) -> Vec<(&'static str, OsString)> {
-    let dir = shim_dir(config);
+    let dir = config.layout().bin();
     let mut env = Vec::new();
     for (var, real_var, name) in [
         ("CC", "LARDER_REAL_CC", "cc"),

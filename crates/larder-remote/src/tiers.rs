@@ -25,7 +25,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use larder_digest::Digest;
-use larder_store::{Capabilities, DiskStore, Namespace, Store, StoreError};
+pub use larder_store::build_id;
+use larder_store::{BuildState, Capabilities, DiskStore, Namespace, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::RemoteSpec;
@@ -134,15 +135,6 @@ impl Drop for Tiers {
     }
 }
 
-/// The build this process belongs to: `LARDER_BUILD_ID` if set, else the parent
-/// process (cargo, for a wrapper).
-pub fn build_id() -> String {
-    match std::env::var("LARDER_BUILD_ID") {
-        Ok(id) if !id.is_empty() => id,
-        _ => format!("ppid{}", std::os::unix::process::parent_id()),
-    }
-}
-
 impl Tiers {
     /// Chains `local` and the remotes of `specs`, in order. A remote that cannot be
     /// configured is left out with a warning (through `hooks.warn`).
@@ -233,10 +225,11 @@ impl Tiers {
         }
     }
 
+    /// The per-build state file of `r` ([`BuildState`]).
     fn health_file(&self, r: &Remote, dir: Dir, suffix: &str) -> PathBuf {
-        let id = Digest::of(format!("{}\0{}", self.build_id, r.name).as_bytes()).to_hex();
-        std::env::temp_dir().join(format!(
-            "larder-remote-{}-{}{suffix}",
+        let id = Digest::of(r.name.as_bytes()).to_hex();
+        BuildState::of(&self.build_id).file(&format!(
+            "remote-{}-{}{suffix}",
             &id[..24],
             dir.as_str()
         ))

@@ -1,16 +1,7 @@
 //! The local disk store.
 //!
-//! Layout under the store directory (`LARDER_DIR`), versioned so a future layout never
-//! reads this one:
-//!
-//! ```text
-//! v1/cas/ab/abcdef...        blob, zstd-compressed, named by the SHA-256 of its content
-//! v1/ac/ab/abcdef...         action record (JSON), named by its result key
-//! v1/manifest/ab/abcdef...   direct-mode manifest (JSON), named by its invocation key
-//! v1/link/ab/abcdef...       link record (JSON), named by the digest of a library file
-//! v1/tmp/                    files being written
-//! v1/size                    running total of entry bytes (decimal), under v1/size.lock
-//! ```
+//! One file per entry under the store directory (`LARDER_DIR`), in the versioned layout
+//! that [`Layout`] names: `v1/{cas,ac,manifest,link}/ab/abcdef...`.
 //!
 //! Every write goes to a temporary file in `v1/tmp` and is renamed into place, so a
 //! reader sees a whole entry or none, whatever runs in parallel. A read marks an entry as
@@ -24,14 +15,12 @@ use std::time::SystemTime;
 
 use larder_digest::Digest;
 
-use crate::{Capabilities, Namespace, Store, StoreError};
-
-/// The on-disk layout version.
-pub const LAYOUT: &str = "v1";
+use crate::{Capabilities, Layout, Namespace, Store, StoreError};
 
 /// A store in a local directory.
 #[derive(Debug, Clone)]
 pub struct DiskStore {
+    layout: Layout,
     root: PathBuf,
     max_size: u64,
     level: i32,
@@ -59,14 +48,15 @@ impl DiskStore {
     /// # Errors
     /// [`StoreError::Io`] if the directory cannot be created.
     pub fn open(dir: &Path, max_size: u64) -> Result<DiskStore, StoreError> {
-        let root = dir.join(LAYOUT);
-        fs_err::create_dir_all(root.join("tmp"))?;
+        let layout = Layout::new(dir);
+        fs_err::create_dir_all(layout.tmp())?;
         let store = DiskStore {
-            root,
+            root: layout.root(),
+            layout,
             max_size,
             level: 3,
         };
-        if !store.root.join("size").exists() {
+        if !store.layout.size().exists() {
             // Counts what is there (normally nothing) before the first write.
             // Best effort: a read-only store can still be read.
             let _ = store.with_counter(|old| old);
@@ -86,14 +76,18 @@ impl DiskStore {
         &self.root
     }
 
+    /// The paths of the store directory.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
     /// The size bound in bytes.
     pub fn max_size(&self) -> u64 {
         self.max_size
     }
 
     fn path(&self, ns: Namespace, key: &Digest) -> PathBuf {
-        let hex = key.to_hex();
-        self.root.join(ns.as_str()).join(&hex[..2]).join(hex)
+        self.layout.entry(ns, key)
     }
 
     fn raw_path(&self, key: &Digest) -> PathBuf {
@@ -126,7 +120,7 @@ impl DiskStore {
     /// Every entry of a namespace as (modification time, size, path).
     fn entries(&self, ns: Namespace) -> Result<Vec<(SystemTime, u64, PathBuf)>, StoreError> {
         let mut out = Vec::new();
-        let dir = self.root.join(ns.as_str());
+        let dir = self.layout.namespace(ns);
         let Ok(shards) = std::fs::read_dir(&dir) else {
             return Ok(out);
         };
@@ -157,7 +151,7 @@ impl DiskStore {
     /// # Errors
     /// [`StoreError::Io`] if the store cannot be read or written.
     pub fn gc(&self, target: u64) -> Result<u64, StoreError> {
-        let lock = File::create(self.root.join("gc.lock"))?;
+        let lock = File::create(self.layout.gc_lock())?;
         if lock.try_lock().is_err() {
             return Ok(0);
         }
@@ -178,36 +172,16 @@ impl DiskStore {
             }
         }
         self.with_counter(|_| total as i64)?;
-        self.remove_stale_locks();
+        self.layout.remove_stale();
         tracing::debug!(freed, total, "store collected");
         Ok(freed)
     }
 
-    /// Removes single-flight lock files (`v1/locks/*`) and temporary files (`v1/tmp/*`)
-    /// unused for an hour. Removing a lock that is still held costs at most a duplicate
-    /// compile, never a wrong result.
-    fn remove_stale_locks(&self) {
-        let hour_ago = SystemTime::now() - std::time::Duration::from_secs(3600);
-        // Also files left in `tmp` by writers or background stores that died.
-        for dir in ["locks", "tmp"] {
-            let Ok(entries) = std::fs::read_dir(self.root.join(dir)) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                if e.metadata()
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|t| t < hour_ago)
-                {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
-    }
     /// Updates the running total under its lock; `f` maps the old total to the new one.
     fn with_counter(&self, f: impl FnOnce(i64) -> i64) -> Result<i64, StoreError> {
-        let lock = File::create(self.root.join("size.lock"))?;
+        let lock = File::create(self.layout.size_lock())?;
         lock.lock()?;
-        let path = self.root.join("size");
+        let path = self.layout.size();
         let old = match std::fs::read_to_string(&path) {
             Ok(s) => s.trim().parse::<i64>().ok(),
             Err(_) => None,
@@ -217,7 +191,7 @@ impl DiskStore {
             None => self.usage()?.total_bytes() as i64,
         };
         let new = f(old).max(0);
-        let mut tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(self.layout.tmp())?;
         write!(tmp, "{new}")?;
         tmp.persist(&path).map_err(|e| e.error)?;
         Ok(new)
@@ -304,7 +278,7 @@ impl Store for DiskStore {
         } else {
             value
         };
-        let mut tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(self.layout.tmp())?;
         tmp.write_all(bytes)?;
         let parent = path.parent().expect("entry paths have a shard directory");
         fs_err::create_dir_all(parent)?;

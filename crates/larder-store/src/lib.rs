@@ -13,12 +13,16 @@
 //! checks the content against its digest and removes an entry that fails.
 #![deny(missing_docs)]
 
+mod build;
 mod disk;
+mod layout;
 mod record;
 
 use larder_digest::Digest;
 
+pub use build::{BUILD_STATE_TTL, BuildState, build_id};
 pub use disk::{DiskStore, Usage};
+pub use layout::{LAYOUT_VERSION, Layout, STALE_AFTER};
 pub use record::{ActionRecord, LinkRecord, OutputFile};
 
 /// The kinds of entry a store holds.

@@ -377,6 +377,9 @@ fn build_script_runs_of_every_machine_stay_in_a_shared_manifest() {
             "the {machine} machine finds input {input} in the shared manifest:\n{}",
             run.context()
         );
-        assert_eq!(d.run_bin("debug", "inputpkg").trim(), format!("input={input}"));
+        assert_eq!(
+            d.run_bin("debug", "inputpkg").trim(),
+            format!("input={input}")
+        );
     }
 }

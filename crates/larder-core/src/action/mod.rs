@@ -127,7 +127,7 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// The directory where tool identities are memoized.
     pub fn tools_dir(&self) -> PathBuf {
-        self.store.root().join("tools")
+        self.store.local().layout().tools()
     }
 
     /// The value of `name`, with this build's roots normalized; `None` if unset or not
@@ -347,7 +347,7 @@ pub fn run<A: CachedAction>(tool: Tool) -> i32 {
     };
     // Single flight: if another process runs this key, wait for it and look again. The
     // lock is held until this result is stored.
-    let flight = flight::lead_or_reuse(store.root(), key.digest(), || {
+    let flight = flight::lead_or_reuse(&store.local().layout().locks(), key.digest(), || {
         lookup::lookup(&mut action, &mut cx, &key).into_hit()
     });
     let flight = match flight {
@@ -373,45 +373,47 @@ pub fn run<A: CachedAction>(tool: Tool) -> i32 {
         });
         return code;
     }
-    let stored = match action.collect(&mut cx, &key, &captured, wall_start) {
-        Ok(collected) => store_result(&cx, &key, collected, flight.as_ref()),
-        Err(Stop::NotCacheable(reason)) => Err(format!("not stored: {reason}")),
-        Err(Stop::Error(msg)) => Err(store_failed(&config, msg)),
-    };
-    reporter.report(&Outcome::Miss {
-        reason: miss,
+    let miss_with = |stored| Outcome::Miss {
+        reason: miss.clone(),
         stored,
-    });
+    };
+    let stored = match action.collect(&mut cx, &key, &captured, wall_start) {
+        Ok(collected) => {
+            let mut job = StoreJob::new(&key, collected.entry, collected.record, collected.sources);
+            if collected.background && config.background_store {
+                // The job records the event once it knows whether it stored.
+                job.event = Some(reporter.event(&miss_with(Ok(()))));
+                if spawn_store(&cx, &job, flight.as_ref()) {
+                    action.finish(&cx, code);
+                    return code;
+                }
+                job.event = None;
+            }
+            job.execute(cx.store)
+                .map_err(|e| match e.is_store_failure() {
+                    true => storejob::warn_store_failure(&config, &e),
+                    false => format!("not stored: {e}"),
+                })
+        }
+        Err(Stop::NotCacheable(reason)) => Err(format!("not stored: {reason}")),
+        Err(Stop::Error(msg)) => Err(storejob::warn_store_failure(&config, &msg)),
+    };
+    reporter.report(&miss_with(stored));
     action.finish(&cx, code);
     code
 }
 
-fn store_failed(config: &Config, msg: String) -> String {
-    warn_once(
-        "store-write",
-        &format!("cannot store the result in {}: {msg}", config.dir.display()),
-    );
-    format!("not stored: {msg}")
-}
-
-/// Stores a collected result through one [`StoreJob`]: in a background process that
-/// holds the single-flight lock and the build's pending lock where allowed, else here.
-fn store_result(
-    cx: &Ctx<'_>,
-    key: &Key,
-    collected: Collected,
-    flight: Option<&FlightLock>,
-) -> Result<(), String> {
-    let job = StoreJob::new(key, collected.entry, collected.record, collected.sources);
-    if collected.background && cx.config.background_store {
-        let pending = storejob::pending_lock();
-        let mut locks: Vec<&std::fs::File> = flight.map(FlightLock::file).into_iter().collect();
-        locks.extend(pending.as_ref());
-        match storejob::spawn(&job, cx.store.root(), &locks) {
-            Ok(()) => return Ok(()),
-            Err(e) => tracing::debug!(%e, "storing in the wrapper"),
+/// Starts a background process for `job` that holds the single-flight lock and the
+/// build's pending lock until it is done. Whether it started (else store inline).
+fn spawn_store(cx: &Ctx<'_>, job: &StoreJob, flight: Option<&FlightLock>) -> bool {
+    let pending = storejob::pending_lock();
+    let mut locks: Vec<&std::fs::File> = flight.map(FlightLock::file).into_iter().collect();
+    locks.extend(pending.as_ref());
+    match storejob::spawn(job, cx.store.local().layout(), &locks) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(%e, "storing in the wrapper");
+            false
         }
     }
-    job.execute(cx.store)
-        .map_err(|msg| store_failed(cx.config, msg))
 }

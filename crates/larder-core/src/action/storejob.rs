@@ -32,10 +32,11 @@ use std::process::{Command, Stdio};
 
 use larder_digest::Digest;
 use larder_key::{Manifest, ManifestEntry};
-use larder_store::{ActionRecord, LinkRecord, Namespace, Store};
+use larder_store::{ActionRecord, Layout, LinkRecord, Namespace, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::Key;
+use crate::report::Event;
 
 /// Where an output's content is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +60,49 @@ pub struct StoreJob {
     pub record: ActionRecord,
     /// The content of each output, in the order of `record.outputs`.
     pub sources: Vec<BlobSource>,
+    /// For a job run in the background: the invocation's report event, recorded by the
+    /// job once it knows whether the result was stored.
+    #[serde(default)]
+    pub event: Option<Event>,
+}
+
+/// Why a job stored nothing (or not everything).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreJobError {
+    /// An output was overwritten since it was hashed (a later build): it is never stored
+    /// under the old key.
+    #[error("{0} changed since the compile")]
+    Changed(String),
+    /// An output cannot be read.
+    #[error("cannot read {path}: {error}")]
+    Read {
+        /// The output.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The job is malformed (not one source per output).
+    #[error("the job has {sources} sources for {outputs} outputs")]
+    Malformed {
+        /// Sources.
+        sources: usize,
+        /// Outputs.
+        outputs: usize,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A record did not serialize.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+impl StoreJobError {
+    /// Whether this is the store's failure, worth a warning (a full disk), rather than
+    /// a race with a later build.
+    pub fn is_store_failure(&self) -> bool {
+        matches!(self, StoreJobError::Store(_))
+    }
 }
 
 impl StoreJob {
@@ -79,44 +123,44 @@ impl StoreJob {
             manifest,
             record,
             sources,
+            event: None,
         }
     }
 
     /// Stores blobs, then the action record, then the manifest entry.
     ///
     /// # Errors
-    /// A message if an output changed since it was hashed or the store failed.
-    pub fn execute(&self, store: &dyn Store) -> Result<(), String> {
+    /// [`StoreJobError`] if an output changed since it was hashed or the store failed.
+    pub fn execute(&self, store: &dyn Store) -> Result<(), StoreJobError> {
         if self.sources.len() != self.record.outputs.len() {
-            return Err("job has one source per output".into());
+            return Err(StoreJobError::Malformed {
+                sources: self.sources.len(),
+                outputs: self.record.outputs.len(),
+            });
         }
         for (o, source) in self.record.outputs.iter().zip(&self.sources) {
             let data = match source {
-                BlobSource::File(p) => {
-                    std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?
-                }
+                BlobSource::File(p) => std::fs::read(p).map_err(|error| StoreJobError::Read {
+                    path: p.clone(),
+                    error,
+                })?,
                 BlobSource::Inline(text) => text.clone().into_bytes(),
             };
             if Digest::of(&data) != o.digest {
-                return Err(format!("{} changed since the compile", o.path));
+                return Err(StoreJobError::Changed(o.path.clone()));
             }
-            store
-                .put(Namespace::Cas, &o.digest, &data)
-                .map_err(|e| e.to_string())?;
+            store.put(Namespace::Cas, &o.digest, &data)?;
         }
-        let json = serde_json::to_vec(&self.record).map_err(|e| e.to_string())?;
-        store
-            .put(Namespace::Action, &self.action_key, &json)
-            .map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec(&self.record)?;
+        store.put(Namespace::Action, &self.action_key, &json)?;
         let Some((ik, entry)) = &self.manifest else {
             return Ok(());
         };
         // Each tier extends its own manifest: a shared one keeps other machines' entries.
-        store
-            .update(Namespace::Manifest, ik, &|current| {
-                manifest_with(entry, current)
-            })
-            .map_err(|e| e.to_string())
+        store.update(Namespace::Manifest, ik, &|current| {
+            manifest_with(entry, current)
+        })?;
+        Ok(())
     }
 }
 
@@ -133,31 +177,29 @@ pub(crate) fn manifest_with(entry: &ManifestEntry, current: Option<Vec<u8>>) -> 
 /// at once, in the wrapper, because the next compile that links the rlib needs them.
 ///
 /// # Errors
-/// A message if the store cannot be written.
-pub fn put_link_records(store: &dyn Store, record: &ActionRecord) -> Result<(), String> {
+/// [`StoreJobError::Store`] if the store cannot be written.
+pub fn put_link_records(store: &dyn Store, record: &ActionRecord) -> Result<(), StoreJobError> {
     for o in record.outputs.iter().filter(|o| o.path.ends_with(".rlib")) {
         let rec = serde_json::to_vec(&LinkRecord {
             deps: record.link_deps.clone(),
-        })
-        .map_err(|e| e.to_string())?;
-        store
-            .put(Namespace::Link, &o.digest, &rec)
-            .map_err(|e| e.to_string())?;
+        })?;
+        store.put(Namespace::Link, &o.digest, &rec)?;
     }
     Ok(())
 }
 
-/// Writes `job` into the store's `tmp` directory and starts `larder store-job` on it,
+/// Writes `job` into the store's jobs directory and starts `larder store-job` on it,
 /// detached, passing it the open `locks` (they stay held until it exits).
 ///
 /// # Errors
 /// If the job cannot be written or the process started: the caller stores inline.
-pub fn spawn(job: &StoreJob, store_root: &Path, locks: &[&File]) -> std::io::Result<()> {
+pub fn spawn(job: &StoreJob, layout: &Layout, locks: &[&File]) -> std::io::Result<()> {
     let exe = std::env::current_exe()?;
+    std::fs::create_dir_all(layout.jobs())?;
     let mut file = tempfile::Builder::new()
-        .prefix("job-")
+        .prefix(&job_prefix(&larder_remote::build_id()))
         .suffix(".json")
-        .tempfile_in(store_root.join("tmp"))?;
+        .tempfile_in(layout.jobs())?;
     serde_json::to_writer(&mut file, job)?;
     let (_, path) = file.keep().map_err(|e| e.error)?;
     for lock in locks {
@@ -167,8 +209,6 @@ pub fn spawn(job: &StoreJob, store_root: &Path, locks: &[&File]) -> std::io::Res
     let spawned = Command::new(exe)
         // The job's remote failures count in the build of the wrapper that started it.
         .env("LARDER_BUILD_ID", larder_remote::build_id())
-        // Its warnings go to the report's side file, which `larder cargo` prints.
-        .env("LARDER_STORE_JOB", "1")
         .arg("store-job")
         .arg(&path)
         .stdin(Stdio::null())
@@ -196,23 +236,89 @@ pub fn pending_lock() -> Option<File> {
     Some(file)
 }
 
-/// `larder store-job <file>`: runs a job at low priority and removes its file. Returns
-/// the exit code (0 even when the job was dropped: nobody waits for it).
+/// The file-name prefix of the store jobs of build `id`.
+fn job_prefix(id: &str) -> String {
+    format!("job-{}-", &Digest::of(id.as_bytes()).to_hex()[..16])
+}
+
+/// `larder store-job <file>`: runs a job at low priority, records its event (stored or
+/// not) and removes its file. Returns the exit code (0 even when the job was dropped:
+/// nobody waits for it).
 pub fn run_job_file(path: &Path) -> i32 {
     let _ = rustix::process::nice(10);
     crate::init_logging();
-    let result = (|| -> Result<(), String> {
-        let config = crate::config::Config::load().map_err(|e| e.to_string())?;
-        let store = super::open_tiers(&config)?;
-        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-        let job: StoreJob = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-        job.execute(&store)
-    })();
-    if let Err(e) = result {
-        tracing::debug!(%e, "store job dropped");
+    // Its stderr goes nowhere: warnings go to the report's side file.
+    crate::report::relay_warnings();
+    let Ok(config) = crate::config::Config::load() else {
+        return 0;
+    };
+    let job = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<StoreJob>(&b).ok());
+    if let Some(job) = job {
+        let result = match super::open_tiers(&config) {
+            Ok(store) => job.execute(&store).map_err(|e| {
+                if e.is_store_failure() {
+                    warn_store_failure(&config, &e)
+                } else {
+                    tracing::debug!(%e, "store job dropped");
+                    format!("not stored: {e}")
+                }
+            }),
+            Err(msg) => Err(format!("not stored: {msg}")),
+        };
+        if let Some(mut event) = job.event {
+            if let Err(detail) = result {
+                event.stored = false;
+                event.detail = Some(detail);
+            }
+            crate::report::record(config.report.as_deref(), &config.dir, &event);
+        }
     }
     let _ = std::fs::remove_file(path);
     0
+}
+
+/// Warns once per build that the store failed; the report's detail.
+pub(crate) fn warn_store_failure(
+    config: &crate::config::Config,
+    e: &dyn std::fmt::Display,
+) -> String {
+    crate::report::warn_once(
+        "store-write",
+        &format!("cannot store the result in {}: {e}", config.dir.display()),
+    );
+    format!("not stored: {e}")
+}
+
+/// The events of build `id`'s store jobs that never finished (their process was
+/// killed): their files are still in the jobs directory once the build's pending lock
+/// is free. Each is returned as not stored, and its file removed.
+pub fn unfinished_jobs(layout: &Layout, id: &str) -> Vec<Event> {
+    let prefix = job_prefix(id);
+    let Ok(entries) = std::fs::read_dir(layout.jobs()) else {
+        return Vec::new();
+    };
+    let mut events = Vec::new();
+    for e in entries.flatten() {
+        if !e
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(&prefix))
+        {
+            continue;
+        }
+        let job = std::fs::read(e.path())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<StoreJob>(&b).ok());
+        if let Some(mut event) = job.and_then(|j| j.event) {
+            event.stored = false;
+            event.detail = Some("not stored: the store job did not finish".into());
+            events.push(event);
+        }
+        let _ = std::fs::remove_file(e.path());
+    }
+    events
 }
 
 #[cfg(test)]
@@ -300,7 +406,10 @@ mod tests {
             b"overwritten by a later build",
         )
         .unwrap();
-        assert!(j.execute(&store).unwrap_err().contains("changed"));
+        assert!(matches!(
+            j.execute(&store).unwrap_err(),
+            StoreJobError::Changed(_)
+        ));
         assert!(!store.contains(Namespace::Action, &j.action_key).unwrap());
         assert!(
             store
@@ -308,5 +417,45 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_job_that_never_finished_is_reported_as_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        std::fs::create_dir_all(layout.jobs()).unwrap();
+        let mut j = job(dir.path(), b"rlib bytes");
+        j.event = Some(Event {
+            crate_name: Some("a".into()),
+            crate_types: vec!["lib".into()],
+            outcome: "miss".into(),
+            reason: Some("no-entry".into()),
+            detail: None,
+            stored: true,
+            secs: 1.0,
+            saved_secs: 0.0,
+            bytes_restored: 0,
+            remote: None,
+        });
+        let mine = layout
+            .jobs()
+            .join(format!("{}x.json", job_prefix("build-1")));
+        let other = layout
+            .jobs()
+            .join(format!("{}y.json", job_prefix("build-2")));
+        std::fs::write(&mine, serde_json::to_vec(&j).unwrap()).unwrap();
+        std::fs::write(&other, serde_json::to_vec(&j).unwrap()).unwrap();
+        let events = unfinished_jobs(&layout, "build-1");
+        assert_eq!(events.len(), 1);
+        assert!(!events[0].stored);
+        assert!(
+            events[0]
+                .detail
+                .as_deref()
+                .unwrap()
+                .contains("did not finish")
+        );
+        assert!(!mine.exists(), "the leftover job is removed");
+        assert!(other.exists(), "another build's job is left alone");
     }
 }

@@ -53,6 +53,7 @@ pub const RUN_KEY_VERSION: &str = "larder-build-script-run-v1";
 /// Runs the build script `real` with `args` through the cache and returns its exit
 /// code. Called by the shim as `larder build-script-run <real> <args...>`.
 pub fn run(real: PathBuf, args: Vec<OsString>) -> i32 {
+    crate::report::relay_warnings();
     action::run::<BuildScriptRun>(Tool {
         program: real,
         args,
@@ -216,7 +217,7 @@ impl CachedAction for BuildScriptRun {
         if let Ok(exe) = std::env::current_exe() {
             roots.push(("larder", exe));
         }
-        roots.push(("larder-bin", crate::runner::shim_dir(cx.config)));
+        roots.push(("larder-bin", cx.config.layout().bin()));
         cx.roots = Roots::new(roots);
 
         let mut h = KeyHasher::new();

@@ -405,7 +405,8 @@ impl CachedAction for RustcAction {
             link_deps,
         };
         // The next compile that links an rlib needs its link record at once.
-        action::storejob::put_link_records(cx.store, &record).map_err(Stop::Error)?;
+        action::storejob::put_link_records(cx.store, &record)
+            .map_err(|e| Stop::Error(e.to_string()))?;
         // Off cargo's critical path, except a build script's binary: it is replaced by
         // its shim as soon as this returns (build scripts are small and few).
         let shimmed = cx.config.build_script_cache && self.is_build_script();
