@@ -383,3 +383,31 @@ fn build_script_runs_of_every_machine_stay_in_a_shared_manifest() {
         );
     }
 }
+
+/// When the build's first larder process is a build-script run (nothing to compile but
+/// the script to rerun), its warning still reaches the terminal through `larder cargo`,
+/// not only the script's output file that cargo keeps to itself.
+#[test]
+fn a_warning_raised_in_a_build_script_run_reaches_the_terminal() {
+    let p = input_project();
+    p.build().assert_success();
+    p.write("input.txt", "2");
+    // A shared directory under a regular file cannot be opened.
+    let url = format!("file://{}/shared", p.path("input.txt").display());
+    let run = p.build_with(&[("LARDER_REMOTE", &url)]);
+    run.assert_success();
+    assert_eq!(run_entry(&run).outcome, "miss", "{}", run.context());
+    assert!(
+        run.stderr
+            .contains(&format!("larder: warning: remote {url} is not used")),
+        "the warning is shown once:\n{}",
+        run.context()
+    );
+    assert_eq!(
+        run.stderr.matches("larder: warning:").count(),
+        1,
+        "{}",
+        run.context()
+    );
+    assert_eq!(p.run_bin("debug", "inputpkg"), "input=2");
+}
