@@ -62,4 +62,4 @@ pub mod reason;
 pub use invocation::{CrateType, Emit, Extern, Invocation, SearchKind};
 pub use key::{KeyInputs, Manifest, ManifestEntry, Mismatch};
 pub use paths::Roots;
-pub use reason::NotCacheable;
+pub use reason::{DependencyGap, NotCacheable};

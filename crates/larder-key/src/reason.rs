@@ -5,6 +5,17 @@
 
 use std::fmt;
 
+/// What is wrong with a library a link needs ([`NotCacheable::UnknownDependency`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DependencyGap {
+    /// The store has no link record for its content.
+    NoLinkRecord,
+    /// Its link record does not parse.
+    CorruptLinkRecord,
+    /// A dependency a link record names is not in the search directories.
+    NotFound,
+}
+
 /// Why larder passes an invocation straight through to rustc.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum NotCacheable {
@@ -44,9 +55,9 @@ pub enum NotCacheable {
     ArgFile(String),
     /// A second wrapper (such as clippy-driver) stands between larder and rustc.
     NestedWrapper,
-    /// A library this compile links was not built or restored through larder, so its
-    /// own dependencies are unknown.
-    UnknownDependency(String),
+    /// A library this compile links has no usable link record, so its own dependencies
+    /// are unknown: the library and what is wrong.
+    UnknownDependency(String, DependencyGap),
     /// An input named by dep-info or by an argument could not be read.
     UnreadableInput(String),
     /// An input changed while rustc was running: the output may not match any content.
@@ -88,7 +99,7 @@ impl NotCacheable {
             NotCacheable::NonUtf8(_) => "non-utf8",
             NotCacheable::ArgFile(_) => "argfile",
             NotCacheable::NestedWrapper => "nested-wrapper",
-            NotCacheable::UnknownDependency(_) => "unknown-dependency",
+            NotCacheable::UnknownDependency(..) => "unknown-dependency",
             NotCacheable::UnreadableInput(_) => "unreadable-input",
             NotCacheable::InputModifiedDuringCompile(_) => "input-modified-during-compile",
             NotCacheable::UnexpectedOutputs(_) => "unexpected-outputs",
@@ -126,10 +137,17 @@ impl fmt::Display for NotCacheable {
             NotCacheable::NonUtf8(w) => write!(f, "non-UTF-8 {w}"),
             NotCacheable::ArgFile(p) => write!(f, "unreadable argument file {p}"),
             NotCacheable::NestedWrapper => f.write_str("another wrapper runs rustc"),
-            NotCacheable::UnknownDependency(d) => {
+            NotCacheable::UnknownDependency(d, gap) => {
+                let why = match gap {
+                    DependencyGap::NoLinkRecord => {
+                        "has no link record (it was not built or restored through larder with this store, or its record was evicted)"
+                    }
+                    DependencyGap::CorruptLinkRecord => "has a corrupt link record",
+                    DependencyGap::NotFound => "is not in any -L dependency directory",
+                };
                 write!(
                     f,
-                    "dependency {d} was not built through larder, its own dependencies are unknown"
+                    "dependency {d} {why}, so its own dependencies are unknown; a build through larder restores or rewrites it"
                 )
             }
             NotCacheable::UnreadableInput(p) => write!(f, "input {p} cannot be read"),

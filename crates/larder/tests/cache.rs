@@ -615,3 +615,40 @@ fn parallel_builds_share_one_store() {
     }
     p.assert_app(&[]);
 }
+
+/// A corrupt link record is rewritten when its library is restored, so the links above
+/// it hit again; a missing one is named as missing, not as "not built through larder".
+#[test]
+fn corrupt_link_records_are_rewritten_on_restore() {
+    let p = Project::fixture();
+    p.build();
+    let links = p.store_files("link");
+    assert!(!links.is_empty(), "the cold build stored no link records");
+    for f in &links {
+        fs::write(f, b"not a link record").unwrap();
+    }
+    p.clean();
+    let run = p.build();
+    run.assert_all("hit", FIXTURE_UNITS);
+    p.assert_app(&[]);
+
+    for f in p.store_files("link") {
+        fs::remove_file(f).unwrap();
+    }
+    p.edit("app/src/main.rs", "app=v1", "app=v2");
+    let run = p.build();
+    run.assert_crate("app", "not_cacheable");
+    let app = run
+        .report
+        .units()
+        .find(|e| e.krate.as_deref() == Some("app"))
+        .unwrap();
+    assert!(
+        app.detail
+            .as_deref()
+            .is_some_and(|d| d.contains("has no link record")),
+        "{}",
+        app.line
+    );
+    p.assert_app(&[("app", "v2")]);
+}

@@ -8,7 +8,9 @@
 //! inputs. When larder stores or restores a library it keeps a [`LinkRecord`] under the
 //! library's digest listing the file names of the libraries it was compiled against;
 //! [`link_closure`] walks those records from the direct externs. A library without a
-//! record was not built through larder: the link is then not cacheable.
+//! usable record (never built through larder with this store, evicted, corrupt) makes
+//! the link not cacheable; every restore of the library rewrites a missing or corrupt
+//! record.
 //!
 //! Native static libraries (`lib*.a`) in `-L` directories inside the workspace or the
 //! target directory (build scripts' `OUT_DIR`s) are inputs of every compile that links or
@@ -19,7 +21,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use larder_digest::Digest;
-use larder_key::{Invocation, NotCacheable, Roots, SearchKind};
+use larder_key::{DependencyGap, Invocation, NotCacheable, Roots, SearchKind};
 use larder_store::{LinkRecord, Namespace, Store};
 
 use crate::hashing::FileHasher;
@@ -76,12 +78,14 @@ pub fn link_closure(
             // dependencies are not part of this output.
             continue;
         }
-        let record: LinkRecord = store
+        let gap = |g| NotCacheable::UnknownDependency(name.clone(), g);
+        let bytes = store
             .get(Namespace::Link, &digest)
             .ok()
             .flatten()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| NotCacheable::UnknownDependency(name.clone()))?;
+            .ok_or_else(|| gap(DependencyGap::NoLinkRecord))?;
+        let record: LinkRecord =
+            serde_json::from_slice(&bytes).map_err(|_| gap(DependencyGap::CorruptLinkRecord))?;
         for dep in record.deps {
             if !seen.insert(dep.clone()) {
                 continue;
@@ -90,7 +94,9 @@ pub fn link_closure(
                 .iter()
                 .map(|d| d.join(&dep))
                 .find(|p| p.is_file())
-                .ok_or_else(|| NotCacheable::UnknownDependency(dep.clone()))?;
+                .ok_or_else(|| {
+                    NotCacheable::UnknownDependency(dep.clone(), DependencyGap::NotFound)
+                })?;
             queue.push(found);
         }
     }
