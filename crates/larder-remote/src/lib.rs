@@ -17,16 +17,22 @@
 //! `Debug` output ([`redact`]).
 //!
 //! [`Tiers`] chains the local store and the remotes: a lookup tries each in turn and
-//! backfills the faster tiers; a write goes to every writable tier; a remote that keeps
-//! failing is switched off for the rest of the build with one warning.
+//! backfills the faster tiers; a write goes to every writable tier. Each remote is its
+//! backend wrapped in store layers: [`Verified`] (blobs checked against their digests),
+//! [`Counted`] (counters for `larder stats`), [`Breaker`] (a remote never fails a build;
+//! one that keeps failing is switched off for the rest of the build with one warning)
+//! and [`ReadOnly`].
 #![deny(missing_docs)]
 
 mod bazel;
+mod breaker;
+mod counted;
 mod http;
 mod kv;
 mod reapi;
 mod runtime;
 mod tiers;
+mod verify;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -35,7 +41,11 @@ use std::time::Duration;
 
 use larder_store::{Capabilities, Store, StoreError};
 
-pub use tiers::{FAILURES_TO_SWITCH_OFF, Hooks, RemoteCounters, Tiers, build_id};
+pub use breaker::{Breaker, FAILURES_TO_SWITCH_OFF, ReadOnly};
+pub use counted::{ChainState, Counted, RemoteCounters};
+pub use larder_store::build_id;
+pub use tiers::{Hooks, Tier, Tiers};
+pub use verify::Verified;
 
 /// The default deadline of one remote call, before the allowance for the bytes moved.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -233,6 +233,51 @@ pub trait Store: Send + Sync {
     }
 }
 
+/// A shared store is a store: every call, provided ones included, goes to the inner
+/// store (so its overrides of the provided methods hold).
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
+
+    fn get(&self, ns: Namespace, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).get(ns, key)
+    }
+
+    fn put(&self, ns: Namespace, key: &Digest, value: &[u8]) -> Result<(), StoreError> {
+        (**self).put(ns, key, value)
+    }
+
+    fn delete(&self, ns: Namespace, key: &Digest) -> Result<(), StoreError> {
+        (**self).delete(ns, key)
+    }
+
+    fn contains(&self, ns: Namespace, key: &Digest) -> Result<bool, StoreError> {
+        (**self).contains(ns, key)
+    }
+
+    fn update(
+        &self,
+        ns: Namespace,
+        key: &Digest,
+        f: &dyn Fn(Option<Vec<u8>>) -> Vec<u8>,
+    ) -> Result<(), StoreError> {
+        (**self).update(ns, key, f)
+    }
+
+    fn get_blob(&self, digest: &Digest, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).get_blob(digest, size)
+    }
+
+    fn get_verified_blob(&self, digest: &Digest, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).get_verified_blob(digest, size)
+    }
+}
+
 /// Reads the blob with digest `digest` and checks its content:
 /// [`Store::get_verified_blob`]. The only way blobs are read for restoring.
 ///

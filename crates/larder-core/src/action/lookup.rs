@@ -100,22 +100,17 @@ fn corrupt(what: &str, key: &Digest, e: &dyn std::fmt::Display) -> MissReason {
 /// Each tier's manifest in turn, the local one first.
 fn lookup_manifests<A: CachedAction>(action: &mut A, cx: &mut Ctx<'_>, ik: &Digest) -> Lookup {
     let mut miss = None;
-    for tier in 0..=cx.store.remote_count() {
-        let bytes = if tier == 0 {
-            match cx.store.local().get(Namespace::Manifest, ik) {
-                Ok(b) => b,
-                Err(e) => return Lookup::Miss(store_error(cx, &e)),
-            }
-        } else {
-            cx.store.get_from_remote(tier - 1, Namespace::Manifest, ik)
+    let store = cx.store;
+    for tier in store.tiers() {
+        let bytes = match tier.get(Namespace::Manifest, ik) {
+            Ok(Some(b)) => b,
+            Ok(None) => continue,
+            Err(e) => return Lookup::Miss(store_error(cx, &e)),
         };
-        let Some(bytes) = bytes else { continue };
         let manifest = match serde_json::from_slice::<Manifest>(&bytes) {
             Ok(m) => m,
             Err(e) => {
-                if tier == 0 {
-                    let _ = cx.store.local().delete(Namespace::Manifest, ik);
-                }
+                tier.discard(Namespace::Manifest, ik);
                 miss.get_or_insert(corrupt("manifest", ik, &e));
                 continue;
             }
@@ -129,14 +124,10 @@ fn lookup_manifests<A: CachedAction>(action: &mut A, cx: &mut Ctx<'_>, ik: &Dige
             }
             match restore(action, cx, &entry.key) {
                 Ok(hit) => {
-                    if tier > 0 {
-                        // Failing to keep the entry costs a later lookup, not this hit.
-                        let _ = cx
-                            .store
-                            .update_faster(tier - 1, Namespace::Manifest, ik, &|c| {
-                                super::storejob::manifest_with(entry, c)
-                            });
-                    }
+                    // Failing to keep the entry costs a later lookup, not this hit.
+                    let _ = tier.update_faster(Namespace::Manifest, ik, &|c| {
+                        super::storejob::manifest_with(entry, c)
+                    });
                     return Lookup::Hit(hit);
                 }
                 Err(why) => {
@@ -213,7 +204,7 @@ fn restore<A: CachedAction>(
     for (o, dest) in record.outputs.iter().zip(destinations) {
         // An uncompressed blob is checked by hashing it once, then cloned into place.
         if !o.rewrite_paths
-            && let Some(raw) = cx.store.raw_blob_path(&o.digest)
+            && let Some(raw) = cx.store.local().raw_blob_path(&o.digest)
         {
             let ok = std::fs::File::open(&raw)
                 .and_then(Digest::of_reader)
