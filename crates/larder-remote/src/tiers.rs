@@ -196,7 +196,7 @@ impl Tiers {
         f: &dyn Fn(Option<Vec<u8>>) -> Vec<u8>,
     ) -> Result<(), StoreError> {
         let local = self.local.update(ns, key, f);
-        for r in self.remotes.iter().take(upto.saturating_sub(1)) {
+        for r in writable(&self.remotes[..upto.saturating_sub(1)]) {
             let _ = r.update(ns, key, f);
         }
         local
@@ -208,7 +208,7 @@ impl Tiers {
         if let Err(e) = self.local.put(ns, key, value) {
             tracing::debug!(error = %e, "backfill of the local store failed");
         }
-        for r in &self.remotes[..i] {
+        for r in writable(&self.remotes[..i]) {
             let _ = r.put(ns, key, value);
         }
     }
@@ -228,6 +228,14 @@ impl Tiers {
         }
         None
     }
+}
+
+/// The remotes among `remotes` that declare they can be written.
+fn writable(remotes: &[Box<dyn Store>]) -> impl Iterator<Item = &dyn Store> {
+    remotes
+        .iter()
+        .map(|r| &**r)
+        .filter(|r| r.capabilities().write)
 }
 
 impl Store for Tiers {
@@ -273,7 +281,7 @@ impl Store for Tiers {
     fn put(&self, ns: Namespace, key: &Digest, value: &[u8]) -> Result<(), StoreError> {
         let local = self.local.put(ns, key, value);
         if ns != Namespace::Link {
-            for r in &self.remotes {
+            for r in writable(&self.remotes) {
                 let _ = r.put(ns, key, value);
             }
         }

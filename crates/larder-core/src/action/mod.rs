@@ -38,7 +38,7 @@ use std::time::{Instant, SystemTime};
 use larder_digest::Digest;
 use larder_key::{ManifestEntry, Mismatch, Roots};
 use larder_remote::Tiers;
-use larder_store::{ActionRecord, OutputFile};
+use larder_store::{ActionRecord, OutputFile, StoreError};
 
 use crate::config::Config;
 use crate::exec::{Captured, exec_passthrough, exit_code, run_captured};
@@ -48,7 +48,7 @@ use crate::report::warn_once;
 
 pub use lookup::{Hit, Lookup};
 pub use outcome::{MissReason, Outcome, Reason, Reporter, Restored, Unit, UnitKind};
-pub use storejob::{BlobSource, StoreJob};
+pub use storejob::{BlobSource, StoreJob, StoreJobError};
 
 /// A tool and its arguments, as cargo (or a build script) ran larder.
 #[derive(Debug, Clone)]
@@ -101,8 +101,43 @@ impl Key {
 pub enum Stop<R> {
     /// It cannot be cached, for a reason the report counts.
     NotCacheable(R),
-    /// larder failed (a store, a tool identity): warn and run uncached.
-    Error(String),
+    /// larder failed: warn and run uncached.
+    Error(ActionError),
+}
+
+/// A failure of larder itself while caching an action; the tool then runs uncached.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// A tool whose identity is part of the key could not be identified.
+    #[error("cannot identify the {what} {}: {source}", path.display())]
+    Identity {
+        /// What it is: `compiler`, `linker`, `C compiler`.
+        what: &'static str,
+        /// The tool.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store could not be written.
+    #[error(transparent)]
+    Store(#[from] StoreJobError),
+}
+
+impl ActionError {
+    /// An [`ActionError::Identity`] of `path`.
+    pub fn identity(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ActionError {
+        move |source| ActionError::Identity {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+impl<R> From<ActionError> for Stop<R> {
+    fn from(e: ActionError) -> Self {
+        Stop::Error(e)
+    }
 }
 
 impl From<larder_key::NotCacheable> for Stop<larder_key::NotCacheable> {
@@ -254,16 +289,15 @@ pub trait CachedAction: Sized {
 }
 
 /// Opens the tiers for a wrapper: the local store and the remotes. If the local store
-/// cannot be opened, warns once per build and returns the message for the report; the
-/// caller runs the tool uncached.
+/// cannot be opened, warns once per build; the caller runs the tool uncached.
 ///
 /// # Errors
-/// The message, if the local store cannot be opened.
-pub fn open_tiers(config: &Config) -> Result<Tiers, String> {
+/// [`StoreError`] if the local store cannot be opened.
+pub fn open_tiers(config: &Config) -> Result<Tiers, StoreError> {
     config
         .open_store()
         .map(|l| Tiers::new(l, &config.remotes, crate::report::HOOKS).with_stats_dir(&config.dir))
-        .map_err(|e| {
+        .inspect_err(|e| {
             warn_once(
                 "store-open",
                 &format!(
@@ -271,7 +305,6 @@ pub fn open_tiers(config: &Config) -> Result<Tiers, String> {
                     config.dir.display()
                 ),
             );
-            format!("store: {e}")
         })
 }
 
@@ -303,8 +336,8 @@ pub fn run<A: CachedAction>(tool: Tool) -> i32 {
     reporter.unit = action.unit();
     let store = match open_tiers(&config) {
         Ok(s) => s,
-        Err(msg) => {
-            reporter.report(&Outcome::Error(msg));
+        Err(e) => {
+            reporter.report(&Outcome::Error(format!("store: {e}")));
             return tool.passthrough();
         }
     };
@@ -320,7 +353,8 @@ pub fn run<A: CachedAction>(tool: Tool) -> i32 {
             reporter.report(&Outcome::not_cacheable(&reason));
             return tool.passthrough();
         }
-        Err(Stop::Error(msg)) => {
+        Err(Stop::Error(e)) => {
+            let msg = e.to_string();
             warn_once(
                 &format!("key:{msg}"),
                 &format!("{msg}; compiling without cache"),
@@ -396,7 +430,7 @@ pub fn run<A: CachedAction>(tool: Tool) -> i32 {
                 })
         }
         Err(Stop::NotCacheable(reason)) => Err(format!("not stored: {reason}")),
-        Err(Stop::Error(msg)) => Err(storejob::warn_store_failure(&config, &msg)),
+        Err(Stop::Error(e)) => Err(storejob::warn_store_failure(&config, &e)),
     };
     reporter.report(&miss_with(stored));
     action.finish(&cx, code);

@@ -265,7 +265,7 @@ pub fn run_job_file(path: &Path) -> i32 {
                     format!("not stored: {e}")
                 }
             }),
-            Err(msg) => Err(format!("not stored: {msg}")),
+            Err(e) => Err(format!("not stored: store: {e}")),
         };
         if let Some(mut event) = job.event {
             if let Err(detail) = result {

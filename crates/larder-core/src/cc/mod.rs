@@ -75,8 +75,8 @@ pub use key::{C_KEY_VERSION, C_TOOL_VARS, CKeyInputs};
 pub use reason::CNotCacheable;
 
 use crate::action::{
-    self, BlobSource, CachedAction, Collected, Ctx, Key, Outcome, Reporter, Stop, Tool, Unit,
-    UnitKind,
+    self, ActionError, BlobSource, CachedAction, Collected, Ctx, Key, Outcome, Reporter, Stop,
+    Tool, Unit, UnitKind,
 };
 use crate::config::Config;
 use crate::exec::Captured;
@@ -151,13 +151,8 @@ impl CachedAction for CCompile {
 
     fn key(&mut self, cx: &mut Ctx<'_>) -> Result<Key, Stop<CNotCacheable>> {
         cx.roots = roots(&self.cwd, &self.output);
-        let compiler =
-            identity::c_compiler(&self.compiler, Some(&cx.tools_dir())).map_err(|e| {
-                Stop::Error(format!(
-                    "cannot identify the C compiler {}: {e}",
-                    self.compiler.display()
-                ))
-            })?;
+        let compiler = identity::c_compiler(&self.compiler, Some(&cx.tools_dir()))
+            .map_err(ActionError::identity("C compiler", &self.compiler))?;
         let source = match self.inv.kind {
             SourceKind::Preprocessed => key::preprocess(&self.compiler, &self.inv, &cx.roots)?,
             SourceKind::Raw => {

@@ -32,7 +32,7 @@ use larder_key::{CrateType, Invocation, KeyInputs, ManifestEntry, NotCacheable, 
 use larder_store::{ActionRecord, LinkRecord, Namespace, OutputFile, Store};
 
 use crate::action::{
-    self, BlobSource, CachedAction, Collected, Ctx, Key, Stop, Tool, Unit, UnitKind,
+    self, ActionError, BlobSource, CachedAction, Collected, Ctx, Key, Stop, Tool, Unit, UnitKind,
 };
 use crate::config::Config;
 use crate::exec::Captured;
@@ -144,12 +144,8 @@ impl CachedAction for RustcAction {
     fn key(&mut self, cx: &mut Ctx<'_>) -> Result<Key, Stop<NotCacheable>> {
         let inv = &self.inv;
         let tools = cx.tools_dir();
-        let compiler = identity::compiler(&inv.rustc, Some(&tools)).map_err(|e| {
-            Stop::Error(format!(
-                "cannot identify the compiler {}: {e}",
-                inv.rustc.display()
-            ))
-        })?;
+        let compiler = identity::compiler(&inv.rustc, Some(&tools))
+            .map_err(ActionError::identity("compiler", &inv.rustc))?;
         let mut roots = vec![
             ("cwd", inv.cwd.clone()),
             ("sysroot", compiler.sysroot.clone()),
@@ -189,9 +185,8 @@ impl CachedAction for RustcAction {
                 .extend(link_closure(inv, cx.store, &mut cx.hasher)?);
             let linker = inv.linker.clone().unwrap_or_else(|| "cc".to_string());
             key.linker = Some(
-                identity::linker(Path::new(&linker), Some(&tools)).map_err(|e| {
-                    Stop::Error(format!("cannot identify the linker {linker}: {e}"))
-                })?,
+                identity::linker(Path::new(&linker), Some(&tools))
+                    .map_err(ActionError::identity("linker", Path::new(&linker)))?,
             );
         }
         if inv.emits.contains(&larder_key::Emit::Link) {
@@ -405,8 +400,7 @@ impl CachedAction for RustcAction {
             link_deps,
         };
         // The next compile that links an rlib needs its link record at once.
-        action::storejob::put_link_records(cx.store, &record)
-            .map_err(|e| Stop::Error(e.to_string()))?;
+        action::storejob::put_link_records(cx.store, &record).map_err(ActionError::from)?;
         // Off cargo's critical path, except a build script's binary: it is replaced by
         // its shim as soon as this returns (build scripts are small and few).
         let shimmed = cx.config.build_script_cache && self.is_build_script();
