@@ -5,7 +5,6 @@
 //! Every [`Project`] lives in its own temporary directory: the workspace, the store
 //! (`LARDER_DIR`), the report files and any other directory a test asks for, so tests run
 //! in parallel without sharing anything but the toolchain.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
@@ -236,13 +235,6 @@ pub extern "C" fn cdy_answer() -> u32 {
 "#,
         ),
     ]
-}
-
-/// Lays out the fixture workspace ([`fixture_files`]) in `dir`.
-pub fn write_fixture(dir: &Path) {
-    for (path, content) in fixture_files() {
-        write_file(&dir.join(path), content);
-    }
 }
 
 /// Writes `content` to `path`, creating parent directories.
@@ -929,17 +921,6 @@ impl Report {
             .filter(|e| e.krate.as_deref() == Some(krate))
             .map(|e| e.outcome.clone())
             .collect()
-    }
-
-    /// Outcomes per crate.
-    pub fn by_crate(&self) -> BTreeMap<String, Vec<String>> {
-        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for e in self.units() {
-            map.entry(e.krate.clone().unwrap())
-                .or_default()
-                .push(e.outcome.clone());
-        }
-        map
     }
 
     /// How many units have `outcome`.

@@ -2,11 +2,10 @@
 //! directives, keyed by what they declare (or the whole package), never cached when
 //! they probe the system or fail.
 
-mod support;
 
-use support::{Project, project};
+use crate::support::{Project, project};
 
-fn run_outcomes(run: &support::Run, package: &str) -> Vec<String> {
+fn run_outcomes(run: &crate::support::Run, package: &str) -> Vec<String> {
     run.report
         .runs()
         .filter(|e| e.krate.as_deref() == Some(package))
@@ -22,7 +21,7 @@ fn run_is_restored_with_its_out_dir_and_keyed_by_declared_variables() {
     let run = p.build();
     assert_eq!(run_outcomes(&run, "a"), ["miss"], "{}", run.context());
     let gen_files = || -> Vec<_> {
-        support::files_under(&p.target().join("debug/build"))
+        crate::support::files_under(&p.target().join("debug/build"))
             .into_iter()
             .filter(|f| f.ends_with("out/gen.rs"))
             .collect()
@@ -159,7 +158,7 @@ fn run_cache_can_be_turned_off() {
         .env("LARDER_BUILD_SCRIPT_CACHE", "0")
         .run();
     assert_eq!(run.report.runs().count(), 0, "{}", run.context());
-    let shims = support::files_under(&p.target().join("debug/build"))
+    let shims = crate::support::files_under(&p.target().join("debug/build"))
         .into_iter()
         .filter(|f| f.to_string_lossy().ends_with(".larder-real"))
         .count();

@@ -7,13 +7,12 @@
 //! ...); without them they are skipped with a message, unless
 //! `LARDER_TEST_REQUIRE_REMOTES=1`.
 
-mod support;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use support::{FIXTURE_UNITS, Project, files_under, project};
+use crate::support::{FIXTURE_UNITS, Project, files_under, project};
 
 fn server_url(var: &str) -> Option<String> {
     match std::env::var(var).ok().filter(|v| !v.is_empty()) {
@@ -35,7 +34,7 @@ fn dir_remote(p: &Project, name: &str) -> (PathBuf, String) {
 }
 
 /// Every unit of the fixture hit, answered by `remote`.
-fn assert_all_from_remote(run: &support::Run, remote: &str) {
+fn assert_all_from_remote(run: &crate::support::Run, remote: &str) {
     run.assert_all("hit", FIXTURE_UNITS);
     for e in run.report.units() {
         assert_eq!(
@@ -309,7 +308,7 @@ fn a_machine_with_entries_of_its_own_still_finds_other_machines_entries() {
 /// A package whose build script copies `input.txt` (declared with `rerun-if-changed`)
 /// into `OUT_DIR`, and whose binary prints it.
 fn input_project() -> Project {
-    support::project()
+    crate::support::project()
         .file(
             "Cargo.toml",
             "[package]\nname = \"inputpkg\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
@@ -327,7 +326,7 @@ fn input_project() -> Project {
 }
 
 /// The build-script run's report line of one build.
-fn run_entry(run: &support::Run) -> support::Entry {
+fn run_entry(run: &crate::support::Run) -> crate::support::Entry {
     let runs: Vec<_> = run.report.runs().cloned().collect();
     assert_eq!(runs.len(), 1, "one build-script run:\n{}", run.context());
     runs.into_iter().next().unwrap()

@@ -7,13 +7,12 @@
 //! Build-script runs are not cached here (`LARDER_BUILD_SCRIPT_CACHE=0`): a restored run
 //! would not compile any C at all.
 
-mod support;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use support::{Project, Run, project};
+use crate::support::{Project, Run, project};
 
 /// `capp` (bin): `build.rs` compiles `csrc/value.c` (includes `value.h`, uses the
 /// define `VALUE` from `$CAPP_VALUE`) and `csrc/other.c` with the `cc` crate.
@@ -243,7 +242,7 @@ fn unwritable_store_compiles_plainly() {
 /// works under `larder cargo`: `CC` is a single path, a symlink larder answers to.
 #[test]
 fn build_script_running_cc_directly_works() {
-    let p = support::project()
+    let p = crate::support::project()
         .file(
             "Cargo.toml",
             "[package]\nname = \"direct-cc\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",

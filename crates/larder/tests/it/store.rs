@@ -1,9 +1,8 @@
 //! The store under real builds: every crate type round-trips, the size bound holds,
 //! corrupt records are misses, bad configuration is named.
 
-mod support;
 
-use support::{Project, files_under, project};
+use crate::support::{Project, files_under, project};
 
 fn crate_types_project() -> Project {
     project()
@@ -94,7 +93,7 @@ fn corrupt_records_and_manifests_are_misses() {
     p.assert_app(&[]);
     // The next build repairs the entries.
     p.clean();
-    p.build().assert_all("hit", support::FIXTURE_UNITS);
+    p.build().assert_all("hit", crate::support::FIXTURE_UNITS);
 }
 
 /// A value that does not parse is an error naming the variable; nothing is built.
@@ -121,7 +120,7 @@ fn bad_configuration_names_the_culprit() {
     // Through plain cargo the wrapper warns and compiles without caching.
     let run = p
         .cargo(&["build"])
-        .env("RUSTC_WRAPPER", support::LARDER)
+        .env("RUSTC_WRAPPER", crate::support::LARDER)
         .env("LARDER_MAX_SIZE", "lots")
         .run();
     assert!(run.stderr.contains("larder: warning"), "{}", run.context());
@@ -140,7 +139,7 @@ fn parallel_builds_compile_each_unit_once() {
         let tq = s.spawn(|| q.larder_cargo(&["build"]).run());
         (tp.join().unwrap(), tq.join().unwrap())
     });
-    for krate in support::FIXTURE_UNITS {
+    for krate in crate::support::FIXTURE_UNITS {
         let mut outcomes = run_p.report.outcomes(krate);
         outcomes.extend(run_q.report.outcomes(krate));
         outcomes.sort();
@@ -174,7 +173,7 @@ fn uncompressed_blobs_restore() {
         .count();
     assert!(raw > 0, "blobs stored raw");
     p.clean();
-    build().assert_all("hit", support::FIXTURE_UNITS);
+    build().assert_all("hit", crate::support::FIXTURE_UNITS);
     p.assert_app(&[]);
 }
 
@@ -187,13 +186,13 @@ fn uncompressed_blobs_are_cloned_on_a_reflink_filesystem() {
         eprintln!("skipped: no XFS loop mount here (needs mkfs.xfs, root and a loop device)");
         return;
     };
-    let p = support::project()
+    let p = crate::support::project()
         .fixture()
         .larder_dir(mount.dir.join("store"))
         .build();
     // The workspace and target dir must be on the same filesystem as the store.
     let root = mount.dir.join("ws");
-    support::copy_tree(&p.root, &root);
+    crate::support::copy_tree(&p.root, &root);
     let mut q = p.relocated_copy();
     q.root = root;
     q.target_dir = Some(mount.dir.join("target"));
@@ -205,7 +204,7 @@ fn uncompressed_blobs_are_cloned_on_a_reflink_filesystem() {
     build();
     q.clean();
     let run = build();
-    run.assert_all("hit", support::FIXTURE_UNITS);
+    run.assert_all("hit", crate::support::FIXTURE_UNITS);
     let cloned = run
         .report
         .units()

@@ -2,9 +2,8 @@
 //! (a module added, a file deleted or moved, an `include_bytes!` file, an `env!`
 //! variable) falls back to compiling, with a correct result.
 
-mod support;
 
-use support::{Project, project};
+use crate::support::{Project, project};
 
 /// `dm` (lib) with a module, an `include_bytes!` file and an `env!` variable; `show`
 /// (bin) prints them.
@@ -32,7 +31,7 @@ fn direct_project() -> Project {
         .build()
 }
 
-fn build(p: &Project, env_value: &str) -> support::Run {
+fn build(p: &Project, env_value: &str) -> crate::support::Run {
     p.larder_cargo(&["build"])
         .env("LARDER_TEST_DIRECT", env_value)
         .run()
@@ -54,7 +53,7 @@ fn a_hit_spawns_no_rustc() {
             .stdout,
     )
     .unwrap();
-    support::write_file(
+    crate::support::write_file(
         &shim,
         &format!(
             "#!/bin/sh\ncase \"$*\" in *--crate-name\\ ___*) ;; *--crate-name*) echo \"$*\" >> {log} ;; esac\nexec {real}/bin/rustc \"$@\"\n",

@@ -1,17 +1,16 @@
 //! Integration tests: real cargo and rustc building a fixture workspace through
 //! `larder cargo ...`, each test with its own workspace, store and report files.
 //!
-//! The fixture (see `support::fixture_files`) has a library with a build script,
+//! The fixture (see `crate::support::fixture_files`) has a library with a build script,
 //! `include_str!`, `option_env!`, a feature and a cfg switch (`a`); a library depending
 //! on it that emits a warning (`b`); a proc macro (`mac`); a binary printing a line
 //! built from all of them (`app`); and a cdylib (`cdy`). Tests count outcomes per crate
 //! from the `LARDER_REPORT` lines and run `app` to check what was built.
 
-mod support;
 
 use std::fs;
 
-use support::{
+use crate::support::{
     FIXTURE_UNITS, FIXTURE_WARNING, Project, compiler_outputs, corrupt_blobs, files_under, project,
 };
 

@@ -1,9 +1,8 @@
 //! Failed compiles: deterministic compile errors (build-script probes) are cached and
 //! replayed as failures; errors about missing files are never cached.
 
-mod support;
 
-use support::{Project, project};
+use crate::support::{Project, project};
 
 /// A package whose build script probes the compiler through the wrapper, as anyhow's
 /// does: the probe uses `#![feature]`, which fails on a stable toolchain. The binary

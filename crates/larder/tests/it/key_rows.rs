@@ -2,9 +2,8 @@
 //! (`cache.rs`) does not already cover: each changes one input and expects a miss (and a
 //! correct build), or changes something that must not matter and expects hits.
 
-mod support;
 
-use support::{Project, project};
+use crate::support::{Project, project};
 
 /// A two-crate workspace: `top` (bin) prints `m::text()`; `m` loads `mod inner;`.
 fn module_project() -> Project {
@@ -140,12 +139,12 @@ fn bundled_c_library_two_crates_down_reaches_the_binary() {
 fn linker_content_is_in_the_key() {
     let p = module_project();
     let linker = p.tmp().join("mycc");
-    support::write_file(&linker, "#!/bin/sh\nexec cc \"$@\"\n");
+    crate::support::write_file(&linker, "#!/bin/sh\nexec cc \"$@\"\n");
     make_executable(&linker);
     let flags = format!("-C linker={}", linker.display());
     p.larder_cargo(&["build"]).env("RUSTFLAGS", &flags).run();
 
-    support::write_file(
+    crate::support::write_file(
         &linker,
         "#!/bin/sh\n# another version of the linker\nexec cc \"$@\"\n",
     );

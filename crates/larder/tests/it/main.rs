@@ -1,0 +1,13 @@
+//! larder's integration tests, as one test binary: each module builds real projects
+//! with the real cargo and rustc through the `larder` binary, using [`support`]'s
+//! project builder, per-test stores and report reader.
+
+mod buildrun;
+mod cache;
+mod cc;
+mod direct;
+mod failures;
+mod key_rows;
+mod remote;
+mod store;
+mod support;
