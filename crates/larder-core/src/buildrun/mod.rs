@@ -8,13 +8,15 @@
 //!
 //! A run's key, in two steps like a compile's:
 //!
-//! | input | how | why |
-//! |---|---|---|
-//! | version | `larder-build-script-run-v1` | a new definition never matches old entries |
-//! | the script | content digest of the real binary | the code that runs |
-//! | the compiler | identity of `RUSTC` (`rustc -vV`, sysroot) | scripts probe it |
-//! | environment | [`larder_key::env::is_keyed_for_build_script`]: what cargo sets for the script (`TARGET`, `PROFILE`, `OPT_LEVEL`, `CARGO_CFG_*`, `CARGO_FEATURE_*`, `OUT_DIR`, `CARGO_ENCODED_RUSTFLAGS`, ...), the C toolchain's variables, `PKG_CONFIG*`, declared variables; normalized | the script reads them |
-//! | declared inputs | after a run: each `rerun-if-changed` path (a file's digest, a directory's tree digest; a missing path must stay missing) and each `rerun-if-env-changed` variable's value; without any `rerun-if-*` directive, the tree digest of the whole package (as cargo assumes) | what the script says it read |
+//! | input | how | why | test that changes it and expects a miss |
+//! |---|---|---|---|
+//! | version | `larder-build-script-run-v1` | a new definition never matches old entries | none: a constant, changed only with the definition |
+//! | the script | content digest of the real binary | the code that runs | `buildrun.rs`: `script_code_is_an_input` |
+//! | the compiler | identity of `RUSTC` (`rustc -vV`, sysroot) | scripts probe it | `larder-core` `identity::tests::another_compiler_or_standard_library_is_another_identity` |
+//! | the C compilers | content of the `CC` and `CXX` executables a `cc`-crate script would run | a compiler upgrade changes the objects in `OUT_DIR` | `larder-core` `identity::tests::linker_identity` |
+//! | environment | [`larder_key::env::is_keyed_for_build_script`]: what cargo sets for the script (`TARGET`, `PROFILE`, `OPT_LEVEL`, `CARGO_CFG_*`, `CARGO_FEATURE_*`, `OUT_DIR`, `CARGO_ENCODED_RUSTFLAGS`, ...), the C toolchain's variables, `PKG_CONFIG*`, declared variables; normalized | the script reads them | `buildrun.rs`: `script_environment_is_an_input` |
+//! | dependencies' exports | the content of each path inside the target directory named by a `DEP_<links>_<key>` value (a dependency's `OUT_DIR`) | a dependency's run changed what this script reads | `buildrun.rs`: `dependency_metadata_content_is_an_input` |
+//! | declared inputs | after a run: each `rerun-if-changed` path (a file's digest, a directory's tree digest; a missing path must stay missing) and each `rerun-if-env-changed` variable's value; without any `rerun-if-*` directive, the tree digest of the whole package (as cargo assumes) | what the script says it read | `buildrun.rs`: `declared_file_change_misses`, `run_is_restored_with_its_out_dir_and_keyed_by_declared_variables`, `undeclared_package_files_are_inputs` |
 //!
 //! Outputs: every file in `OUT_DIR`, the script's stdout (its `cargo:` directives) and
 //! stderr, paths normalized. A run is not cached when it fails, when an input changed

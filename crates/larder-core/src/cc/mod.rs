@@ -29,14 +29,14 @@
 //!
 //! # The key
 //!
-//! | input | how it is hashed | why |
-//! |---|---|---|
-//! | key version | the string [`key::C_KEY_VERSION`] | a new definition never matches old entries, nor rustc keys |
-//! | compiler identity | content digest of the compiler executable after following symlinks, the file name it runs by, its `--version` output ([`crate::identity::c_compiler`]; cached in `<store>/v1/tools/`) | another compiler or version gives another object; `clang++` is `clang` by another name |
-//! | arguments | every argument in order except `-o <object>`, absolute roots normalized | defines, include paths, optimization, target, debug info, warnings (they shape the messages) |
-//! | source | plain C, C++, Objective-C, `.S`: the preprocessed text (`-E`, same flags) with the absolute roots in its line markers normalized; `.s`, `.i`, `.ii`: the file's content | every header included, with its content, and every macro |
-//! | environment | name and normalized value of each set variable among [`key::C_TOOL_VARS`] (`CPATH`, `C_INCLUDE_PATH`, `CPLUS_INCLUDE_PATH`, `SOURCE_DATE_EPOCH`, `GCC_EXEC_PREFIX`, `COMPILER_PATH`, locale, Apple SDK variables) and the declared `LARDER_EXTRA_ENV` | the driver reads them |
-//! | declared files | content of `LARDER_EXTRA_FILES`, as for rustc | same contract as for rustc |
+//! | input | how it is hashed | why | test that changes it and expects a miss |
+//! |---|---|---|---|
+//! | key version | the string [`key::C_KEY_VERSION`] | a new definition never matches old entries, nor rustc keys | none: a constant, changed only with the definition |
+//! | compiler identity | content digest of the compiler executable after following symlinks, the file name it runs by, its `--version` output ([`crate::identity::c_compiler`]; cached in `<store>/v1/tools/`) | another compiler or version gives another object; `clang++` is `clang` by another name | `cc.rs`: `compiler_change_misses`; `larder-core` `identity::tests::c_compiler_identity_follows_content_and_name` |
+//! | arguments | every argument in order except `-o <object>`, absolute roots normalized | defines, include paths, optimization, target, debug info, warnings (they shape the messages) | `cc.rs`: `define_change_misses` |
+//! | source | plain C, C++, Objective-C, `.S`: the preprocessed text (`-E`, same flags) with the absolute roots in its line markers normalized; `.s`, `.i`, `.ii`: the file's content | every header included, with its content, and every macro | `cc.rs`: `header_change_misses_only_its_object` |
+//! | environment | name and normalized value of each set variable among [`key::C_TOOL_VARS`] (`CPATH`, `C_INCLUDE_PATH`, `CPLUS_INCLUDE_PATH`, `SOURCE_DATE_EPOCH`, `GCC_EXEC_PREFIX`, `COMPILER_PATH`, locale, Apple SDK variables) and the declared `LARDER_EXTRA_ENV` | the driver reads them | `cc.rs`: `tool_variables_and_declared_inputs_are_in_the_c_key` |
+//! | declared files | content of `LARDER_EXTRA_FILES`, as for rustc | same contract as for rustc | `cc.rs`: `tool_variables_and_declared_inputs_are_in_the_c_key` |
 //!
 //! Roots: the working directory, the cargo target directory (from `OUT_DIR`, else from
 //! the object's directory, by cargo's `CACHEDIR.TAG`) and `CARGO_HOME`.

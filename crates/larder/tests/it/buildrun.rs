@@ -2,7 +2,6 @@
 //! directives, keyed by what they declare (or the whole package), never cached when
 //! they probe the system or fail.
 
-
 use crate::support::{Project, project};
 
 fn run_outcomes(run: &crate::support::Run, package: &str) -> Vec<String> {
@@ -224,4 +223,55 @@ fn dependency_metadata_content_is_an_input() {
     let run = build("1");
     assert_eq!(run_outcomes(&run, "user"), ["hit"], "{}", run.context());
     assert_eq!(p.run_bin("debug", "user"), "z=1");
+}
+
+/// The script's own code is an input: another script reading the same declared file
+/// misses, and the first one hits again.
+#[test]
+fn script_code_is_an_input() {
+    let declared = "println!(\"cargo:rerun-if-changed=data.txt\");";
+    let p = data_project(declared);
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "datapkg"), ["miss"], "{}", run.context());
+    let first = std::fs::read_to_string(p.path("build.rs")).unwrap();
+    p.write(
+        "build.rs",
+        &first.replace(
+            declared,
+            &format!("{declared} println!(\"cargo:rustc-env=SCRIPT=2\");"),
+        ),
+    );
+    let run = p.build();
+    let e = run
+        .report
+        .runs()
+        .find(|e| e.krate.as_deref() == Some("datapkg"))
+        .expect("a run line");
+    assert_eq!(
+        (e.outcome.as_str(), e.reason.as_deref()),
+        ("miss", Some("no-entry")),
+        "{}",
+        run.context()
+    );
+    p.write("build.rs", &first);
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "datapkg"), ["hit"], "{}", run.context());
+    assert_eq!(p.run_bin("debug", "datapkg"), "first");
+}
+
+/// The variables cargo and the environment give the script are inputs even when it does
+/// not declare them (here `PKG_CONFIG_PATH`, which pkg-config reads).
+#[test]
+fn script_environment_is_an_input() {
+    let p = data_project("println!(\"cargo:rerun-if-changed=data.txt\");");
+    p.build();
+    p.clean();
+    let run = p
+        .larder_cargo(&["build"])
+        .env("PKG_CONFIG_PATH", "/opt/other/pkgconfig")
+        .run();
+    assert_eq!(run_outcomes(&run, "datapkg"), ["miss"], "{}", run.context());
+    p.clean();
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "datapkg"), ["hit"], "{}", run.context());
 }

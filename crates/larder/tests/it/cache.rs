@@ -7,7 +7,6 @@
 //! built from all of them (`app`); and a cdylib (`cdy`). Tests count outcomes per crate
 //! from the `LARDER_REPORT` lines and run `app` to check what was built.
 
-
 use std::fs;
 
 use crate::support::{

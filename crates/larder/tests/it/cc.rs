@@ -7,7 +7,6 @@
 //! Build-script runs are not cached here (`LARDER_BUILD_SCRIPT_CACHE=0`): a restored run
 //! would not compile any C at all.
 
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -154,6 +153,34 @@ fn define_change_misses() {
     let run = build(&p, &[("CAPP_VALUE", "1")]);
     assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
     assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
+}
+
+/// The variables the C driver reads (`C_TOOL_VARS`, here
+/// `SOURCE_DATE_EPOCH`) and the declared inputs (`LARDER_EXTRA_ENV`,
+/// `LARDER_EXTRA_FILES`) are in the key.
+#[test]
+fn tool_variables_and_declared_inputs_are_in_the_c_key() {
+    let p = c_project();
+    p.write("extra.txt", "one");
+    let extra = [
+        ("LARDER_EXTRA_FILES", "extra.txt"),
+        ("LARDER_EXTRA_ENV", "CAPP_FLAVOR"),
+    ];
+    build(&p, &extra);
+    let all = |outcome| [("cc:other.c", outcome), ("cc:value.c", outcome)];
+    for (var, value) in [("SOURCE_DATE_EPOCH", "1"), ("CAPP_FLAVOR", "spicy")] {
+        p.clean();
+        let mut env = extra.to_vec();
+        env.push((var, value));
+        let run = build(&p, &env);
+        assert_c(&run, &all("miss"));
+    }
+    p.write("extra.txt", "two");
+    p.clean();
+    assert_c(&build(&p, &extra), &all("miss"));
+    p.write("extra.txt", "one");
+    p.clean();
+    assert_c(&build(&p, &extra), &all("hit"));
 }
 
 /// A compiler `gcc` in a directory of its own: a shell script that runs the system's

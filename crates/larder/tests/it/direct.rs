@@ -2,7 +2,6 @@
 //! (a module added, a file deleted or moved, an `include_bytes!` file, an `env!`
 //! variable) falls back to compiling, with a correct result.
 
-
 use crate::support::{Project, project};
 
 /// `dm` (lib) with a module, an `include_bytes!` file and an `env!` variable; `show`

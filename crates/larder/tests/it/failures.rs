@@ -1,7 +1,6 @@
 //! Failed compiles: deterministic compile errors (build-script probes) are cached and
 //! replayed as failures; errors about missing files are never cached.
 
-
 use crate::support::{Project, project};
 
 /// A package whose build script probes the compiler through the wrapper, as anyhow's

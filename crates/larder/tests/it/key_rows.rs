@@ -2,7 +2,6 @@
 //! (`cache.rs`) does not already cover: each changes one input and expects a miss (and a
 //! correct build), or changes something that must not matter and expects hits.
 
-
 use crate::support::{Project, project};
 
 /// A two-crate workspace: `top` (bin) prints `m::text()`; `m` loads `mod inner;`.

@@ -8,6 +8,7 @@ mod cc;
 mod direct;
 mod failures;
 mod key_rows;
+mod key_tables;
 mod remote;
 mod store;
 mod support;

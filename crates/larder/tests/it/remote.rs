@@ -7,7 +7,6 @@
 //! ...); without them they are skipped with a message, unless
 //! `LARDER_TEST_REQUIRE_REMOTES=1`.
 
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,7 +1,6 @@
 //! The store under real builds: every crate type round-trips, the size bound holds,
 //! corrupt records are misses, bad configuration is named.
 
-
 use crate::support::{Project, files_under, project};
 
 fn crate_types_project() -> Project {
