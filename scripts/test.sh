@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's full test command:
-#   cargo fmt --check, cargo clippy -D warnings, cargo test, then the ripgrep end-to-end check.
+#   cargo fmt --check, cargo clippy -D warnings, cargo doc -D warnings, cargo test, then the
+#   ripgrep end-to-end check.
 # Runs every step even if an earlier one fails, and exits non-zero if any failed.
 #
 # Before the tests it installs (if missing) and starts the servers the remote backends are
@@ -51,6 +52,7 @@ if [ "${SKIP_REMOTES:-0}" != 1 ]; then
 fi
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+step doc env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 TEST_LOG="$(mktemp)"
 cleanup() {
     rm -f "$TEST_LOG"

@@ -33,7 +33,7 @@ pub fn resolve_program(program: &Path) -> Option<PathBuf> {
     if program.components().count() > 1 {
         return Some(program.to_path_buf());
     }
-    let path = std::env::var_os("PATH")?;
+    let path = crate::config::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(program))
         .find(|p| p.is_file())

@@ -25,7 +25,7 @@ pub mod stats;
 
 /// Sends `tracing` logs to stderr when `LARDER_LOG` is set (a filter such as `debug`).
 pub fn init_logging() {
-    if let Some(filter) = std::env::var_os("LARDER_LOG").and_then(|f| f.into_string().ok()) {
+    if let Some(filter) = config::env::var_os("LARDER_LOG").and_then(|f| f.into_string().ok()) {
         let _ = tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))

@@ -200,7 +200,7 @@ pub fn relay_warnings() {
 fn emit_warning(message: &str) {
     let line = format!("larder: warning: {message}\n");
     if RELAY.load(Ordering::Relaxed)
-        && let Some(report) = std::env::var_os("LARDER_REPORT")
+        && let Some(report) = crate::config::env::var_os("LARDER_REPORT")
         && let Ok(mut f) = OpenOptions::new()
             .create(true)
             .append(true)

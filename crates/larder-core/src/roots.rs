@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// `CARGO_HOME`, else `$HOME/.cargo` (cargo's own default).
 pub fn cargo_home() -> Option<PathBuf> {
-    std::env::var_os("CARGO_HOME")
+    crate::config::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .or_else(|| crate::config::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
 }

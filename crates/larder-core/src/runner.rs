@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::config::Config;
+use crate::config::env;
 use crate::report::{Event, Totals, read_report};
 
 /// What a build did, from its events.
@@ -142,7 +143,7 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
             (f.path().to_path_buf(), Some(f), 0)
         }
     };
-    let cargo = std::env::var_os("CARGO")
+    let cargo = env::var_os("CARGO")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("cargo"));
     let pending = tempfile::Builder::new()
@@ -207,7 +208,7 @@ fn c_compiler_shims(config: &Config, exe: &Path) -> Vec<(&'static str, OsString)
         ("CC", "LARDER_REAL_CC", "cc"),
         ("CXX", "LARDER_REAL_CXX", "c++"),
     ] {
-        let current = std::env::var_os(var).filter(|v| !v.is_empty());
+        let current = env::var_os(var).filter(|v| !v.is_empty());
         if current
             .as_ref()
             .is_some_and(|v| v.to_string_lossy().contains(char::is_whitespace))

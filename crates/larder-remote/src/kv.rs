@@ -120,6 +120,8 @@ impl KvStore {
                 )
             }
             Kind::S3 => {
+                // The usual AWS variables: larder-remote's one read of the environment.
+                #[allow(clippy::disallowed_methods)]
                 let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
                 let mut b = services::S3::default().bucket(host).root(&root);
                 if let Some(endpoint) =

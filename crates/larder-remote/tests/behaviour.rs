@@ -6,6 +6,8 @@
 //! message, unless `LARDER_TEST_REQUIRE_REMOTES=1` (as `.ci/run` sets), which makes a
 //! missing server a failure. Cases a backend cannot run are skipped by its declared
 //! capabilities, and say so.
+// Tests read their own variables (LARDER_TEST_*).
+#![allow(clippy::disallowed_methods)]
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -1,5 +1,7 @@
 //! The tier chain against real stores: shared directories, and servers that are dead,
 //! silent, full or read-only.
+// Tests read their own variables (LARDER_TEST_*).
+#![allow(clippy::disallowed_methods)]
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;

@@ -34,6 +34,7 @@ const LEGACY_PREFIXES: [&str; 2] = ["larder-warned-", "larder-remote-"];
 
 /// The build this process belongs to: `LARDER_BUILD_ID` if set, else the parent
 /// process (cargo, for a wrapper).
+#[allow(clippy::disallowed_methods)] // larder-store's one read of the environment
 pub fn build_id() -> String {
     match std::env::var("LARDER_BUILD_ID") {
         Ok(id) if !id.is_empty() => id,

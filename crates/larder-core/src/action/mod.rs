@@ -41,6 +41,7 @@ use larder_remote::Tiers;
 use larder_store::{ActionRecord, OutputFile, StoreError};
 
 use crate::config::Config;
+use crate::config::env;
 use crate::exec::{Captured, exec_passthrough, exit_code, run_captured};
 use crate::flight::{self, FlightLock};
 use crate::hashing::FileHasher;
@@ -168,9 +169,7 @@ impl Ctx<'_> {
     /// The value of `name`, with this build's roots normalized; `None` if unset or not
     /// UTF-8.
     pub fn env_value(&self, name: &str) -> Option<String> {
-        std::env::var(name)
-            .ok()
-            .map(|v| self.roots.normalize_text(&v))
+        env::var(name).map(|v| self.roots.normalize_text(&v))
     }
 }
 
@@ -227,7 +226,7 @@ pub trait CachedAction: Sized {
         entry.matches(
             &roots,
             |p| hasher.digest(p),
-            |name| std::env::var(name).ok().map(|v| roots.normalize_text(&v)),
+            |name| env::var(name).map(|v| roots.normalize_text(&v)),
             self.cwd(),
         )
     }

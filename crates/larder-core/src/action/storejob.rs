@@ -224,7 +224,7 @@ pub fn spawn(job: &StoreJob, layout: &Layout, locks: &[&File]) -> std::io::Resul
 
 /// Takes a shared lock on the build's pending file (`LARDER_PENDING`), if any.
 pub fn pending_lock() -> Option<File> {
-    let path = std::env::var_os("LARDER_PENDING")?;
+    let path = crate::config::env::var_os("LARDER_PENDING")?;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -36,13 +36,14 @@ use std::time::SystemTime;
 
 use larder_digest::{Digest, KeyHasher};
 use larder_key::paths::find_target_dir;
-use larder_key::{ManifestEntry, Mismatch, NotCacheable, Roots, env};
+use larder_key::{ManifestEntry, Mismatch, NotCacheable, Roots};
 use larder_store::{ActionRecord, OutputFile};
 
 use crate::action::{
     self, BlobSource, CachedAction, Collected, Ctx, Key, Stop, Tool, Unit, UnitKind,
 };
 use crate::config::Config;
+use crate::config::env;
 use crate::exec::Captured;
 use crate::hashing::FileHasher;
 use crate::identity;
@@ -72,7 +73,7 @@ pub struct BuildScriptRun {
 }
 
 fn package() -> String {
-    std::env::var("CARGO_PKG_NAME").unwrap_or_else(|_| "build-script".into())
+    env::var("CARGO_PKG_NAME").unwrap_or_else(|| "build-script".into())
 }
 
 /// Whether a tree walk leaves `path` out: `.git`, `target` and the target directory.
@@ -177,7 +178,7 @@ impl CachedAction for BuildScriptRun {
         if config.disable || !config.build_script_cache {
             return Err(NotCacheable::Disabled);
         }
-        let out_dir = std::env::var_os("OUT_DIR")
+        let out_dir = env::var_os("OUT_DIR")
             .map(PathBuf::from)
             .ok_or(NotCacheable::NoOutDir)?;
         Ok(BuildScriptRun {
@@ -202,7 +203,7 @@ impl CachedAction for BuildScriptRun {
 
     fn key(&mut self, cx: &mut Ctx<'_>) -> Result<Key, Stop<NotCacheable>> {
         let tools = cx.tools_dir();
-        let rustc = std::env::var_os("RUSTC").map(PathBuf::from);
+        let rustc = env::var_os("RUSTC").map(PathBuf::from);
         let compiler = rustc
             .as_deref()
             .and_then(|r| identity::compiler(r, Some(&tools)).ok());
@@ -238,9 +239,9 @@ impl CachedAction for BuildScriptRun {
             ("LARDER_REAL_CC", "CC", "cc"),
             ("LARDER_REAL_CXX", "CXX", "c++"),
         ] {
-            let value = std::env::var(real_var)
-                .or_else(|_| std::env::var(var))
-                .unwrap_or_else(|_| default.to_string());
+            let value = env::var(real_var)
+                .or_else(|| env::var(var))
+                .unwrap_or_else(|| default.to_string());
             let program = value.split_whitespace().next().unwrap_or(default);
             if let Ok(d) = identity::linker(Path::new(program), Some(&tools)) {
                 h.field("c-compiler", var)
@@ -254,9 +255,9 @@ impl CachedAction for BuildScriptRun {
             h.field("arg", cx.roots.normalize_text(a));
         }
         let mut vars: Vec<(String, String)> = Vec::new();
-        for (name, value) in std::env::vars_os() {
+        for (name, value) in env::vars_os() {
             let Some(name) = name.to_str() else { continue };
-            if env::is_keyed_for_build_script(name, &cx.config.extra_env) {
+            if larder_key::env::is_keyed_for_build_script(name, &cx.config.extra_env) {
                 let value = value
                     .into_string()
                     .map_err(|_| NotCacheable::NonUtf8(format!("value of {name}")))?;
@@ -297,7 +298,7 @@ impl CachedAction for BuildScriptRun {
         entry.matches(
             &roots,
             |p| digest_of(hasher, &roots, p),
-            |n| std::env::var(n).ok().map(|v| roots.normalize_text(&v)),
+            |n| env::var(n).map(|v| roots.normalize_text(&v)),
             &self.cwd,
         )
     }

@@ -79,6 +79,7 @@ use crate::action::{
     Tool, Unit, UnitKind,
 };
 use crate::config::Config;
+use crate::config::env;
 use crate::exec::Captured;
 use crate::identity;
 
@@ -121,10 +122,7 @@ impl CachedAction for CCompile {
             return Err(CNotCacheable::Disabled);
         }
         let inv = CInvocation::parse(args)?;
-        if let Some(var) = key::DEP_FILE_VARS
-            .iter()
-            .find(|v| std::env::var_os(v).is_some())
-        {
+        if let Some(var) = key::DEP_FILE_VARS.iter().find(|v| env::var_os(v).is_some()) {
             return Err(CNotCacheable::DepFile(format!("${var}")));
         }
         let cwd = std::env::current_dir()
@@ -165,7 +163,7 @@ impl CachedAction for CCompile {
             .copied()
             .chain(cx.config.extra_env.iter().map(String::as_str));
         for name in names {
-            let value = match std::env::var_os(name) {
+            let value = match env::var_os(name) {
                 None => continue,
                 Some(v) => v
                     .into_string()
@@ -284,7 +282,7 @@ impl CachedAction for CCompile {
 /// `OUT_DIR`, else from the object's directory) and `CARGO_HOME`.
 fn roots(cwd: &Path, output: &Path) -> Roots {
     let mut roots = vec![("cwd", cwd.to_path_buf())];
-    let target = std::env::var_os("OUT_DIR")
+    let target = env::var_os("OUT_DIR")
         .and_then(|o| find_target_dir(Path::new(&o)))
         .or_else(|| output.parent().and_then(find_target_dir));
     if let Some(t) = target {
@@ -306,7 +304,7 @@ pub fn run_masquerade(invoked_as: &str, args: Vec<OsString>) -> i32 {
     } else {
         "LARDER_REAL_CC"
     };
-    let real = std::env::var_os(var)
+    let real = env::var_os(var)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(invoked_as));
@@ -338,11 +336,10 @@ pub fn run_probe(args: Vec<OsString>) -> i32 {
         )
     });
     let vars = if cxx { ["CXX", "CC"] } else { ["CC", "CXX"] };
-    let Some(compiler) = vars.iter().find_map(|v| {
-        std::env::var(v)
-            .ok()
-            .and_then(|v| compiler_after_larder(&v))
-    }) else {
+    let Some(compiler) = vars
+        .iter()
+        .find_map(|v| env::var(v).and_then(|v| compiler_after_larder(&v)))
+    else {
         // Not run by the `cc` crate through `CC="larder cc"`: an unknown command.
         let first = args
             .first()

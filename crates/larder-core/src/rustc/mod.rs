@@ -71,7 +71,7 @@ impl RustcAction {
 }
 
 fn env_value(roots: &Roots, name: &str) -> Result<Option<String>, NotCacheable> {
-    match std::env::var_os(name) {
+    match crate::config::env::var_os(name) {
         None => Ok(None),
         Some(v) => v
             .into_string()
@@ -163,7 +163,7 @@ impl CachedAction for RustcAction {
             args: normalized_args(inv, &cx.roots),
             ..KeyInputs::default()
         };
-        for (name, _) in std::env::vars_os() {
+        for (name, _) in crate::config::env::vars_os() {
             let Some(name) = name.to_str() else { continue };
             if env::is_keyed(name, &cx.config.extra_env) {
                 let value = env_value(&cx.roots, name)?.unwrap_or_default();

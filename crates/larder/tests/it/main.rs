@@ -1,6 +1,8 @@
 //! larder's integration tests, as one test binary: each module builds real projects
 //! with the real cargo and rustc through the `larder` binary, using [`support`]'s
 //! project builder, per-test stores and report reader.
+// Tests read their own variables (LARDER_TEST_*) and the test harness's.
+#![allow(clippy::disallowed_methods)]
 
 mod buildrun;
 mod cache;

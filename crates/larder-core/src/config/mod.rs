@@ -26,43 +26,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-/// Every environment variable larder reads, with its documentation line.
-pub const ENV_VARS: &[(&str, &str)] = &[
-    ("LARDER_CONFIG", "path of the TOML configuration file"),
-    ("LARDER_DIR", "store directory"),
-    ("LARDER_MAX_SIZE", "size bound of the local store"),
-    ("LARDER_DISABLE", "pass every invocation straight to rustc"),
-    (
-        "LARDER_EXTRA_ENV",
-        "extra environment variables in every key",
-    ),
-    (
-        "LARDER_EXTRA_FILES",
-        "extra files whose content is in every key",
-    ),
-    ("LARDER_BUILD_SCRIPT_CACHE", "cache build-script runs"),
-    (
-        "LARDER_BACKGROUND_STORE",
-        "store results in a background process",
-    ),
-    (
-        "LARDER_PENDING",
-        "lock file `larder cargo` waits on for background stores (set by it)",
-    ),
-    ("LARDER_COMPRESSION_LEVEL", "zstd level for stored blobs"),
-    ("LARDER_REMOTE", "remote tiers, read and written (URLs)"),
-    ("LARDER_REMOTE_READ_ONLY", "remote tiers, only read (URLs)"),
-    (
-        "LARDER_REMOTE_TIMEOUT",
-        "deadline of one remote call, in seconds",
-    ),
-    (
-        "LARDER_BUILD_ID",
-        "the build remote failures are counted in (set by `larder cargo`)",
-    ),
-    ("LARDER_REPORT", "per-build JSON-lines report file"),
-    ("LARDER_LOG", "tracing filter for debug logs"),
-];
+pub mod env;
+pub use env::ENV_VARS;
 
 /// The default zstd level for blobs. Measured on a cold ripgrep debug build (2 cores):
 /// level 1 costs 3.5-5.7% CPU over plain cargo with a store of 0.22x the target
@@ -145,7 +110,7 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the variable, key or file at fault.
     pub fn load() -> Result<Config, ConfigError> {
-        let env: BTreeMap<String, String> = std::env::vars_os()
+        let env: BTreeMap<String, String> = env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect();
         Config::from_env(&env)
