@@ -166,6 +166,28 @@ impl Ctx<'_> {
         self.store.local().layout().tools()
     }
 
+    /// The action record of a run: its outputs, its stdout and stderr with this build's
+    /// roots normalized, its time, and exit code 1 for a failure (0 otherwise). No link
+    /// dependencies.
+    pub fn record(
+        &self,
+        crate_name: String,
+        outputs: Vec<OutputFile>,
+        captured: &Captured,
+        stdout: &str,
+        stderr: &str,
+    ) -> ActionRecord {
+        ActionRecord {
+            crate_name,
+            outputs,
+            stdout: self.roots.normalize_text(stdout),
+            stderr: self.roots.normalize_text(stderr),
+            compile_secs: captured.elapsed.as_secs_f64(),
+            exit_code: i32::from(!captured.status.success()),
+            link_deps: Vec::new(),
+        }
+    }
+
     /// The value of `name`, with this build's roots normalized; `None` if unset or not
     /// UTF-8.
     pub fn env_value(&self, name: &str) -> Option<String> {
@@ -423,10 +445,7 @@ pub fn run<A: CachedAction>(tool: Tool) -> i32 {
                 job.event = None;
             }
             job.execute(cx.store)
-                .map_err(|e| match e.is_store_failure() {
-                    true => storejob::warn_store_failure(&config, &e),
-                    false => format!("not stored: {e}"),
-                })
+                .map_err(|e| storejob::not_stored(&config, &e))
         }
         Err(Stop::NotCacheable(reason)) => Err(format!("not stored: {reason}")),
         Err(Stop::Error(e)) => Err(storejob::warn_store_failure(&config, &e)),

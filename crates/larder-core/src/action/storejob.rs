@@ -257,14 +257,7 @@ pub fn run_job_file(path: &Path) -> i32 {
         .and_then(|b| serde_json::from_slice::<StoreJob>(&b).ok());
     if let Some(job) = job {
         let result = match super::open_tiers(&config) {
-            Ok(store) => job.execute(&store).map_err(|e| {
-                if e.is_store_failure() {
-                    warn_store_failure(&config, &e)
-                } else {
-                    tracing::debug!(%e, "store job dropped");
-                    format!("not stored: {e}")
-                }
-            }),
+            Ok(store) => job.execute(&store).map_err(|e| not_stored(&config, &e)),
             Err(e) => Err(format!("not stored: store: {e}")),
         };
         if let Some(mut event) = job.event {
@@ -277,6 +270,17 @@ pub fn run_job_file(path: &Path) -> i32 {
     }
     let _ = std::fs::remove_file(path);
     0
+}
+
+/// The report's detail for a job that did not store; a failure of the store itself (a
+/// full disk) also warns, once per build, where an output overwritten by a later build
+/// does not.
+pub(crate) fn not_stored(config: &crate::config::Config, e: &StoreJobError) -> String {
+    if e.is_store_failure() {
+        return warn_store_failure(config, e);
+    }
+    tracing::debug!(%e, "not stored");
+    format!("not stored: {e}")
 }
 
 /// Warns once per build that the store failed; the report's detail.

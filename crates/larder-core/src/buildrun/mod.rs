@@ -37,7 +37,7 @@ use std::time::SystemTime;
 use larder_digest::{Digest, KeyHasher};
 use larder_key::paths::find_target_dir;
 use larder_key::{ManifestEntry, Mismatch, NotCacheable, Roots};
-use larder_store::{ActionRecord, OutputFile};
+use larder_store::OutputFile;
 
 use crate::action::{
     self, BlobSource, CachedAction, Collected, Ctx, Key, Stop, Tool, Unit, UnitKind,
@@ -381,15 +381,7 @@ impl CachedAction for BuildScriptRun {
             });
             sources.push(BlobSource::File(path));
         }
-        let record = ActionRecord {
-            crate_name: self.package.clone(),
-            outputs,
-            stdout: cx.roots.normalize_text(&stdout),
-            stderr: cx.roots.normalize_text(&stderr),
-            compile_secs: captured.elapsed.as_secs_f64(),
-            exit_code: 0,
-            link_deps: Vec::new(),
-        };
+        let record = cx.record(self.package.clone(), outputs, captured, &stdout, &stderr);
         Ok(Collected {
             entry: Some(entry),
             record,

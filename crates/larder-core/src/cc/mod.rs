@@ -254,21 +254,15 @@ impl CachedAction for CCompile {
         let (digest, size) = std::fs::File::open(&self.output)
             .and_then(Digest::of_reader)
             .map_err(|_| CNotCacheable::NoOutput(self.output.display().to_string()))?;
-        let record = ActionRecord {
-            crate_name: compile_name(&self.inv.args).unwrap_or_else(|| "cc".into()),
-            outputs: vec![OutputFile {
-                path: cx.roots.normalize_path(&self.output),
-                digest,
-                size,
-                executable: false,
-                rewrite_paths: false,
-            }],
-            stdout: cx.roots.normalize_text(&stdout),
-            stderr: cx.roots.normalize_text(&stderr),
-            compile_secs: captured.elapsed.as_secs_f64(),
-            exit_code: 0,
-            link_deps: Vec::new(),
+        let object = OutputFile {
+            path: cx.roots.normalize_path(&self.output),
+            digest,
+            size,
+            executable: false,
+            rewrite_paths: false,
         };
+        let name = compile_name(&self.inv.args).unwrap_or_else(|| "cc".into());
+        let record = cx.record(name, vec![object], captured, &stdout, &stderr);
         Ok(Collected {
             entry: None,
             record,

@@ -391,13 +391,8 @@ impl CachedAction for RustcAction {
             .filter_map(|e| e.path.as_deref().and_then(link_name))
             .collect();
         let record = ActionRecord {
-            crate_name: inv.crate_name.clone(),
-            outputs,
-            stdout: cx.roots.normalize_text(&stdout),
-            stderr: cx.roots.normalize_text(&stderr),
-            compile_secs: captured.elapsed.as_secs_f64(),
-            exit_code: i32::from(failed),
             link_deps,
+            ..cx.record(inv.crate_name.clone(), outputs, captured, &stdout, &stderr)
         };
         // The next compile that links an rlib needs its link record at once.
         action::storejob::put_link_records(cx.store, &record).map_err(ActionError::from)?;
