@@ -22,6 +22,8 @@
 //! list. Chunks are checked against their digests when read; a missing chunk (evicted)
 //! makes the entry missing, a chunk that does not match makes it corrupt.
 
+use std::net::ToSocketAddrs;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use larder_digest::Digest;
@@ -55,6 +57,25 @@ pub(crate) struct KvStore {
     item_limit: Option<usize>,
     /// The URL's password, removed from any message a client library makes.
     secret: Option<String>,
+    /// `host:port` of a server reached over plain TCP (memcached, Redis), probed after a
+    /// failed call.
+    tcp_addr: Option<String>,
+    /// Set once a probe found the server refusing connections: every later call of this
+    /// process fails at once instead of waiting for its deadline.
+    refused: AtomicBool,
+}
+
+/// Whether nothing listens at `addr`: a TCP connect is refused (not merely slow).
+fn refuses_connections(addr: &str, timeout: Duration) -> bool {
+    let Ok(addrs) = addr.to_socket_addrs() else {
+        return false;
+    };
+    let addrs: Vec<_> = addrs.collect();
+    !addrs.is_empty()
+        && addrs.iter().all(|a| {
+            std::net::TcpStream::connect_timeout(a, timeout)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+        })
 }
 
 impl KvStore {
@@ -74,6 +95,18 @@ impl KvStore {
         let (user, password) = spec.credentials().unwrap_or_default();
         let prefix = spec.path_prefix();
         let root = format!("/{prefix}");
+        let tcp_addr = matches!(spec.kind, Kind::Memcached | Kind::Redis).then(|| {
+            if url.port().is_some() {
+                host_port.clone()
+            } else {
+                let port = if spec.kind == Kind::Redis {
+                    6379
+                } else {
+                    11211
+                };
+                format!("{host}:{port}")
+            }
+        });
         let (op, item_limit) = match spec.kind {
             Kind::Memcached => {
                 // Read and write timeouts in the URL apply to each connection as it is
@@ -177,7 +210,31 @@ impl KvStore {
             timeout: spec.timeout,
             item_limit,
             secret: password,
+            tcp_addr,
+            refused: AtomicBool::new(false),
         })
+    }
+
+    /// Runs one call. Client libraries retry a refused connection until the deadline (r2d2
+    /// for memcached, the Redis connection manager): after a failed call a TCP connect
+    /// to the server tells whether anything listens, and if nothing does, every later call
+    /// of this process fails at once.
+    fn call<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        if self.refused.load(Ordering::Relaxed) {
+            return Err(StoreError::Remote {
+                backend: self.name.clone(),
+                message: "connection refused".into(),
+                timeout: false,
+            });
+        }
+        let result = f();
+        if matches!(result, Err(StoreError::Remote { .. }))
+            && let Some(addr) = &self.tcp_addr
+            && refuses_connections(addr, self.timeout.min(Duration::from_secs(1)))
+        {
+            self.refused.store(true, Ordering::Relaxed);
+        }
+        result
     }
 
     fn path(ns: Namespace, key: &Digest) -> String {
@@ -190,7 +247,7 @@ impl KvStore {
 
     /// The raw object at `path`, or `None`.
     fn read(&self, path: &str, expect: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        match &self.backend {
+        self.call(|| match &self.backend {
             Backend::Opendal(op) => {
                 let (op, p) = (op.clone(), path.to_string());
                 block_on(&self.name, deadline_for(self.timeout, expect), async move {
@@ -204,11 +261,11 @@ impl KvStore {
             Backend::Memcache(c) => c
                 .get::<Vec<u8>>(&format!("{}{path}", self.prefix))
                 .map_err(|e| self.memcache_error(e)),
-        }
+        })
     }
 
     fn write(&self, path: &str, data: Vec<u8>) -> Result<(), StoreError> {
-        match &self.backend {
+        self.call(|| match &self.backend {
             Backend::Opendal(op) => {
                 let (op, p) = (op.clone(), path.to_string());
                 let deadline = deadline_for(self.timeout, data.len() as u64);
@@ -219,11 +276,11 @@ impl KvStore {
             Backend::Memcache(c) => c
                 .set(&format!("{}{path}", self.prefix), &data[..], 0)
                 .map_err(|e| self.memcache_error(e)),
-        }
+        })
     }
 
     fn remove(&self, path: &str) -> Result<(), StoreError> {
-        match &self.backend {
+        self.call(|| match &self.backend {
             Backend::Opendal(op) => {
                 let (op, p) = (op.clone(), path.to_string());
                 block_on(&self.name, self.timeout, async move {
@@ -237,11 +294,11 @@ impl KvStore {
                 .delete(&format!("{}{path}", self.prefix))
                 .map(|_| ())
                 .map_err(|e| self.memcache_error(e)),
-        }
+        })
     }
 
     fn exists(&self, path: &str) -> Result<bool, StoreError> {
-        match &self.backend {
+        self.call(|| match &self.backend {
             Backend::Opendal(op) => {
                 let (op, p) = (op.clone(), path.to_string());
                 block_on(&self.name, self.timeout, async move {
@@ -256,7 +313,7 @@ impl KvStore {
             Backend::Memcache(c) => c
                 .touch(&format!("{}{path}", self.prefix), 0)
                 .map_err(|e| self.memcache_error(e)),
-        }
+        })
     }
 
     fn memcache_error(&self, e: memcache::MemcacheError) -> StoreError {

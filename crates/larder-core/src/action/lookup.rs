@@ -89,10 +89,12 @@ fn store_error(cx: &Ctx<'_>, e: &dyn std::fmt::Display) -> MissReason {
     MissReason::StoreError(e.to_string())
 }
 
+/// A corrupt entry: the caller has removed the local copy (a shared one is replaced by
+/// the next write).
 fn corrupt(what: &str, key: &Digest, e: &dyn std::fmt::Display) -> MissReason {
     warn_once(
         "corrupt",
-        &format!("corrupt {what} {key} removed ({e}); compiling instead"),
+        &format!("corrupt {what} {key} dropped ({e}); compiling instead"),
     );
     MissReason::EntryIncomplete(format!("corrupt {what}: {e}"))
 }
