@@ -308,3 +308,25 @@ fn main() {
     );
     assert_eq!(p.run_bin("debug", "direct-cc"), "direct=33");
 }
+
+/// Three machines share one remote and each stores the C objects of another define; a
+/// fourth finds the second machine's objects there (one-step keys: an object is its own
+/// entry, nothing to merge).
+#[test]
+fn c_objects_of_every_machine_stay_in_a_shared_remote() {
+    let a = c_project();
+    let url = format!("file://{}", a.tmp().join("shared").display());
+    let run_on = |p: &Project, value: &str| {
+        build(p, &[("LARDER_REMOTE", url.as_str()), ("CAPP_VALUE", value)])
+    };
+    let all = |outcome| [("cc:other.c", outcome), ("cc:value.c", outcome)];
+    assert_c(&run_on(&a, "1"), &all("miss"));
+    let b = a.on_new_machine();
+    // The define reaches both objects' arguments.
+    assert_c(&run_on(&b, "2"), &all("miss"));
+    assert_c(&run_on(&a, "3"), &all("miss"));
+    let d = a.on_new_machine();
+    let run = run_on(&d, "2");
+    assert_c(&run, &all("hit"));
+    assert_eq!(d.run_bin("debug", "capp"), "value=102 other=7");
+}
