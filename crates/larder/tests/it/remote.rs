@@ -331,10 +331,11 @@ fn run_entry(run: &crate::support::Run) -> crate::support::Entry {
     runs.into_iter().next().unwrap()
 }
 
-/// Three machines share one remote; each stores a build-script run for another input.
-/// Every run's entry must stay in the shared manifest (a machine with a manifest of its
-/// own merges into the shared one, never replaces it), so a fourth machine finds the
-/// run stored by the second. Misses say what changed.
+/// Three machines share one remote; each stores a build-script run for another input,
+/// and the binary compiled from its output. Every entry must stay in the shared
+/// manifests (a machine with a manifest of its own merges into the shared one, never
+/// replaces it), so a fourth machine finds what the second stored: the run and the rustc
+/// compile. Misses say what changed.
 #[test]
 fn build_script_runs_of_every_machine_stay_in_a_shared_manifest() {
     let a = input_project();
@@ -375,6 +376,7 @@ fn build_script_runs_of_every_machine_stay_in_a_shared_manifest() {
             "the {machine} machine finds input {input} in the shared manifest:\n{}",
             run.context()
         );
+        run.assert_crate("inputpkg", "hit");
         assert_eq!(
             d.run_bin("debug", "inputpkg").trim(),
             format!("input={input}")
