@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use larder_digest::Digest;
 use larder_key::{Manifest, Mismatch, Roots};
-use larder_store::{ActionRecord, Namespace, Store, get_verified_blob};
+use larder_store::{ActionRecord, Namespace, OutputFile, Store, get_verified_blob};
 
 use super::{CachedAction, Ctx, Key, MissReason};
 use crate::fsio::{clone_atomic, write_atomic};
@@ -148,6 +148,17 @@ fn lookup_manifests<A: CachedAction>(action: &mut A, cx: &mut Ctx<'_>, ik: &Dige
     Lookup::Miss(miss.unwrap_or(MissReason::NoEntry))
 }
 
+/// A record whose output size disagrees with the blob its digest names: the record is
+/// wrong (not the blob, which matched its digest), so it is dropped.
+fn wrong_record(cx: &Ctx<'_>, key: &Digest, o: &OutputFile, actual: u64) -> MissReason {
+    let _ = cx.store.delete(Namespace::Action, key);
+    corrupt(
+        "action record",
+        key,
+        &format!("{} is {actual} bytes, the record says {}", o.path, o.size),
+    )
+}
+
 /// What a restored output is written from.
 enum Content {
     /// Bytes in memory (decompressed, or rewritten dep-info).
@@ -208,12 +219,15 @@ fn restore<A: CachedAction>(
         if !o.rewrite_paths
             && let Some(raw) = cx.store.local().raw_blob_path(&o.digest)
         {
-            let ok = std::fs::File::open(&raw)
-                .and_then(Digest::of_reader)
-                .is_ok_and(|(d, _)| d == o.digest);
-            if !ok {
-                let _ = cx.store.delete(Namespace::Cas, &o.digest);
-                return Err(corrupt("blob", &o.digest, &"content does not match"));
+            let size = match std::fs::File::open(&raw).and_then(Digest::of_reader) {
+                Ok((d, size)) if d == o.digest => size,
+                _ => {
+                    let _ = cx.store.delete(Namespace::Cas, &o.digest);
+                    return Err(corrupt("blob", &o.digest, &"content does not match"));
+                }
+            };
+            if size != o.size {
+                return Err(wrong_record(cx, key, o, size));
             }
             files.push(Placed {
                 dest,
@@ -237,6 +251,9 @@ fn restore<A: CachedAction>(
             }
             Err(e) => return Err(store_error(cx, &e)),
         };
+        if blob.len() as u64 != o.size {
+            return Err(wrong_record(cx, key, o, blob.len() as u64));
+        }
         let content = if o.rewrite_paths {
             let text = String::from_utf8(blob)
                 .map_err(|_| incomplete(format!("{} is not text", o.path)))?;

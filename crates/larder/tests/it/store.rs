@@ -245,3 +245,43 @@ impl Drop for XfsMount {
         let _ = std::process::Command::new("umount").arg(&self.dir).output();
     }
 }
+
+/// A well-formed but wrong action record (the digests of two outputs swapped: each
+/// names a good blob, of the other output) is never restored: a blob's size must be the
+/// size the record gives its output. The record is dropped and the next build repairs
+/// it.
+#[test]
+fn records_with_swapped_outputs_are_misses() {
+    let p = Project::fixture();
+    p.build();
+    let mut swapped = 0;
+    for f in p.store_files("ac") {
+        let mut record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+        let Some(outputs) = record["outputs"].as_array_mut() else {
+            continue;
+        };
+        // Two binary outputs (an rlib and its rmeta): dep-info would not even be text.
+        let binary: Vec<usize> = (0..outputs.len())
+            .filter(|&i| outputs[i]["rewrite_paths"] == false)
+            .collect();
+        let [i, j, ..] = binary[..] else { continue };
+        if outputs[i]["size"] == outputs[j]["size"] {
+            continue;
+        }
+        let first = outputs[i]["digest"].clone();
+        outputs[i]["digest"] = outputs[j]["digest"].clone();
+        outputs[j]["digest"] = first;
+        std::fs::write(&f, serde_json::to_vec(&record).unwrap()).unwrap();
+        swapped += 1;
+    }
+    assert!(swapped >= 2, "records with two binary outputs: {swapped}");
+    p.clean();
+    let run = p.build();
+    for krate in ["a", "b", "app"] {
+        run.assert_crate(krate, "miss");
+    }
+    p.assert_app(&[]);
+    p.clean();
+    p.build().assert_all("hit", crate::support::FIXTURE_UNITS);
+}
