@@ -138,13 +138,20 @@ fn replace_bounded(text: &str, from: &str, to: &str) -> String {
 }
 
 /// Finds cargo's target directory for an output directory: the nearest ancestor that
-/// holds `CACHEDIR.TAG`, which cargo writes at the root of every target directory.
+/// holds `CACHEDIR.TAG`, which cargo writes at the root of every target directory. With
+/// `--target <triple>` cargo also writes one in `target/<triple>/`; the target directory
+/// is then its parent (host artifacts, such as proc macros, are in `target/debug/`).
 pub fn find_target_dir(out_dir: &Path) -> Option<PathBuf> {
-    out_dir
-        .ancestors()
-        .take(8)
-        .find(|d| d.join("CACHEDIR.TAG").is_file())
-        .map(Path::to_path_buf)
+    let tagged = |d: &Path| d.join("CACHEDIR.TAG").is_file();
+    let nearest = out_dir.ancestors().take(8).find(|d| tagged(d))?;
+    let is_triple = nearest
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.contains('-'));
+    match nearest.parent() {
+        Some(parent) if is_triple && tagged(parent) => Some(parent.to_path_buf()),
+        _ => Some(nearest.to_path_buf()),
+    }
 }
 
 #[cfg(test)]
@@ -212,5 +219,29 @@ mod tests {
         let r = Roots::new([("cwd", PathBuf::from("/w"))]);
         assert!(r.has_unknown_placeholder("@@larder:target@@/x"));
         assert!(!r.has_unknown_placeholder("@@larder:cwd@@/x"));
+    }
+
+    #[test]
+    fn a_target_triple_directory_belongs_to_the_target_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let target = t.path().join("target");
+        let triple = target.join("x86_64-unknown-linux-musl");
+        std::fs::create_dir_all(triple.join("debug/deps")).unwrap();
+        std::fs::write(target.join("CACHEDIR.TAG"), "").unwrap();
+        std::fs::write(triple.join("CACHEDIR.TAG"), "").unwrap();
+        assert_eq!(
+            find_target_dir(&triple.join("debug/deps")),
+            Some(target.clone())
+        );
+        assert_eq!(
+            find_target_dir(&target.join("debug/deps")),
+            Some(target.clone())
+        );
+        // A target directory inside another one (a project under a target's tmp/) stays
+        // its own.
+        let inner = target.join("tmp/ws/target");
+        std::fs::create_dir_all(inner.join("debug")).unwrap();
+        std::fs::write(inner.join("CACHEDIR.TAG"), "").unwrap();
+        assert_eq!(find_target_dir(&inner.join("debug")), Some(inner));
     }
 }

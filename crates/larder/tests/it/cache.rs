@@ -650,3 +650,31 @@ fn corrupt_link_records_are_rewritten_on_restore() {
     );
     p.assert_app(&[("app", "v2")]);
 }
+
+/// The host's target triple, from `rustc -vV`.
+fn host_triple() -> String {
+    let out = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("a host line")
+        .to_string()
+}
+
+/// `--target <triple>` (the host's): cargo writes a `CACHEDIR.TAG` in
+/// `target/<triple>/` too, yet the target directory is `target/` (proc macros and build
+/// scripts stay in `target/debug/`), so every unit hits in a relocated checkout.
+#[test]
+fn explicit_target_builds_hit_in_another_checkout() {
+    let p = Project::fixture();
+    let triple = host_triple();
+    let run = p.larder_cargo(&["build", "--target", &triple]).run();
+    run.assert_all("miss", FIXTURE_UNITS);
+    let q = p.relocated_copy();
+    let run = q.larder_cargo(&["build", "--target", &triple]).run();
+    run.assert_all("hit", FIXTURE_UNITS);
+    q.assert_app_in(&format!("{triple}/debug"), &[]);
+}
