@@ -122,7 +122,7 @@ pub enum RunnerError {
 /// # Errors
 /// [`RunnerError`] if the configuration is invalid or cargo cannot be started.
 pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
-    let config = Config::load()?;
+    let config = Config::load_here()?;
     // Leftovers of writers and store jobs that died, whatever the store's size.
     config.layout().remove_stale();
     let exe = std::env::current_exe()
@@ -157,7 +157,14 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
         .env("RUSTC_WRAPPER", &exe)
         .env("LARDER_REPORT", &report)
         .env("LARDER_PENDING", pending.path())
-        .env("LARDER_BUILD_ID", &id);
+        .env("LARDER_BUILD_ID", &id)
+        // Resolved here: each compile runs in its own package's directory.
+        .env("LARDER_DIR", &config.dir);
+    if let Some(c) = env::var_os("LARDER_CONFIG").filter(|c| !c.is_empty())
+        && let Ok(cwd) = std::env::current_dir()
+    {
+        command.env("LARDER_CONFIG", cwd.join(c));
+    }
     for (var, value) in c_compiler_shims(&config, &exe) {
         command.env(var, value);
     }

@@ -109,7 +109,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
         }
         Command::Stats { json, zero } => {
-            let config = Config::load()?;
+            let config = Config::load_here()?;
             if zero {
                 stats::zero(&config)?;
             }

@@ -86,7 +86,22 @@ pub enum ConfigError {
     /// No home directory to put the store in.
     #[error("cannot find a store directory: set LARDER_DIR (no HOME or XDG_CACHE_HOME)")]
     NoDir,
+    /// A path variable is relative where nothing says relative to what: each compile runs
+    /// in its own package's directory.
+    #[error(
+        "{name}={value} is a relative path; set an absolute one (each compile runs in its own package's directory; `larder cargo` resolves it against the directory it is run in)"
+    )]
+    Relative {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
 }
+
+/// The variables that name paths: absolute in a wrapper, resolved against the current
+/// directory by the commands a user runs ([`Config::load_here`]).
+pub const PATH_VARS: [&str; 3] = ["LARDER_DIR", "LARDER_CONFIG", "LARDER_REPORT"];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,15 +119,40 @@ struct FileConfig {
     remote_timeout: Option<toml::Value>,
 }
 
+/// The process environment, as UTF-8 pairs.
+fn process_env() -> BTreeMap<String, String> {
+    env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
 impl Config {
     /// Loads the configuration from the process environment and the config file.
     ///
     /// # Errors
     /// [`ConfigError`] naming the variable, key or file at fault.
     pub fn load() -> Result<Config, ConfigError> {
-        let env: BTreeMap<String, String> = env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect();
+        Config::from_env(&process_env())
+    }
+
+    /// [`Config::load`] for a command a user runs (`larder cargo`, `larder stats`): a
+    /// relative path in [`PATH_VARS`] is resolved against the current directory (and
+    /// `larder cargo` passes the absolute path on to the compiles it runs).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable, key or file at fault.
+    pub fn load_here() -> Result<Config, ConfigError> {
+        let mut env = process_env();
+        if let Ok(cwd) = std::env::current_dir() {
+            for name in PATH_VARS {
+                if let Some(v) = env.get_mut(name)
+                    && !v.is_empty()
+                    && Path::new(v.as_str()).is_relative()
+                {
+                    *v = cwd.join(&*v).to_string_lossy().into_owned();
+                }
+            }
+        }
         Config::from_env(&env)
     }
 
@@ -122,6 +162,13 @@ impl Config {
     /// [`ConfigError`] naming the variable, key or file at fault.
     pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
+        for name in PATH_VARS {
+            if let Some(value) = get(name)
+                && Path::new(&value).is_relative()
+            {
+                return Err(ConfigError::Relative { name, value });
+            }
+        }
         let home = get("HOME").map(PathBuf::from);
         let config_path = match get("LARDER_CONFIG") {
             Some(p) => Some(PathBuf::from(p)),
@@ -140,7 +187,14 @@ impl Config {
             None => k.to_string(),
         };
 
-        let dir = match get("LARDER_DIR").map(PathBuf::from).or(file.dir) {
+        // A relative `dir` in the file is relative to the file's directory.
+        let file_dir = file
+            .dir
+            .map(|d| match config_path.as_deref().and_then(Path::parent) {
+                Some(base) => base.join(d),
+                None => d,
+            });
+        let dir = match get("LARDER_DIR").map(PathBuf::from).or(file_dir) {
             Some(d) => d,
             None => get("XDG_CACHE_HOME")
                 .map(PathBuf::from)
@@ -485,5 +539,17 @@ mod tests {
         std::fs::write(&path, "max_size = \"big\"\n").unwrap();
         let e = Config::from_env(&env(&[("HOME", "/h"), ("LARDER_CONFIG", p)])).unwrap_err();
         assert!(e.to_string().contains("max_size in"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_are_refused_or_resolved_against_the_file() {
+        let e = Config::from_env(&env(&[("HOME", "/h"), ("LARDER_DIR", "store")])).unwrap_err();
+        assert!(e.to_string().contains("LARDER_DIR=store"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "dir = \"cache\"\n").unwrap();
+        let p = path.to_str().unwrap();
+        let c = Config::from_env(&env(&[("HOME", "/h"), ("LARDER_CONFIG", p)])).unwrap();
+        assert_eq!(c.dir, dir.path().join("cache"));
     }
 }

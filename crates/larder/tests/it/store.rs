@@ -285,3 +285,50 @@ fn records_with_swapped_outputs_are_misses() {
     p.clean();
     p.build().assert_all("hit", crate::support::FIXTURE_UNITS);
 }
+
+/// A relative `LARDER_DIR` means the directory `larder cargo` runs in: one store there,
+/// none in the packages' directories (where each compile runs). A wrapper run by plain
+/// cargo cannot know what it is relative to: it says so and compiles without caching.
+#[test]
+fn a_relative_store_directory_is_resolved_once() {
+    let p = Project::fixture();
+    let run = p
+        .larder_cargo(&["build"])
+        .env("LARDER_DIR", "rel-store")
+        .run();
+    run.assert_all("miss", crate::support::FIXTURE_UNITS);
+    let store = p.path("rel-store");
+    assert!(
+        !files_under(&store.join("v1/ac")).is_empty(),
+        "{}",
+        run.context()
+    );
+    let strays: Vec<_> = files_under(&p.root)
+        .into_iter()
+        .filter(|f| f.to_string_lossy().contains("rel-store") && !f.starts_with(&store))
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "stores in package directories: {strays:?}"
+    );
+    p.clean();
+    p.larder_cargo(&["build"])
+        .env("LARDER_DIR", "rel-store")
+        .run()
+        .assert_all("hit", crate::support::FIXTURE_UNITS);
+    p.assert_app(&[]);
+
+    p.clean();
+    let run = p
+        .cargo(&["build"])
+        .env("RUSTC_WRAPPER", crate::support::LARDER)
+        .env("LARDER_DIR", "rel-store")
+        .run();
+    assert!(
+        run.stderr
+            .contains("LARDER_DIR=rel-store is a relative path"),
+        "{}",
+        run.context()
+    );
+    p.assert_app(&[]);
+}
