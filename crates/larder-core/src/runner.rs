@@ -205,7 +205,7 @@ fn build_id() -> String {
 /// `CC`/`CXX` for the cargo that `larder cargo` runs, so that `cc`-crate build scripts
 /// compile C through larder: `CC=<store>/v1/bin/<tag>/cc`, a symlink to larder, which larder
 /// recognises by its name and runs as the C wrapper in front of the compiler in
-/// `LARDER_REAL_CC` (the user's `CC`, or `cc`). A single word, unlike `CC="larder cc"`,
+/// `LARDER_REAL_CC` (the user's `CC`; unset without one: `cc`). A single word, unlike `CC="larder cc"`,
 /// so build scripts that run `$CC` as a program work too. A user's `CC` with arguments
 /// (`ccache gcc`) is left alone, and so is everything if the shims cannot be made.
 fn c_compiler_shims(config: &Config, exe: &Path) -> Vec<(&'static str, OsString)> {
@@ -232,7 +232,11 @@ fn c_compiler_shims(config: &Config, exe: &Path) -> Vec<(&'static str, OsString)
             continue;
         }
         env.push((var, shim.into_os_string()));
-        env.push((real_var, real));
+        // Only the user's own compiler: without one the shim runs `cc` from `PATH`, and a
+        // build-script run is keyed as if `CC` were unset, as under plain cargo.
+        if let Some(current) = current {
+            env.push((real_var, current));
+        }
     }
     env
 }
@@ -288,7 +292,8 @@ mod tests {
         let get = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
         let cc = get("CC").expect("CC set");
         assert_eq!(std::fs::read_link(&cc).unwrap(), exe);
-        assert!(get("LARDER_REAL_CC").is_some());
+        let user_cc = env::var_os("CC").is_some_and(|v| !v.is_empty());
+        assert_eq!(get("LARDER_REAL_CC").is_some(), user_cc);
         assert_eq!(std::fs::read_link(get("CXX").unwrap()).unwrap(), exe);
         // Idempotent, and follows a moved larder.
         c_compiler_shims(&config, Path::new("/elsewhere/larder"));

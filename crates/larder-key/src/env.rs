@@ -114,8 +114,6 @@ pub fn is_keyed_for_build_script(name: &str, extra_env: &[String]) -> bool {
         "RUSTC_WRAPPER",
         "RUSTC_WORKSPACE_WRAPPER",
         "CARGO_ENCODED_RUSTFLAGS",
-        "LARDER_REAL_CC",
-        "LARDER_REAL_CXX",
     ];
     if is_keyed(name, extra_env)
         || SCRIPT_VARS.contains(&name)

@@ -13,7 +13,7 @@
 //! | version | `larder-build-script-run-v1` | a new definition never matches old entries | none: a constant, changed only with the definition |
 //! | the script | content digest of the real binary | the code that runs | `buildrun.rs`: `script_code_is_an_input` |
 //! | the compiler | identity of `RUSTC` (`rustc -vV`, sysroot) | scripts probe it | `larder-core` `identity::tests::another_compiler_or_standard_library_is_another_identity` |
-//! | the C compilers | content of the `CC` and `CXX` executables a `cc`-crate script would run | a compiler upgrade changes the objects in `OUT_DIR` | `larder-core` `identity::tests::linker_identity` |
+//! | the C compilers | content of the `CC` and `CXX` executables a `cc`-crate script would run (the compiler behind larder's shim, not the shim) | a compiler upgrade changes the objects in `OUT_DIR` | `larder-core` `identity::tests::linker_identity` |
 //! | environment | [`larder_key::env::is_keyed_for_build_script`]: what cargo sets for the script (`TARGET`, `PROFILE`, `OPT_LEVEL`, `CARGO_CFG_*`, `CARGO_FEATURE_*`, `OUT_DIR`, `CARGO_ENCODED_RUSTFLAGS`, ...), the C toolchain's variables, `PKG_CONFIG*`, declared variables; normalized | the script reads them | `buildrun.rs`: `script_environment_is_an_input` |
 //! | dependencies' exports | the content of each path inside the target directory named by a `DEP_<links>_<key>` value (a dependency's `OUT_DIR`) | a dependency's run changed what this script reads | `buildrun.rs`: `dependency_metadata_content_is_an_input` |
 //! | declared inputs | after a run: each `rerun-if-changed` path (a file's digest, a directory's tree digest; a missing path must stay missing) and each `rerun-if-env-changed` variable's value; without any `rerun-if-*` directive, the tree digest of the whole package (as cargo assumes) | what the script says it read | `buildrun.rs`: `declared_file_change_misses`, `run_is_restored_with_its_out_dir_and_keyed_by_declared_variables`, `undeclared_package_files_are_inputs` |
@@ -74,6 +74,24 @@ pub struct BuildScriptRun {
 
 fn package() -> String {
     env::var("CARGO_PKG_NAME").unwrap_or_else(|| "build-script".into())
+}
+
+/// The value of `name` as the script's key sees it: larder's compiler shims are replaced
+/// by the compilers behind them. `larder cargo` sets `CC=<store>/v1/bin/<tag>/cc` with the
+/// user's own `CC` in `LARDER_REAL_CC` (unset if the user had none), so a run is keyed
+/// the same under `larder cargo` and plain `RUSTC_WRAPPER=larder`.
+fn script_var(bin: &Path, name: &str) -> Option<String> {
+    let value = env::var(name)?;
+    let real_var = match name {
+        "CC" => "LARDER_REAL_CC",
+        "CXX" => "LARDER_REAL_CXX",
+        _ => return Some(value),
+    };
+    if Path::new(&value).starts_with(bin) {
+        env::var(real_var).filter(|v| !v.is_empty())
+    } else {
+        Some(value)
+    }
 }
 
 /// Whether a tree walk leaves `path` out: `.git`, `target` and the target directory.
@@ -235,13 +253,9 @@ impl CachedAction for BuildScriptRun {
         }
         // The C and C++ compilers a `cc`-crate script would run: their executables'
         // content (a compiler upgrade changes the objects in `OUT_DIR`).
-        for (real_var, var, default) in [
-            ("LARDER_REAL_CC", "CC", "cc"),
-            ("LARDER_REAL_CXX", "CXX", "c++"),
-        ] {
-            let value = env::var(real_var)
-                .or_else(|| env::var(var))
-                .unwrap_or_else(|| default.to_string());
+        let bin = cx.config.layout().bin();
+        for (var, default) in [("CC", "cc"), ("CXX", "c++")] {
+            let value = script_var(&bin, var).unwrap_or_else(|| default.to_string());
             let program = value.split_whitespace().next().unwrap_or(default);
             if let Ok(d) = identity::linker(Path::new(program), Some(&tools)) {
                 h.field("c-compiler", var)
@@ -258,10 +272,12 @@ impl CachedAction for BuildScriptRun {
         for (name, value) in env::vars_os() {
             let Some(name) = name.to_str() else { continue };
             if larder_key::env::is_keyed_for_build_script(name, &cx.config.extra_env) {
-                let value = value
-                    .into_string()
-                    .map_err(|_| NotCacheable::NonUtf8(format!("value of {name}")))?;
-                vars.push((name.to_string(), cx.roots.normalize_text(&value)));
+                if value.to_str().is_none() {
+                    return Err(NotCacheable::NonUtf8(format!("value of {name}")).into());
+                }
+                if let Some(value) = script_var(&bin, name) {
+                    vars.push((name.to_string(), cx.roots.normalize_text(&value)));
+                }
             }
         }
         vars.sort();
@@ -295,10 +311,11 @@ impl CachedAction for BuildScriptRun {
     fn entry_matches(&mut self, cx: &mut Ctx<'_>, entry: &ManifestEntry) -> Result<(), Mismatch> {
         let roots = cx.roots.clone();
         let hasher = &mut cx.hasher;
+        let bin = cx.config.layout().bin();
         entry.matches(
             &roots,
             |p| digest_of(hasher, &roots, p),
-            |n| env::var(n).map(|v| roots.normalize_text(&v)),
+            |n| script_var(&bin, n).map(|v| roots.normalize_text(&v)),
             &self.cwd,
         )
     }
@@ -353,10 +370,16 @@ impl CachedAction for BuildScriptRun {
                 .ok_or_else(|| NotCacheable::UnreadableInput(f.clone()))?;
             files.push((norm, d));
         }
+        let bin = cx.config.layout().bin();
         let env: Vec<(String, Option<String>)> = directives
             .rerun_env
             .iter()
-            .map(|n| (n.clone(), cx.env_value(n)))
+            .map(|n| {
+                (
+                    n.clone(),
+                    script_var(&bin, n).map(|v| cx.roots.normalize_text(&v)),
+                )
+            })
             .collect();
         let entry = ManifestEntry::new(key.digest(), files, env, absent);
 

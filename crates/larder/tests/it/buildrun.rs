@@ -275,3 +275,34 @@ fn script_environment_is_an_input() {
     let run = p.build();
     assert_eq!(run_outcomes(&run, "datapkg"), ["hit"], "{}", run.context());
 }
+
+/// `larder cargo` puts its compiler shims in `CC`/`CXX`; a run is keyed by the compiler
+/// behind the shim, so plain cargo with `RUSTC_WRAPPER=larder` (an IDE, a
+/// `.cargo/config.toml`) shares build-script runs with `larder cargo`.
+#[test]
+fn runs_are_shared_between_larder_cargo_and_a_plain_wrapper() {
+    let p = Project::fixture();
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "a"), ["miss"], "{}", run.context());
+    p.clean();
+    let report = p.tmp().join("plain-report.jsonl");
+    let run = p
+        .cargo(&["build"])
+        .env("RUSTC_WRAPPER", crate::support::LARDER)
+        .env("LARDER_REPORT", &report)
+        .run();
+    let report = crate::support::Report::read(&report);
+    let outcomes: Vec<_> = report
+        .runs()
+        .filter(|e| e.krate.as_deref() == Some("a"))
+        .map(|e| e.outcome.clone())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["hit"],
+        "{}\n{:#?}",
+        run.context(),
+        report.entries
+    );
+    p.assert_app(&[]);
+}
