@@ -202,18 +202,23 @@ fn build_id() -> String {
     format!("cargo{}-{nanos}", std::process::id())
 }
 
-/// `CC`/`CXX` for the cargo that `larder cargo` runs, so that `cc`-crate build scripts
-/// compile C through larder: `CC=<store>/v1/bin/<tag>/cc`, a symlink to larder, which larder
-/// recognises by its name and runs as the C wrapper in front of the compiler in
-/// `LARDER_REAL_CC` (the user's `CC`; unset without one: `cc`). A single word, unlike `CC="larder cc"`,
-/// so build scripts that run `$CC` as a program work too. A user's `CC` with arguments
-/// (`ccache gcc`) is left alone, and so is everything if the shims cannot be made.
+/// The C and C++ compilers for the cargo that `larder cargo` runs, so that `cc`-crate
+/// build scripts compile C through larder: a symlink to larder under
+/// `<store>/v1/bin/<tag>/cc`, which larder recognises by its name and runs as the C
+/// wrapper in front of the real compiler (`LARDER_REAL_CC`, else `cc` on `PATH`).
+///
+/// - Without a `CC` of the user's, the shim goes in `HOST_CC`, which the `cc` crate uses
+///   only when compiling for the host: a `--target` build for another platform finds
+///   its own cross compiler (`aarch64-linux-gnu-gcc`), as under plain cargo.
+/// - With one, `CC` becomes the shim and the user's compiler `LARDER_REAL_CC`: it
+///   applies to every target, as the user's `CC` would. A `CC` with arguments
+///   (`ccache gcc`) is left alone, and so is everything if the shims cannot be made.
 fn c_compiler_shims(config: &Config, exe: &Path) -> Vec<(&'static str, OsString)> {
     let dir = config.layout().bin();
     let mut env = Vec::new();
-    for (var, real_var, name) in [
-        ("CC", "LARDER_REAL_CC", "cc"),
-        ("CXX", "LARDER_REAL_CXX", "c++"),
+    for (var, host_var, real_var, name) in [
+        ("CC", "HOST_CC", "LARDER_REAL_CC", "cc"),
+        ("CXX", "HOST_CXX", "LARDER_REAL_CXX", "c++"),
     ] {
         let current = env::var_os(var).filter(|v| !v.is_empty());
         if current
@@ -231,11 +236,13 @@ fn c_compiler_shims(config: &Config, exe: &Path) -> Vec<(&'static str, OsString)
             tracing::debug!(%e, "no C compiler shim");
             continue;
         }
-        env.push((var, shim.into_os_string()));
-        // Only the user's own compiler: without one the shim runs `cc` from `PATH`, and a
-        // build-script run is keyed as if `CC` were unset, as under plain cargo.
-        if let Some(current) = current {
-            env.push((real_var, current));
+        match current {
+            Some(current) => {
+                env.push((var, shim.into_os_string()));
+                env.push((real_var, current));
+            }
+            None if env::var_os(host_var).is_none() => env.push((host_var, shim.into_os_string())),
+            None => {}
         }
     }
     env
@@ -290,11 +297,14 @@ mod tests {
         let exe = Path::new("/opt/larder");
         let env = c_compiler_shims(&config, exe);
         let get = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
-        let cc = get("CC").expect("CC set");
-        assert_eq!(std::fs::read_link(&cc).unwrap(), exe);
+        // The user's `CC` (if any) is replaced; else the shim is the host's compiler.
         let user_cc = env::var_os("CC").is_some_and(|v| !v.is_empty());
+        let cc = get(if user_cc { "CC" } else { "HOST_CC" }).expect("a shim");
+        assert_eq!(std::fs::read_link(&cc).unwrap(), exe);
         assert_eq!(get("LARDER_REAL_CC").is_some(), user_cc);
-        assert_eq!(std::fs::read_link(get("CXX").unwrap()).unwrap(), exe);
+        let user_cxx = env::var_os("CXX").is_some_and(|v| !v.is_empty());
+        let cxx = get(if user_cxx { "CXX" } else { "HOST_CXX" }).expect("a shim");
+        assert_eq!(std::fs::read_link(cxx).unwrap(), exe);
         // Idempotent, and follows a moved larder.
         c_compiler_shims(&config, Path::new("/elsewhere/larder"));
         assert_eq!(

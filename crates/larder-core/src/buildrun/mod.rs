@@ -77,21 +77,21 @@ fn package() -> String {
 }
 
 /// The value of `name` as the script's key sees it: larder's compiler shims are replaced
-/// by the compilers behind them. `larder cargo` sets `CC=<store>/v1/bin/<tag>/cc` with the
-/// user's own `CC` in `LARDER_REAL_CC` (unset if the user had none), so a run is keyed
-/// the same under `larder cargo` and plain `RUSTC_WRAPPER=larder`.
+/// by the compilers behind them. `larder cargo` sets `CC` (or, without a `CC` of the
+/// user's, `HOST_CC`) to `<store>/v1/bin/<tag>/cc`, with the user's own `CC` in
+/// `LARDER_REAL_CC`: a shim is keyed as that, or as unset, so a run is keyed the same
+/// under `larder cargo` and plain `RUSTC_WRAPPER=larder`.
 fn script_var(bin: &Path, name: &str) -> Option<String> {
     let value = env::var(name)?;
-    let real_var = match name {
-        "CC" => "LARDER_REAL_CC",
-        "CXX" => "LARDER_REAL_CXX",
-        _ => return Some(value),
-    };
-    if Path::new(&value).starts_with(bin) {
-        env::var(real_var).filter(|v| !v.is_empty())
-    } else {
-        Some(value)
+    if !Path::new(&value).starts_with(bin) {
+        return Some(value);
     }
+    let real_var = if name.contains("CXX") {
+        "LARDER_REAL_CXX"
+    } else {
+        "LARDER_REAL_CC"
+    };
+    env::var(real_var).filter(|v| !v.is_empty())
 }
 
 /// Whether a tree walk leaves `path` out: `.git`, `target` and the target directory.

@@ -1,12 +1,13 @@
 //! The C and C++ compiler wrapper: what `larder cc <args...>` does.
 //!
-//! `larder cargo` sets `CC="<larder> cc"` and `CXX="<larder> c++"`. The `cc` crate
-//! (cc-rs) splits such a value on whitespace: the first word is not a wrapper it knows
-//! (sccache, ccache, ...), so it is the compiler and `cc` its first argument, and every
-//! object compile in a build script runs `larder cc <flags> -o <obj> -c <src>`. The
-//! binary sends any invocation whose first argument names a C or C++ compiler
-//! ([`is_compiler_name`]) here ([`run`]): a [`CachedAction`] with a one-step key,
-//! driven by [`crate::action::run`].
+//! `larder cargo` points the `cc` crate (cc-rs) at a symlink to larder named `cc`
+//! (`HOST_CC`, or `CC` when the user has one; see `runner::c_compiler_shims`), which
+//! [`run_masquerade`] answers; with plain cargo a user sets `CC="larder cc"`, which cc-rs
+//! splits on whitespace (the first word is not a wrapper it knows, so it is the
+//! compiler and `cc` its first argument), and every object compile in a build script
+//! runs `larder cc <flags> -o <obj> -c <src>`. The binary sends any invocation whose
+//! first argument names a C or C++ compiler ([`is_compiler_name`]) here ([`run`]): a
+//! [`CachedAction`] with a one-step key, driven by [`crate::action::run`].
 //!
 //! 1. Parse the command line ([`CInvocation::parse`]): only a compile of one source to
 //!    one object with known, harmless flags is cached; anything else (links, probes,

@@ -269,8 +269,11 @@ fn unwritable_store_compiles_plainly() {
     assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
 }
 
-/// A build script that runs `$CC` itself as one program (not through the `cc` crate)
-/// works under `larder cargo`: `CC` is a single path, a symlink larder answers to.
+/// A build script that runs `$CC` itself (not through the `cc` crate) works under
+/// `larder cargo`. Without a `CC` of the user's, larder's shim is only the host's
+/// compiler for the `cc` crate (`HOST_CC`): such a script compiles with `cc`, uncached
+/// (setting `CC` would give a `--target` build the host's compiler). With the user's
+/// `CC`, `CC` is a single path, a symlink larder answers to, and the compile is cached.
 #[test]
 fn build_script_running_cc_directly_works() {
     let p = crate::support::project()
@@ -301,6 +304,10 @@ fn main() {
         )
         .build();
     let run = p.larder_cargo(&["build"]).run();
+    assert!(c_objects(&run).is_empty(), "{}", run.context());
+    assert_eq!(p.run_bin("debug", "direct-cc"), "direct=33");
+    p.clean();
+    let run = p.larder_cargo(&["build"]).env("CC", "cc").run();
     assert!(
         c_objects(&run).contains_key("cc:v.c"),
         "the direct compile went through larder:\n{}",
@@ -329,4 +336,35 @@ fn c_objects_of_every_machine_stay_in_a_shared_remote() {
     let run = run_on(&d, "2");
     assert_c(&run, &all("hit"));
     assert_eq!(d.run_bin("debug", "capp"), "value=102 other=7");
+}
+
+/// A `--target` build for another platform compiles C with that platform's compiler, as
+/// plain cargo does: larder's shim is the host's compiler only (`HOST_CC`), never the
+/// cross build's. (The cross toolchain is not installed here, so the build fails, as it
+/// would without larder; no C is compiled for the host instead.)
+#[test]
+fn a_cross_build_does_not_get_the_host_compiler() {
+    let p = c_project();
+    let host = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .unwrap();
+    let host = String::from_utf8_lossy(&host.stdout).to_string();
+    let other = if host.contains("host: aarch64") {
+        "x86_64-unknown-linux-gnu"
+    } else {
+        "aarch64-unknown-linux-gnu"
+    };
+    let run = p
+        .larder_cargo(&["build", "--target", other])
+        .env("LARDER_BUILD_SCRIPT_CACHE", "0")
+        .run_unchecked();
+    assert!(
+        c_objects(&run).is_empty(),
+        "C compiled through larder's host shim for {other}:\n{}",
+        run.context()
+    );
+    // A host build still compiles its C through larder.
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "miss")]);
 }
