@@ -119,6 +119,12 @@ pub fn compiler(rustc: &Path, cache_dir: Option<&Path>) -> io::Result<Compiler> 
     for lib in sysroot_lib_dirs(&sysroot)? {
         h.digest_field("lib-dir", &stat_key("lib-dir", &lib)?);
     }
+    // Installing or removing `rust-src` changes the directory's presence and time.
+    let rust_src = sysroot.join(RUST_SRC);
+    match stat_key("rust-src", &rust_src) {
+        Ok(k) => h.digest_field("rust-src", &k),
+        Err(_) => h.field("rust-src", "absent"),
+    };
     let key = h.finish();
     cached(cache_dir, &key, || {
         let out = Command::new(&probe).arg("-vV").output()?;
@@ -139,12 +145,26 @@ pub fn compiler(rustc: &Path, cache_dir: Option<&Path>) -> io::Result<Compiler> 
             h.field("sysroot-file", rel.to_string_lossy().as_bytes())
                 .digest_field("digest", &d);
         }
+        // With the `rust-src` component, rustc writes the library sources' real paths into
+        // panic locations and debug info instead of `/rustc/<hash>/library/...`.
+        h.field(
+            "rust-src",
+            if rust_src.is_dir() {
+                "present"
+            } else {
+                "absent"
+            },
+        );
         Ok(Compiler {
             digest: h.finish(),
             sysroot: sysroot.clone(),
         })
     })
 }
+
+/// The standard library's sources that the `rust-src` component installs, under the
+/// sysroot.
+const RUST_SRC: &str = "lib/rustlib/src/rust/library";
 
 /// `<sysroot>/lib/rustlib/<target>/lib` for every installed target, sorted.
 fn sysroot_lib_dirs(sysroot: &Path) -> io::Result<Vec<PathBuf>> {
@@ -294,6 +314,18 @@ mod tests {
         std::fs::write(&lib, "new std").unwrap();
         let a2 = compiler(&t.path().join("a/bin/rustc"), Some(cache.path())).unwrap();
         assert_ne!(a.digest, a2.digest);
+    }
+
+    /// Issue 9, item 2: the `rust-src` component changes what rustc writes.
+    #[test]
+    fn installing_rust_src_is_another_identity() {
+        let cache = tempfile::tempdir().unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let rustc = fake_toolchain(&t.path().join("a"), "1.0", "std");
+        let without = compiler(&rustc, Some(cache.path())).unwrap();
+        std::fs::create_dir_all(t.path().join("a").join(RUST_SRC).join("core")).unwrap();
+        let with = compiler(&rustc, Some(cache.path())).unwrap();
+        assert_ne!(without.digest, with.digest);
     }
 
     #[test]
