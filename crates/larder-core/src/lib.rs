@@ -16,6 +16,7 @@ pub mod exec;
 pub mod flight;
 pub mod fsio;
 pub mod hashing;
+pub mod host;
 pub mod identity;
 pub mod report;
 pub mod roots;

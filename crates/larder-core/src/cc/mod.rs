@@ -37,6 +37,7 @@
 //! | arguments | every argument in order except `-o <object>`, absolute roots normalized | defines, include paths, optimization, target, debug info, warnings (they shape the messages) | `cc.rs`: `define_change_misses` |
 //! | source | plain C, C++, Objective-C, `.S`: the preprocessed text (`-E`, same flags) with the absolute roots in its line markers normalized; `.s`, `.i`, `.ii`: the file's content | every header included, with its content, and every macro | `cc.rs`: `header_change_misses_only_its_object` |
 //! | environment | name and normalized value of each set variable among [`key::C_TOOL_VARS`] (`CPATH`, `C_INCLUDE_PATH`, `CPLUS_INCLUDE_PATH`, `SOURCE_DATE_EPOCH`, `GCC_EXEC_PREFIX`, `COMPILER_PATH`, locale, Apple SDK variables) and the declared `LARDER_EXTRA_ENV` | the driver reads them | `cc.rs`: `tool_variables_and_declared_inputs_are_in_the_c_key` |
+//! | host CPU | with `-march=native`, `-mtune=native` or `-mcpu=native`: this machine's CPU identification and feature flags (`/proc/cpuinfo`) | code for one CPU must not reach a machine with another | `larder-core` `host::tests::another_cpu_is_another_native` |
 //! | declared files | content of `LARDER_EXTRA_FILES`, as for rustc | same contract as for rustc | `cc.rs`: `tool_variables_and_declared_inputs_are_in_the_c_key` |
 //!
 //! Roots: the working directory, the cargo target directory (from `OUT_DIR`, else from
@@ -183,6 +184,11 @@ impl CachedAction for CCompile {
                 .map(|(d, _)| d)
                 .unwrap_or_else(|_| Digest::of(b"larder:absent-file"));
             files.push((format!("extra-file:{}", cx.roots.normalize_path(&p)), d));
+        }
+        if crate::host::c_wants_native(&self.inv.args) {
+            let cpu = crate::host::native_cpu()
+                .ok_or_else(|| CNotCacheable::UnreadableInput("/proc/cpuinfo".into()))?;
+            files.push(("host-cpu:native".into(), cpu));
         }
         let inputs = CKeyInputs {
             compiler,

@@ -193,6 +193,11 @@ impl CachedAction for RustcAction {
             key.libraries
                 .extend(native_libraries(inv, &cx.roots, &mut cx.hasher)?);
         }
+        if crate::host::rustc_wants_native(&inv.args) {
+            let cpu = crate::host::native_cpu()
+                .ok_or_else(|| NotCacheable::UnreadableInput("/proc/cpuinfo".into()))?;
+            key.files.push(("host-cpu:native".into(), cpu));
+        }
         for f in &inv.arg_files {
             let d = Self::digest(cx, f)?;
             key.files

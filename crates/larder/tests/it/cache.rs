@@ -314,6 +314,18 @@ fn rustflags_miss_and_revert_hits() {
     p.assert_app(&[("cfg", "on")]);
 }
 
+/// `-C target-cpu=native` is keyed by the CPU it resolves to (`host::native_cpu`, whose
+/// unit tests show another CPU is another key): on the same machine such a build hits.
+#[test]
+fn native_cpu_builds_hit_on_the_same_machine() {
+    let p = Project::fixture();
+    let native = [("RUSTFLAGS", "-C target-cpu=native")];
+    p.build_with(&native).assert_all("miss", FIXTURE_UNITS);
+    p.clean();
+    p.build_with(&native).assert_all("hit", FIXTURE_UNITS);
+    p.assert_app(&[]);
+}
+
 // --- 5. damaged and unusable stores ---------------------------------------------------
 
 /// Corrupt blobs (garbage or truncated) are never restored: the build compiles instead,
