@@ -77,11 +77,19 @@ fn cached<T: Serialize + for<'de> Deserialize<'de>>(
     Ok(value)
 }
 
-/// The identity of the compiler at `rustc`, cached in `cache_dir`.
+/// The identity of the compiler at `rustc` compiling for `target` (a triple; `None` for
+/// the host), cached in `cache_dir`: its `rustc -vV`, the libraries of the host and of
+/// `target` in its sysroot (not those of other installed targets: a machine with one
+/// more `rustup target` shares entries with one without it), and whether `rust-src` is
+/// installed.
 ///
 /// # Errors
 /// If the compiler cannot be run or its sysroot cannot be read.
-pub fn compiler(rustc: &Path, cache_dir: Option<&Path>) -> io::Result<Compiler> {
+pub fn compiler(
+    rustc: &Path,
+    target: Option<&str>,
+    cache_dir: Option<&Path>,
+) -> io::Result<Compiler> {
     let rustc = resolve_program(rustc).ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::NotFound,
@@ -119,6 +127,7 @@ pub fn compiler(rustc: &Path, cache_dir: Option<&Path>) -> io::Result<Compiler> 
     for lib in sysroot_lib_dirs(&sysroot)? {
         h.digest_field("lib-dir", &stat_key("lib-dir", &lib)?);
     }
+    h.field("target", target.unwrap_or("host"));
     // Installing or removing `rust-src` changes the directory's presence and time.
     let rust_src = sysroot.join(RUST_SRC);
     match stat_key("rust-src", &rust_src) {
@@ -134,9 +143,21 @@ pub fn compiler(rustc: &Path, cache_dir: Option<&Path>) -> io::Result<Compiler> 
         let mut h = KeyHasher::new();
         h.field("rustc -vV", &out.stdout);
         let rustlib = sysroot.join("lib/rustlib");
+        let version = String::from_utf8_lossy(&out.stdout);
+        let host = version.lines().find_map(|l| l.strip_prefix("host: "));
+        let mut triples: Vec<&str> = host.into_iter().chain(target).collect();
+        triples.sort_unstable();
+        triples.dedup();
         let mut files = Vec::new();
         for lib in sysroot_lib_dirs(&sysroot)? {
-            collect_files(&lib, &mut files)?;
+            let triple = lib
+                .parent()
+                .and_then(Path::file_name)
+                .and_then(|n| n.to_str());
+            // Without a host line (a fake or odd rustc), every target counts.
+            if host.is_none() || triple.is_some_and(|t| triples.contains(&t)) {
+                collect_files(&lib, &mut files)?;
+            }
         }
         files.sort();
         for f in files {
@@ -261,8 +282,8 @@ mod tests {
     #[test]
     fn compiler_identity_is_cached_and_stable() {
         let dir = tempfile::tempdir().unwrap();
-        let a = compiler(Path::new("rustc"), Some(dir.path())).unwrap();
-        let b = compiler(Path::new("rustc"), Some(dir.path())).unwrap();
+        let a = compiler(Path::new("rustc"), None, Some(dir.path())).unwrap();
+        let b = compiler(Path::new("rustc"), None, Some(dir.path())).unwrap();
         assert_eq!(a, b);
         assert!(a.sysroot.join("lib/rustlib").is_dir());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -274,7 +295,11 @@ mod tests {
         std::fs::create_dir_all(dir.join("bin")).unwrap();
         std::fs::create_dir_all(dir.join("lib/rustlib/x86_64-unknown-linux-gnu/lib")).unwrap();
         let rustc = dir.join("bin/rustc");
-        std::fs::write(&rustc, format!("#!/bin/sh\necho 'rustc {version}'\n")).unwrap();
+        std::fs::write(
+            &rustc,
+            format!("#!/bin/sh\necho 'rustc {version}'\necho 'host: x86_64-unknown-linux-gnu'\n"),
+        )
+        .unwrap();
         std::fs::set_permissions(&rustc, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(
             dir.join("lib/rustlib/x86_64-unknown-linux-gnu/lib/libstd.rlib"),
@@ -290,16 +315,19 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let a = compiler(
             &fake_toolchain(&t.path().join("a"), "1.0", "std"),
+            None,
             Some(cache.path()),
         )
         .unwrap();
         let b = compiler(
             &fake_toolchain(&t.path().join("b"), "1.1", "std"),
+            None,
             Some(cache.path()),
         )
         .unwrap();
         let c = compiler(
             &fake_toolchain(&t.path().join("c"), "1.0", "patched std"),
+            None,
             Some(cache.path()),
         )
         .unwrap();
@@ -312,8 +340,40 @@ mod tests {
         std::fs::remove_file(&lib).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(10));
         std::fs::write(&lib, "new std").unwrap();
-        let a2 = compiler(&t.path().join("a/bin/rustc"), Some(cache.path())).unwrap();
+        let a2 = compiler(&t.path().join("a/bin/rustc"), None, Some(cache.path())).unwrap();
         assert_ne!(a.digest, a2.digest);
+    }
+
+    /// Issue 9, item 10: another installed target does not change the identity for the
+    /// host; the target compiled for does.
+    #[test]
+    fn only_the_host_and_the_target_libraries_count() {
+        let cache = tempfile::tempdir().unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let rustc = fake_toolchain(&t.path().join("a"), "1.0", "std");
+        let host = compiler(&rustc, None, Some(cache.path())).unwrap();
+        let musl = t.path().join("a/lib/rustlib/x86_64-unknown-linux-musl/lib");
+        std::fs::create_dir_all(&musl).unwrap();
+        std::fs::write(musl.join("libstd.rlib"), "musl std").unwrap();
+        let host_again = compiler(&rustc, None, Some(cache.path())).unwrap();
+        assert_eq!(host.digest, host_again.digest, "rustup target add");
+        let for_musl = compiler(
+            &rustc,
+            Some("x86_64-unknown-linux-musl"),
+            Some(cache.path()),
+        )
+        .unwrap();
+        assert_ne!(host.digest, for_musl.digest);
+        std::fs::write(musl.join("libstd.rlib"), "other musl std").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::write(musl.join("libcore.rlib"), "core").unwrap();
+        let for_musl2 = compiler(
+            &rustc,
+            Some("x86_64-unknown-linux-musl"),
+            Some(cache.path()),
+        )
+        .unwrap();
+        assert_ne!(for_musl.digest, for_musl2.digest);
     }
 
     /// Issue 9, item 2: the `rust-src` component changes what rustc writes.
@@ -322,9 +382,9 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         let t = tempfile::tempdir().unwrap();
         let rustc = fake_toolchain(&t.path().join("a"), "1.0", "std");
-        let without = compiler(&rustc, Some(cache.path())).unwrap();
+        let without = compiler(&rustc, None, Some(cache.path())).unwrap();
         std::fs::create_dir_all(t.path().join("a").join(RUST_SRC).join("core")).unwrap();
-        let with = compiler(&rustc, Some(cache.path())).unwrap();
+        let with = compiler(&rustc, None, Some(cache.path())).unwrap();
         assert_ne!(without.digest, with.digest);
     }
 

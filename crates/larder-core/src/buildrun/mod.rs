@@ -224,7 +224,7 @@ impl CachedAction for BuildScriptRun {
         let rustc = env::var_os("RUSTC").map(PathBuf::from);
         let compiler = rustc
             .as_deref()
-            .and_then(|r| identity::compiler(r, Some(&tools)).ok());
+            .and_then(|r| identity::compiler(r, env::var("TARGET").as_deref(), Some(&tools)).ok());
         let mut roots = vec![("cwd", self.cwd.clone())];
         if let Some(t) = find_target_dir(&self.out_dir) {
             roots.push(("target", t));

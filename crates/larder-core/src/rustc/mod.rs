@@ -144,7 +144,7 @@ impl CachedAction for RustcAction {
     fn key(&mut self, cx: &mut Ctx<'_>) -> Result<Key, Stop<NotCacheable>> {
         let inv = &self.inv;
         let tools = cx.tools_dir();
-        let compiler = identity::compiler(&inv.rustc, Some(&tools))
+        let compiler = identity::compiler(&inv.rustc, inv.target.as_deref(), Some(&tools))
             .map_err(ActionError::identity("compiler", &inv.rustc))?;
         let mut roots = vec![
             ("cwd", inv.cwd.clone()),
