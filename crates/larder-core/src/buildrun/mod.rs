@@ -16,7 +16,7 @@
 //! | the C compilers | content of the `CC` and `CXX` executables a `cc`-crate script would run (the compiler behind larder's shim, not the shim) | a compiler upgrade changes the objects in `OUT_DIR` | `larder-core` `identity::tests::linker_identity` |
 //! | environment | [`larder_key::env::is_keyed_for_build_script`]: what cargo sets for the script (`TARGET`, `PROFILE`, `OPT_LEVEL`, `CARGO_CFG_*`, `CARGO_FEATURE_*`, `OUT_DIR`, `CARGO_ENCODED_RUSTFLAGS`, ...), the C toolchain's variables, `PKG_CONFIG*`, declared variables; normalized | the script reads them | `buildrun.rs`: `script_environment_is_an_input` |
 //! | dependencies' exports | the content of each path inside the target directory named by a `DEP_<links>_<key>` value (a dependency's `OUT_DIR`) | a dependency's run changed what this script reads | `buildrun.rs`: `dependency_metadata_content_is_an_input` |
-//! | declared inputs | after a run: each `rerun-if-changed` path (a file's digest, a directory's tree digest; a missing path must stay missing) and each `rerun-if-env-changed` variable's value; without any `rerun-if-*` directive, the tree digest of the whole package (as cargo assumes) | what the script says it read | `buildrun.rs`: `declared_file_change_misses`, `run_is_restored_with_its_out_dir_and_keyed_by_declared_variables`, `undeclared_package_files_are_inputs` |
+//! | declared inputs | after a run: each `rerun-if-changed` path (a file's digest, a directory's tree digest; a missing path must stay missing) and each `rerun-if-env-changed` variable's value; without any `rerun-if-changed` directive, the tree digest of the whole package (as cargo assumes), unless the script declared only variables and its package is a registry or git checkout (immutable) | what the script says it read; for a path or vendored package, what a clean build reads | `buildrun.rs`: `declared_file_change_misses`, `run_is_restored_with_its_out_dir_and_keyed_by_declared_variables`, `undeclared_package_files_are_inputs`, `a_path_package_declaring_only_variables_is_keyed_by_its_files` |
 //!
 //! Outputs: every file in `OUT_DIR`, the script's stdout (its `cargo:` directives) and
 //! stderr, paths normalized. A run is not cached when it fails, when an input changed
@@ -180,6 +180,18 @@ fn collect_outputs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), NotCacheabl
         }
     }
     Ok(())
+}
+
+impl BuildScriptRun {
+    /// Whether the script's package is a registry or git checkout under `CARGO_HOME`,
+    /// whose sources never change in place.
+    fn immutable_package(&self) -> bool {
+        crate::roots::cargo_home().is_some_and(|home| {
+            ["registry/src", "git/checkouts"]
+                .iter()
+                .any(|d| self.cwd.starts_with(home.join(d)))
+        })
+    }
 }
 
 impl CachedAction for BuildScriptRun {
@@ -347,12 +359,17 @@ impl CachedAction for BuildScriptRun {
             return Err(NotCacheable::SystemPath(p).into());
         }
 
-        // What the run read.
-        let declared = !directives.rerun_files.is_empty() || !directives.rerun_env.is_empty();
-        let inputs: Vec<String> = if declared {
+        // What the run read: the declared files; without any, the whole package (as
+        // cargo assumes), unless the script declared only variables and its package's
+        // sources cannot change (a registry or git checkout under `CARGO_HOME`). A path
+        // or vendored package's files are what a clean build reads, whatever the script
+        // declares about variables.
+        let inputs: Vec<String> = if !directives.rerun_files.is_empty() {
             directives.rerun_files.clone()
-        } else {
+        } else if directives.rerun_env.is_empty() || !self.immutable_package() {
             vec![".".to_string()]
+        } else {
+            Vec::new()
         };
         let mut files = Vec::new();
         let mut absent = Vec::new();

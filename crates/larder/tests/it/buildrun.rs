@@ -306,3 +306,23 @@ fn runs_are_shared_between_larder_cargo_and_a_plain_wrapper() {
     );
     p.assert_app(&[]);
 }
+
+/// A script that declares only variables (`rerun-if-env-changed`, as `cc`-crate scripts
+/// do) in a path or vendored package is keyed by the package's files too: an edit to a
+/// file it reads reaches the binary after a clean build, never a stale run.
+#[test]
+fn a_path_package_declaring_only_variables_is_keyed_by_its_files() {
+    let p = data_project("println!(\"cargo:rerun-if-env-changed=DATAPKG_FLAVOR\");");
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "datapkg"), ["miss"], "{}", run.context());
+    p.write("data.txt", "second");
+    p.clean();
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "datapkg"), ["miss"], "{}", run.context());
+    assert_eq!(p.run_bin("debug", "datapkg"), "second");
+    p.write("data.txt", "first");
+    p.clean();
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "datapkg"), ["hit"], "{}", run.context());
+    assert_eq!(p.run_bin("debug", "datapkg"), "first");
+}
