@@ -104,3 +104,38 @@ fn missing_module_failure_is_not_cached() {
     run.assert_crate("modless", "miss");
     assert_eq!(p.run_bin("debug", "modless"), "found");
 }
+
+/// Lint levels are in the key: a success stored with a warning is never replayed once
+/// `-D warnings` makes that warning an error (a class of false hits other caches had);
+/// `--cap-lints` likewise.
+#[test]
+fn lint_levels_are_in_the_key() {
+    let p = Project::fixture();
+    let run = p.build();
+    assert!(
+        run.stderr.contains(crate::support::FIXTURE_WARNING),
+        "{}",
+        run.context()
+    );
+    p.clean();
+    let run = p
+        .larder_cargo(&["build"])
+        .env("RUSTFLAGS", "-D warnings")
+        .run_unchecked();
+    assert!(!run.status.success(), "{}", run.context());
+    assert!(
+        run.stderr.contains(crate::support::FIXTURE_WARNING),
+        "{}",
+        run.context()
+    );
+    p.clean();
+    let run = p
+        .larder_cargo(&["build"])
+        .env("RUSTFLAGS", "--cap-lints allow")
+        .run();
+    assert!(
+        !run.stderr.contains(crate::support::FIXTURE_WARNING),
+        "a replayed warning that --cap-lints allow silences:\n{}",
+        run.context()
+    );
+}
