@@ -288,3 +288,29 @@ fn cargo_configuration_variables_do_not_matter() {
         .run();
     run.assert_all("hit", &["m", "top"]);
 }
+
+/// Two modules swapping their contents: the same set of file contents, paired with other
+/// paths. The key pairs each path with its content, so this is a miss (a class of false
+/// hits found in other caches).
+#[test]
+fn modules_swapping_contents_miss() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[package]\nname = \"swap\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        )
+        .file(
+            "src/main.rs",
+            "mod x;\nmod y;\nfn main() { println!(\"{}{}\", x::V, y::V); }\n",
+        )
+        .file("src/x.rs", "pub const V: &str = \"x\";\n")
+        .file("src/y.rs", "pub const V: &str = \"y\";\n")
+        .build();
+    p.build().assert_crate("swap", "miss");
+    assert_eq!(p.run_bin("debug", "swap"), "xy");
+    p.write("src/x.rs", "pub const V: &str = \"y\";\n");
+    p.write("src/y.rs", "pub const V: &str = \"x\";\n");
+    p.clean();
+    p.build().assert_crate("swap", "miss");
+    assert_eq!(p.run_bin("debug", "swap"), "yx");
+}
