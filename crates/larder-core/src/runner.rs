@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::action::outcome::BUILD_SCRIPT_RUN;
 use crate::config::Config;
 use crate::config::env;
 use crate::report::{Event, Totals, read_report};
@@ -33,7 +34,7 @@ impl BuildSummary {
         let mut s = BuildSummary::default();
         for e in events {
             let Some(name) = &e.crate_name else { continue };
-            let name = &if e.crate_types.iter().any(|t| t == "build-script-run") {
+            let name = &if e.crate_types.iter().any(|t| t == BUILD_SCRIPT_RUN) {
                 format!("{name} (build script run)")
             } else {
                 name.clone()
@@ -154,17 +155,13 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     let mut command = Command::new(&cargo);
     command
         .args(&args)
+        // Resolved here: each compile runs in its own package's directory.
+        .envs(crate::config::resolved_path_vars())
         .env("RUSTC_WRAPPER", &exe)
         .env("LARDER_REPORT", &report)
         .env("LARDER_PENDING", pending.path())
         .env("LARDER_BUILD_ID", &id)
-        // Resolved here: each compile runs in its own package's directory.
         .env("LARDER_DIR", &config.dir);
-    if let Some(c) = env::var_os("LARDER_CONFIG").filter(|c| !c.is_empty())
-        && let Ok(cwd) = std::env::current_dir()
-    {
-        command.env("LARDER_CONFIG", cwd.join(c));
-    }
     for (var, value) in c_compiler_shims(&config, &exe) {
         command.env(var, value);
     }

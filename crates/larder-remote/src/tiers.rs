@@ -170,11 +170,6 @@ impl Tiers {
         (0..=self.remotes.len()).map(move |at| Tier { tiers: self, at })
     }
 
-    /// Whether any remote is configured.
-    pub fn has_remotes(&self) -> bool {
-        !self.remotes.is_empty()
-    }
-
     /// The name of the first remote that answered a lookup of this process with an
     /// entry, if any.
     pub fn served_by(&self) -> Option<String> {

@@ -21,7 +21,6 @@ use crate::{Capabilities, Layout, Namespace, Store, StoreError};
 #[derive(Debug, Clone)]
 pub struct DiskStore {
     layout: Layout,
-    root: PathBuf,
     max_size: u64,
     level: i32,
 }
@@ -51,7 +50,6 @@ impl DiskStore {
         let layout = Layout::new(dir);
         fs_err::create_dir_all(layout.tmp())?;
         let store = DiskStore {
-            root: layout.root(),
             layout,
             max_size,
             level: 3,
@@ -69,11 +67,6 @@ impl DiskStore {
     pub fn with_compression_level(mut self, level: i32) -> DiskStore {
         self.level = level;
         self
-    }
-
-    /// The versioned root (`<dir>/v1`).
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     /// The paths of the store directory.
@@ -224,7 +217,7 @@ fn fs_err_like(e: io::Error, path: &Path) -> io::Error {
 
 impl Store for DiskStore {
     fn name(&self) -> String {
-        format!("disk:{}", self.root.display())
+        format!("disk:{}", self.layout.root().display())
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -187,12 +187,6 @@ impl Ctx<'_> {
             link_deps: Vec::new(),
         }
     }
-
-    /// The value of `name`, with this build's roots normalized; `None` if unset or not
-    /// UTF-8.
-    pub fn env_value(&self, name: &str) -> Option<String> {
-        env::var(name).map(|v| self.roots.normalize_text(&v))
-    }
 }
 
 /// What a run produced, ready to store.

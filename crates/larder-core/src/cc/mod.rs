@@ -85,8 +85,6 @@ use crate::config::env;
 use crate::exec::Captured;
 use crate::identity;
 
-pub use crate::action::outcome::C_OBJECT;
-
 /// Runs `compiler args...` through the cache and returns the exit code.
 pub fn run(compiler: PathBuf, args: Vec<OsString>) -> i32 {
     action::run::<CCompile>(Tool {

@@ -119,6 +119,25 @@ struct FileConfig {
     remote_timeout: Option<toml::Value>,
 }
 
+/// The [`PATH_VARS`] set in the process environment, a relative one resolved against the
+/// current directory: what `larder cargo` passes on to the compiles it runs.
+pub fn resolved_path_vars() -> Vec<(&'static str, String)> {
+    let cwd = std::env::current_dir().ok();
+    PATH_VARS
+        .iter()
+        .filter_map(|&name| {
+            let v = env::var(name).filter(|v| !v.is_empty())?;
+            let v = match &cwd {
+                Some(cwd) if Path::new(&v).is_relative() => {
+                    cwd.join(&v).to_string_lossy().into_owned()
+                }
+                _ => v,
+            };
+            Some((name, v))
+        })
+        .collect()
+}
+
 /// The process environment, as UTF-8 pairs.
 fn process_env() -> BTreeMap<String, String> {
     env::vars_os()
@@ -143,16 +162,11 @@ impl Config {
     /// [`ConfigError`] naming the variable, key or file at fault.
     pub fn load_here() -> Result<Config, ConfigError> {
         let mut env = process_env();
-        if let Ok(cwd) = std::env::current_dir() {
-            for name in PATH_VARS {
-                if let Some(v) = env.get_mut(name)
-                    && !v.is_empty()
-                    && Path::new(v.as_str()).is_relative()
-                {
-                    *v = cwd.join(&*v).to_string_lossy().into_owned();
-                }
-            }
-        }
+        env.extend(
+            resolved_path_vars()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v)),
+        );
         Config::from_env(&env)
     }
 
