@@ -95,6 +95,27 @@ pub fn normalized_args(inv: &Invocation, roots: &Roots) -> Vec<String> {
     out
 }
 
+/// The form in which a manifest entry keeps the value of a variable rustc read through
+/// `env!`/`option_env!` (a `# env-dep` line of dep-info), given the files the compile
+/// read (absolute).
+///
+/// rustc writes such a value into the code: `concat!(env!("CARGO_MANIFEST_DIR"), "/f")`
+/// is a string in the binary, `env!("CARGO_BIN_EXE_x")` a program a test runs. So the
+/// value is kept as it is, and a unit that reads a path this way hits only where the path
+/// is the same. One exception: `OUT_DIR` when the compile read a file under it, which is
+/// `include!(concat!(env!("OUT_DIR"), "/gen.rs"))`, the use nearly every crate makes of
+/// it. There the path reaches the output only as the location of included source, as
+/// every other source path does, so the value is normalized and the unit hits in another
+/// checkout. (A crate that both includes from `OUT_DIR` and opens files under it at run
+/// time is the documented limit.)
+pub fn env_dep_value(name: &str, value: &str, read: &[PathBuf], roots: &Roots) -> String {
+    if name == "OUT_DIR" && read.iter().any(|f| f.starts_with(value)) {
+        roots.normalize_text(value)
+    } else {
+        value.to_string()
+    }
+}
+
 /// One compile's record of what it read, stored in the manifest of its invocation key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestEntry {
@@ -102,7 +123,10 @@ pub struct ManifestEntry {
     pub key: Digest,
     /// Every file the compile read, as (normalized path, content digest).
     pub files: Vec<(String, Digest)>,
-    /// Every variable the compile read, as (name, normalized value or `None` if unset).
+    /// Every variable the compile read, as (name, value or `None` if unset). A value is
+    /// kept as it was unless [`env_dep_value`] normalized it; a normalized value (one
+    /// with a placeholder) matches the current value normalized, any other the current
+    /// value as it is.
     pub env: Vec<(String, Option<String>)>,
     /// Paths that did not exist and would change the compile if they did: the other
     /// possible file of each module (`a.rs` versus `a/mod.rs`).
@@ -161,7 +185,7 @@ impl ManifestEntry {
     }
 
     /// Checks the entry against the current inputs. `digest_of` hashes a file (`None` if
-    /// it cannot be read); `env_of` gives a variable's normalized current value.
+    /// it cannot be read); `env_of` gives a variable's current value as it is.
     pub fn matches(
         &self,
         roots: &Roots,
@@ -170,7 +194,16 @@ impl ManifestEntry {
         cwd: &Path,
     ) -> Result<(), Mismatch> {
         for (name, value) in &self.env {
-            if env_of(name) != *value {
+            let current = env_of(name);
+            let same = match (value, &current) {
+                (None, None) => true,
+                (Some(kept), Some(now)) if Roots::has_placeholder(kept) => {
+                    roots.normalize_text(now) == *kept
+                }
+                (Some(kept), Some(now)) => kept == now,
+                _ => false,
+            };
+            if !same {
                 return Err(Mismatch::EnvChanged(name.clone()));
             }
         }
@@ -326,6 +359,50 @@ mod tests {
         assert_ne!(
             ManifestEntry::new(&Digest::of(b"other"), e.files.clone(), vec![], vec![]).key,
             e.key
+        );
+    }
+
+    #[test]
+    fn variable_values_are_kept_as_they_are_but_an_include_root() {
+        let roots = Roots::new([("target", PathBuf::from("/a/t"))]);
+        let out = "/a/t/debug/build/x-1/out";
+        let read = vec![
+            PathBuf::from("/a/src/lib.rs"),
+            PathBuf::from(format!("{out}/gen.rs")),
+        ];
+        assert_eq!(
+            env_dep_value("OUT_DIR", out, &read, &roots),
+            "@@larder:target@@/debug/build/x-1/out"
+        );
+        assert_eq!(env_dep_value("OUT_DIR", out, &read[..1], &roots), out);
+        assert_eq!(
+            env_dep_value("CARGO_MANIFEST_DIR", "/a", &read, &roots),
+            "/a"
+        );
+
+        // A normalized value matches the same place in another checkout; a value kept
+        // as it is matches only itself.
+        let entry = ManifestEntry::new(
+            &Digest::of(b"ik"),
+            vec![],
+            vec![
+                ("OUT_DIR".into(), Some("@@larder:target@@/o".into())),
+                ("CARGO_MANIFEST_DIR".into(), Some("/a".into())),
+            ],
+            vec![],
+        );
+        let here = |other_dir: &'static str| {
+            move |n: &str| match n {
+                "OUT_DIR" => Some("/b/t/o".to_string()),
+                _ => Some(other_dir.to_string()),
+            }
+        };
+        let b = Roots::new([("target", PathBuf::from("/b/t"))]);
+        let cwd = Path::new("/");
+        assert_eq!(entry.matches(&b, |_| None, here("/a"), cwd), Ok(()));
+        assert_eq!(
+            entry.matches(&b, |_| None, here("/b"), cwd),
+            Err(Mismatch::EnvChanged("CARGO_MANIFEST_DIR".into()))
         );
     }
 

@@ -23,7 +23,7 @@
 //! | incremental | presence of `-C incremental`, not its location | incremental compiles partition code differently | `key_rows.rs`: `incremental_presence_is_in_the_key` |
 //! | environment | every `CARGO_*` variable except cargo's own configuration ([`env::is_cargo_config`]), `CARGO`, `OUT_DIR`, the variables rustc and the linker read ([`env::TOOL_VARS`]); values normalized | cargo sets per-unit variables crates read through `env!` and proc macros read through `std::env` | `key_rows.rs`: `cargo_package_variable_is_in_the_key`, `tool_variable_is_in_the_key` |
 //! | source files | content digest of every file in the compile's dep-info: modules, `include!`, `include_str!`, `include_bytes!`, generated files in `OUT_DIR`; paths normalized | these are what rustc read | `cache.rs`: `edit_in_app_misses_only_app`, `included_file_change_misses`, `generated_file_change_misses_a` |
-//! | variables read | name and normalized value (or "unset") of every `# env-dep` line in dep-info | `env!`/`option_env!` of any variable, not only cargo's | `cache.rs`: `env_var_read_by_option_env_misses_and_revert_hits` |
+//! | variables read | name and value as it is, not normalized (or "unset"), of every `# env-dep` line in dep-info | `env!`/`option_env!` of any variable, not only cargo's; rustc writes the value into the code, so a path read this way (`CARGO_MANIFEST_DIR`, `CARGO_BIN_EXE_<bin>`, `OUT_DIR`, a `cargo:rustc-env` path) ties the unit to its location | `cache.rs`: `env_var_read_by_option_env_misses_and_revert_hits`, `baked_paths_miss_in_another_checkout` |
 //! | module shadows | that `a/mod.rs` does not exist for a listed `a.rs`, and the reverse | a new file there changes module resolution | `key_rows.rs`: `module_file_appearing_is_not_a_hit` |
 //! | extern crates | content digest of each `--extern` file (rlib, rmeta, proc-macro `.so`) | a dependency's metadata and code | `cache.rs`: `edit_in_a_misses_dependents_and_revert_hits` |
 //! | linked libraries | for bins, dylibs, cdylibs, staticlibs and proc macros: content digest of every Rust library linked, transitively (found through the link records larder keeps for each library it built) | a dependency two levels down changes the linked output without changing its dependents' metadata | `key_rows.rs`: `bundled_c_library_two_crates_down_reaches_the_binary` |
@@ -42,7 +42,8 @@
 //!
 //! - Absolute locations of the working directory, target directory, `CARGO_HOME` and the
 //!   sysroot: normalized to placeholders, so two checkouts share entries. Outputs that
-//!   mention paths are rewritten on restore.
+//!   mention paths are rewritten on restore. Not in the values of variables a crate reads
+//!   through `env!` (see above).
 //! - Modification times, inode numbers and file names of inputs outside the dep-info:
 //!   content decides.
 //! - `-C incremental`'s directory, `CARGO_MAKEFLAGS` (the jobserver), cargo's own

@@ -104,6 +104,11 @@ impl Roots {
         PathBuf::from(self.denormalize_text(text))
     }
 
+    /// Whether the text holds a placeholder (it was normalized where a root stood).
+    pub fn has_placeholder(text: &str) -> bool {
+        text.contains("@@larder:")
+    }
+
     /// Whether the normalized text still holds a placeholder this build has no root for.
     pub fn has_unknown_placeholder(&self, text: &str) -> bool {
         self.denormalize_text(text).contains("@@larder:")

@@ -242,7 +242,7 @@ pub trait CachedAction: Sized {
         entry.matches(
             &roots,
             |p| hasher.digest(p),
-            |name| env::var(name).map(|v| roots.normalize_text(&v)),
+            |name| env_dep_value(name).unwrap_or_else(|_| Some(NON_UTF8.to_string())),
             self.cwd(),
         )
     }
@@ -301,6 +301,20 @@ pub trait CachedAction: Sized {
     fn finish(&self, cx: &Ctx<'_>, code: i32) {
         let _ = (cx, code);
     }
+}
+
+/// Stands for a value that is not UTF-8 at lookup: no stored value can contain a NUL.
+const NON_UTF8: &str = "\0non-utf-8";
+
+/// The current value of a variable a compile read through `env!`/`option_env!`, as it
+/// is (see [`larder_key::key::env_dep_value`] for the form a manifest keeps).
+///
+/// # Errors
+/// The value is not UTF-8 (given back).
+pub(crate) fn env_dep_value(name: &str) -> Result<Option<String>, std::ffi::OsString> {
+    env::var_os(name)
+        .map(std::ffi::OsString::into_string)
+        .transpose()
 }
 
 /// Opens the tiers for a wrapper: the local store and the remotes. If the local store

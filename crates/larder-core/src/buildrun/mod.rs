@@ -327,7 +327,7 @@ impl CachedAction for BuildScriptRun {
         entry.matches(
             &roots,
             |p| digest_of(hasher, &roots, p),
-            |n| script_var(&bin, n).map(|v| roots.normalize_text(&v)),
+            |n| script_var(&bin, n),
             &self.cwd,
         )
     }

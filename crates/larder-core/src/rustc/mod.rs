@@ -70,16 +70,6 @@ impl RustcAction {
     }
 }
 
-fn env_value(roots: &Roots, name: &str) -> Result<Option<String>, NotCacheable> {
-    match crate::config::env::var_os(name) {
-        None => Ok(None),
-        Some(v) => v
-            .into_string()
-            .map(|v| Some(roots.normalize_text(&v)))
-            .map_err(|_| NotCacheable::NonUtf8(format!("value of {name}"))),
-    }
-}
-
 /// `--crate-name` of raw arguments (`None` for `___`, cargo's probe name).
 fn crate_name_arg(args: &[std::ffi::OsString]) -> Option<String> {
     let mut iter = args.iter().filter_map(|a| a.to_str());
@@ -166,7 +156,10 @@ impl CachedAction for RustcAction {
         for (name, _) in crate::config::env::vars_os() {
             let Some(name) = name.to_str() else { continue };
             if env::is_keyed(name, &cx.config.extra_env) {
-                let value = env_value(&cx.roots, name)?.unwrap_or_default();
+                let value = crate::action::env_dep_value(name)
+                    .map_err(|_| NotCacheable::NonUtf8(format!("value of {name}")))?
+                    .map(|v| cx.roots.normalize_text(&v))
+                    .unwrap_or_default();
                 key.env.push((name.to_string(), value));
             }
         }
@@ -319,9 +312,13 @@ impl CachedAction for RustcAction {
                 absent.push(cx.roots.normalize_text(&alt));
             }
         }
+        let read: Vec<PathBuf> = info.files.iter().map(|f| inv.cwd.join(f)).collect();
         let mut env_deps = Vec::with_capacity(info.env.len());
         for name in &info.env {
-            env_deps.push((name.clone(), env_value(&cx.roots, name)?));
+            let value = crate::action::env_dep_value(name)
+                .map_err(|_| NotCacheable::NonUtf8(format!("value of {name}")))?
+                .map(|v| larder_key::key::env_dep_value(name, &v, &read, &cx.roots));
+            env_deps.push((name.clone(), value));
         }
         let entry = ManifestEntry::new(key.digest(), files, env_deps, absent);
 

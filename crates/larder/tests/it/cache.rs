@@ -146,6 +146,67 @@ fn relocated_checkout_hits_and_tracks_its_own_files() {
     q.assert_app(&[("greeting", "moved")]);
 }
 
+/// Paths that rustc writes into code are inputs (issue 9, item 1): a crate that bakes
+/// `env!("CARGO_MANIFEST_DIR")` and a `cargo:rustc-env` path under `OUT_DIR` into
+/// strings it opens at run time, and an integration test that runs
+/// `env!("CARGO_BIN_EXE_tool")`, miss in another checkout, which then runs its own binary
+/// reading its own files (the first checkout is gone by then); in the same place they hit.
+#[test]
+fn baked_paths_miss_in_another_checkout() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[package]\nname = \"tool\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        )
+        .file(
+            "build.rs",
+            "fn main() {\n    let out = std::env::var(\"OUT_DIR\").unwrap();\n    std::fs::write(format!(\"{out}/data.txt\"), \"data\\n\").unwrap();\n    println!(\"cargo:rustc-env=DATA_FILE={out}/data.txt\");\n}\n",
+        )
+        .file(
+            "src/lib.rs",
+            "pub fn fixture() -> &'static str {\n    concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/tests/f.txt\")\n}\npub fn data() -> &'static str {\n    env!(\"DATA_FILE\")\n}\n",
+        )
+        .file(
+            "src/main.rs",
+            "fn main() {\n    print!(\"{}\", std::fs::read_to_string(tool::fixture()).unwrap());\n    print!(\"{}\", std::fs::read_to_string(tool::data()).unwrap());\n}\n",
+        )
+        .file("tests/f.txt", "checkout A\n")
+        .file(
+            "tests/run.rs",
+            "#[test]\nfn runs_the_tool() {\n    let out = std::process::Command::new(env!(\"CARGO_BIN_EXE_tool\")).output().unwrap();\n    let want = std::fs::read_to_string(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/tests/f.txt\")).unwrap() + \"data\\n\";\n    assert_eq!(String::from_utf8(out.stdout).unwrap(), want);\n    println!(\"ran {}\", env!(\"CARGO_BIN_EXE_tool\"));\n}\n",
+        )
+        .build();
+    p.larder_cargo(&["test", "--no-run"]).run();
+
+    let q = p.relocated_copy();
+    q.write("tests/f.txt", "checkout B\n");
+    let run = q.larder_cargo(&["test", "--no-run"]).run();
+    // The library bakes its paths, and everything else links it or reads
+    // `CARGO_BIN_EXE_tool`: every unit misses but the build script's own compile.
+    let hits: Vec<_> = run
+        .report
+        .units()
+        .filter(|e| e.outcome == "hit" && e.krate.as_deref() != Some("build_script_build"))
+        .collect();
+    assert!(hits.is_empty(), "{hits:?}\n{}", run.context());
+    fs::remove_dir_all(&p.root).unwrap(); // the store stays
+    // B's test runs B's binary, which reads B's fixture.
+    let test = q
+        .larder_cargo(&["test", "--test", "run", "--", "--nocapture"])
+        .run();
+    let out = &test.stdout;
+    let b_bin = q.target().join("debug").join("tool");
+    assert!(
+        out.contains(&format!("ran {}", b_bin.display())),
+        "the test ran another checkout's binary:\n{out}\n{}",
+        test.context()
+    );
+    // Units that read a path through a variable still hit where the path is the same.
+    fs::remove_dir_all(q.target()).unwrap();
+    let rebuilt = q.larder_cargo(&["test", "--no-run"]).run();
+    rebuilt.assert_all("hit", &["tool", "run"]);
+}
+
 // --- 3. edits -------------------------------------------------------------------------
 
 /// Editing the binary's source recompiles only `app`, a miss, and the binary shows it.
