@@ -232,6 +232,109 @@ pub fn linker(linker: &Path, cache_dir: Option<&Path>) -> io::Result<Digest> {
     })
 }
 
+/// The identity of what links a rustc output: the linker rustc runs (`-C linker`, `cc` by
+/// default) and, when that is a C compiler driver, the linker the driver runs in turn, so
+/// that a linker upgraded behind an unchanged `cc` (`ld`, or `-fuse-ld=gold|lld|mold` among
+/// the link arguments, found through their `-B` directories as the driver finds it) is
+/// another identity. A linker rustc runs directly (`ld.lld`, `mold`, a script) is hashed
+/// alone.
+///
+/// The driver's answer (`-print-prog-name`) is cached in `cache_dir` while the driver keeps
+/// its size, time and inode and the arguments and search variables are the same; the
+/// linker it names is hashed while it keeps its own.
+///
+/// # Errors
+/// If the linker rustc runs cannot be found or read.
+pub fn link_tools(
+    program: &Path,
+    link_args: &[String],
+    cache_dir: Option<&Path>,
+) -> io::Result<Digest> {
+    let driver = linker(program, cache_dir)?;
+    let mut h = KeyHasher::new();
+    h.digest_field("linker", &driver);
+    if let Some(path) = resolve_program(program)
+        && is_c_driver(&path)
+        && let Some(behind) = linker_behind(&path, link_args, cache_dir)?
+    {
+        h.digest_field("linker-behind-driver", &linker(&behind, cache_dir)?);
+    }
+    Ok(h.finish())
+}
+
+/// Whether a program is a C compiler driver (`cc`, `gcc`, `clang`, versioned or
+/// target-prefixed), by the name it is run as or the file it resolves to.
+fn is_c_driver(path: &Path) -> bool {
+    let named = |p: &Path| {
+        let n = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        n == "cc"
+            || n == "c++"
+            || n.ends_with("-cc")
+            || n.ends_with("-c++")
+            || n.contains("gcc")
+            || n.contains("g++")
+            || n.contains("clang")
+    };
+    named(path) || std::fs::canonicalize(path).is_ok_and(|p| named(&p))
+}
+
+/// The linker a C driver runs for these link arguments: `-print-prog-name=ld` with the
+/// arguments that choose it (`-fuse-ld=`, `-B`), resolved on `PATH` when the driver
+/// answers with a bare name. `None` if it names nothing that exists.
+fn linker_behind(
+    driver: &Path,
+    link_args: &[String],
+    cache_dir: Option<&Path>,
+) -> io::Result<Option<PathBuf>> {
+    let mut choose: Vec<String> = Vec::new();
+    let mut args = link_args.iter();
+    while let Some(a) = args.next() {
+        if a.starts_with("-fuse-ld=") || a.starts_with("--ld-path=") {
+            choose.push(a.clone());
+        } else if a == "-B" {
+            if let Some(dir) = args.next() {
+                choose.push(format!("-B{dir}"));
+            }
+        } else if a.starts_with("-B") {
+            choose.push(a.clone());
+        }
+    }
+    let mut h = KeyHasher::new();
+    h.digest_field("driver", &stat_key("linker-driver", driver)?);
+    for a in &choose {
+        h.field("arg", a);
+    }
+    for var in ["PATH", "COMPILER_PATH", "GCC_EXEC_PREFIX"] {
+        h.field(
+            var,
+            crate::config::env::var_os(var)
+                .unwrap_or_default()
+                .as_encoded_bytes(),
+        );
+    }
+    cached(cache_dir, &h.finish(), || {
+        if let Some(path) = choose
+            .iter()
+            .rev()
+            .find_map(|a| a.strip_prefix("--ld-path="))
+        {
+            return Ok(Some(PathBuf::from(path)).filter(|p| p.is_file()));
+        }
+        let out = Command::new(driver)
+            .args(&choose)
+            .arg("-print-prog-name=ld")
+            .output()?;
+        let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() || name.is_empty() {
+            return Ok(None);
+        }
+        Ok(resolve_program(Path::new(&name)).filter(|p| p.is_file()))
+    })
+}
+
 /// The identity of a C or C++ compiler driver: the digest of its executable (following
 /// symlinks), the file name it is run by (`clang++` is `clang` run as a C++ compiler)
 /// and its `--version` output. Cached in `cache_dir` while the executable keeps its
@@ -417,5 +520,45 @@ mod tests {
         let d = linker(Path::new("cc"), None).unwrap();
         assert_eq!(d, linker(Path::new("cc"), None).unwrap());
         assert!(linker(Path::new("no-such-linker-larder"), None).is_err());
+    }
+
+    /// The linker behind `cc`: `-fuse-ld=gold` with a `-B` directory holding `ld.gold` is
+    /// that file, and another content of it is another identity, the driver unchanged.
+    #[test]
+    fn the_linker_behind_the_driver_counts() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let gold = dir.path().join("ld.gold");
+        let write = |body: &str| {
+            std::fs::write(&gold, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&gold, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        write("exec ld.gold \"$@\"");
+        let args = vec![
+            "-fuse-ld=gold".to_string(),
+            format!("-B{}", dir.path().display()),
+        ];
+        assert_eq!(
+            linker_behind(Path::new("/usr/bin/cc"), &args, Some(cache.path())).unwrap(),
+            Some(gold.clone())
+        );
+        let a = link_tools(Path::new("cc"), &args, Some(cache.path())).unwrap();
+        assert_eq!(
+            a,
+            link_tools(Path::new("cc"), &args, Some(cache.path())).unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        write("exec ld.gold --build-id=none \"$@\"");
+        assert_ne!(
+            a,
+            link_tools(Path::new("cc"), &args, Some(cache.path())).unwrap()
+        );
+        assert_ne!(
+            a,
+            link_tools(Path::new("cc"), &[], Some(cache.path())).unwrap()
+        );
+        assert!(is_c_driver(Path::new("/usr/bin/cc")));
+        assert!(!is_c_driver(Path::new("/usr/bin/ld.gold")));
     }
 }

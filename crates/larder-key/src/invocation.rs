@@ -127,6 +127,9 @@ pub struct Invocation {
     pub target: Option<String>,
     /// `-C linker`, if given.
     pub linker: Option<String>,
+    /// The words of `-C link-arg(s)` and `-C pre-link-arg(s)`, in order: what rustc passes
+    /// on to the linker (a `-fuse-ld=` among them chooses the linker a C driver runs).
+    pub link_args: Vec<String>,
     /// Files named by arguments whose content is an input (`-C profile-use`, a target
     /// spec `.json`, files named in `-C link-arg(s)`).
     pub arg_files: Vec<PathBuf>,
@@ -254,6 +257,7 @@ impl Invocation {
             link_libs: Vec::new(),
             target: None,
             linker: None,
+            link_args: Vec::new(),
             arg_files: Vec::new(),
             json_artifacts: false,
         };
@@ -343,6 +347,12 @@ impl Invocation {
                         ("profile-use", Some(v)) => inv.arg_files.push(abs(v)),
                         ("link-arg" | "link-args" | "pre-link-arg" | "pre-link-args", Some(v)) => {
                             inv.arg_files.extend(files_named_in(v, &cwd));
+                            if name.ends_with("args") {
+                                inv.link_args
+                                    .extend(v.split_whitespace().map(str::to_string));
+                            } else {
+                                inv.link_args.push(v.to_string());
+                            }
                         }
                         _ => {}
                     }

@@ -178,7 +178,7 @@ impl CachedAction for RustcAction {
                 .extend(link_closure(inv, cx.store, &mut cx.hasher)?);
             let linker = inv.linker.clone().unwrap_or_else(|| "cc".to_string());
             key.linker = Some(
-                identity::linker(Path::new(&linker), Some(&tools))
+                identity::link_tools(Path::new(&linker), &inv.link_args, Some(&tools))
                     .map_err(ActionError::identity("linker", Path::new(&linker)))?,
             );
         }

@@ -154,6 +154,44 @@ fn linker_content_is_in_the_key() {
     assert_eq!(p.run_bin("debug", "top"), "inner-file");
 }
 
+/// Row "linker", the class "a linker upgraded behind an unchanged `cc`" (issue 9): `cc`
+/// runs `ld.gold` from a `-B` directory (`-fuse-ld=gold`); another version of that file
+/// is another linker, though rustc's linker, `cc`, is the same.
+#[test]
+fn linker_behind_the_driver_is_in_the_key() {
+    let p = module_project();
+    let dir = p.tmp().join("linkers");
+    let gold = dir.join("ld.gold");
+    let marker = p.tmp().join("linked-by-v2");
+    crate::support::write_file(&gold, "#!/bin/sh\nexec /usr/bin/ld.gold \"$@\"\n");
+    make_executable(&gold);
+    if !std::path::Path::new("/usr/bin/ld.gold").exists() {
+        eprintln!("skipped: no /usr/bin/ld.gold (binutils)");
+        return;
+    }
+    let flags = format!("-C link-arg=-fuse-ld=gold -C link-arg=-B{}", dir.display());
+    p.larder_cargo(&["build"]).env("RUSTFLAGS", &flags).run();
+
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    crate::support::write_file(
+        &gold,
+        &format!(
+            "#!/bin/sh\n# another version of the linker\ntouch {}\nexec /usr/bin/ld.gold \"$@\"\n",
+            marker.display()
+        ),
+    );
+    p.clean();
+    let run = p.larder_cargo(&["build"]).env("RUSTFLAGS", &flags).run();
+    run.assert_crate("m", "hit");
+    run.assert_crate("top", "miss");
+    assert!(
+        marker.exists(),
+        "the new linker did not link\n{}",
+        run.context()
+    );
+    assert_eq!(p.run_bin("debug", "top"), "inner-file");
+}
+
 fn make_executable(path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
