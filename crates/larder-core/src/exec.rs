@@ -6,6 +6,12 @@
 //! notifications from stderr to start dependent compiles early; holding them back would
 //! break pipelining) while keeping a copy to store. The jobserver file descriptors cargo
 //! passes are inherited by the child.
+//!
+//! The child gets this process's environment sorted by name, the order cargo gives every
+//! process it starts (std's `Command` keeps a modified environment in a sorted map). A
+//! build script reaches larder through a `/bin/sh` shim, which reorders the environment,
+//! and scripts that print `std::env::vars()` in order (libm's `CFG_CARGO_FEATURES`) would
+//! otherwise write other output than under plain cargo.
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -29,7 +35,11 @@ pub struct Captured {
 
 /// Replaces this process with `rustc args...`. Returns only if the exec failed.
 pub fn exec_passthrough(rustc: &Path, args: &[OsString]) -> io::Error {
-    Command::new(rustc).args(args).exec()
+    Command::new(rustc)
+        .args(args)
+        .env_clear()
+        .envs(sorted_env())
+        .exec()
 }
 
 /// Runs `rustc args...`, streaming and capturing its output.
@@ -40,6 +50,8 @@ pub fn run_captured(rustc: &Path, args: &[OsString]) -> io::Result<Captured> {
     let start = Instant::now();
     let mut child = Command::new(rustc)
         .args(args)
+        .env_clear()
+        .envs(sorted_env())
         .stdin(Stdio::inherit())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -62,6 +74,13 @@ pub fn run_captured(rustc: &Path, args: &[OsString]) -> io::Result<Captured> {
         stderr: stderr?,
         elapsed: start.elapsed(),
     })
+}
+
+/// This process's environment, sorted by name.
+fn sorted_env() -> Vec<(OsString, OsString)> {
+    let mut vars: Vec<(OsString, OsString)> = crate::config::env::vars_os().collect();
+    vars.sort();
+    vars
 }
 
 fn tee(mut from: impl Read, mut to: impl Write) -> io::Result<Vec<u8>> {

@@ -12,6 +12,7 @@
 //! |---|---|---|---|
 //! | version | `larder-build-script-run-v1` | a new definition never matches old entries | none: a constant, changed only with the definition |
 //! | the script | content digest of the real binary | the code that runs | `buildrun.rs`: `script_code_is_an_input` |
+//! | package sources | whether the package is a registry or git checkout under `CARGO_HOME` (immutable) or a path or vendored package (editable) | the two kinds of entry list different inputs; a registry entry keyed by variables alone must never answer for a vendored copy with the same package id | `buildrun.rs`: `a_registry_entry_never_answers_for_a_vendored_copy` |
 //! | the compiler | identity of `RUSTC` (`rustc -vV`, sysroot) | scripts probe it | `larder-core` `identity::tests::another_compiler_or_standard_library_is_another_identity` |
 //! | the C compilers | content of the `CC` and `CXX` executables a `cc`-crate script would run (the compiler behind larder's shim, not the shim) | a compiler upgrade changes the objects in `OUT_DIR` | `larder-core` `identity::tests::linker_identity` |
 //! | environment | [`larder_key::env::is_keyed_for_build_script`]: what cargo sets for the script (`TARGET`, `PROFILE`, `OPT_LEVEL`, `CARGO_CFG_*`, `CARGO_FEATURE_*`, `OUT_DIR`, `CARGO_ENCODED_RUSTFLAGS`, ...), the C toolchain's variables, `PKG_CONFIG*`, declared variables; normalized | the script reads them | `buildrun.rs`: `script_environment_is_an_input` |
@@ -260,6 +261,19 @@ impl CachedAction for BuildScriptRun {
             .digest(&self.real)
             .ok_or_else(|| NotCacheable::UnreadableInput(self.real.display().to_string()))?;
         h.digest_field("script", &script);
+        // Whether the package's sources can change in place decides what a stored entry
+        // lists (nothing but variables for a registry or git checkout that declares only
+        // variables, the package's files otherwise). An entry of the immutable kind must
+        // never answer for a path or vendored copy of the same package, whose files may
+        // be edited: the two kinds have keys of their own.
+        h.field(
+            "package-sources",
+            if self.immutable_package() {
+                "immutable"
+            } else {
+                "editable"
+            },
+        );
         if let Some(c) = &compiler {
             h.digest_field("compiler", &c.digest);
         }

@@ -85,6 +85,61 @@ fn undeclared_package_files_are_inputs() {
     assert_eq!(p.run_bin("debug", "datapkg"), "first");
 }
 
+/// Item 3, as the differential suite found it: a package whose build script declares only
+/// variables exists as a registry checkout under `CARGO_HOME` (immutable: keyed by the
+/// variables alone) and as a vendored copy (editable, with the same package id). The
+/// registry checkout's entry never answers for the vendored copy, whose data file was
+/// edited.
+#[test]
+fn a_registry_entry_never_answers_for_a_vendored_copy() {
+    let mut p = project()
+        .file(
+            "src/main.rs",
+            "fn main() {\n    println!(\"{}\", datapkg::DATA);\n}\n",
+        )
+        .build();
+    let home = p.tmp().join("cargo-home");
+    let registry = home.join("registry/src/index.example-0/datapkg-0.1.0");
+    let package = [
+        (
+            "Cargo.toml",
+            "[package]\nname = \"datapkg\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        ),
+        (
+            "build.rs",
+            "fn main() {\n    println!(\"cargo:rerun-if-env-changed=DATAPKG_FLAVOR\");\n    let data = std::fs::read_to_string(\"data.txt\").unwrap();\n    let out = std::path::PathBuf::from(std::env::var(\"OUT_DIR\").unwrap());\n    std::fs::write(out.join(\"data.rs\"), format!(\"pub const DATA: &str = {:?};\", data.trim())).unwrap();\n}\n",
+        ),
+        ("data.txt", "registry"),
+        (
+            "src/lib.rs",
+            "include!(concat!(env!(\"OUT_DIR\"), \"/data.rs\"));\n",
+        ),
+    ];
+    for (path, content) in package {
+        crate::support::write_file(&registry.join(path), content);
+    }
+    let manifest = |dep: &str| {
+        format!(
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ndatapkg = {{ path = {dep:?} }}\n\n[workspace]\n"
+        )
+    };
+    p.write("Cargo.toml", &manifest(registry.to_str().unwrap()));
+    p.cargo_home = Some(home);
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "datapkg"), ["miss"], "{}", run.context());
+    assert_eq!(p.run_bin("debug", "app"), "registry");
+
+    // The same package (same path, so the same package id and `-C metadata`, as with
+    // `cargo vendor`'s source replacement), now outside `CARGO_HOME`: an editable copy.
+    // Its data file is edited; the registry checkout's entry must not answer.
+    p.cargo_home = Some(p.tmp().join("another-cargo-home"));
+    crate::support::write_file(&registry.join("data.txt"), "vendored and edited");
+    p.clean();
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "datapkg"), ["miss"], "{}", run.context());
+    assert_eq!(p.run_bin("debug", "app"), "vendored and edited");
+}
+
 /// With `rerun-if-changed`, the declared files are the inputs.
 #[test]
 fn declared_file_change_misses() {
