@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's full test command:
-#   cargo fmt --check, cargo clippy -D warnings, cargo doc -D warnings, cargo test, then the
-#   ripgrep end-to-end check.
+#   cargo fmt --check, cargo clippy -D warnings, cargo doc -D warnings, cargo test, the
+#   ripgrep end-to-end check, then the differential suite (scripts/differential.py: zstd
+#   from crates.io built through larder in 14 states and compared with plain cargo's clean
+#   builds).
 # Runs every step even if an earlier one fails, and exits non-zero if any failed.
 #
 # Before the tests it installs (if missing) and starts the servers the remote backends are
@@ -11,7 +13,8 @@
 # builds again from each.
 #
 # Environment: SKIP_E2E=1 skips scripts/e2e-ripgrep.sh (which has its own variables:
-# PROFILES, LARDER_E2E_WORK, LARDER_BIN, ...). SKIP_REMOTES=1 starts no servers (the
+# PROFILES, LARDER_E2E_WORK, LARDER_BIN, ...). SKIP_DIFFERENTIAL=1 skips the differential
+# suite (its variables: LARDER_DIFF_WORK, LARDER_BIN). SKIP_REMOTES=1 starts no servers (the
 # remote tests then skip, saying so).
 set -uo pipefail
 
@@ -69,6 +72,13 @@ if [ "${SKIP_E2E:-0}" = 1 ]; then
     echo "==> e2e: skipped (SKIP_E2E=1)"
 else
     step e2e "$REPO/scripts/e2e-ripgrep.sh"
+fi
+if [ "${SKIP_DIFFERENTIAL:-0}" = 1 ]; then
+    echo
+    echo "==> differential: skipped (SKIP_DIFFERENTIAL=1)"
+else
+    # No remote tier: one local store, as the suite describes.
+    step differential env -u LARDER_REMOTE python3 "$REPO/scripts/differential.py"
 fi
 
 echo
