@@ -33,6 +33,10 @@
 //! | files named by arguments | content of `-C profile-use` files, a target spec `.json`, files named in `-C link-arg(s)` | they change codegen or linking | `key_rows.rs`: `file_named_in_link_arg_is_in_the_key` |
 //! | declared inputs | user-declared variables (`LARDER_EXTRA_ENV`) and the content of user-declared files (`LARDER_EXTRA_FILES`) | proc macros that read what rustc does not see | `key_rows.rs`: `declared_extra_env_and_files_are_inputs` |
 //!
+//! The keys of fixed invocations are pinned (`tests/golden.rs`; the build-script run and C
+//! keys in `larder-core`'s `buildrun::key` and `cc::key` tests): a refactor cannot change a
+//! key by accident, and a change on purpose bumps [`key::KEY_VERSION`].
+//!
 //! # Left out on purpose
 //!
 //! Each of these is changed by a test that expects hits: checkout path, target

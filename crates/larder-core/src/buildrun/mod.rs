@@ -28,6 +28,7 @@
 //! `OUT_DIR` is not detected (cargo forbids it, but cannot enforce it either).
 
 mod directives;
+mod key;
 pub mod shim;
 
 use std::ffi::OsString;
@@ -49,10 +50,8 @@ use crate::exec::Captured;
 use crate::hashing::FileHasher;
 use crate::identity;
 use directives::{parse_directives, system_path};
+pub use key::{RUN_KEY_VERSION, RunKeyInputs};
 pub use shim::{REAL_SUFFIX, install_shim};
-
-/// The version of the run key's definition.
-pub const RUN_KEY_VERSION: &str = "larder-build-script-run-v1";
 
 /// Runs the build script `real` with `args` through the cache and returns its exit
 /// code. Called by the shim as `larder build-script-run <real> <args...>`.
@@ -254,29 +253,19 @@ impl CachedAction for BuildScriptRun {
         roots.push(("larder-bin", cx.config.layout().bin()));
         cx.roots = Roots::new(roots);
 
-        let mut h = KeyHasher::new();
-        h.field("version", RUN_KEY_VERSION);
         let script = cx
             .hasher
             .digest(&self.real)
             .ok_or_else(|| NotCacheable::UnreadableInput(self.real.display().to_string()))?;
-        h.digest_field("script", &script);
-        // Whether the package's sources can change in place decides what a stored entry
-        // lists (nothing but variables for a registry or git checkout that declares only
-        // variables, the package's files otherwise). An entry of the immutable kind must
-        // never answer for a path or vendored copy of the same package, whose files may
-        // be edited: the two kinds have keys of their own.
-        h.field(
-            "package-sources",
-            if self.immutable_package() {
-                "immutable"
-            } else {
-                "editable"
-            },
-        );
-        if let Some(c) = &compiler {
-            h.digest_field("compiler", &c.digest);
-        }
+        let mut key = RunKeyInputs {
+            script,
+            immutable_package: self.immutable_package(),
+            compiler: compiler.as_ref().map(|c| c.digest),
+            c_compilers: Vec::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            dep_paths: Vec::new(),
+        };
         // The C and C++ compilers a `cc`-crate script would run: their executables'
         // content (a compiler upgrade changes the objects in `OUT_DIR`).
         let bin = cx.config.layout().bin();
@@ -284,17 +273,15 @@ impl CachedAction for BuildScriptRun {
             let value = script_var(&bin, var).unwrap_or_else(|| default.to_string());
             let program = value.split_whitespace().next().unwrap_or(default);
             if let Ok(d) = identity::linker(Path::new(program), Some(&tools)) {
-                h.field("c-compiler", var)
-                    .digest_field("c-compiler-digest", &d);
+                key.c_compilers.push((var.to_string(), d));
             }
         }
         for a in &self.args {
             let a = a
                 .to_str()
                 .ok_or_else(|| NotCacheable::NonUtf8("argument".into()))?;
-            h.field("arg", cx.roots.normalize_text(a));
+            key.args.push(cx.roots.normalize_text(a));
         }
-        let mut vars: Vec<(String, String)> = Vec::new();
         for (name, value) in env::vars_os() {
             let Some(name) = name.to_str() else { continue };
             if larder_key::env::is_keyed_for_build_script(name, &cx.config.extra_env) {
@@ -302,20 +289,18 @@ impl CachedAction for BuildScriptRun {
                     return Err(NotCacheable::NonUtf8(format!("value of {name}")).into());
                 }
                 if let Some(value) = script_var(&bin, name) {
-                    vars.push((name.to_string(), cx.roots.normalize_text(&value)));
+                    key.env
+                        .push((name.to_string(), cx.roots.normalize_text(&value)));
                 }
             }
         }
-        vars.sort();
-        for (k, v) in &vars {
-            h.field("env-name", k).field("env-value", v);
-        }
+        key.env.sort();
         // `DEP_<links>_<key>` values often name a dependency's `OUT_DIR` (headers, a
         // built library): its content is an input, as cargo reruns the script when a
         // dependency's run changes. Tree walks inside the target directory take no
         // roots (they would leave the target directory out).
         let target = cx.roots.get("target").map(PathBuf::from);
-        for (k, v) in &vars {
+        for (k, v) in &key.env {
             let Some(target) = &target else { break };
             if !k.starts_with("DEP_") {
                 continue;
@@ -325,12 +310,11 @@ impl CachedAction for BuildScriptRun {
                 if path.is_absolute() && path.starts_with(target) && path.exists() {
                     let d = digest_of(&mut cx.hasher, &Roots::default(), path)
                         .ok_or_else(|| NotCacheable::UnreadableInput(piece.to_string()))?;
-                    h.field("dep-path", cx.roots.normalize_text(piece))
-                        .digest_field("dep-digest", &d);
+                    key.dep_paths.push((cx.roots.normalize_text(piece), d));
                 }
             }
         }
-        Ok(Key::Manifest(h.finish()))
+        Ok(Key::Manifest(key.key()))
     }
 
     /// Files and directory trees, by content.

@@ -208,6 +208,36 @@ mod tests {
         ])
     }
 
+    /// Golden key: a refactor must not change the key of fixed inputs by accident. If the
+    /// definition changes on purpose, bump [`C_KEY_VERSION`] and pin the new value.
+    #[test]
+    fn a_fixed_c_compile_has_its_pinned_key() {
+        let k = CKeyInputs {
+            compiler: Digest::of(b"gcc 12 (fixture)"),
+            args: [
+                "-O2",
+                "-g",
+                "-fPIC",
+                "-I",
+                "@@larder:cwd@@/include",
+                "-c",
+                "src/a.c",
+            ]
+            .map(str::to_string)
+            .to_vec(),
+            env: vec![("SOURCE_DATE_EPOCH".into(), "0".into())],
+            source: Digest::of(b"int a(void) { return 1; }\n"),
+            files: vec![(
+                "@@larder:cwd@@/extra.h".into(),
+                Digest::of(b"#define X 1\n"),
+            )],
+        };
+        assert_eq!(
+            k.key().to_hex(),
+            "6c52d7c25d062583256b13766c1c534ec812a3eced909b308cb42658e0a1613e"
+        );
+    }
+
     #[test]
     fn markers_are_normalized_and_listed() {
         let text = "# 0 \"/home/u/ws/src/a.c\"\n# 0 \"<built-in>\"\n# 1 \"/home/u/ws/src/a.c\"\n# 1 \"/home/u/ws/target/debug/build/x/out/v.h\" 1\nint v = 1; /* /home/u/ws */\n#line 7 \"/usr/include/stdio.h\"\n";
