@@ -207,6 +207,43 @@ fn baked_paths_miss_in_another_checkout() {
     rebuilt.assert_all("hit", &["tool", "run"]);
 }
 
+/// Cargo's `build.build-dir` (issue 9, classes): intermediate artifacts in a directory of
+/// their own (in the workspace, or under `CARGO_HOME` by a hash of the workspace path),
+/// final ones in the target directory. The fixture builds, is restored once both are
+/// removed, and hits in another checkout, with the same binary.
+#[test]
+fn build_dir_layout_hits_and_relocates() {
+    for build_dir in [
+        "{workspace-root}/build-dir",
+        "{cargo-cache-home}/build/{workspace-path-hash}",
+    ] {
+        let mut p = project()
+            .fixture()
+            .file(
+                ".cargo/config.toml",
+                format!("[build]\nbuild-dir = {build_dir:?}\n"),
+            )
+            .build();
+        let home = p.tmp().join("cargo-home");
+        fs::create_dir_all(&home).unwrap();
+        p.cargo_home = Some(home.clone());
+        p.build().assert_all("miss", FIXTURE_UNITS);
+        p.assert_app(&[]);
+        for dir in [p.target(), p.path("build-dir"), home.join("build")] {
+            let _ = fs::remove_dir_all(dir);
+        }
+        let run = p.build();
+        run.assert_all("hit", FIXTURE_UNITS);
+        p.assert_app(&[]);
+
+        let q = p.relocated_copy();
+        let _ = fs::remove_dir_all(q.path("build-dir")); // a checkout has none
+        let run = q.build();
+        run.assert_all("hit", FIXTURE_UNITS);
+        q.assert_app(&[]);
+    }
+}
+
 // --- 3. edits -------------------------------------------------------------------------
 
 /// Editing the binary's source recompiles only `app`, a miss, and the binary shows it.
