@@ -18,6 +18,7 @@
 //! | environment | [`larder_key::env::is_keyed_for_build_script`]: what cargo sets for the script (`TARGET`, `PROFILE`, `OPT_LEVEL`, `CARGO_CFG_*`, `CARGO_FEATURE_*`, `OUT_DIR`, `CARGO_ENCODED_RUSTFLAGS`, ...), the C toolchain's variables, `PKG_CONFIG*`, declared variables; normalized | the script reads them | `buildrun.rs`: `script_environment_is_an_input` |
 //! | dependencies' exports | the content of each path inside the target directory named by a `DEP_<links>_<key>` value (a dependency's `OUT_DIR`) | a dependency's run changed what this script reads | `buildrun.rs`: `dependency_metadata_content_is_an_input` |
 //! | declared inputs | after a run: each `rerun-if-changed` path (a file's digest, a directory's tree digest; a missing path must stay missing) and each `rerun-if-env-changed` variable's value; without any `rerun-if-changed` directive, the tree digest of the whole package (as cargo assumes), unless the script declared only variables and its package is a registry or git checkout (immutable) | what the script says it read; for a path or vendored package, what a clean build reads | `buildrun.rs`: `declared_file_change_misses`, `run_is_restored_with_its_out_dir_and_keyed_by_declared_variables`, `undeclared_package_files_are_inputs`, `a_path_package_declaring_only_variables_is_keyed_by_its_files` |
+//! | where its output points | after a run: the package, target and `CARGO_HOME` directories whose absolute path a generated text file in `OUT_DIR` contains (binary files, which name paths only in debug info, are not searched) | such output names the place it was made; restored elsewhere it would point back there | `buildrun.rs`: `generated_text_naming_its_directory_is_bound_to_it` |
 //!
 //! Outputs: every file in `OUT_DIR`, the script's stdout (its `cargo:` directives) and
 //! stderr, paths normalized. A run is not cached when it fails, when an input changed
@@ -182,6 +183,58 @@ fn collect_outputs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), NotCacheabl
     Ok(())
 }
 
+/// The name under which a manifest entry records the directories that a run's generated
+/// text names ([`located_roots`]). No variable has this name.
+const LOCATION_VAR: &str = "@@larder:location@@";
+
+/// Generated files larger than this are not searched for paths (bytes).
+const LOCATED_MAX_BYTES: u64 = 16 << 20;
+
+/// The roots (the package directory, the target directory, `CARGO_HOME`) whose absolute
+/// path a generated text file in `OUT_DIR` contains, as sorted `name=path` lines, or
+/// `None`. Such output names the place it was made (`include!("/abs/out/x.rs")`, a path
+/// constant, a header with an absolute `#include`): restored elsewhere it would point
+/// back there, so the entry answers only where those directories are the same. Binary
+/// files (objects, archives) are left out: they name source paths in debug info only,
+/// as every restored compile does.
+fn located_roots(roots: &Roots, written: &[PathBuf]) -> Option<String> {
+    let mut found: Vec<String> = Vec::new();
+    for path in written {
+        if std::fs::metadata(path).map_or(true, |m| m.len() > LOCATED_MAX_BYTES) {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(path) else {
+            continue;
+        };
+        if bytes.contains(&0) {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        for root in roots.roots() {
+            if matches!(root.name, "cwd" | "target" | "cargo-home") && text.contains(&root.path) {
+                let line = format!("{}={}", root.name, root.path);
+                if !found.contains(&line) {
+                    found.push(line);
+                }
+            }
+        }
+    }
+    found.sort();
+    (!found.is_empty()).then(|| found.join("\n"))
+}
+
+/// This build's value of a [`located_roots`] record: the same roots, with this build's
+/// directories.
+fn location_here(roots: &Roots, kept: &str) -> String {
+    kept.lines()
+        .map(|line| {
+            let name = line.split_once('=').map_or(line, |(n, _)| n);
+            format!("{name}={}", roots.get(name).unwrap_or(""))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 impl BuildScriptRun {
     /// Whether the script's package is a registry or git checkout under `CARGO_HOME`,
     /// whose sources never change in place.
@@ -325,7 +378,14 @@ impl CachedAction for BuildScriptRun {
         entry.matches(
             &roots,
             |p| digest_of(hasher, &roots, p),
-            |n| script_var(&bin, n),
+            |n| {
+                if n == LOCATION_VAR {
+                    let kept = entry.env.iter().find(|(k, _)| k == n)?.1.as_deref()?;
+                    Some(location_here(&roots, kept))
+                } else {
+                    script_var(&bin, n)
+                }
+            },
             &self.cwd,
         )
     }
@@ -386,7 +446,7 @@ impl CachedAction for BuildScriptRun {
             files.push((norm, d));
         }
         let bin = cx.config.layout().bin();
-        let env: Vec<(String, Option<String>)> = directives
+        let mut env: Vec<(String, Option<String>)> = directives
             .rerun_env
             .iter()
             .map(|n| {
@@ -396,11 +456,14 @@ impl CachedAction for BuildScriptRun {
                 )
             })
             .collect();
-        let entry = ManifestEntry::new(key.digest(), files, env, absent);
 
         // What it wrote.
         let mut written = Vec::new();
         collect_outputs(&self.out_dir, &mut written)?;
+        if let Some(located) = located_roots(&cx.roots, &written) {
+            env.push((LOCATION_VAR.to_string(), Some(located)));
+        }
+        let entry = ManifestEntry::new(key.digest(), files, env, absent);
         let mut outputs = Vec::new();
         let mut sources = Vec::new();
         for path in written {

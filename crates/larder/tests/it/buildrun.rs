@@ -140,6 +140,46 @@ fn a_registry_entry_never_answers_for_a_vendored_copy() {
     assert_eq!(p.run_bin("debug", "app"), "vendored and edited");
 }
 
+/// A build script whose generated source names an absolute path (issue 9, classes: output
+/// that embeds where it was made): its entry answers where that directory is the same,
+/// after a clean, but not in another checkout, whose binary then names its own
+/// directory.
+#[test]
+fn generated_text_naming_its_directory_is_bound_to_it() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[package]\nname = \"located\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        )
+        .file(
+            "build.rs",
+            "fn main() {\n    println!(\"cargo:rerun-if-changed=build.rs\");\n    let out = std::env::var(\"OUT_DIR\").unwrap();\n    std::fs::write(format!(\"{out}/paths.rs\"), format!(\"pub const OUT: &str = {out:?};\")).unwrap();\n}\n",
+        )
+        .file(
+            "src/main.rs",
+            "include!(concat!(env!(\"OUT_DIR\"), \"/paths.rs\"));\nfn main() { println!(\"{OUT}\"); }\n",
+        )
+        .build();
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "located"), ["miss"], "{}", run.context());
+    let first = p.run_bin("debug", "located");
+    assert!(first.starts_with(p.target().to_str().unwrap()), "{first}");
+    p.clean();
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "located"), ["hit"], "{}", run.context());
+    assert_eq!(p.run_bin("debug", "located"), first);
+
+    let q = p.relocated_copy();
+    let run = q.build();
+    assert_eq!(run_outcomes(&run, "located"), ["miss"], "{}", run.context());
+    let here = q.run_bin("debug", "located");
+    assert!(
+        here.starts_with(q.target().to_str().unwrap()),
+        "the binary names {here}, not this checkout's target directory\n{}",
+        run.context()
+    );
+}
+
 /// With `rerun-if-changed`, the declared files are the inputs.
 #[test]
 fn declared_file_change_misses() {
