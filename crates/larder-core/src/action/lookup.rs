@@ -73,10 +73,17 @@ pub fn lookup<A: CachedAction>(action: &mut A, cx: &mut Ctx<'_>, key: &Key) -> L
         Key::Manifest(ik) => lookup_manifests(action, cx, ik),
         Key::Direct(k) => match restore(action, cx, k) {
             Ok(hit) => Lookup::Hit(hit),
+            // A one-step key has no manifest: no record under it is nothing stored.
+            Err(MissReason::EntryIncomplete(why)) if why == NO_RECORD => {
+                Lookup::Miss(MissReason::NoEntry)
+            }
             Err(reason) => Lookup::Miss(reason),
         },
     }
 }
+
+/// Why a restore found no action record under its key.
+const NO_RECORD: &str = "no action record";
 
 fn store_error(cx: &Ctx<'_>, e: &dyn std::fmt::Display) -> MissReason {
     warn_once(
@@ -185,7 +192,7 @@ fn restore<A: CachedAction>(
     let incomplete = MissReason::EntryIncomplete;
     let bytes = match cx.store.get(Namespace::Action, key) {
         Ok(Some(b)) => b,
-        Ok(None) => return Err(incomplete("no action record".into())),
+        Ok(None) => return Err(incomplete(NO_RECORD.into())),
         Err(e @ larder_store::StoreError::Corrupt { .. }) => {
             let _ = cx.store.delete(Namespace::Action, key);
             return Err(corrupt("action record", key, &e));

@@ -15,7 +15,7 @@
 //! | package sources | whether the package is a registry or git checkout under `CARGO_HOME` (immutable) or a path or vendored package (editable) | the two kinds of entry list different inputs; a registry entry keyed by variables alone must never answer for a vendored copy with the same package id | `buildrun.rs`: `a_registry_entry_never_answers_for_a_vendored_copy` |
 //! | the compiler | identity of `RUSTC` (`rustc -vV`, sysroot) | scripts probe it | `larder-core` `identity::tests::another_compiler_or_standard_library_is_another_identity` |
 //! | the C compilers | content of the `CC` and `CXX` executables a `cc`-crate script would run (the compiler behind larder's shim, not the shim) | a compiler upgrade changes the objects in `OUT_DIR` | `larder-core` `identity::tests::linker_identity` |
-//! | environment | [`larder_key::env::is_keyed_for_build_script`]: what cargo sets for the script (`TARGET`, `PROFILE`, `OPT_LEVEL`, `CARGO_CFG_*`, `CARGO_FEATURE_*`, `OUT_DIR`, `CARGO_ENCODED_RUSTFLAGS`, ...), the C toolchain's variables, `PKG_CONFIG*`, declared variables; normalized | the script reads them | `buildrun.rs`: `script_environment_is_an_input` |
+//! | environment | [`larder_key::env::is_keyed_for_build_script`]: what cargo sets for the script (`TARGET`, `PROFILE`, `OPT_LEVEL`, `CARGO_CFG_*`, `CARGO_FEATURE_*`, `OUT_DIR`, `CARGO_ENCODED_RUSTFLAGS`, ...), the C toolchain's variables, `PKG_CONFIG*`, declared variables; normalized; `RUSTC` by the compiler's identity (above) and `RUSTDOC`/`RUSTC_LINKER` by their content, not by where they are (`rustc` on a container's `PATH`, a rustup toolchain path on a laptop) | the script reads them | `buildrun.rs`: `script_environment_is_an_input`, `runs_hit_with_the_toolchain_elsewhere` |
 //! | dependencies' exports | the content of each path inside the target directory named by a `DEP_<links>_<key>` value (a dependency's `OUT_DIR`) | a dependency's run changed what this script reads | `buildrun.rs`: `dependency_metadata_content_is_an_input` |
 //! | declared inputs | after a run: each `rerun-if-changed` path (a file's digest, a directory's tree digest; a missing path must stay missing) and each `rerun-if-env-changed` variable's value; without any `rerun-if-changed` directive, the tree digest of the whole package (as cargo assumes), unless the script declared only variables and its package is a registry or git checkout (immutable) | what the script says it read; for a path or vendored package, what a clean build reads | `buildrun.rs`: `declared_file_change_misses`, `run_is_restored_with_its_out_dir_and_keyed_by_declared_variables`, `undeclared_package_files_are_inputs`, `a_path_package_declaring_only_variables_is_keyed_by_its_files` |
 //! | where its output points | after a run: the package, target and `CARGO_HOME` directories whose absolute path a generated text file in `OUT_DIR` contains (binary files, which name paths only in debug info, are not searched) | such output names the place it was made; restored elsewhere it would point back there | `buildrun.rs`: `generated_text_naming_its_directory_is_bound_to_it` |
@@ -342,8 +342,21 @@ impl CachedAction for BuildScriptRun {
                     return Err(NotCacheable::NonUtf8(format!("value of {name}")).into());
                 }
                 if let Some(value) = script_var(&bin, name) {
-                    key.env
-                        .push((name.to_string(), cx.roots.normalize_text(&value)));
+                    let keyed = match name {
+                        // The compiler is keyed by its identity, not by where it is or
+                        // how it is named (`rustc` on a container's PATH, rustup's
+                        // toolchain path on a laptop).
+                        "RUSTC" if compiler.is_some() => continue,
+                        // Other tools by their content, wherever they are.
+                        "RUSTDOC" | "RUSTC_LINKER" => {
+                            identity::linker(Path::new(&value), Some(&tools)).map_or_else(
+                                |_| cx.roots.normalize_text(&value),
+                                |d| format!("content:{}", d.to_hex()),
+                            )
+                        }
+                        _ => cx.roots.normalize_text(&value),
+                    };
+                    key.env.push((name.to_string(), keyed));
                 }
             }
         }

@@ -180,6 +180,26 @@ fn generated_text_naming_its_directory_is_bound_to_it() {
     );
 }
 
+/// Item 10: the compiler is keyed by its identity, not by how cargo names it to build
+/// scripts (`RUSTC=rustc` from a container's `PATH`, an absolute toolchain path on a
+/// laptop): runs stored with one hit with the other.
+#[test]
+fn runs_hit_with_the_toolchain_elsewhere() {
+    let p = data_project("println!(\"cargo:rerun-if-changed=data.txt\");");
+    let sysroot = std::process::Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap();
+    let sysroot = String::from_utf8(sysroot.stdout).unwrap();
+    let absolute = format!("{}/bin/rustc", sysroot.trim());
+    let run = p.larder_cargo(&["build"]).env("RUSTC", &absolute).run();
+    assert_eq!(run_outcomes(&run, "datapkg"), ["miss"], "{}", run.context());
+    p.clean();
+    let run = p.larder_cargo(&["build"]).env("RUSTC", "rustc").run();
+    assert_eq!(run_outcomes(&run, "datapkg"), ["hit"], "{}", run.context());
+    assert_eq!(p.run_bin("debug", "datapkg"), "first");
+}
+
 /// With `rerun-if-changed`, the declared files are the inputs.
 #[test]
 fn declared_file_change_misses() {
