@@ -18,10 +18,13 @@
 //! | environment | [`larder_key::env::is_keyed_for_build_script`]: what cargo sets for the script (`TARGET`, `PROFILE`, `OPT_LEVEL`, `CARGO_CFG_*`, `CARGO_FEATURE_*`, `OUT_DIR`, `CARGO_ENCODED_RUSTFLAGS`, ...), the C toolchain's variables, `PKG_CONFIG*`, declared variables; normalized; `RUSTC` by the compiler's identity (above) and `RUSTDOC`/`RUSTC_LINKER` by their content, not by where they are (`rustc` on a container's `PATH`, a rustup toolchain path on a laptop) | the script reads them | `buildrun.rs`: `script_environment_is_an_input`, `runs_hit_with_the_toolchain_elsewhere` |
 //! | dependencies' exports | the content of each path inside the target directory named by a `DEP_<links>_<key>` value (a dependency's `OUT_DIR`) | a dependency's run changed what this script reads | `buildrun.rs`: `dependency_metadata_content_is_an_input` |
 //! | declared inputs | after a run: each `rerun-if-changed` path (a file's digest, a directory's tree digest; a missing path must stay missing) and each `rerun-if-env-changed` variable's value; without any `rerun-if-changed` directive, the tree digest of the whole package (as cargo assumes), unless the script declared only variables and its package is a registry or git checkout (immutable) | what the script says it read; for a path or vendored package, what a clean build reads | `buildrun.rs`: `declared_file_change_misses`, `run_is_restored_with_its_out_dir_and_keyed_by_declared_variables`, `undeclared_package_files_are_inputs`, `a_path_package_declaring_only_variables_is_keyed_by_its_files` |
-//! | where its output points | after a run: the package, target and `CARGO_HOME` directories whose absolute path a generated text file in `OUT_DIR` contains (binary files, which name paths only in debug info, are not searched) | such output names the place it was made; restored elsewhere it would point back there | `buildrun.rs`: `generated_text_naming_its_directory_is_bound_to_it` |
 //!
 //! Outputs: every file in `OUT_DIR`, the script's stdout (its `cargo:` directives) and
-//! stderr, paths normalized. A run is not cached when it fails, when an input changed
+//! stderr, paths normalized. A generated text file that names the build's directories
+//! (a `paths.rs` with the `OUT_DIR` path, a probe's dep-info) is stored with placeholders
+//! and written back with this build's directories, as the script would have written it
+//! here (`buildrun.rs`: `generated_text_naming_its_directory_is_rewritten`); binary files
+//! are restored as they are. A run is not cached when it fails, when an input changed
 //! while it ran, when `OUT_DIR` holds a symlink or special file, or when a directive
 //! names an absolute path outside the workspace, target directory, `CARGO_HOME` and
 //! sysroot (`rustc-link-search=native=/usr/lib/...` from pkg-config): such a script
@@ -183,56 +186,43 @@ fn collect_outputs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), NotCacheabl
     Ok(())
 }
 
-/// The name under which a manifest entry records the directories that a run's generated
-/// text names ([`located_roots`]). No variable has this name.
-const LOCATION_VAR: &str = "@@larder:location@@";
+/// Generated files larger than this are restored as they are, unsearched (bytes).
+const REWRITE_MAX_BYTES: u64 = 16 << 20;
 
-/// Generated files larger than this are not searched for paths (bytes).
-const LOCATED_MAX_BYTES: u64 = 16 << 20;
-
-/// The roots (the package directory, the target directory, `CARGO_HOME`) whose absolute
-/// path a generated text file in `OUT_DIR` contains, as sorted `name=path` lines, or
-/// `None`. Such output names the place it was made (`include!("/abs/out/x.rs")`, a path
-/// constant, a header with an absolute `#include`): restored elsewhere it would point
-/// back there, so the entry answers only where those directories are the same. Binary
-/// files (objects, archives) are left out: they name source paths in debug info only,
-/// as every restored compile does.
-fn located_roots(roots: &Roots, written: &[PathBuf]) -> Option<String> {
-    let mut found: Vec<String> = Vec::new();
-    for path in written {
-        if std::fs::metadata(path).map_or(true, |m| m.len() > LOCATED_MAX_BYTES) {
-            continue;
-        }
-        let Ok(bytes) = std::fs::read(path) else {
-            continue;
-        };
-        if bytes.contains(&0) {
-            continue;
-        }
-        let text = String::from_utf8_lossy(&bytes);
-        for root in roots.roots() {
-            if matches!(root.name, "cwd" | "target" | "cargo-home") && text.contains(&root.path) {
-                let line = format!("{}={}", root.name, root.path);
-                if !found.contains(&line) {
-                    found.push(line);
-                }
+/// A generated file in `OUT_DIR` as stored: a text file that names one of the build's
+/// directories (the package, the target directory, `CARGO_HOME`, the sysroot: a
+/// `paths.rs` with `pub const OUT: &str = "/home/u/ws/target/debug/build/x-1/out"`, an
+/// `include!` of an absolute path, a probe's dep-info) is stored with those directories
+/// as placeholders and written back with this build's on restore, as the script would
+/// have written it here. Binary files (objects, archives), which name paths only in
+/// debug info, are stored as they are. Returns (digest, size, source, rewritten).
+fn generated_output(
+    roots: &Roots,
+    path: &Path,
+) -> Result<(Digest, u64, BlobSource, bool), NotCacheable> {
+    let unreadable = || NotCacheable::UnreadableInput(path.display().to_string());
+    let len = std::fs::metadata(path).map_err(|_| unreadable())?.len();
+    if len <= REWRITE_MAX_BYTES {
+        let bytes = std::fs::read(path).map_err(|_| unreadable())?;
+        if !bytes.contains(&0)
+            && let Ok(text) = String::from_utf8(bytes)
+        {
+            let normalized = roots.normalize_text(&text);
+            if normalized != text {
+                return Ok((
+                    Digest::of(normalized.as_bytes()),
+                    normalized.len() as u64,
+                    BlobSource::Inline(normalized),
+                    true,
+                ));
             }
         }
     }
-    found.sort();
-    (!found.is_empty()).then(|| found.join("\n"))
-}
-
-/// This build's value of a [`located_roots`] record: the same roots, with this build's
-/// directories.
-fn location_here(roots: &Roots, kept: &str) -> String {
-    kept.lines()
-        .map(|line| {
-            let name = line.split_once('=').map_or(line, |(n, _)| n);
-            format!("{name}={}", roots.get(name).unwrap_or(""))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    // Hashed afresh: the run just wrote it.
+    let (digest, size) = std::fs::File::open(path)
+        .and_then(Digest::of_reader)
+        .map_err(|_| unreadable())?;
+    Ok((digest, size, BlobSource::File(path.to_path_buf()), false))
 }
 
 impl BuildScriptRun {
@@ -391,14 +381,7 @@ impl CachedAction for BuildScriptRun {
         entry.matches(
             &roots,
             |p| digest_of(hasher, &roots, p),
-            |n| {
-                if n == LOCATION_VAR {
-                    let kept = entry.env.iter().find(|(k, _)| k == n)?.1.as_deref()?;
-                    Some(location_here(&roots, kept))
-                } else {
-                    script_var(&bin, n)
-                }
-            },
+            |n| script_var(&bin, n),
             &self.cwd,
         )
     }
@@ -459,7 +442,7 @@ impl CachedAction for BuildScriptRun {
             files.push((norm, d));
         }
         let bin = cx.config.layout().bin();
-        let mut env: Vec<(String, Option<String>)> = directives
+        let env: Vec<(String, Option<String>)> = directives
             .rerun_env
             .iter()
             .map(|n| {
@@ -473,17 +456,11 @@ impl CachedAction for BuildScriptRun {
         // What it wrote.
         let mut written = Vec::new();
         collect_outputs(&self.out_dir, &mut written)?;
-        if let Some(located) = located_roots(&cx.roots, &written) {
-            env.push((LOCATION_VAR.to_string(), Some(located)));
-        }
         let entry = ManifestEntry::new(key.digest(), files, env, absent);
         let mut outputs = Vec::new();
         let mut sources = Vec::new();
         for path in written {
-            // Hashed afresh: the run just wrote it.
-            let (digest, size) = std::fs::File::open(&path)
-                .and_then(Digest::of_reader)
-                .map_err(|_| NotCacheable::UnreadableInput(path.display().to_string()))?;
+            let (digest, size, source, rewrite_paths) = generated_output(&cx.roots, &path)?;
             let executable =
                 std::fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
             outputs.push(OutputFile {
@@ -491,9 +468,9 @@ impl CachedAction for BuildScriptRun {
                 digest,
                 size,
                 executable,
-                rewrite_paths: false,
+                rewrite_paths,
             });
-            sources.push(BlobSource::File(path));
+            sources.push(source);
         }
         let record = cx.record(self.package.clone(), outputs, captured, &stdout, &stderr);
         Ok(Collected {

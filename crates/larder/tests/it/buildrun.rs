@@ -141,11 +141,11 @@ fn a_registry_entry_never_answers_for_a_vendored_copy() {
 }
 
 /// A build script whose generated source names an absolute path (issue 9, classes: output
-/// that embeds where it was made): its entry answers where that directory is the same,
-/// after a clean, but not in another checkout, whose binary then names its own
-/// directory.
+/// that embeds where it was made): restored in another checkout, the file names that
+/// checkout's directory, as the script would have written it there, and the binary
+/// built from it too.
 #[test]
-fn generated_text_naming_its_directory_is_bound_to_it() {
+fn generated_text_naming_its_directory_is_rewritten() {
     let p = project()
         .file(
             "Cargo.toml",
@@ -171,7 +171,8 @@ fn generated_text_naming_its_directory_is_bound_to_it() {
 
     let q = p.relocated_copy();
     let run = q.build();
-    assert_eq!(run_outcomes(&run, "located"), ["miss"], "{}", run.context());
+    assert_eq!(run_outcomes(&run, "located"), ["hit"], "{}", run.context());
+    run.assert_crate("located", "miss"); // the bin: its included source names this checkout
     let here = q.run_bin("debug", "located");
     assert!(
         here.starts_with(q.target().to_str().unwrap()),
@@ -198,6 +199,30 @@ fn runs_hit_with_the_toolchain_elsewhere() {
     let run = p.larder_cargo(&["build"]).env("RUSTC", "rustc").run();
     assert_eq!(run_outcomes(&run, "datapkg"), ["hit"], "{}", run.context());
     assert_eq!(p.run_bin("debug", "datapkg"), "first");
+}
+
+/// Found by the differential suite: a build script sees its environment in the order
+/// cargo gives it (sorted by name), though it runs behind larder's `/bin/sh` shim, which
+/// reorders it. A script that prints what it iterates (libm's `CFG_CARGO_FEATURES`)
+/// writes what it writes under plain cargo.
+#[test]
+fn a_build_script_sees_the_environment_in_cargos_order() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[package]\nname = \"order\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[features]\ndefault = [\"zeta\", \"alpha\", \"mid\", \"beta\"]\nzeta = []\nalpha = []\nmid = []\nbeta = []\n",
+        )
+        .file(
+            "build.rs",
+            "fn main() {\n    let names: Vec<String> = std::env::vars().map(|(k, _)| k).filter(|k| k.starts_with(\"CARGO_\") || k.starts_with(\"DEP_\") || k == \"OUT_DIR\" || k == \"TARGET\").collect();\n    println!(\"cargo:rustc-env=ORDER={}\", names.join(\",\"));\n}\n",
+        )
+        .file("src/main.rs", "fn main() { println!(\"{}\", env!(\"ORDER\")); }\n")
+        .build();
+    p.build();
+    let through_larder = p.run_bin("debug", "order");
+    p.clean();
+    p.cargo(&["build"]).run();
+    assert_eq!(through_larder, p.run_bin("debug", "order"));
 }
 
 /// With `rerun-if-changed`, the declared files are the inputs.
