@@ -201,28 +201,31 @@ fn generated_output(
     path: &Path,
 ) -> Result<(Digest, u64, BlobSource, bool), NotCacheable> {
     let unreadable = || NotCacheable::UnreadableInput(path.display().to_string());
+    let as_is =
+        |digest: Digest, size: u64| (digest, size, BlobSource::File(path.to_path_buf()), false);
     let len = std::fs::metadata(path).map_err(|_| unreadable())?.len();
-    if len <= REWRITE_MAX_BYTES {
-        let bytes = std::fs::read(path).map_err(|_| unreadable())?;
-        if !bytes.contains(&0)
-            && let Ok(text) = String::from_utf8(bytes)
-        {
-            let normalized = roots.normalize_text(&text);
-            if normalized != text {
-                return Ok((
-                    Digest::of(normalized.as_bytes()),
-                    normalized.len() as u64,
-                    BlobSource::Inline(normalized),
-                    true,
-                ));
-            }
+    if len > REWRITE_MAX_BYTES {
+        // Hashed afresh: the run just wrote it.
+        let (digest, size) = std::fs::File::open(path)
+            .and_then(Digest::of_reader)
+            .map_err(|_| unreadable())?;
+        return Ok(as_is(digest, size));
+    }
+    let bytes = std::fs::read(path).map_err(|_| unreadable())?;
+    if !bytes.contains(&0)
+        && let Ok(text) = std::str::from_utf8(&bytes)
+    {
+        let normalized = roots.normalize_text(text);
+        if normalized != text {
+            return Ok((
+                Digest::of(normalized.as_bytes()),
+                normalized.len() as u64,
+                BlobSource::Inline(normalized),
+                true,
+            ));
         }
     }
-    // Hashed afresh: the run just wrote it.
-    let (digest, size) = std::fs::File::open(path)
-        .and_then(Digest::of_reader)
-        .map_err(|_| unreadable())?;
-    Ok((digest, size, BlobSource::File(path.to_path_buf()), false))
+    Ok(as_is(Digest::of(&bytes), bytes.len() as u64))
 }
 
 impl BuildScriptRun {
