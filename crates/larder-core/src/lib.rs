@@ -10,6 +10,7 @@
 
 pub mod action;
 pub mod buildrun;
+pub mod catalog;
 pub mod cc;
 pub mod config;
 pub mod exec;

@@ -64,6 +64,12 @@ impl Digest {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+
+    /// Parses the form [`Digest::to_hex`] writes; `None` for anything else.
+    pub fn from_hex(text: &str) -> Option<Digest> {
+        let bytes: [u8; 32] = hex::decode(text).ok()?.try_into().ok()?;
+        Some(Digest(bytes))
+    }
 }
 
 impl fmt::Display for Digest {

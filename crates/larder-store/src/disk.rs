@@ -25,7 +25,18 @@ pub struct DiskStore {
     level: i32,
 }
 
-/// How much a store holds.
+/// One entry as it lies in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredEntry {
+    /// Its key.
+    pub key: Digest,
+    /// Bytes on disk (a blob's compressed and uncompressed forms together).
+    pub bytes: u64,
+    /// When it was last written or read.
+    pub modified: SystemTime,
+}
+
+/// How much a store holds: entries and bytes per namespace.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     /// Number of entries in each namespace: cas, ac, manifest, link.
@@ -95,6 +106,113 @@ impl DiskStore {
         p.is_file().then_some(p)
     }
 
+    /// Every entry of a namespace with its size (both forms of a blob summed) and last
+    /// use, read without marking anything used.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if a directory cannot be read.
+    pub fn list(&self, ns: Namespace) -> Result<Vec<StoredEntry>, StoreError> {
+        let mut by_key: std::collections::BTreeMap<Digest, StoredEntry> = Default::default();
+        for (modified, bytes, path) in self.entries(ns)? {
+            let Some(key) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(Digest::from_hex)
+            else {
+                continue;
+            };
+            let e = by_key.entry(key).or_insert(StoredEntry {
+                key,
+                bytes: 0,
+                modified,
+            });
+            e.bytes += bytes;
+            e.modified = e.modified.max(modified);
+        }
+        Ok(by_key.into_values().collect())
+    }
+
+    /// Reads an entry (a blob decompressed) without marking it used.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if it cannot be read, [`StoreError::Corrupt`] if a blob does not
+    /// decompress.
+    pub fn peek(&self, ns: Namespace, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some((_, raw)) = read_file(&self.path(ns, key))? else {
+            return Ok(None);
+        };
+        if ns != Namespace::Cas {
+            return Ok(Some(raw));
+        }
+        zstd::decode_all(&raw[..])
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                namespace: ns.as_str(),
+                key: *key,
+                detail: e.to_string(),
+            })
+    }
+
+    /// Writes an entry of a namespace other than the CAS as it is, replacing what is there
+    /// (a manifest with entries removed).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if it cannot be written.
+    pub fn replace(&self, ns: Namespace, key: &Digest, value: &[u8]) -> Result<(), StoreError> {
+        self.delete(ns, key)?;
+        self.put(ns, key, value)
+    }
+
+    /// Deletes every entry last used before `cutoff` and, oldest first, more until the
+    /// store holds at most `max_bytes`; with `dry_run`, only says what it would delete.
+    /// Returns (entries, bytes) deleted or to delete.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if the store cannot be read or written.
+    pub fn collect_garbage(
+        &self,
+        max_bytes: Option<u64>,
+        cutoff: Option<SystemTime>,
+        dry_run: bool,
+    ) -> Result<(u64, u64), StoreError> {
+        let lock = File::create(self.layout.gc_lock())?;
+        lock.lock()?;
+        self.evict(max_bytes, cutoff, dry_run)
+    }
+
+    /// [`DiskStore::collect_garbage`] with the collection lock held.
+    fn evict(
+        &self,
+        max_bytes: Option<u64>,
+        cutoff: Option<SystemTime>,
+        dry_run: bool,
+    ) -> Result<(u64, u64), StoreError> {
+        let mut all = Vec::new();
+        for ns in Namespace::ALL {
+            all.extend(self.entries(ns)?);
+        }
+        let mut total: u64 = all.iter().map(|e| e.1).sum();
+        all.sort_by_key(|e| e.0);
+        let (mut files, mut freed) = (0, 0);
+        for (modified, len, path) in all {
+            let old = cutoff.is_some_and(|c| modified < c);
+            let over = max_bytes.is_some_and(|m| total > m);
+            if !old && !over {
+                break;
+            }
+            if dry_run || std::fs::remove_file(&path).is_ok() {
+                total -= len;
+                freed += len;
+                files += 1;
+            }
+        }
+        if !dry_run {
+            self.with_counter(|_| total as i64)?;
+            self.layout.remove_stale();
+        }
+        Ok((files, freed))
+    }
+
     /// Walks the store and counts its entries and bytes.
     ///
     /// # Errors
@@ -148,25 +266,8 @@ impl DiskStore {
         if lock.try_lock().is_err() {
             return Ok(0);
         }
-        let mut all = Vec::new();
-        for ns in Namespace::ALL {
-            all.extend(self.entries(ns)?);
-        }
-        let mut total: u64 = all.iter().map(|e| e.1).sum();
-        all.sort_by_key(|e| e.0);
-        let mut freed = 0;
-        for (_, len, path) in all {
-            if total <= target {
-                break;
-            }
-            if std::fs::remove_file(&path).is_ok() {
-                total -= len;
-                freed += len;
-            }
-        }
-        self.with_counter(|_| total as i64)?;
-        self.layout.remove_stale();
-        tracing::debug!(freed, total, "store collected");
+        let (_, freed) = self.evict(Some(target), None, false)?;
+        tracing::debug!(freed, "store collected");
         Ok(freed)
     }
 

@@ -21,7 +21,7 @@ mod record;
 use larder_digest::Digest;
 
 pub use build::{BUILD_STATE_TTL, BuildState, build_id};
-pub use disk::{DiskStore, Usage};
+pub use disk::{DiskStore, StoredEntry, Usage};
 pub use layout::{LAYOUT_VERSION, Layout, STALE_AFTER};
 pub use record::{ActionRecord, LinkRecord, OutputFile};
 

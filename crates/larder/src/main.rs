@@ -7,7 +7,10 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use larder_core::{cc, config::Config, runner, rustc, stats};
+use std::io::Write;
+
+use larder_core::runner::human_bytes;
+use larder_core::{catalog, cc, config::Config, runner, rustc, stats};
 
 /// A build cache for Rust.
 #[derive(Parser)]
@@ -25,6 +28,49 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Show what the local store holds, largest first (bytes of outputs and entries).
+    Du {
+        /// Group entries by crate, kind (lib, bin, build-script-run, c-object...) or age.
+        #[arg(long, value_enum, default_value_t = By::Crate)]
+        by: By,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove selected entries from the local store (and blobs only they use); the next
+    /// build compiles those units again.
+    Prune {
+        /// Entries of this crate (or build script's package).
+        #[arg(long = "crate", value_name = "NAME")]
+        krate: Option<String>,
+        /// Entries not used for this long (`72h`, `30days`).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        unused_for: Option<std::time::Duration>,
+        /// Say what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enforce size and age limits on the local store now, oldest entries first.
+    Gc {
+        /// Keep at most this many bytes (`500M`, `10GiB`); default: the configured
+        /// `max_size`.
+        #[arg(long, value_name = "SIZE")]
+        max_size: Option<String>,
+        /// Remove entries not used for this long (`72h`, `30days`).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        max_age: Option<std::time::Duration>,
+        /// Say what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Empty the local store.
+    Clear,
     /// Show cache statistics across builds.
     Stats {
         /// Print one JSON object.
@@ -36,8 +82,20 @@ enum Command {
     },
 }
 
+/// How `larder du` groups entries.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum By {
+    Crate,
+    Kind,
+    Age,
+}
+
 const COMMANDS: &[&str] = &[
     "cargo",
+    "du",
+    "prune",
+    "gc",
+    "clear",
     "stats",
     "help",
     "--help",
@@ -62,7 +120,7 @@ fn main() -> ExitCode {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     // Wrapper mode: cargo runs `larder <rustc> <args...>`.
-    if args.len() >= 2 && !COMMANDS.iter().any(|c| args[1] == *c) {
+    if args.len() >= 2 && !COMMANDS.iter().any(|c| args[1] == *c) && is_tool_word(&args[1]) {
         // C compiler mode: cc-rs runs `larder cc <args...>` (`CC="larder cc"`), and
         // `larder <flags...>` for its probes.
         let first = args[1].to_string_lossy();
@@ -95,11 +153,32 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // A reader that stopped reading (`larder du | head`) is not an error.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("larder: error: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether the first argument names a tool to wrap rather than a subcommand: a path
+/// (cargo passes rustc's, or `rustc` itself), a rustc or clippy-driver by name, a C
+/// compiler by name (`larder cc`), or flags (cc-rs's probes). Anything else goes to the
+/// subcommand parser, which refuses an unknown word (`larder stat`) instead of running it
+/// as a compiler.
+fn is_tool_word(word: &OsString) -> bool {
+    let w = word.to_string_lossy();
+    w.contains('/')
+        || w.starts_with('-')
+        || w.starts_with("rustc")
+        || w.starts_with("clippy-driver")
+        || cc::is_compiler_name(&w)
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -108,6 +187,130 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let code = runner::run_cargo(args)?;
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
         }
+        Command::Du { by, json } => {
+            let config = Config::load_here()?;
+            let store = config.open_store()?;
+            let catalog = catalog::Catalog::read(&store)?;
+            let by = match by {
+                By::Crate => catalog::GroupBy::Crate,
+                By::Kind => catalog::GroupBy::Kind,
+                By::Age => catalog::GroupBy::Age,
+            };
+            let groups = catalog.group(by, std::time::SystemTime::now());
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer(
+                    &mut out,
+                    &serde_json::json!({
+                        "store_bytes": catalog.store_bytes,
+                        "groups": groups,
+                    }),
+                )?;
+                writeln!(out)?;
+            } else {
+                writeln!(out, "{:>10}  {:>7}  name", "outputs", "entries")?;
+                for g in &groups {
+                    writeln!(
+                        out,
+                        "{:>10}  {:>7}  {}",
+                        human_bytes(g.bytes),
+                        g.entries,
+                        g.name
+                    )?;
+                }
+                writeln!(
+                    out,
+                    "store: {} on disk (compressed) in {}; outputs are uncompressed sizes, and \
+                     a blob two entries share counts for both",
+                    human_bytes(catalog.store_bytes),
+                    config.dir.display()
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Prune {
+            krate,
+            unused_for,
+            dry_run,
+            json,
+        } => {
+            if krate.is_none() && unused_for.is_none() {
+                anyhow::bail!(
+                    "say what to prune: --crate NAME and/or --unused-for DURATION \
+                     (`larder clear` empties the store)"
+                );
+            }
+            let config = Config::load_here()?;
+            let store = config.open_store()?;
+            let selection = catalog::Selection {
+                crate_name: krate,
+                unused_since: unused_for.map(|d| std::time::SystemTime::now() - d),
+            };
+            let pruned = catalog::Catalog::read(&store)?.prune(&store, &selection, dry_run)?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer(&mut out, &pruned)?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "{} {} entries, {} blobs only they used and {} manifest entries: {}",
+                    if dry_run { "would remove" } else { "removed" },
+                    pruned.entries,
+                    pruned.blobs,
+                    pruned.manifest_entries,
+                    human_bytes(pruned.bytes)
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gc {
+            max_size,
+            max_age,
+            dry_run,
+            json,
+        } => {
+            let config = Config::load_here()?;
+            let max_size = match max_size {
+                Some(s) => larder_core::config::parse_size("--max-size", &s)?,
+                None => config.max_size,
+            };
+            let store = config.open_store()?;
+            let cutoff = max_age.map(|d| std::time::SystemTime::now() - d);
+            let (files, bytes) = store.collect_garbage(Some(max_size), cutoff, dry_run)?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer(
+                    &mut out,
+                    &serde_json::json!({"files": files, "bytes": bytes, "dry_run": dry_run}),
+                )?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "{} {files} files, {} (limits: {}{})",
+                    if dry_run { "would remove" } else { "removed" },
+                    human_bytes(bytes),
+                    human_bytes(max_size),
+                    max_age.map_or(String::new(), |d| format!(
+                        ", unused for {}",
+                        humantime::format_duration(d)
+                    )),
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Clear => {
+            let config = Config::load_here()?;
+            let store = config.open_store()?;
+            let (files, bytes) = store.collect_garbage(Some(0), None, false)?;
+            writeln!(
+                std::io::stdout().lock(),
+                "removed {files} files, {}",
+                human_bytes(bytes)
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Stats { json, zero } => {
             let config = Config::load_here()?;
             if zero {
@@ -115,7 +318,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let report = stats::gather(&config);
             let mut out = std::io::stdout().lock();
-            use std::io::Write;
             if json {
                 serde_json_line(&mut out, &report)?;
             } else if !zero {

@@ -11,6 +11,7 @@ mod direct;
 mod failures;
 mod key_rows;
 mod key_tables;
+mod manage;
 mod remote;
 mod store;
 mod support;

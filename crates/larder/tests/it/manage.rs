@@ -1,0 +1,146 @@
+//! The commands that look at and manage the local store (issue 10): unknown words are
+//! refused, `du` attributes the store to crates, `prune` and `gc` remove exactly what
+//! they say (the next build misses only those units), `clear` empties the store.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::{FIXTURE_UNITS, Project};
+
+fn json(p: &Project, args: &[&str]) -> Value {
+    let run = p.larder(args).run();
+    serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "`larder {}` printed no JSON ({e}):\n{}",
+            args.join(" "),
+            run.stdout
+        )
+    })
+}
+
+/// `larder stat` (a typo) and `larder clean` are refused with exit 2 and a hint, never
+/// run as a compiler, and not counted in `larder stats`.
+#[test]
+fn unknown_words_are_refused_not_run() {
+    let p = Project::fixture();
+    for word in ["stat", "clean"] {
+        let run = p.larder(&[word]).run_unchecked();
+        assert_eq!(run.status.code(), Some(2), "{}", run.context());
+        assert!(
+            run.stderr
+                .contains(&format!("unrecognized subcommand '{word}'")),
+            "{}",
+            run.context()
+        );
+    }
+    let run = p.larder(&["stat"]).run_unchecked();
+    assert!(
+        run.stderr.contains("'stats'"),
+        "no hint:\n{}",
+        run.context()
+    );
+    let stats = json(&p, &["stats", "--json"]);
+    for counter in ["hits", "misses", "not_cacheable", "errors"] {
+        assert_eq!(stats[counter], 0, "{counter}: {stats}");
+    }
+}
+
+/// `du` attributes the store to the fixture's crates and kinds.
+#[test]
+fn du_attributes_the_store_to_crates() {
+    let p = Project::fixture();
+    p.build();
+    let du = json(&p, &["du", "--json"]);
+    let names: Vec<&str> = du["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    for c in ["a", "b", "app", "mac", "cdy"] {
+        assert!(names.contains(&c), "{c} missing from {du}");
+    }
+    assert!(du["groups"][0]["bytes"].as_u64().unwrap() > 0, "{du}");
+    let by_kind = json(&p, &["du", "--by", "kind", "--json"]);
+    let kinds: Vec<&str> = by_kind["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    for k in ["lib", "bin", "build-script-run", "proc-macro"] {
+        assert!(kinds.contains(&k), "{k} missing from {by_kind}");
+    }
+}
+
+/// `prune --crate a` removes `a`'s entries (its compile and its build script's run): a
+/// dry run first removes nothing; after the prune the next build from scratch misses
+/// exactly those two units, and everything else hits. (Without incremental compiles:
+/// an incremental compile need not give the bytes of the first, and `app` links `a`.)
+#[test]
+fn prune_removes_exactly_one_crate() {
+    let p = Project::fixture();
+    let build = || p.build_with(&[("CARGO_INCREMENTAL", "0")]);
+    build();
+    let dry = json(&p, &["prune", "--crate", "a", "--dry-run", "--json"]);
+    assert_eq!(dry["entries"], 2, "{dry}");
+    p.clean();
+    build().assert_all("hit", FIXTURE_UNITS);
+
+    let pruned = json(&p, &["prune", "--crate", "a", "--json"]);
+    assert_eq!(pruned, dry, "the prune did other than its dry run said");
+    p.clean();
+    let run = build();
+    run.assert_crate("a", "miss");
+    let runs: Vec<_> = run.report.runs().filter(|e| e.outcome != "hit").collect();
+    assert_eq!(runs.len(), 1, "{runs:?}\n{}", run.context());
+    for c in FIXTURE_UNITS.iter().filter(|c| **c != "a") {
+        run.assert_crate(c, "hit");
+    }
+    p.assert_app(&[]);
+}
+
+/// `gc --max-age` removes what was not used for that long, and nothing else.
+#[test]
+fn gc_by_age_removes_only_old_entries() {
+    let p = Project::fixture();
+    p.build();
+    let recent = json(&p, &["gc", "--max-age", "1day", "--json"]);
+    assert_eq!(recent["files"], 0, "{recent}");
+    p.clean();
+    p.build().assert_all("hit", FIXTURE_UNITS);
+
+    // Everything stored was last used ten days ago.
+    let status = Command::new("find")
+        .arg(p.larder_dir.join("v1"))
+        .args([
+            "-type",
+            "f",
+            "-exec",
+            "touch",
+            "-d",
+            "10 days ago",
+            "{}",
+            "+",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let dry = json(&p, &["gc", "--max-age", "7days", "--dry-run", "--json"]);
+    assert!(dry["files"].as_u64().unwrap() > 0, "{dry}");
+    let gone = json(&p, &["gc", "--max-age", "7days", "--json"]);
+    assert_eq!(gone["files"], dry["files"], "{gone} {dry}");
+    p.clean();
+    p.build().assert_all("miss", FIXTURE_UNITS);
+}
+
+/// `clear` empties the store: the next build misses every unit.
+#[test]
+fn clear_empties_the_store() {
+    let p = Project::fixture();
+    p.build();
+    p.larder(&["clear"]).run();
+    p.clean();
+    p.build().assert_all("miss", FIXTURE_UNITS);
+}
