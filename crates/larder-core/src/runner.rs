@@ -123,7 +123,14 @@ pub enum RunnerError {
 /// # Errors
 /// [`RunnerError`] if the configuration is invalid or cargo cannot be started.
 pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
-    let config = Config::load_here()?;
+    let here = Config::env_here();
+    let config = Config::from_env(&here)?;
+    for unknown in crate::config::show::unknown_vars(&here) {
+        eprintln!(
+            "larder: warning: {}",
+            crate::config::show::unknown_message(&unknown)
+        );
+    }
     // Leftovers of writers and store jobs that died, whatever the store's size.
     config.layout().remove_stale();
     let exe = std::env::current_exe()

@@ -71,6 +71,12 @@ enum Command {
     },
     /// Empty the local store.
     Clear,
+    /// Show the configuration in effect, each setting with where it came from.
+    Config {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show cache statistics across builds.
     Stats {
         /// Print one JSON object.
@@ -96,6 +102,7 @@ const COMMANDS: &[&str] = &[
     "prune",
     "gc",
     "clear",
+    "config",
     "stats",
     "help",
     "--help",
@@ -297,6 +304,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         humantime::format_duration(d)
                     )),
                 )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config { json } => {
+            let env = Config::env_here();
+            let config = Config::from_env(&env)?;
+            let settings = larder_core::config::show::settings(&config, &env);
+            let unknown = larder_core::config::show::unknown_vars(&env);
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer(
+                    &mut out,
+                    &serde_json::json!({"settings": settings, "unknown": unknown}),
+                )?;
+                writeln!(out)?;
+            } else {
+                for s in &settings {
+                    writeln!(out, "{:<26} {:<40} {}", s.variable, s.value, s.origin)?;
+                }
+                for u in &unknown {
+                    writeln!(out, "{}", larder_core::config::show::unknown_message(u))?;
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

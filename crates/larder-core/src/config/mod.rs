@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub mod env;
+pub mod show;
 pub use env::ENV_VARS;
 
 /// The default zstd level for blobs. Measured on a cold ripgrep debug build (2 cores):
@@ -60,6 +61,10 @@ pub struct Config {
     pub report: Option<PathBuf>,
     /// Remote tiers, in lookup order: the writable ones, then the read-only ones.
     pub remotes: Vec<larder_remote::RemoteSpec>,
+    /// The configuration file read, if any.
+    pub file: Option<PathBuf>,
+    /// The keys that file sets.
+    pub file_keys: Vec<String>,
 }
 
 /// A configuration error, naming the culprit.
@@ -161,13 +166,19 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the variable, key or file at fault.
     pub fn load_here() -> Result<Config, ConfigError> {
+        Config::from_env(&Config::env_here())
+    }
+
+    /// The environment [`Config::load_here`] reads: the process's, with relative path
+    /// variables resolved against the current directory.
+    pub fn env_here() -> BTreeMap<String, String> {
         let mut env = process_env();
         env.extend(
             resolved_path_vars()
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v)),
         );
-        Config::from_env(&env)
+        env
     }
 
     /// Loads the configuration from the given environment (and the file it points to).
@@ -192,9 +203,9 @@ impl Config {
                 .map(|d| d.join("larder").join("config.toml"))
                 .filter(|p| p.is_file()),
         };
-        let file = match &config_path {
+        let (file, file_keys) = match &config_path {
             Some(p) => read_file_config(p)?,
-            None => FileConfig::default(),
+            None => (FileConfig::default(), Vec::new()),
         };
         let file_key = |k: &str| match &config_path {
             Some(p) => format!("{k} in {}", p.display()),
@@ -317,6 +328,8 @@ impl Config {
             extra_files,
             compression_level,
             report: get("LARDER_REPORT").map(PathBuf::from),
+            file: config_path,
+            file_keys,
         })
     }
 }
@@ -347,15 +360,17 @@ fn invalid(name: &str, value: &str, expected: &str) -> ConfigError {
     }
 }
 
-fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+/// The file's settings and the keys it sets.
+fn read_file_config(path: &Path) -> Result<(FileConfig, Vec<String>), ConfigError> {
+    let error = |message: String| ConfigError::File {
         path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    toml::from_str(&text).map_err(|e| ConfigError::File {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| error(e.to_string()))?;
+    let file = FileConfig::deserialize(toml::Value::Table(table.clone()))
+        .map_err(|e| error(e.to_string()))?;
+    Ok((file, table.keys().cloned().collect()))
 }
 
 /// Splits a list of URLs at commas and whitespace.

@@ -144,3 +144,41 @@ fn clear_empties_the_store() {
     p.clean();
     p.build().assert_all("miss", FIXTURE_UNITS);
 }
+
+/// `config` shows each setting with where it came from, and a misspelled variable is
+/// named, with the likely one, by `config` and as a warning by `larder cargo`.
+#[test]
+fn config_shows_origins_and_misspelled_variables() {
+    let p = Project::fixture();
+    let run = p
+        .larder(&["config", "--json"])
+        .env("LARDER_DIRR", "/elsewhere")
+        .env("LARDER_COMPRESSION_LEVEL", "3")
+        .run();
+    let shown: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let setting = |v: &str| {
+        shown["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["variable"] == v)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(setting("LARDER_DIR")["origin"], "env", "{shown}");
+    assert_eq!(setting("LARDER_COMPRESSION_LEVEL")["value"], "3", "{shown}");
+    assert_eq!(setting("LARDER_DISABLE")["origin"], "default", "{shown}");
+    assert_eq!(shown["unknown"][0]["variable"], "LARDER_DIRR", "{shown}");
+    assert_eq!(shown["unknown"][0]["did_you_mean"], "LARDER_DIR", "{shown}");
+
+    let run = p
+        .larder_cargo(&["build"])
+        .env("LARDER_DIRR", "/elsewhere")
+        .run();
+    assert!(
+        run.stderr
+            .contains("unknown variable LARDER_DIRR (did you mean LARDER_DIR?)"),
+        "{}",
+        run.context()
+    );
+}
