@@ -71,6 +71,13 @@ enum Command {
     },
     /// Empty the local store.
     Clear,
+    /// Check the setup (configuration, toolchain, wrapper, store, remotes); exit 1 if
+    /// something is wrong.
+    Doctor {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the configuration in effect, each setting with where it came from.
     Config {
         /// Print JSON.
@@ -103,6 +110,7 @@ const COMMANDS: &[&str] = &[
     "gc",
     "clear",
     "config",
+    "doctor",
     "stats",
     "help",
     "--help",
@@ -306,6 +314,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )?;
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor { json } => {
+            let checks = larder_core::doctor::run(&Config::env_here());
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer(&mut out, &checks)?;
+                writeln!(out)?;
+            } else {
+                for c in &checks {
+                    writeln!(
+                        out,
+                        "{:<4}  {:<13} {}",
+                        if c.ok { "ok" } else { "FAIL" },
+                        c.name,
+                        c.detail
+                    )?;
+                    if let Some(fix) = &c.fix {
+                        writeln!(out, "      fix: {fix}")?;
+                    }
+                }
+            }
+            Ok(if checks.iter().all(|c| c.ok) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Config { json } => {
             let env = Config::env_here();

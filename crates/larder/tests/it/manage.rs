@@ -182,3 +182,40 @@ fn config_shows_origins_and_misspelled_variables() {
         run.context()
     );
 }
+
+/// `doctor` passes on a good store (exit 0) and fails, with a fix, on a store whose
+/// blobs are corrupt and on a store directory that cannot be one (exit 1).
+#[test]
+fn doctor_passes_on_a_good_store_and_fails_on_a_broken_one() {
+    let p = Project::fixture();
+    p.build();
+    let good = p.larder(&["doctor"]).run_unchecked();
+    assert_eq!(good.status.code(), Some(0), "{}", good.context());
+    assert!(good.stdout.contains("ok    blobs"), "{}", good.context());
+
+    crate::support::corrupt_blobs(&p);
+    let bad = p.larder(&["doctor", "--json"]).run_unchecked();
+    assert_eq!(bad.status.code(), Some(1), "{}", bad.context());
+    let checks: Value = serde_json::from_str(bad.stdout.trim()).unwrap();
+    let blobs = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "blobs")
+        .unwrap();
+    assert_eq!(blobs["ok"], false, "{checks}");
+    assert!(blobs["fix"].is_string(), "{checks}");
+
+    let file = p.tmp().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let unusable = p
+        .larder(&["doctor"])
+        .env("LARDER_DIR", &file)
+        .run_unchecked();
+    assert_eq!(unusable.status.code(), Some(1), "{}", unusable.context());
+    assert!(
+        unusable.stdout.contains("FAIL  store"),
+        "{}",
+        unusable.context()
+    );
+}
