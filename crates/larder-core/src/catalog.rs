@@ -176,7 +176,8 @@ impl Catalog {
     /// Removes the selected entries, the blobs only they reference, and the manifest
     /// entries that lead to them, so the next build misses exactly those units. Link
     /// records (a few bytes under a library's digest) stay: the same library compiled
-    /// again finds its record, and links that use it still hit. With `dry_run`, removes nothing and says what it would.
+    /// again finds its record, and links that use it still hit. With `dry_run`, removes
+    /// nothing and says what it would.
     ///
     /// # Errors
     /// [`StoreError`] if the store cannot be read or written.
@@ -211,21 +212,17 @@ impl Catalog {
             blobs: blobs.len() as u64,
             ..Pruned::default()
         };
-        let sizes: BTreeMap<(u8, Digest), u64> = [
-            (0u8, Namespace::Action),
-            (1, Namespace::Cas),
-            (2, Namespace::Link),
-        ]
-        .into_iter()
-        .map(|(i, ns)| {
-            store
-                .list(ns)
-                .map(|l| l.into_iter().map(move |e| ((i, e.key), e.bytes)))
-        })
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .flatten()
-        .collect();
+        let sizes: BTreeMap<(u8, Digest), u64> = [(0u8, Namespace::Action), (1, Namespace::Cas)]
+            .into_iter()
+            .map(|(i, ns)| {
+                store
+                    .list(ns)
+                    .map(|l| l.into_iter().map(move |e| ((i, e.key), e.bytes)))
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect();
         for e in &gone {
             pruned.bytes += sizes.get(&(0, e.key)).copied().unwrap_or(0);
         }
