@@ -19,6 +19,7 @@ pub mod flight;
 pub mod fsio;
 pub mod hashing;
 pub mod host;
+pub mod human;
 pub mod identity;
 pub mod report;
 pub mod roots;

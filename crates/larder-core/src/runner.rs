@@ -69,7 +69,7 @@ impl BuildSummary {
             t.stored,
             t.not_cacheable + t.errors,
             t.compile_secs_saved,
-            human_bytes(t.bytes_restored),
+            crate::human::bytes(t.bytes_restored),
         );
         if !self.missed.is_empty() && self.missed.len() <= 12 {
             out += &format!("larder: missed: {}\n", self.missed.join(", "));
@@ -87,22 +87,6 @@ impl BuildSummary {
             );
         }
         out
-    }
-}
-
-/// Formats a byte count with a binary unit.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
     }
 }
 

@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::human::bytes as human_bytes;
 use crate::report::{Totals, read_totals, update_totals};
-use crate::runner::human_bytes;
 
 /// The totals with the store's state, as `larder stats --json` prints them.
 #[derive(Debug, Serialize)]

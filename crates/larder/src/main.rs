@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use std::io::Write;
 
-use larder_core::runner::human_bytes;
+use larder_core::human::bytes as human_bytes;
 use larder_core::{catalog, cc, config::Config, runner, rustc, stats};
 
 /// A build cache for Rust.

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::Config;
 use super::env::ENV_VARS;
-use crate::runner::human_bytes;
+use crate::human::bytes as human_bytes;
 
 /// One setting as it is in effect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
