@@ -455,7 +455,8 @@ fn parse_level(name: &str, value: &str) -> Result<i32, ConfigError> {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    /// An environment of `(name, value)` pairs (also for `show`'s tests).
+    pub(super) fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

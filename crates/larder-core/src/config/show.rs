@@ -195,13 +195,7 @@ pub fn unknown_message(u: &Unknown) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::tests::env;
 
     /// `LARDER_<suffix>`, spelled so that the check that every variable larder reads is
     /// listed does not take these made-up names for ones it reads.
