@@ -26,6 +26,10 @@ pub struct Compiler {
     pub digest: Digest,
     /// The sysroot directory.
     pub sysroot: PathBuf,
+    /// The first line of `rustc -vV` (`rustc 1.95.0 (59807616e 2026-04-14)`), for
+    /// people.
+    #[serde(default)]
+    pub release: String,
 }
 
 /// Finds `program` on `PATH` unless it names a path.
@@ -123,6 +127,8 @@ pub fn compiler(
     // size, time and inode: an update replaces rustc, adding or replacing a library
     // changes its directory.
     let mut h = KeyHasher::new();
+    // The memo's format: a new field recomputes old memos.
+    h.field("memo", "2");
     h.digest_field("rustc", &stat_key("compiler", &probe)?);
     for lib in sysroot_lib_dirs(&sysroot)? {
         h.digest_field("lib-dir", &stat_key("lib-dir", &lib)?);
@@ -179,6 +185,7 @@ pub fn compiler(
         Ok(Compiler {
             digest: h.finish(),
             sysroot: sysroot.clone(),
+            release: version.lines().next().unwrap_or_default().to_string(),
         })
     })
 }

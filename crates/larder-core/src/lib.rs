@@ -15,6 +15,7 @@ pub mod cc;
 pub mod config;
 pub mod doctor;
 pub mod exec;
+pub mod explain;
 pub mod flight;
 pub mod fsio;
 pub mod hashing;
@@ -26,6 +27,7 @@ pub mod roots;
 pub mod runner;
 pub mod rustc;
 pub mod stats;
+pub mod summary;
 
 /// Sends `tracing` logs to stderr when `LARDER_LOG` is set (a filter such as `debug`).
 pub fn init_logging() {

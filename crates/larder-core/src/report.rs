@@ -44,6 +44,21 @@ pub struct Event {
     /// local store (its URL, credentials removed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<String>,
+    /// The result key (hex) of the entry a hit restored or a miss stored, under which
+    /// its key inputs are kept (`larder explain`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The package the unit belongs to (`CARGO_PKG_NAME`), which names a build script
+    /// (`build_script_build`) for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// For a hit: the exit code replayed (1 for a cached compile error).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub exit_code: i32,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 /// Running totals across builds.
@@ -59,6 +74,10 @@ pub struct Totals {
     pub errors: u64,
     /// Misses whose result was stored.
     pub stored: u64,
+    /// Hits that replayed a cached compile error (not counted in `hits`: nothing was
+    /// saved, the build failed as it would have).
+    #[serde(default)]
+    pub replayed_errors: u64,
     /// Compile seconds saved by hits.
     pub compile_secs_saved: f64,
     /// Bytes restored by hits.
@@ -76,6 +95,7 @@ impl Totals {
     /// Adds one event.
     pub fn add(&mut self, e: &Event) {
         match e.outcome.as_str() {
+            "hit" if e.exit_code != 0 => self.replayed_errors += 1,
             "hit" => {
                 self.hits += 1;
                 self.compile_secs_saved += e.saved_secs.max(0.0);
@@ -130,18 +150,72 @@ pub fn update_totals(dir: &Path, f: impl FnOnce(&mut Totals)) -> std::io::Result
     Ok(())
 }
 
-/// Records an event: appends it to the report file, if any, and adds it to the totals.
-/// Failures are ignored: reporting never fails a build.
+/// Records an event: appends it to this build's report in the store
+/// ([`Layout::build_report`]) and to the report file `report` (`LARDER_REPORT`) if that
+/// is another file, and adds it to the totals. Failures are ignored: reporting never
+/// fails a build.
 pub fn record(report: Option<&Path>, dir: &Path, event: &Event) {
-    if let Some(path) = report
-        && let Ok(mut line) = serde_json::to_vec(event)
-    {
+    record_for_build(&larder_store::build_id(), report, dir, event);
+}
+
+/// [`record`] for the build `id` (`larder cargo` recording for the processes it ran).
+pub fn record_for_build(id: &str, report: Option<&Path>, dir: &Path, event: &Event) {
+    if let Ok(mut line) = serde_json::to_vec(event) {
         line.push(b'\n');
-        if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
-            let _ = f.write_all(&line);
+        let layout = Layout::new(dir);
+        let build = layout.build_report(id);
+        let first = !build.exists();
+        if first {
+            let _ = std::fs::create_dir_all(layout.reports());
+        }
+        append(&build, &line);
+        if first {
+            keep_newest_reports(&layout.reports(), larder_store::KEPT_REPORTS);
+        }
+        if let Some(path) = report.filter(|p| *p != build) {
+            append(path, &line);
         }
     }
     let _ = update_totals(dir, |t| t.add(event));
+}
+
+/// One `O_APPEND` write: parallel writers never interleave lines.
+fn append(path: &Path, line: &[u8]) {
+    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
+        let _ = f.write_all(line);
+    }
+}
+
+/// Removes all but the `keep` newest reports of `dir`.
+fn keep_newest_reports(dir: &Path, keep: usize) {
+    let mut reports = list_reports(dir);
+    if reports.len() > keep {
+        let drop = reports.len() - keep;
+        for (_, path) in reports.drain(..drop) {
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(warnings_path(&path));
+        }
+    }
+}
+
+/// The build reports in `dir`, oldest first, with their last change.
+pub fn list_reports(dir: &Path) -> Vec<(std::time::SystemTime, PathBuf)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    out.sort();
+    out
+}
+
+/// The report of the last build in the store `dir`: the one changed last.
+pub fn last_report(dir: &Path) -> Option<PathBuf> {
+    list_reports(&Layout::new(dir).reports())
+        .pop()
+        .map(|(_, p)| p)
 }
 
 /// Reads the events of a report file, skipping lines that do not parse.

@@ -6,89 +6,10 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::action::outcome::BUILD_SCRIPT_RUN;
 use crate::config::Config;
 use crate::config::env;
-use crate::report::{Event, Totals, read_report};
-
-/// What a build did, from its events.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BuildSummary {
-    /// Compile invocations (probes excluded).
-    pub units: u64,
-    /// Totals over those units.
-    pub totals: Totals,
-    /// `(crate, reason)` of every not-cacheable unit.
-    pub not_cacheable: Vec<(String, String)>,
-    /// Crates that missed.
-    pub missed: Vec<String>,
-    /// Hits answered by each remote tier (by URL), for units the local store lacked.
-    pub remote_hits: std::collections::BTreeMap<String, u64>,
-    /// Seconds `larder cargo` waited after cargo for background stores and uploads.
-    pub store_wait_secs: f64,
-}
-
-impl BuildSummary {
-    /// Summarizes the events of one build.
-    pub fn from_events(events: &[Event]) -> BuildSummary {
-        let mut s = BuildSummary::default();
-        for e in events {
-            let Some(name) = &e.crate_name else { continue };
-            let name = &if e.crate_types.iter().any(|t| t == BUILD_SCRIPT_RUN) {
-                format!("{name} (build script run)")
-            } else {
-                name.clone()
-            };
-            s.units += 1;
-            s.totals.add(e);
-            match e.outcome.as_str() {
-                "not_cacheable" | "error" => {
-                    s.not_cacheable.push((
-                        name.clone(),
-                        e.detail.clone().or(e.reason.clone()).unwrap_or_default(),
-                    ));
-                }
-                "miss" => s.missed.push(name.clone()),
-                _ => {}
-            }
-            if let Some(r) = &e.remote {
-                *s.remote_hits.entry(r.clone()).or_default() += 1;
-            }
-        }
-        s
-    }
-
-    /// The report printed at the end of `larder cargo`.
-    pub fn render(&self) -> String {
-        let t = &self.totals;
-        let mut out = format!(
-            "larder: {} units: {} hits, {} misses ({} stored), {} not cacheable; {:.1} s of compile saved, {} restored\n",
-            self.units,
-            t.hits,
-            t.misses,
-            t.stored,
-            t.not_cacheable + t.errors,
-            t.compile_secs_saved,
-            crate::human::bytes(t.bytes_restored),
-        );
-        if !self.missed.is_empty() && self.missed.len() <= 12 {
-            out += &format!("larder: missed: {}\n", self.missed.join(", "));
-        }
-        for (name, reason) in &self.not_cacheable {
-            out += &format!("larder: not cacheable: {name}: {reason}\n");
-        }
-        for (remote, n) in &self.remote_hits {
-            out += &format!("larder: {n} hits from {remote}\n");
-        }
-        if self.store_wait_secs >= 0.05 {
-            out += &format!(
-                "larder: waited {:.1} s after cargo for background stores and uploads\n",
-                self.store_wait_secs
-            );
-        }
-        out
-    }
-}
+use crate::report::{Event, read_report};
+use crate::summary::BuildSummary;
 
 /// An error of the runner itself.
 #[derive(Debug, thiserror::Error)]
@@ -119,21 +40,16 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     config.layout().remove_stale();
     let exe = std::env::current_exe()
         .map_err(|e| RunnerError::Io(format!("cannot find larder's own path: {e}")))?;
-    let (report, _guard, skip) = match &config.report {
+    let id = build_id();
+    // Without a report file of the user's, the build's report in the store is the one.
+    let (report, skip) = match &config.report {
         Some(p) => {
             let skip = std::fs::read_to_string(p)
                 .map(|t| t.lines().count())
                 .unwrap_or(0);
-            (p.clone(), None, skip)
+            (p.clone(), skip)
         }
-        None => {
-            let f = tempfile::Builder::new()
-                .prefix("larder-report-")
-                .suffix(".jsonl")
-                .tempfile()
-                .map_err(|e| RunnerError::Io(format!("cannot create a report file: {e}")))?;
-            (f.path().to_path_buf(), Some(f), 0)
-        }
+        None => (config.layout().build_report(&id), 0),
     };
     let cargo = env::var_os("CARGO")
         .map(PathBuf::from)
@@ -142,7 +58,6 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
         .prefix("larder-pending-")
         .tempfile()
         .map_err(|e| RunnerError::Io(format!("cannot create a pending file: {e}")))?;
-    let id = build_id();
     let mut command = Command::new(&cargo);
     command
         .args(&args)
@@ -166,7 +81,7 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     }
     // Jobs killed before they stored: their units count as not stored.
     for event in crate::action::storejob::unfinished_jobs(&config.layout(), &id) {
-        crate::report::record(Some(&report), &config.dir, &event);
+        crate::report::record_for_build(&id, Some(&report), &config.dir, &event);
     }
     let events: Vec<Event> = read_report(&report).into_iter().skip(skip).collect();
     let mut summary = BuildSummary::from_events(&events);
@@ -257,21 +172,6 @@ fn ensure_symlink(link: &Path, target: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    fn ev(name: Option<&str>, outcome: &str, reason: Option<&str>) -> Event {
-        Event {
-            crate_name: name.map(str::to_string),
-            crate_types: vec![],
-            outcome: outcome.into(),
-            reason: reason.map(str::to_string),
-            detail: None,
-            stored: outcome == "miss",
-            secs: 0.1,
-            saved_secs: if outcome == "hit" { 2.0 } else { 0.0 },
-            bytes_restored: if outcome == "hit" { 2048 } else { 0 },
-            remote: None,
-        }
-    }
-
     #[test]
     fn compiler_shims_are_symlinks_to_larder() {
         let dir = tempfile::tempdir().unwrap();
@@ -299,23 +199,5 @@ mod tests {
             std::fs::read_link(&cc).unwrap(),
             Path::new("/elsewhere/larder")
         );
-    }
-
-    #[test]
-    fn summary_counts_units_not_probes() {
-        let s = BuildSummary::from_events(&[
-            ev(None, "not_cacheable", Some("print-request")),
-            ev(Some("a"), "hit", None),
-            ev(Some("b"), "miss", Some("no-entry")),
-            ev(Some("c"), "not_cacheable", Some("unknown-flag")),
-        ]);
-        assert_eq!(s.units, 3);
-        assert_eq!(
-            (s.totals.hits, s.totals.misses, s.totals.not_cacheable),
-            (1, 1, 1)
-        );
-        let text = s.render();
-        assert!(text.starts_with("larder: 3 units: 1 hits, 1 misses (1 stored), 1 not cacheable; 2.0 s of compile saved, 2.0 KiB restored"), "{text}");
-        assert!(text.contains("not cacheable: c"), "{text}");
     }
 }

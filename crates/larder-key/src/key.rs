@@ -14,12 +14,16 @@ use std::path::{Path, PathBuf};
 use larder_digest::{Digest, KeyHasher};
 use serde::{Deserialize, Serialize};
 
+use crate::inputs::{Input, arg_inputs, kind};
 use crate::invocation::Invocation;
 use crate::paths::Roots;
 
 /// The version of the key's definition. Changing what goes into a key, or how, bumps it,
 /// so that old entries are never matched by a different definition.
 pub const KEY_VERSION: &str = "larder-key-v1";
+
+/// How an input set shows a variable that was not set.
+pub const UNSET: &str = "(unset)";
 
 /// Most manifest entries kept per invocation key, newest first.
 pub const MAX_MANIFEST_ENTRIES: usize = 16;
@@ -45,6 +49,38 @@ pub struct KeyInputs {
 }
 
 impl KeyInputs {
+    /// The inputs as named values (`larder explain`), one or more per field. `toolchain`
+    /// names the compiler for people (`rustc 1.95.0 (59807616e 2026-04-14)`); its
+    /// identity digest follows it.
+    pub fn inputs(&self, toolchain: &str) -> Vec<Input> {
+        let mut out = Vec::new();
+        if let Some(c) = &self.compiler {
+            out.push(Input::new(
+                kind::TOOLCHAIN,
+                "rustc",
+                format!("{toolchain} identity {}", c.to_hex()),
+            ));
+        }
+        out.extend(arg_inputs(&self.args));
+        for (k, v) in &self.env {
+            out.push(Input::new(kind::ENV, k.clone(), v.clone()));
+        }
+        for (name, d) in &self.libraries {
+            out.push(Input::digest(
+                kind::LIBRARY,
+                crate::inputs::without_metadata_hash(name),
+                d,
+            ));
+        }
+        if let Some(l) = &self.linker {
+            out.push(Input::digest(kind::LINKER, "linker", l));
+        }
+        for (p, d) in &self.files {
+            out.push(Input::digest(kind::FILE, p.clone(), d));
+        }
+        out
+    }
+
     /// The invocation key.
     pub fn invocation_key(&self) -> Digest {
         self.invocation_key_of_version(KEY_VERSION)
@@ -184,6 +220,26 @@ impl ManifestEntry {
         }
     }
 
+    /// What the entry lists, as named inputs (`larder explain`): each file read, each
+    /// variable read (`unset` if it was not set), each path that must not exist.
+    pub fn inputs(&self) -> Vec<Input> {
+        let mut out = Vec::new();
+        for (p, d) in &self.files {
+            out.push(Input::digest(kind::SOURCE, p.clone(), d));
+        }
+        for (k, v) in &self.env {
+            out.push(Input::new(
+                kind::READ_ENV,
+                k.clone(),
+                v.clone().unwrap_or_else(|| UNSET.to_string()),
+            ));
+        }
+        for a in &self.absent {
+            out.push(Input::new(kind::ABSENT, a.clone(), "absent"));
+        }
+        out
+    }
+
     /// Checks the entry against the current inputs. `digest_of` hashes a file (`None` if
     /// it cannot be read); `env_of` gives a variable's current value as it is.
     pub fn matches(
@@ -311,6 +367,9 @@ mod tests {
         variants.push(v);
         for v in variants {
             assert_ne!(v.invocation_key(), k, "{v:?}");
+            // `larder explain` sees each change as exactly one differing input.
+            let d = crate::inputs::diff(&base.inputs("rustc"), &v.inputs("rustc"));
+            assert_eq!(d.len(), 1, "{v:?}: {d:?}");
         }
     }
 

@@ -60,11 +60,13 @@
 
 pub mod depinfo;
 pub mod env;
+pub mod inputs;
 pub mod invocation;
 pub mod key;
 pub mod paths;
 pub mod reason;
 
+pub use inputs::{Input, InputSet};
 pub use invocation::{CrateType, Emit, Extern, Invocation, SearchKind};
 pub use key::{KeyInputs, Manifest, ManifestEntry, Mismatch};
 pub use paths::Roots;

@@ -78,6 +78,15 @@ impl Tier<'_> {
         }
     }
 
+    /// The tier's name: `local` for the local store, else the remote's URL with
+    /// credentials removed.
+    pub fn name(&self) -> String {
+        match self.at {
+            0 => "local".to_string(),
+            _ => self.store().name(),
+        }
+    }
+
     /// This tier's value. Only the local store returns errors: a remote's failure is
     /// a miss (counted, and switched off after repeated failures).
     ///

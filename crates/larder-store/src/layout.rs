@@ -3,21 +3,26 @@
 //! ```text
 //! <dir>/stats.json, stats.lock   running totals of `larder stats` (outside the version:
 //!                                they survive a layout change)
+//! <dir>/reports/<build>.jsonl    the report of each of the last builds
+//!                                (`larder report`), outside the version too
 //! <dir>/v1/                      the versioned root: a future layout never reads it
 //!   cas/ab/abcdef...             blob, zstd-compressed (`.raw`: uncompressed), by the
 //!                                SHA-256 of its content
 //!   ac/ab/abcdef...              action record (JSON), by its result key
 //!   manifest/ab/abcdef...        manifest (JSON), by its invocation key
 //!   link/ab/abcdef...            link record (JSON), by the digest of a library file
+//!   inputs/ab/abcdef...          an entry's key inputs (JSON), by its result key; a
+//!                                unit's list of entries, by its index key
 //!   tmp/                         files being written, renamed into place
 //!   jobs/job-*.json              background store jobs waiting to run
 //!   locks/<key>                  single-flight locks, one per key being computed
 //!   tools/                       memoized tool identities (compilers, linkers)
 //!   bin/<tag>/cc, c++            compiler shims: symlinks to larder
 //!   size, size.lock, gc.lock     the running total of entry bytes and its locks
+//!   evictions.json               entries evicted to keep within the bounds
 //! ```
 //!
-//! Everything but the four namespaces is disposable: [`Layout::remove_stale`] deletes
+//! Everything but the five namespaces is disposable: [`Layout::remove_stale`] deletes
 //! what is older than [`STALE_AFTER`] in `tmp`, `jobs` and `locks`.
 
 use std::path::{Path, PathBuf};
@@ -33,6 +38,9 @@ pub const LAYOUT_VERSION: &str = "v1";
 /// Age after which temporary files, unrun jobs and unused locks are removed: a writer or
 /// a store job that has not finished by then has died.
 pub const STALE_AFTER: Duration = Duration::from_secs(3600);
+
+/// How many per-build reports [`Layout::reports`] keeps.
+pub const KEPT_REPORTS: usize = 20;
 
 /// The paths of one store directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +123,23 @@ impl Layout {
     /// The lock of [`Layout::stats`].
     pub fn stats_lock(&self) -> PathBuf {
         self.dir.join("stats.lock")
+    }
+
+    /// The per-build reports: one JSON-lines file per build, the newest
+    /// [`KEPT_REPORTS`] kept (`larder report`, `larder explain`).
+    pub fn reports(&self) -> PathBuf {
+        self.dir.join("reports")
+    }
+
+    /// The report of the build `id` ([`crate::build_id`]).
+    pub fn build_report(&self, id: &str) -> PathBuf {
+        let hex = Digest::of(id.as_bytes()).to_hex();
+        self.reports().join(format!("{}.jsonl", &hex[..16]))
+    }
+
+    /// The counts of entries evicted to keep the store within its bounds.
+    pub fn evictions(&self) -> PathBuf {
+        self.root().join("evictions.json")
     }
 
     /// Removes files older than [`STALE_AFTER`] from `tmp`, `jobs` and `locks`. Removing

@@ -22,7 +22,7 @@ use larder_digest::Digest;
 
 pub use build::{BUILD_STATE_TTL, BuildState, build_id};
 pub use disk::{DiskStore, StoredEntry, Usage};
-pub use layout::{LAYOUT_VERSION, Layout, STALE_AFTER};
+pub use layout::{KEPT_REPORTS, LAYOUT_VERSION, Layout, STALE_AFTER};
 pub use record::{ActionRecord, LinkRecord, OutputFile};
 
 /// The kinds of entry a store holds.
@@ -36,15 +36,20 @@ pub enum Namespace {
     Manifest,
     /// Link records ([`LinkRecord`], JSON) under the digest of a library file.
     Link,
+    /// What each entry's key was made of (`larder_key::InputSet`, JSON) under its result
+    /// key, and per unit the list of its entries (`larder_key::inputs::InputIndex`):
+    /// what `larder explain` compares a miss with.
+    Inputs,
 }
 
 impl Namespace {
     /// All namespaces.
-    pub const ALL: [Namespace; 4] = [
+    pub const ALL: [Namespace; 5] = [
         Namespace::Cas,
         Namespace::Action,
         Namespace::Manifest,
         Namespace::Link,
+        Namespace::Inputs,
     ];
 
     /// The short name used in paths and reports.
@@ -54,6 +59,7 @@ impl Namespace {
             Namespace::Action => "ac",
             Namespace::Manifest => "manifest",
             Namespace::Link => "link",
+            Namespace::Inputs => "inputs",
         }
     }
 }

@@ -28,6 +28,29 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Say why units of the last build missed: the inputs that differ from the nearest
+    /// stored entry, searched in the local store and every remote.
+    Explain {
+        /// The last build (the default; the only build kept for this).
+        #[arg(long)]
+        last: bool,
+        /// Explain these crates or packages (any outcome) instead of every miss.
+        #[arg(value_name = "CRATE")]
+        units: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the report of the last build (also of builds run through a plain
+    /// `RUSTC_WRAPPER`).
+    Report {
+        /// The last build (the default).
+        #[arg(long)]
+        last: bool,
+        /// Text, JSON, or Markdown for a CI step summary (`$GITHUB_STEP_SUMMARY`).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Show what the local store holds, largest first (bytes of outputs and entries).
     Du {
         /// Group entries by crate, kind (lib, bin, build-script-run, c-object...) or age.
@@ -95,6 +118,14 @@ enum Command {
     },
 }
 
+/// How `larder report` prints.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
 /// How `larder du` groups entries.
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum By {
@@ -105,6 +136,8 @@ enum By {
 
 const COMMANDS: &[&str] = &[
     "cargo",
+    "explain",
+    "report",
     "du",
     "prune",
     "gc",
@@ -201,6 +234,56 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cargo { args } => {
             let code = runner::run_cargo(args)?;
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+        }
+        Command::Explain {
+            last: _,
+            units,
+            json,
+        } => {
+            let config = Config::load_here()?;
+            let events = last_build(&config)?;
+            let tiers = larder_core::action::open_tiers(&config)?;
+            let xs = larder_core::explain::explain(&tiers, &events, &units);
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer(&mut out, &xs)?;
+                writeln!(out)?;
+            } else if xs.is_empty() {
+                writeln!(
+                    out,
+                    "{}",
+                    if units.is_empty() {
+                        "the last build had no misses"
+                    } else {
+                        "no such unit in the last build"
+                    }
+                )?;
+            } else {
+                write!(
+                    out,
+                    "{}",
+                    larder_core::explain::render(&xs, std::time::SystemTime::now())
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { last: _, format } => {
+            let config = Config::load_here()?;
+            let events = last_build(&config)?;
+            let summary = larder_core::summary::BuildSummary::from_events(&events);
+            let mut out = std::io::stdout().lock();
+            match format {
+                Format::Text => write!(out, "{}", summary.render_full())?,
+                Format::Markdown => write!(out, "{}", summary.render_markdown())?,
+                Format::Json => {
+                    serde_json::to_writer(
+                        &mut out,
+                        &serde_json::json!({"summary": summary, "events": events}),
+                    )?;
+                    writeln!(out)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Du { by, json } => {
             let config = Config::load_here()?;
@@ -389,6 +472,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The events of the last build recorded in the store.
+fn last_build(config: &Config) -> anyhow::Result<Vec<larder_core::report::Event>> {
+    let Some(path) = larder_core::report::last_report(&config.dir) else {
+        anyhow::bail!(
+            "no build report in {}: build through larder first (`larder cargo build`, or \
+             cargo with RUSTC_WRAPPER=larder)",
+            config.layout().reports().display()
+        );
+    };
+    Ok(larder_core::report::read_report(&path))
 }
 
 fn serde_json_line(

@@ -30,6 +30,8 @@ use crate::report::warn_once;
 /// A restored result.
 #[derive(Debug)]
 pub struct Hit {
+    /// The result key it was found under.
+    pub key: Digest,
     /// Its action record.
     pub record: ActionRecord,
     /// Bytes of output written.
@@ -294,6 +296,7 @@ fn restore<A: CachedAction>(
         .collect();
     action.restored(cx, &record, &written);
     Ok(Hit {
+        key: *key,
         record,
         bytes,
         cloned,

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use larder_digest::Digest;
-use larder_key::{ManifestEntry, Mismatch, Roots};
+use larder_key::{InputSet, ManifestEntry, Mismatch, Roots};
 use larder_remote::Tiers;
 use larder_store::{ActionRecord, OutputFile, StoreError};
 
@@ -231,6 +231,14 @@ pub trait CachedAction: Sized {
     /// Not cacheable, or larder failed.
     fn key(&mut self, cx: &mut Ctx<'_>) -> Result<Key, Stop<Self::Reason>>;
 
+    /// The key's inputs as named values, for `larder explain`: called after
+    /// [`CachedAction::key`] on a miss (and on every invocation under `LARDER_DEBUG`).
+    /// The default has none.
+    fn inputs(&mut self, cx: &mut Ctx<'_>) -> Vec<larder_key::Input> {
+        let _ = cx;
+        Vec::new()
+    }
+
     /// Whether the files and variables a manifest entry lists still have the content it
     /// records. The default hashes files; build-script runs also hash directory trees.
     ///
@@ -393,19 +401,8 @@ pub fn run<A: CachedAction>(tool: Tool) -> i32 {
         }
     };
 
-    let serve = |action: &mut A, cx: &Ctx<'_>, hit: Hit| {
-        hit.replay(&cx.roots);
-        reporter.report(&Outcome::Hit(Restored {
-            compile_secs: hit.record.compile_secs,
-            bytes: hit.bytes,
-            cloned: hit.cloned,
-            remote: cx.store.served_by(),
-        }));
-        action.finish(cx, hit.record.exit_code);
-        hit.record.exit_code
-    };
     let miss = match lookup::lookup(&mut action, &mut cx, &key) {
-        Lookup::Hit(hit) => return serve(&mut action, &cx, hit),
+        Lookup::Hit(hit) => return serve(&mut action, &mut cx, &mut reporter, hit),
         Lookup::Miss(reason) => reason,
     };
     // Single flight: if another process runs this key, wait for it and look again. The
@@ -415,7 +412,7 @@ pub fn run<A: CachedAction>(tool: Tool) -> i32 {
     });
     let flight = match flight {
         Ok(lock) => lock,
-        Err(hit) => return serve(&mut action, &cx, hit),
+        Err(hit) => return serve(&mut action, &mut cx, &mut reporter, hit),
     };
 
     let captured = match run_captured(&tool.program, &tool.args) {
@@ -430,6 +427,9 @@ pub fn run<A: CachedAction>(tool: Tool) -> i32 {
     };
     let code = exit_code(captured.status);
     if !captured.status.success() && !action.cache_failure(&captured) {
+        if config.debug {
+            keep_unstored_inputs(&mut action, &mut cx, &mut reporter, &key);
+        }
         reporter.report(&Outcome::Miss {
             reason: miss,
             stored: Err(action.failure_detail()),
@@ -443,6 +443,16 @@ pub fn run<A: CachedAction>(tool: Tool) -> i32 {
     let stored = match action.collect(&mut cx, &key, &captured, wall_start) {
         Ok(collected) => {
             let mut job = StoreJob::new(&key, collected.entry, collected.record, collected.sources);
+            reporter.key = Some(job.action_key);
+            let entry = job.manifest.as_ref().map(|(_, e)| e);
+            job.inputs = input_set(
+                &mut action,
+                &mut cx,
+                &reporter.unit,
+                &key,
+                job.action_key,
+                entry,
+            );
             if collected.background && config.background_store {
                 // The job records the event once it knows whether it stored.
                 job.event = Some(reporter.event(&miss_with(Ok(()))));
@@ -458,9 +468,82 @@ pub fn run<A: CachedAction>(tool: Tool) -> i32 {
         Err(Stop::NotCacheable(reason)) => Err(format!("not stored: {reason}")),
         Err(Stop::Error(e)) => Err(storejob::warn_store_failure(&config, &e)),
     };
+    if stored.is_err() && config.debug {
+        keep_unstored_inputs(&mut action, &mut cx, &mut reporter, &key);
+    }
     reporter.report(&miss_with(stored));
     action.finish(&cx, code);
     code
+}
+
+/// Serves a hit: replays the tool's messages, reports, and returns its exit code.
+fn serve<A: CachedAction>(
+    action: &mut A,
+    cx: &mut Ctx<'_>,
+    reporter: &mut Reporter<'_>,
+    hit: Hit,
+) -> i32 {
+    hit.replay(&cx.roots);
+    reporter.key = Some(hit.key);
+    if cx.config.debug {
+        // The inputs stored with the entry are this invocation's: keep a local copy.
+        let _ = larder_store::Store::get(cx.store, larder_store::Namespace::Inputs, &hit.key);
+    }
+    reporter.report(&Outcome::Hit(Restored {
+        compile_secs: hit.record.compile_secs,
+        bytes: hit.bytes,
+        cloned: hit.cloned,
+        remote: cx.store.served_by(),
+        exit_code: hit.record.exit_code,
+    }));
+    action.finish(cx, hit.record.exit_code);
+    hit.record.exit_code
+}
+
+/// The key inputs of this invocation (the action's, and the manifest entry's if it
+/// has one), for `larder explain`; `None` for invocations that are not units.
+fn input_set<A: CachedAction>(
+    action: &mut A,
+    cx: &mut Ctx<'_>,
+    unit: &Unit,
+    key: &Key,
+    result: Digest,
+    entry: Option<&ManifestEntry>,
+) -> Option<InputSet> {
+    let name = unit.name.clone()?;
+    let mut inputs = action.inputs(cx);
+    if let Some(e) = entry {
+        inputs.extend(e.inputs());
+    }
+    let created = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Some(
+        InputSet {
+            unit: name,
+            kind: unit.kind.crate_types().join(","),
+            invocation: *key.digest(),
+            result,
+            created,
+            inputs,
+        }
+        .sorted(),
+    )
+}
+
+/// Under `LARDER_DEBUG`: keeps the inputs of a miss that stored nothing (what is known
+/// before the tool runs), in the local store under the invocation key.
+fn keep_unstored_inputs<A: CachedAction>(
+    action: &mut A,
+    cx: &mut Ctx<'_>,
+    reporter: &mut Reporter<'_>,
+    key: &Key,
+) {
+    let unit = reporter.unit.clone();
+    if let Some(set) = input_set(action, cx, &unit, key, *key.digest(), None) {
+        reporter.key = Some(set.result);
+        let _ = storejob::put_inputs(cx.store.local(), &set);
+    }
 }
 
 /// Starts a background process for `job` that holds the single-flight lock and the

@@ -79,6 +79,8 @@ pub struct Restored {
     /// The remote tier that answered, if not the local store (its URL, credentials
     /// removed).
     pub remote: Option<String>,
+    /// The tool's exit code replayed (1 for a cached compile error).
+    pub exit_code: i32,
 }
 
 /// How one invocation ended.
@@ -176,6 +178,8 @@ pub struct Reporter<'a> {
     started: Instant,
     /// The unit reported on; refined once the invocation is parsed.
     pub unit: Unit,
+    /// The result key of the entry restored or stored, once known.
+    pub key: Option<larder_digest::Digest>,
 }
 
 impl<'a> Reporter<'a> {
@@ -185,6 +189,7 @@ impl<'a> Reporter<'a> {
             config,
             started,
             unit,
+            key: None,
         }
     }
 
@@ -209,12 +214,20 @@ impl<'a> Reporter<'a> {
             saved_secs: 0.0,
             bytes_restored: 0,
             remote: None,
+            key: self.key.map(|k| k.to_hex()),
+            package: crate::config::env::var("CARGO_PKG_NAME"),
+            exit_code: 0,
         };
         match outcome {
             Outcome::Hit(r) => {
                 event.outcome = "hit".into();
                 event.detail = (r.cloned > 0).then(|| format!("cloned {} files", r.cloned));
-                event.saved_secs = (r.compile_secs - secs).max(0.0);
+                event.exit_code = r.exit_code;
+                if r.exit_code != 0 {
+                    event.detail = Some("replayed a cached compile error".into());
+                } else {
+                    event.saved_secs = (r.compile_secs - secs).max(0.0);
+                }
                 event.bytes_restored = r.bytes;
                 event.remote = r.remote.clone();
             }
@@ -284,6 +297,7 @@ mod tests {
             bytes: 3,
             cloned: 2,
             remote: None,
+            exit_code: 0,
         }));
         assert_eq!(hit.outcome, "hit");
         assert_eq!(hit.detail.as_deref(), Some("cloned 2 files"));

@@ -31,7 +31,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use larder_digest::Digest;
-use larder_key::{Manifest, ManifestEntry};
+use larder_key::inputs::InputIndex;
+use larder_key::{InputSet, Manifest, ManifestEntry};
 use larder_store::{ActionRecord, Layout, LinkRecord, Namespace, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +65,9 @@ pub struct StoreJob {
     /// job once it knows whether the result was stored.
     #[serde(default)]
     pub event: Option<Event>,
+    /// What the key was made of, kept next to the record for `larder explain`.
+    #[serde(default)]
+    pub inputs: Option<InputSet>,
 }
 
 /// Why a job stored nothing (or not everything).
@@ -124,6 +128,7 @@ impl StoreJob {
             record,
             sources,
             event: None,
+            inputs: None,
         }
     }
 
@@ -153,15 +158,46 @@ impl StoreJob {
         }
         let json = serde_json::to_vec(&self.record)?;
         store.put(Namespace::Action, &self.action_key, &json)?;
-        let Some((ik, entry)) = &self.manifest else {
-            return Ok(());
-        };
-        // Each tier extends its own manifest: a shared one keeps other machines' entries.
-        store.update(Namespace::Manifest, ik, &|current| {
-            manifest_with(entry, current)
-        })?;
+        if let Some((ik, entry)) = &self.manifest {
+            // Each tier extends its own manifest: a shared one keeps other machines'
+            // entries.
+            store.update(Namespace::Manifest, ik, &|current| {
+                manifest_with(entry, current)
+            })?;
+        }
+        if let Some(set) = &self.inputs {
+            // For explaining later misses only: a failure here loses no entry.
+            let _ = keep_inputs(store, set);
+        }
         Ok(())
     }
+}
+
+/// Writes key inputs under their result key.
+///
+/// # Errors
+/// [`StoreJobError`] if the store cannot be written.
+pub fn put_inputs(store: &dyn Store, set: &InputSet) -> Result<(), StoreJobError> {
+    store.put(Namespace::Inputs, &set.result, &serde_json::to_vec(set)?)?;
+    Ok(())
+}
+
+/// Writes an entry's key inputs under its result key and puts the entry first in its
+/// unit's index ([`larder_key::inputs::InputIndex`]), in every tier of `store`.
+///
+/// # Errors
+/// [`StoreJobError`] if the store cannot be written.
+pub fn keep_inputs(store: &dyn Store, set: &InputSet) -> Result<(), StoreJobError> {
+    put_inputs(store, set)?;
+    let index = larder_key::inputs::index_key(&set.unit, &set.kind);
+    store.update(Namespace::Inputs, &index, &|current| {
+        let mut idx: InputIndex = current
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        idx.insert(set.result);
+        serde_json::to_vec(&idx).unwrap_or_default()
+    })?;
+    Ok(())
 }
 
 /// The manifest `current` (JSON; empty if absent or unreadable) with `entry` added.
@@ -440,6 +476,9 @@ mod tests {
             saved_secs: 0.0,
             bytes_restored: 0,
             remote: None,
+            key: None,
+            package: None,
+            exit_code: 0,
         });
         let mine = layout
             .jobs()

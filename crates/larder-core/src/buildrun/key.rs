@@ -3,6 +3,7 @@
 //! file only hashes them, so the key of fixed inputs can be pinned (the golden test).
 
 use larder_digest::{Digest, KeyHasher};
+use larder_key::inputs::{Input, arg_inputs, kind};
 
 /// The version of the run key's definition.
 pub const RUN_KEY_VERSION: &str = "larder-build-script-run-v1";
@@ -30,6 +31,41 @@ pub struct RunKeyInputs {
 }
 
 impl RunKeyInputs {
+    /// The inputs as named values (`larder explain`); `toolchain` names the compiler for
+    /// people.
+    pub fn inputs(&self, toolchain: &str) -> Vec<Input> {
+        let mut out = vec![
+            Input::digest(kind::SCRIPT, "binary", &self.script),
+            Input::new(
+                kind::PACKAGE,
+                "sources",
+                if self.immutable_package {
+                    "immutable"
+                } else {
+                    "editable"
+                },
+            ),
+        ];
+        if let Some(c) = &self.compiler {
+            out.push(Input::new(
+                kind::TOOLCHAIN,
+                "rustc",
+                format!("{toolchain} identity {}", c.to_hex()),
+            ));
+        }
+        for (var, d) in &self.c_compilers {
+            out.push(Input::digest(kind::C_COMPILER, var.clone(), d));
+        }
+        out.extend(arg_inputs(&self.args));
+        for (k, v) in &self.env {
+            out.push(Input::new(kind::ENV, k.clone(), v.clone()));
+        }
+        for (p, d) in &self.dep_paths {
+            out.push(Input::digest(kind::DEP_PATH, p.clone(), d));
+        }
+        out
+    }
+
     /// The run key: the invocation key of the run's manifest.
     pub fn key(&self) -> Digest {
         let mut h = KeyHasher::new();
@@ -133,6 +169,8 @@ mod tests {
         variants.push(v);
         for v in variants {
             assert_ne!(v.key(), base.key(), "{v:?}");
+            let d = larder_key::inputs::diff(&base.inputs("rustc"), &v.inputs("rustc"));
+            assert_eq!(d.len(), 1, "{v:?}: {d:?}");
         }
     }
 }

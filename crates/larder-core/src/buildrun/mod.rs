@@ -74,6 +74,8 @@ pub struct BuildScriptRun {
     package: String,
     out_dir: PathBuf,
     cwd: PathBuf,
+    /// What the run key was made of, and the compiler's name for people.
+    key_inputs: Option<(RunKeyInputs, String)>,
 }
 
 fn package() -> String {
@@ -263,6 +265,7 @@ impl CachedAction for BuildScriptRun {
             package: package(),
             out_dir,
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            key_inputs: None,
         })
     }
 
@@ -373,7 +376,17 @@ impl CachedAction for BuildScriptRun {
                 }
             }
         }
-        Ok(Key::Manifest(key.key()))
+        let digest = key.key();
+        let release = compiler.map(|c| c.release).unwrap_or_default();
+        self.key_inputs = Some((key, release));
+        Ok(Key::Manifest(digest))
+    }
+
+    fn inputs(&mut self, _cx: &mut Ctx<'_>) -> Vec<larder_key::Input> {
+        self.key_inputs
+            .as_ref()
+            .map(|(k, release)| k.inputs(release))
+            .unwrap_or_default()
     }
 
     /// Files and directory trees, by content.

@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 
 use larder_digest::{Digest, KeyHasher};
 use larder_key::Roots;
+use larder_key::inputs::{Input, arg_inputs, kind};
 
 use super::args::{CInvocation, Language};
 use super::reason::CNotCacheable;
@@ -61,6 +62,23 @@ pub struct CKeyInputs {
 }
 
 impl CKeyInputs {
+    /// The inputs as named values (`larder explain`). The source is the digest of the
+    /// preprocessed text; the headers it read are added by the caller.
+    pub fn inputs(&self) -> Vec<Input> {
+        let mut out = vec![
+            Input::digest(kind::C_COMPILER, "compiler", &self.compiler),
+            Input::digest(kind::SOURCE, "preprocessed source", &self.source),
+        ];
+        out.extend(arg_inputs(&self.args));
+        for (k, v) in &self.env {
+            out.push(Input::new(kind::ENV, k.clone(), v.clone()));
+        }
+        for (p, d) in &self.files {
+            out.push(Input::digest(kind::FILE, p.clone(), d));
+        }
+        out
+    }
+
     /// The key.
     pub fn key(&self) -> Digest {
         let mut h = KeyHasher::new();
@@ -312,6 +330,10 @@ mod tests {
         variants.push(v);
         let keys: std::collections::BTreeSet<_> = variants.iter().map(CKeyInputs::key).collect();
         assert_eq!(keys.len(), variants.len());
+        for v in &variants[1..] {
+            let d = larder_key::inputs::diff(&base.inputs(), &v.inputs());
+            assert_eq!(d.len(), 1, "{v:?}: {d:?}");
+        }
         assert_eq!(base.key(), base.clone().key());
     }
 }

@@ -102,6 +102,8 @@ pub struct CCompile {
     output: PathBuf,
     /// The files the compile reads (from the preprocessor), for the check after it.
     inputs: Vec<PathBuf>,
+    /// What the key was made of.
+    key_inputs: Option<CKeyInputs>,
 }
 
 impl CachedAction for CCompile {
@@ -133,6 +135,7 @@ impl CachedAction for CCompile {
             compiler: tool.program.clone(),
             cwd,
             inputs: Vec::new(),
+            key_inputs: None,
         })
     }
 
@@ -200,7 +203,30 @@ impl CachedAction for CCompile {
             files,
         };
         self.inputs = source.files;
-        Ok(Key::Direct(inputs.key()))
+        let digest = inputs.key();
+        self.key_inputs = Some(inputs);
+        Ok(Key::Direct(digest))
+    }
+
+    /// The key's inputs and, by content, each file the preprocessor read (the source
+    /// and its headers), so a miss names the header that changed.
+    fn inputs(&mut self, cx: &mut Ctx<'_>) -> Vec<larder_key::Input> {
+        let mut out = self
+            .key_inputs
+            .as_ref()
+            .map(CKeyInputs::inputs)
+            .unwrap_or_default();
+        for f in &self.inputs {
+            let path = self.cwd.join(f);
+            if let Some(d) = cx.hasher.digest(&path) {
+                out.push(larder_key::Input::digest(
+                    larder_key::inputs::kind::SOURCE,
+                    cx.roots.normalize_path(&path),
+                    &d,
+                ));
+            }
+        }
+        out
     }
 
     /// The object goes where `-o` says, whatever the record's path.

@@ -69,6 +69,14 @@ pub const ENV_VARS: &[EnvVar] = &[
         "store results in a background process",
     ),
     user("LARDER_COMPRESSION_LEVEL", "zstd level for stored blobs"),
+    user(
+        "LARDER_MAX_AGE",
+        "entries unused for this long are removed when the store is trimmed",
+    ),
+    user(
+        "LARDER_DEBUG",
+        "keep the key inputs of every invocation for `larder explain`",
+    ),
     user("LARDER_REMOTE", "remote tiers, read and written (URLs)"),
     user("LARDER_REMOTE_READ_ONLY", "remote tiers, only read (URLs)"),
     user(

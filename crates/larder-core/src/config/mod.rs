@@ -8,7 +8,9 @@
 //! |---|---|---|---|
 //! | `LARDER_CONFIG` | | path of the TOML file | `$XDG_CONFIG_HOME/larder/config.toml`, else `~/.config/larder/config.toml` (used if it exists) |
 //! | `LARDER_DIR` | `dir` | store directory | `$XDG_CACHE_HOME/larder`, else `~/.cache/larder` |
-//! | `LARDER_MAX_SIZE` | `max_size` | size bound of the local store: bytes, or a number with `K`/`M`/`G`/`T` (powers of 1024; `KB`, `MB`.. are powers of 1000, `KiB`, `MiB`.. powers of 1024) | `10GiB` |
+//! | `LARDER_MAX_SIZE` | `max_size` | size bound of the local store: bytes, or a number with `K`/`M`/`G`/`T` (powers of 1024; `KB`, `MB`.. are powers of 1000, `KiB`, `MiB`.. powers of 1024); `0` is no bound | `10GiB` |
+//! | `LARDER_MAX_AGE` | `max_age` | entries not used for this long are removed when the store is trimmed (`30days`, `72h`; `humantime` durations) | none |
+//! | `LARDER_DEBUG` | `debug` | keep the key inputs of every invocation, hits and unstored misses too, for `larder explain` (misses that store keep theirs always) | `false` |
 //! | `LARDER_DISABLE` | `disable` | `1`/`true`/`yes`/`on` passes every invocation straight to rustc | `false` |
 //! | `LARDER_EXTRA_ENV` | `extra_env` | environment variables to add to every key (comma-separated; a list in the file), for proc macros that read them | none |
 //! | `LARDER_EXTRA_FILES` | `extra_files` | files whose content goes into every key (comma-separated; a list in the file), for proc macros that read them; relative paths are relative to rustc's working directory | none |
@@ -43,8 +45,12 @@ pub const DEFAULT_MAX_SIZE: u64 = 10 << 30;
 pub struct Config {
     /// Store directory.
     pub dir: PathBuf,
-    /// Size bound of the local store, in bytes.
+    /// Size bound of the local store, in bytes (`u64::MAX`: none).
     pub max_size: u64,
+    /// Entries unused for longer are removed when the store is trimmed.
+    pub max_age: Option<std::time::Duration>,
+    /// Keep the key inputs of every invocation (`LARDER_DEBUG`).
+    pub debug: bool,
     /// Pass everything through.
     pub disable: bool,
     /// Extra environment variables in every key.
@@ -113,15 +119,34 @@ pub const PATH_VARS: [&str; 3] = ["LARDER_DIR", "LARDER_CONFIG", "LARDER_REPORT"
 struct FileConfig {
     dir: Option<PathBuf>,
     max_size: Option<toml::Value>,
+    max_age: Option<String>,
+    debug: Option<bool>,
     disable: Option<bool>,
     extra_env: Option<Vec<String>>,
     extra_files: Option<Vec<PathBuf>>,
     compression_level: Option<i64>,
     build_script_cache: Option<bool>,
     background_store: Option<bool>,
-    remote: Option<Vec<String>>,
-    remote_read_only: Option<Vec<String>>,
+    remote: Option<OneOrMany>,
+    remote_read_only: Option<OneOrMany>,
     remote_timeout: Option<toml::Value>,
+}
+
+/// A list in the file that may also be written as one string (`remote = "redis://h"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => split_urls(&s),
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 /// The [`PATH_VARS`] set in the process environment, a relative one resolved against the
@@ -229,6 +254,7 @@ impl Config {
         };
         let max_size = match (get("LARDER_MAX_SIZE"), file.max_size) {
             (Some(v), _) => parse_size("LARDER_MAX_SIZE", &v)?,
+            (None, Some(toml::Value::Integer(0))) => u64::MAX,
             (None, Some(toml::Value::Integer(n))) if n > 0 => n as u64,
             (None, Some(toml::Value::String(s))) => parse_size(&file_key("max_size"), &s)?,
             (None, Some(other)) => {
@@ -239,6 +265,17 @@ impl Config {
                 ));
             }
             (None, None) => DEFAULT_MAX_SIZE,
+        };
+        let max_age = match get("LARDER_MAX_AGE") {
+            Some(v) => Some(parse_age("LARDER_MAX_AGE", &v)?),
+            None => file
+                .max_age
+                .map(|v| parse_age(&file_key("max_age"), &v))
+                .transpose()?,
+        };
+        let debug = match get("LARDER_DEBUG") {
+            Some(v) => parse_bool("LARDER_DEBUG", &v)?,
+            None => file.debug.unwrap_or(false),
         };
         let disable = match get("LARDER_DISABLE") {
             Some(v) => parse_bool("LARDER_DISABLE", &v)?,
@@ -303,7 +340,10 @@ impl Config {
         ] {
             let (name, urls) = match get(var) {
                 Some(v) => (var.to_string(), split_urls(&v)),
-                None => (file_key(key), from_file.unwrap_or_default()),
+                None => (
+                    file_key(key),
+                    from_file.map(OneOrMany::into_vec).unwrap_or_default(),
+                ),
             };
             for url in urls {
                 let spec =
@@ -323,6 +363,8 @@ impl Config {
             build_script_cache,
             dir,
             max_size,
+            max_age,
+            debug,
             disable,
             extra_env,
             extra_files,
@@ -350,7 +392,23 @@ impl Config {
     }
 }
 
-const SIZE_EXPECTED: &str = "a size in bytes such as 10737418240, 500M, 10GiB or 1.5GB";
+const SIZE_EXPECTED: &str =
+    "a size in bytes such as 10737418240, 500M, 10GiB or 1.5GB (0: no bound)";
+
+/// Parses a duration such as `30days` or `72h`.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming `name` if it does not parse or is zero.
+pub fn parse_age(name: &str, value: &str) -> Result<std::time::Duration, ConfigError> {
+    match humantime::parse_duration(value.trim()) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(invalid(
+            name,
+            value,
+            "a duration such as 30days, 72h or 1week",
+        )),
+    }
+}
 
 fn invalid(name: &str, value: &str, expected: &str) -> ConfigError {
     ConfigError::Invalid {
@@ -422,6 +480,10 @@ pub fn parse_size(name: &str, value: &str) -> Result<u64, ConfigError> {
         _ => return Err(invalid(name, value, SIZE_EXPECTED)),
     };
     let bytes = num * mult;
+    // 0 is no bound, as in ccache and sccache.
+    if bytes == 0.0 {
+        return Ok(u64::MAX);
+    }
     if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
         return Err(invalid(name, value, SIZE_EXPECTED));
     }
@@ -481,7 +543,30 @@ mod tests {
         assert_eq!(parse_size("X", "1.5GB").unwrap(), 1_500_000_000);
         assert!(parse_size("X", "lots").is_err());
         assert!(parse_size("X", "10 parsecs").is_err());
-        assert!(parse_size("X", "0").is_err());
+        // 0 is no bound, as in ccache and sccache.
+        assert_eq!(parse_size("X", "0").unwrap(), u64::MAX);
+        assert_eq!(parse_size("X", "0M").unwrap(), u64::MAX);
+    }
+
+    #[test]
+    fn a_remote_in_the_file_may_be_one_string() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(
+            &file,
+            "remote = \"redis://127.0.0.1:1/0\"\nmax_age = \"30days\"\nmax_size = 0\n",
+        )
+        .unwrap();
+        let c = Config::from_env(&env(&[
+            ("HOME", "/h"),
+            ("LARDER_CONFIG", file.to_str().unwrap()),
+        ]))
+        .unwrap();
+        assert_eq!(c.remotes.len(), 1);
+        assert_eq!(c.max_age, Some(std::time::Duration::from_secs(30 * 86400)));
+        assert_eq!(c.max_size, u64::MAX);
+        let e = Config::from_env(&env(&[("HOME", "/h"), ("LARDER_MAX_AGE", "soon")])).unwrap_err();
+        assert!(e.to_string().contains("LARDER_MAX_AGE"), "{e}");
     }
 
     #[test]

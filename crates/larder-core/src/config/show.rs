@@ -55,7 +55,7 @@ pub fn settings(config: &Config, env: &BTreeMap<String, String>) -> Vec<Setting>
         .remotes
         .first()
         .map_or(larder_remote::DEFAULT_TIMEOUT, |r| r.timeout);
-    let rows: [(&'static str, Option<&'static str>, String); 14] = [
+    let rows: [(&'static str, Option<&'static str>, String); 16] = [
         (
             "LARDER_CONFIG",
             None,
@@ -68,12 +68,24 @@ pub fn settings(config: &Config, env: &BTreeMap<String, String>) -> Vec<Setting>
         (
             "LARDER_MAX_SIZE",
             Some("max_size"),
-            format!(
-                "{} ({} bytes)",
-                human_bytes(config.max_size),
-                config.max_size
-            ),
+            if config.max_size == u64::MAX {
+                "no bound".to_string()
+            } else {
+                format!(
+                    "{} ({} bytes)",
+                    human_bytes(config.max_size),
+                    config.max_size
+                )
+            },
         ),
+        (
+            "LARDER_MAX_AGE",
+            Some("max_age"),
+            config.max_age.map_or("(none)".into(), |d| {
+                humantime::format_duration(d).to_string()
+            }),
+        ),
+        ("LARDER_DEBUG", Some("debug"), config.debug.to_string()),
         (
             "LARDER_DISABLE",
             Some("disable"),

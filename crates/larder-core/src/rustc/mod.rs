@@ -52,6 +52,8 @@ pub fn run(rustc: PathBuf, args: Vec<std::ffi::OsString>) -> i32 {
 pub struct RustcAction {
     inv: Invocation,
     expected: Vec<PathBuf>,
+    /// What the invocation key was made of, and the compiler's name for people.
+    key_inputs: Option<(KeyInputs, String)>,
 }
 
 impl RustcAction {
@@ -117,7 +119,11 @@ impl CachedAction for RustcAction {
         let inv = Invocation::parse(tool.program.clone(), args, cwd)?;
         let mut expected = inv.expected_outputs();
         expected.sort();
-        Ok(RustcAction { inv, expected })
+        Ok(RustcAction {
+            inv,
+            expected,
+            key_inputs: None,
+        })
     }
 
     fn unit(&self) -> Unit {
@@ -205,7 +211,16 @@ impl CachedAction for RustcAction {
             key.files
                 .push((format!("extra-file:{}", cx.roots.normalize_path(&p)), d));
         }
-        Ok(Key::Manifest(key.invocation_key()))
+        let digest = key.invocation_key();
+        self.key_inputs = Some((key, compiler.release));
+        Ok(Key::Manifest(digest))
+    }
+
+    fn inputs(&mut self, _cx: &mut Ctx<'_>) -> Vec<larder_key::Input> {
+        self.key_inputs
+            .as_ref()
+            .map(|(k, release)| k.inputs(release))
+            .unwrap_or_default()
     }
 
     fn destination(&self, cx: &Ctx<'_>, output: &OutputFile) -> Result<PathBuf, String> {
