@@ -211,6 +211,27 @@ pub fn list_reports(dir: &Path) -> Vec<(std::time::SystemTime, PathBuf)> {
     out
 }
 
+/// Waits, at most `timeout`, until the background store jobs of the build whose report
+/// is `report` are done: they record their units' events when they end (a plain
+/// `RUSTC_WRAPPER` build has nobody waiting for them, as `larder cargo` does).
+pub fn wait_for_stores(dir: &Path, report: &Path, timeout: std::time::Duration) {
+    let Some(tag) = report.file_stem().and_then(|s| s.to_str()) else {
+        return;
+    };
+    let prefix = crate::action::storejob::job_prefix_of_tag(tag);
+    let jobs = Layout::new(dir).jobs();
+    let started = std::time::Instant::now();
+    while started.elapsed() < timeout
+        && std::fs::read_dir(&jobs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// The report of the last build in the store `dir`: the one changed last.
 pub fn last_report(dir: &Path) -> Option<PathBuf> {
     list_reports(&Layout::new(dir).reports())

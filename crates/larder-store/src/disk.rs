@@ -39,10 +39,10 @@ pub struct StoredEntry {
 /// How much a store holds: entries and bytes per namespace.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
-    /// Number of entries in each namespace: cas, ac, manifest, link.
-    pub entries: [u64; 4],
+    /// Number of entries in each namespace, in the order of [`Namespace::ALL`].
+    pub entries: [u64; Namespace::ALL.len()],
     /// Bytes on disk in each namespace.
-    pub bytes: [u64; 4],
+    pub bytes: [u64; Namespace::ALL.len()],
 }
 
 impl Usage {

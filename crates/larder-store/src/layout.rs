@@ -39,6 +39,11 @@ pub const LAYOUT_VERSION: &str = "v1";
 /// a store job that has not finished by then has died.
 pub const STALE_AFTER: Duration = Duration::from_secs(3600);
 
+/// The short name of the build `id` in file names: its report, its store jobs.
+pub fn build_tag(id: &str) -> String {
+    Digest::of(id.as_bytes()).to_hex()[..16].to_string()
+}
+
 /// How many per-build reports [`Layout::reports`] keeps.
 pub const KEPT_REPORTS: usize = 20;
 
@@ -131,10 +136,9 @@ impl Layout {
         self.dir.join("reports")
     }
 
-    /// The report of the build `id` ([`crate::build_id`]).
+    /// The report of the build `id` ([`crate::build_id`]): `<build tag>.jsonl`.
     pub fn build_report(&self, id: &str) -> PathBuf {
-        let hex = Digest::of(id.as_bytes()).to_hex();
-        self.reports().join(format!("{}.jsonl", &hex[..16]))
+        self.reports().join(format!("{}.jsonl", build_tag(id)))
     }
 
     /// The counts of entries evicted to keep the store within its bounds.

@@ -483,6 +483,7 @@ fn last_build(config: &Config) -> anyhow::Result<Vec<larder_core::report::Event>
             config.layout().reports().display()
         );
     };
+    larder_core::report::wait_for_stores(&config.dir, &path, std::time::Duration::from_secs(30));
     Ok(larder_core::report::read_report(&path))
 }
 

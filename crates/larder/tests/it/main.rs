@@ -8,6 +8,7 @@ mod buildrun;
 mod cache;
 mod cc;
 mod direct;
+mod explain;
 mod failures;
 mod key_rows;
 mod key_tables;
