@@ -22,6 +22,7 @@ pub mod hashing;
 pub mod host;
 pub mod human;
 pub mod identity;
+pub mod init;
 pub mod report;
 pub mod roots;
 pub mod runner;

@@ -116,7 +116,7 @@ fn build_id() -> String {
 /// - With one, `CC` becomes the shim and the user's compiler `LARDER_REAL_CC`: it
 ///   applies to every target, as the user's `CC` would. A `CC` with arguments
 ///   (`ccache gcc`) is left alone, and so is everything if the shims cannot be made.
-fn c_compiler_shims(config: &Config, exe: &Path) -> Vec<(&'static str, OsString)> {
+pub(crate) fn c_compiler_shims(config: &Config, exe: &Path) -> Vec<(&'static str, OsString)> {
     let dir = config.layout().bin();
     let mut env = Vec::new();
     for (var, host_var, real_var, name) in [

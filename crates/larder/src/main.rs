@@ -107,6 +107,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Make every cargo build use larder: write `build.rustc-wrapper` (and the C
+    /// compiler shims) into cargo's user configuration, showing the change first.
+    Init {
+        /// Only say whether the configuration is set up and what would change; exit 1
+        /// if it is not.
+        #[arg(long, conflicts_with = "undo")]
+        check: bool,
+        /// Put the configuration back as it was before `larder init`, byte for byte.
+        #[arg(long)]
+        undo: bool,
+    },
+    /// Print a shell completion script (`larder completions bash > ...`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Show cache statistics across builds.
     Stats {
         /// Print one JSON object.
@@ -144,6 +160,8 @@ const COMMANDS: &[&str] = &[
     "clear",
     "config",
     "doctor",
+    "init",
+    "completions",
     "stats",
     "help",
     "--help",
@@ -444,6 +462,56 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     writeln!(out, "{}", larder_core::config::show::unknown_message(u))?;
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Init { check, undo } => {
+            let mut out = std::io::stdout().lock();
+            if undo {
+                let path = larder_core::init::undo(&larder_core::init::config_path()?)?;
+                writeln!(
+                    out,
+                    "restored {} as it was before larder init",
+                    path.display()
+                )?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let config = Config::load_here()?;
+            let exe = std::env::current_exe()?;
+            let plan = larder_core::init::plan(&config, &exe)?;
+            if plan.is_done() {
+                writeln!(out, "{} already uses larder", plan.path.display())?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            if let Some(w) = &plan.replaced_wrapper {
+                writeln!(out, "note: larder replaces the wrapper {w}")?;
+            }
+            if check {
+                writeln!(
+                    out,
+                    "{} does not use larder yet; `larder init` would change:",
+                    plan.path.display()
+                )?;
+                write!(out, "{}", plan.diff())?;
+                return Ok(ExitCode::from(1));
+            }
+            writeln!(out, "writing {}:", plan.path.display())?;
+            write!(out, "{}", plan.diff())?;
+            larder_core::init::apply(&plan)?;
+            writeln!(
+                out,
+                "done; `larder init --undo` puts the file back as it was (kept in {})",
+                larder_core::init::backup_path(&plan.path).display()
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "larder",
+                &mut std::io::stdout().lock(),
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Clear => {
