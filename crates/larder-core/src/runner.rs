@@ -38,6 +38,13 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     }
     // Leftovers of writers and store jobs that died, whatever the store's size.
     config.layout().remove_stale();
+    // Eviction during this build (by age now, by size as entries are stored) is said
+    // once, after it.
+    let store = config.open_store().ok();
+    let evicted_before = store.as_ref().map(|s| s.evictions()).unwrap_or_default();
+    if let Some(s) = &store {
+        let _ = s.trim_if_due();
+    }
     let exe = std::env::current_exe()
         .map_err(|e| RunnerError::Io(format!("cannot find larder's own path: {e}")))?;
     let id = build_id();
@@ -92,6 +99,26 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
         let _ = std::fs::remove_file(&warnings);
     }
     eprint!("{}", summary.render());
+    if let Some(s) = &store {
+        let after = s.evictions();
+        if after.files > evicted_before.files {
+            eprintln!(
+                "larder: evicted {} files ({}) to keep the store within its bounds ({}{}); \
+                 `larder stats` counts evictions",
+                after.files - evicted_before.files,
+                crate::human::bytes(after.bytes.saturating_sub(evicted_before.bytes)),
+                if config.max_size == u64::MAX {
+                    "no size bound".to_string()
+                } else {
+                    format!("max_size {}", crate::human::bytes(config.max_size))
+                },
+                config.max_age.map_or(String::new(), |a| format!(
+                    ", max_age {}",
+                    humantime::format_duration(a)
+                )),
+            );
+        }
+    }
     Ok(crate::exec::exit_code(status))
 }
 

@@ -18,22 +18,30 @@ pub struct StatsReport {
     pub store_bytes: u64,
     /// Entries in the local store: blobs, action records, manifests, link records.
     pub store_entries: u64,
-    /// The size bound, in bytes.
+    /// The size bound, in bytes (`u64::MAX`: none).
     pub max_size: u64,
+    /// Files evicted so far to keep the store within `max_size` and `max_age`.
+    pub evicted_files: u64,
+    /// Bytes evicted so far.
+    pub evicted_bytes: u64,
 }
 
 /// Gathers the statistics.
 pub fn gather(config: &Config) -> StatsReport {
-    let usage = config
-        .open_store()
-        .and_then(|s| s.usage())
+    let store = config.open_store().ok();
+    let usage = store
+        .as_ref()
+        .and_then(|s| s.usage().ok())
         .unwrap_or_default();
+    let evicted = store.map(|s| s.evictions()).unwrap_or_default();
     StatsReport {
         totals: read_totals(&config.dir),
         dir: config.dir.display().to_string(),
         store_bytes: usage.total_bytes(),
         store_entries: usage.entries.iter().sum(),
         max_size: config.max_size,
+        evicted_files: evicted.files,
+        evicted_bytes: evicted.bytes,
     }
 }
 
@@ -50,14 +58,17 @@ pub fn render(r: &StatsReport) -> String {
     let t = &r.totals;
     let lookups = t.hits + t.misses;
     let rate = if lookups > 0 {
-        100.0 * t.hits as f64 / lookups as f64
+        format!("{:.1}%", 100.0 * t.hits as f64 / lookups as f64)
     } else {
-        0.0
+        "n/a (no lookups yet)".to_string()
     };
     let mut out = String::new();
     out += &format!("hits                 {}\n", t.hits);
     out += &format!("misses               {}\n", t.misses);
-    out += &format!("hit rate             {rate:.1}%\n");
+    out += &format!("hit rate             {rate}\n");
+    if t.replayed_errors > 0 {
+        out += &format!("replayed errors      {}\n", t.replayed_errors);
+    }
     out += &format!("not cacheable        {}\n", t.not_cacheable);
     out += &format!("errors               {}\n", t.errors);
     out += &format!("compile time saved   {:.1} s\n", t.compile_secs_saved);
@@ -66,8 +77,17 @@ pub fn render(r: &StatsReport) -> String {
         "store                {} ({} of {}, {} entries)\n",
         r.dir,
         human_bytes(r.store_bytes),
-        human_bytes(r.max_size),
+        if r.max_size == u64::MAX {
+            "no bound".to_string()
+        } else {
+            human_bytes(r.max_size)
+        },
         r.store_entries
+    );
+    out += &format!(
+        "evicted              {} files, {}\n",
+        r.evicted_files,
+        human_bytes(r.evicted_bytes)
     );
     for (reason, n) in &t.not_cacheable_reasons {
         out += &format!("  not cacheable: {reason:<28} {n}\n");

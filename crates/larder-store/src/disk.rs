@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use larder_digest::Digest;
 
@@ -22,8 +22,23 @@ use crate::{Capabilities, Layout, Namespace, Store, StoreError};
 pub struct DiskStore {
     layout: Layout,
     max_size: u64,
+    max_age: Option<Duration>,
     level: i32,
 }
+
+/// What eviction has removed from a store so far, kept in [`Layout::evictions`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Evictions {
+    /// Files removed (blobs, records, manifests).
+    pub files: u64,
+    /// Bytes removed.
+    pub bytes: u64,
+    /// When the last eviction happened, in seconds since the Unix epoch.
+    pub last: u64,
+}
+
+/// How often a store with a `max_age` is trimmed by age ([`DiskStore::trim_if_due`]).
+pub const AGE_TRIM_EVERY: Duration = Duration::from_secs(3600);
 
 /// One entry as it lies in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +78,7 @@ impl DiskStore {
         let store = DiskStore {
             layout,
             max_size,
+            max_age: None,
             level: 3,
         };
         if !store.layout.size().exists() {
@@ -78,6 +94,46 @@ impl DiskStore {
     pub fn with_compression_level(mut self, level: i32) -> DiskStore {
         self.level = level;
         self
+    }
+
+    /// Removes entries unused for longer than `max_age` whenever the store is trimmed
+    /// (on going over its size bound, and at most every [`AGE_TRIM_EVERY`] through
+    /// [`DiskStore::trim_if_due`]).
+    pub fn with_max_age(mut self, max_age: Option<Duration>) -> DiskStore {
+        self.max_age = max_age;
+        self
+    }
+
+    /// Trims entries older than `max_age` if the last such trim was more than
+    /// [`AGE_TRIM_EVERY`] ago. Returns the (files, bytes) removed.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if the store cannot be read or written.
+    pub fn trim_if_due(&self) -> Result<(u64, u64), StoreError> {
+        let Some(cutoff) = self.age_cutoff() else {
+            return Ok((0, 0));
+        };
+        let marker = self.layout.root().join("aged");
+        let due = std::fs::metadata(&marker)
+            .and_then(|m| m.modified())
+            .map_or(true, |t| t.elapsed().map_or(true, |e| e >= AGE_TRIM_EVERY));
+        if !due {
+            return Ok((0, 0));
+        }
+        std::fs::write(&marker, b"")?;
+        self.collect_garbage(None, Some(cutoff), false)
+    }
+
+    fn age_cutoff(&self) -> Option<SystemTime> {
+        self.max_age.and_then(|a| SystemTime::now().checked_sub(a))
+    }
+
+    /// What eviction has removed so far.
+    pub fn evictions(&self) -> Evictions {
+        std::fs::read(self.layout.evictions())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
     }
 
     /// The paths of the store directory.
@@ -209,6 +265,22 @@ impl DiskStore {
         if !dry_run {
             self.with_counter(|_| total as i64)?;
             self.layout.remove_stale();
+            if files > 0 {
+                // Counted under the collection lock the callers hold.
+                let mut e = self.evictions();
+                e.files += files;
+                e.bytes += freed;
+                e.last = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                if let Ok(json) = serde_json::to_vec(&e) {
+                    let _ = tempfile::NamedTempFile::new_in(self.layout.tmp()).and_then(|mut t| {
+                        t.write_all(&json)?;
+                        t.persist(self.layout.evictions()).map_err(|e| e.error)?;
+                        Ok(())
+                    });
+                }
+            }
         }
         Ok((files, freed))
     }
@@ -266,7 +338,7 @@ impl DiskStore {
         if lock.try_lock().is_err() {
             return Ok(0);
         }
-        let (_, freed) = self.evict(Some(target), None, false)?;
+        let (_, freed) = self.evict(Some(target), self.age_cutoff(), false)?;
         tracing::debug!(freed, "store collected");
         Ok(freed)
     }

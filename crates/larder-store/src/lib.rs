@@ -21,7 +21,7 @@ mod record;
 use larder_digest::Digest;
 
 pub use build::{BUILD_STATE_TTL, BuildState, build_id};
-pub use disk::{DiskStore, StoredEntry, Usage};
+pub use disk::{AGE_TRIM_EVERY, DiskStore, Evictions, StoredEntry, Usage};
 pub use layout::{KEPT_REPORTS, LAYOUT_VERSION, Layout, STALE_AFTER, build_tag};
 pub use record::{ActionRecord, LinkRecord, OutputFile};
 

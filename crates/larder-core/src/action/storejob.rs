@@ -299,7 +299,12 @@ pub fn run_job_file(path: &Path) -> i32 {
         .and_then(|b| serde_json::from_slice::<StoreJob>(&b).ok());
     if let Some(job) = job {
         let result = match super::open_tiers(&config) {
-            Ok(store) => job.execute(&store).map_err(|e| not_stored(&config, &e)),
+            Ok(store) => {
+                let r = job.execute(&store).map_err(|e| not_stored(&config, &e));
+                // Builds through a plain RUSTC_WRAPPER get their age policy here.
+                let _ = store.local().trim_if_due();
+                r
+            }
             Err(e) => Err(format!("not stored: store: {e}")),
         };
         if let Some(mut event) = job.event {

@@ -388,7 +388,8 @@ impl Config {
     /// [`larder_store::StoreError`] if the store directory cannot be created.
     pub fn open_store(&self) -> Result<larder_store::DiskStore, larder_store::StoreError> {
         Ok(larder_store::DiskStore::open(&self.dir, self.max_size)?
-            .with_compression_level(self.compression_level))
+            .with_compression_level(self.compression_level)
+            .with_max_age(self.max_age))
     }
 }
 

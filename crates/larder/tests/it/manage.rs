@@ -111,28 +111,52 @@ fn gc_by_age_removes_only_old_entries() {
     p.clean();
     p.build().assert_all("hit", FIXTURE_UNITS);
 
-    // Everything stored was last used ten days ago.
-    let status = Command::new("find")
-        .arg(p.larder_dir.join("v1"))
-        .args([
-            "-type",
-            "f",
-            "-exec",
-            "touch",
-            "-d",
-            "10 days ago",
-            "{}",
-            "+",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    age_store(&p, "10 days ago");
     let dry = json(&p, &["gc", "--max-age", "7days", "--dry-run", "--json"]);
     assert!(dry["files"].as_u64().unwrap() > 0, "{dry}");
     let gone = json(&p, &["gc", "--max-age", "7days", "--json"]);
     assert_eq!(gone["files"], dry["files"], "{gone} {dry}");
     p.clean();
     p.build().assert_all("miss", FIXTURE_UNITS);
+}
+
+/// Marks everything stored as last used at `when` (`touch -d`).
+fn age_store(p: &Project, when: &str) {
+    let status = Command::new("find")
+        .arg(p.larder_dir.join("v1"))
+        .args(["-type", "f", "-exec", "touch", "-d", when, "{}", "+"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// `max_age` in the configuration applies by itself: the next `larder cargo` removes
+/// what was not used for that long, says so once, and `stats` counts it.
+#[test]
+fn max_age_applies_by_itself_and_eviction_is_counted() {
+    let p = Project::fixture();
+    p.build();
+    age_store(&p, "10 days ago");
+    p.clean();
+    let run = p
+        .larder_cargo(&["build"])
+        .env("LARDER_MAX_AGE", "7days")
+        .run();
+    run.assert_all("miss", FIXTURE_UNITS);
+    assert_eq!(
+        run.stderr.matches("larder: evicted ").count(),
+        1,
+        "{}",
+        run.context()
+    );
+    let stats = p.stats();
+    assert!(stats["evicted_files"].as_u64().unwrap() > 0, "{stats}");
+    // Within the hour it is not walked again; what was just stored stays.
+    p.clean();
+    p.larder_cargo(&["build"])
+        .env("LARDER_MAX_AGE", "7days")
+        .run()
+        .assert_all("hit", FIXTURE_UNITS);
 }
 
 /// `clear` empties the store: the next build misses every unit.
