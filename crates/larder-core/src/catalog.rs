@@ -1,12 +1,14 @@
 //! What the local store holds, entry by entry: each action record with its crate, kind,
-//! bytes and last use. `larder du` groups it; `larder prune` removes the entries of a
-//! crate (and what only they used). Reading it marks nothing used.
+//! bytes and last use, and from the key inputs kept with it ([`larder_key::InputSet`])
+//! its toolchain, version and time of storing. `larder du` groups it; `larder prune`
+//! removes selected entries (and what only they used). Reading it marks nothing used.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use larder_digest::Digest;
-use larder_key::Manifest;
+use larder_key::inputs::kind;
+use larder_key::{InputSet, Manifest};
 use larder_store::{ActionRecord, DiskStore, Namespace, Store, StoreError};
 use serde::Serialize;
 
@@ -26,6 +28,81 @@ pub struct Entry {
     pub last_used: SystemTime,
     /// The blobs it references.
     pub blobs: Vec<Digest>,
+    /// The profile directory its outputs go to (`debug`, `release`), or `unknown`.
+    pub profile: String,
+    /// The compiler (`rustc 1.95.0 (59807616e 2026-04-14)`; `cc <digest>` for a C
+    /// object), or `unknown` where no key inputs were kept.
+    pub toolchain: String,
+    /// The package (`CARGO_PKG_NAME`), if known: it names a build script's compile.
+    pub package: Option<String>,
+    /// The package version (`CARGO_PKG_VERSION`), if known.
+    pub version: Option<String>,
+    /// When it was stored, if known.
+    pub created: Option<SystemTime>,
+}
+
+/// The profile directory of a normalized output path: the component before `deps`,
+/// `build`, `examples` or `incremental`, or before the file itself.
+fn profile_of(path: &str) -> String {
+    let parts: Vec<&str> = path.split('/').collect();
+    let at = parts
+        .iter()
+        .position(|p| matches!(*p, "deps" | "build" | "examples" | "incremental"))
+        .unwrap_or(parts.len().saturating_sub(1));
+    at.checked_sub(1)
+        .and_then(|i| parts.get(i))
+        .filter(|p| !p.starts_with("@@"))
+        .map_or_else(|| "unknown".to_string(), |p| (*p).to_string())
+}
+
+/// What an entry's key inputs tell about it.
+struct Facts {
+    toolchain: String,
+    package: Option<String>,
+    version: Option<String>,
+    created: Option<SystemTime>,
+}
+
+/// Toolchain, package, version and time of storing, from an entry's key inputs.
+fn facts(set: Option<&InputSet>) -> Facts {
+    let Some(set) = set else {
+        return Facts {
+            toolchain: "unknown".into(),
+            package: None,
+            version: None,
+            created: None,
+        };
+    };
+    let find = |kind: &str, name: &str| {
+        set.inputs
+            .iter()
+            .find(|i| i.kind == kind && i.name == name)
+            .map(|i| i.value.clone())
+    };
+    let toolchain = find(kind::TOOLCHAIN, "rustc")
+        .map(|v| v.split(" identity ").next().unwrap_or_default().to_string())
+        .filter(|v| !v.is_empty())
+        .or_else(|| {
+            find(kind::C_COMPILER, "compiler").map(|d| format!("cc {}", &d[..d.len().min(12)]))
+        })
+        .unwrap_or_else(|| "unknown".into());
+    Facts {
+        toolchain,
+        package: find(kind::ENV, "CARGO_PKG_NAME"),
+        version: find(kind::ENV, "CARGO_PKG_VERSION"),
+        created: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(set.created)),
+    }
+}
+
+impl Entry {
+    /// The name `du` shows: the crate, or `pkg (build script)` for a build script's
+    /// compile.
+    pub fn display_name(&self) -> String {
+        match &self.package {
+            Some(p) if self.crate_name == "build_script_build" => format!("{p} (build script)"),
+            _ => self.crate_name.clone(),
+        }
+    }
 }
 
 /// The store, entry by entry.
@@ -78,12 +155,24 @@ impl Catalog {
             let Ok(record) = serde_json::from_slice::<ActionRecord>(&bytes) else {
                 continue;
             };
+            let set = store
+                .peek(Namespace::Inputs, &stored.key)?
+                .and_then(|b| serde_json::from_slice::<InputSet>(&b).ok());
+            let f = facts(set.as_ref());
             entries.push(Entry {
                 key: stored.key,
                 kind: kind_of(&record),
                 bytes: record.outputs.iter().map(|o| o.size).sum(),
                 last_used: stored.modified,
                 blobs: record.outputs.iter().map(|o| o.digest).collect(),
+                profile: record
+                    .outputs
+                    .first()
+                    .map_or_else(|| "unknown".into(), |o| profile_of(&o.path)),
+                toolchain: f.toolchain,
+                package: f.package,
+                version: f.version,
+                created: f.created,
                 crate_name: record.crate_name,
             });
         }
@@ -98,8 +187,10 @@ impl Catalog {
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
         for e in &self.entries {
             let name = match by {
-                GroupBy::Crate => e.crate_name.clone(),
+                GroupBy::Crate => e.display_name(),
                 GroupBy::Kind => e.kind.to_string(),
+                GroupBy::Toolchain => e.toolchain.clone(),
+                GroupBy::Profile => e.profile.clone(),
                 GroupBy::Age => age_bucket(now.duration_since(e.last_used).unwrap_or_default()),
             };
             let g = groups.entry(name.clone()).or_insert(Group {
@@ -123,6 +214,10 @@ pub enum GroupBy {
     Crate,
     /// By kind (`lib`, `bin`, `build-script-run`, `c-object`, ...).
     Kind,
+    /// By compiler.
+    Toolchain,
+    /// By profile directory (`debug`, `release`).
+    Profile,
     /// By time since last use.
     Age,
 }
@@ -153,10 +248,40 @@ fn age_bucket(age: Duration) -> String {
 /// both (all conditions given must hold).
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
-    /// Entries of this crate (`-` and `_` alike).
+    /// Entries of this crate (`-` and `_` alike), and of this version if given as
+    /// `name@version`.
     pub crate_name: Option<String>,
     /// Entries last used before this time.
     pub unused_since: Option<SystemTime>,
+    /// Entries stored before this time (an entry whose time of storing is not known
+    /// counts its last use).
+    pub created_before: Option<SystemTime>,
+    /// Entries of a toolchain whose name contains this (`1.94.0`, `nightly`).
+    pub toolchain: Option<String>,
+}
+
+impl Selection {
+    /// Whether `e` is selected: every condition given holds.
+    pub fn selects(&self, e: &Entry) -> bool {
+        let krate = self.crate_name.as_deref().is_none_or(|c| {
+            let (name, version) = match c.split_once('@') {
+                Some((n, v)) => (n, Some(v)),
+                None => (c, None),
+            };
+            (same_crate(name, &e.crate_name)
+                || e.package.as_deref().is_some_and(|p| same_crate(name, p)))
+                && version.is_none_or(|v| e.version.as_deref() == Some(v))
+        });
+        krate
+            && self.unused_since.is_none_or(|t| e.last_used < t)
+            && self
+                .created_before
+                .is_none_or(|t| e.created.unwrap_or(e.last_used) < t)
+            && self
+                .toolchain
+                .as_deref()
+                .is_none_or(|t| e.toolchain.contains(t))
+    }
 }
 
 /// What a prune removed (or, dry, would remove).
@@ -187,15 +312,8 @@ impl Catalog {
         selection: &Selection,
         dry_run: bool,
     ) -> Result<Pruned, StoreError> {
-        let selected = |e: &Entry| {
-            selection
-                .crate_name
-                .as_deref()
-                .is_none_or(|c| same_crate(c, &e.crate_name))
-                && selection.unused_since.is_none_or(|t| e.last_used < t)
-        };
         let (gone, kept): (Vec<&Entry>, Vec<&Entry>) =
-            self.entries.iter().partition(|e| selected(e));
+            self.entries.iter().partition(|e| selection.selects(e));
         let still_used: HashSet<Digest> =
             kept.iter().flat_map(|e| e.blobs.iter().copied()).collect();
         let gone_keys: HashSet<Digest> = gone.iter().map(|e| e.key).collect();
@@ -212,19 +330,24 @@ impl Catalog {
             blobs: blobs.len() as u64,
             ..Pruned::default()
         };
-        let sizes: BTreeMap<(u8, Digest), u64> = [(0u8, Namespace::Action), (1, Namespace::Cas)]
-            .into_iter()
-            .map(|(i, ns)| {
-                store
-                    .list(ns)
-                    .map(|l| l.into_iter().map(move |e| ((i, e.key), e.bytes)))
-            })
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .flatten()
-            .collect();
+        let sizes: BTreeMap<(u8, Digest), u64> = [
+            (0u8, Namespace::Action),
+            (1, Namespace::Cas),
+            (2, Namespace::Inputs),
+        ]
+        .into_iter()
+        .map(|(i, ns)| {
+            store
+                .list(ns)
+                .map(|l| l.into_iter().map(move |e| ((i, e.key), e.bytes)))
+        })
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
         for e in &gone {
             pruned.bytes += sizes.get(&(0, e.key)).copied().unwrap_or(0);
+            pruned.bytes += sizes.get(&(2, e.key)).copied().unwrap_or(0);
         }
         for d in &blobs {
             pruned.bytes += sizes.get(&(1, *d)).copied().unwrap_or(0);
@@ -257,6 +380,7 @@ impl Catalog {
         if !dry_run {
             for e in &gone {
                 store.delete(Namespace::Action, &e.key)?;
+                store.delete(Namespace::Inputs, &e.key)?;
             }
             for d in &blobs {
                 store.delete(Namespace::Cas, d)?;

@@ -53,7 +53,8 @@ enum Command {
     },
     /// Show what the local store holds, largest first (bytes of outputs and entries).
     Du {
-        /// Group entries by crate, kind (lib, bin, build-script-run, c-object...) or age.
+        /// Group entries by crate, toolchain, profile, kind (lib, bin, build-script-run,
+        /// c-object...) or time since last use.
         #[arg(long, value_enum, default_value_t = By::Crate)]
         by: By,
         /// Print JSON.
@@ -63,9 +64,16 @@ enum Command {
     /// Remove selected entries from the local store (and blobs only they use); the next
     /// build compiles those units again.
     Prune {
-        /// Entries of this crate (or build script's package).
-        #[arg(long = "crate", value_name = "NAME")]
+        /// Entries of this crate (or build script's package), `NAME@VERSION` for one
+        /// version.
+        #[arg(long = "crate", value_name = "NAME[@VERSION]")]
         krate: Option<String>,
+        /// Entries built by a toolchain whose name contains this (`1.94.0`, `nightly`).
+        #[arg(long, value_name = "VERSION")]
+        toolchain: Option<String>,
+        /// Entries stored this long ago or longer (`72h`, `30days`).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
         /// Entries not used for this long (`72h`, `30days`).
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         unused_for: Option<std::time::Duration>,
@@ -146,6 +154,8 @@ enum Format {
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum By {
     Crate,
+    Toolchain,
+    Profile,
     Kind,
     Age,
 }
@@ -310,6 +320,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let by = match by {
                 By::Crate => catalog::GroupBy::Crate,
                 By::Kind => catalog::GroupBy::Kind,
+                By::Toolchain => catalog::GroupBy::Toolchain,
+                By::Profile => catalog::GroupBy::Profile,
                 By::Age => catalog::GroupBy::Age,
             };
             let groups = catalog.group(by, std::time::SystemTime::now());
@@ -346,21 +358,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Prune {
             krate,
+            toolchain,
+            older_than,
             unused_for,
             dry_run,
             json,
         } => {
-            if krate.is_none() && unused_for.is_none() {
+            if krate.is_none()
+                && unused_for.is_none()
+                && older_than.is_none()
+                && toolchain.is_none()
+            {
                 anyhow::bail!(
-                    "say what to prune: --crate NAME and/or --unused-for DURATION \
-                     (`larder clear` empties the store)"
+                    "say what to prune: --crate NAME[@VERSION], --toolchain VERSION, \
+                     --older-than DURATION and/or --unused-for DURATION (`larder clear` \
+                     empties the store)"
                 );
             }
             let config = Config::load_here()?;
             let store = config.open_store()?;
+            let now = std::time::SystemTime::now();
             let selection = catalog::Selection {
                 crate_name: krate,
-                unused_since: unused_for.map(|d| std::time::SystemTime::now() - d),
+                unused_since: unused_for.map(|d| now - d),
+                created_before: older_than.map(|d| now - d),
+                toolchain,
             };
             let pruned = catalog::Catalog::read(&store)?.prune(&store, &selection, dry_run)?;
             let mut out = std::io::stdout().lock();

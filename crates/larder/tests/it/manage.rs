@@ -72,9 +72,33 @@ fn du_attributes_the_store_to_crates() {
     for k in ["lib", "bin", "build-script-run", "proc-macro"] {
         assert!(kinds.contains(&k), "{k} missing from {by_kind}");
     }
+    // Build scripts are named by their package.
+    assert!(names.contains(&"a (build script)"), "{du}");
+    let by_profile = json(&p, &["du", "--by", "profile", "--json"]);
+    assert_eq!(by_profile["groups"][0]["name"], "debug", "{by_profile}");
+    let by_toolchain = json(&p, &["du", "--by", "toolchain", "--json"]);
+    let release =
+        String::from_utf8(Command::new("rustc").arg("-V").output().unwrap().stdout).unwrap();
+    assert_eq!(
+        by_toolchain["groups"][0]["name"].as_str(),
+        Some(release.trim()),
+        "{by_toolchain}"
+    );
+    // Selections that match nothing remove nothing.
+    for args in [
+        ["prune", "--toolchain", "0.0.1-none", "--json"],
+        ["prune", "--older-than", "1day", "--json"],
+        ["prune", "--crate", "a@9.9.9", "--json"],
+    ] {
+        let none = json(&p, &args);
+        assert_eq!(none["entries"], 0, "{args:?}: {none}");
+    }
+    let a = json(&p, &["prune", "--crate", "a@0.1.0", "--dry-run", "--json"]);
+    assert_eq!(a["entries"], 3, "{a}");
 }
 
-/// `prune --crate a` removes `a`'s entries (its compile and its build script's run): a
+/// `prune --crate a` removes `a`'s entries (its compile, its build script's compile and
+/// run): a
 /// dry run first removes nothing; after the prune the next build from scratch misses
 /// exactly those two units, and everything else hits. (Without incremental compiles:
 /// an incremental compile need not give the bytes of the first, and `app` links `a`.)
@@ -84,7 +108,8 @@ fn prune_removes_exactly_one_crate() {
     let build = || p.build_with(&[("CARGO_INCREMENTAL", "0")]);
     build();
     let dry = json(&p, &["prune", "--crate", "a", "--dry-run", "--json"]);
-    assert_eq!(dry["entries"], 2, "{dry}");
+    // Its compile, its build script's compile and its build script's run.
+    assert_eq!(dry["entries"], 3, "{dry}");
     p.clean();
     build().assert_all("hit", FIXTURE_UNITS);
 
@@ -93,9 +118,13 @@ fn prune_removes_exactly_one_crate() {
     p.clean();
     let run = build();
     run.assert_crate("a", "miss");
+    run.assert_crate("build_script_build", "miss");
     let runs: Vec<_> = run.report.runs().filter(|e| e.outcome != "hit").collect();
     assert_eq!(runs.len(), 1, "{runs:?}\n{}", run.context());
-    for c in FIXTURE_UNITS.iter().filter(|c| **c != "a") {
+    for c in FIXTURE_UNITS
+        .iter()
+        .filter(|c| !["a", "build_script_build"].contains(c))
+    {
         run.assert_crate(c, "hit");
     }
     p.assert_app(&[]);
