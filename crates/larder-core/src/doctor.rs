@@ -85,6 +85,13 @@ pub fn run(env: &BTreeMap<String, String>) -> Vec<Check> {
             "rename or unset them",
         )
     });
+    if let Some(Err(e)) = crate::log_filter() {
+        checks.push(fail(
+            "variables",
+            e,
+            "set LARDER_LOG to a tracing filter such as `debug` or `larder_core=trace`",
+        ));
+    }
     checks.push(toolchain());
     checks.push(wrapper(env));
     checks.extend(store(&config));

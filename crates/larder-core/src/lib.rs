@@ -32,10 +32,26 @@ pub mod summary;
 
 /// Sends `tracing` logs to stderr when `LARDER_LOG` is set (a filter such as `debug`).
 pub fn init_logging() {
-    if let Some(filter) = config::env::var_os("LARDER_LOG").and_then(|f| f.into_string().ok()) {
+    if let Some(Ok(filter)) = log_filter() {
         let _ = tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_env_filter(filter)
             .try_init();
     }
+}
+
+/// The `LARDER_LOG` filter: `None` if unset, the error if it does not parse (`larder
+/// cargo` and `larder doctor` say so; a wrapper, whose stderr cargo often hides, logs
+/// nothing).
+pub fn log_filter() -> Option<Result<tracing_subscriber::EnvFilter, String>> {
+    let filter = config::env::var_os("LARDER_LOG")?;
+    Some(
+        filter
+            .to_str()
+            .ok_or_else(|| "not UTF-8".to_string())
+            .and_then(|f| {
+                tracing_subscriber::EnvFilter::try_new(f)
+                    .map_err(|e| format!("invalid LARDER_LOG={f}: {e}"))
+            }),
+    )
 }

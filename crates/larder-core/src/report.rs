@@ -168,22 +168,32 @@ pub fn record_for_build(id: &str, report: Option<&Path>, dir: &Path, event: &Eve
         if first {
             let _ = std::fs::create_dir_all(layout.reports());
         }
-        append(&build, &line);
+        let _ = append(&build, &line);
         if first {
             keep_newest_reports(&layout.reports(), larder_store::KEPT_REPORTS);
         }
-        if let Some(path) = report.filter(|p| *p != build) {
-            append(path, &line);
+        if let Some(path) = report.filter(|p| *p != build)
+            && let Err(e) = append(path, &line)
+        {
+            warn_once(
+                "report-file",
+                &format!(
+                    "cannot write the report LARDER_REPORT={}: {e}; set it to a file path",
+                    path.display()
+                ),
+            );
         }
     }
     let _ = update_totals(dir, |t| t.add(event));
 }
 
 /// One `O_APPEND` write: parallel writers never interleave lines.
-fn append(path: &Path, line: &[u8]) {
-    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
-        let _ = f.write_all(line);
-    }
+fn append(path: &Path, line: &[u8]) -> std::io::Result<()> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(line)
 }
 
 /// Removes all but the `keep` newest reports of `dir`.

@@ -36,6 +36,9 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
             crate::config::show::unknown_message(&unknown)
         );
     }
+    if let Some(Err(e)) = crate::log_filter() {
+        eprintln!("larder: warning: {e}; no debug logs (try `debug` or `larder_core=trace`)");
+    }
     // Leftovers of writers and store jobs that died, whatever the store's size.
     config.layout().remove_stale();
     // Eviction during this build (by age now, by size as entries are stored) is said
@@ -50,6 +53,12 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     let id = build_id();
     // Without a report file of the user's, the build's report in the store is the one.
     let (report, skip) = match &config.report {
+        Some(p) if p.is_dir() => {
+            return Err(RunnerError::Io(format!(
+                "LARDER_REPORT={} is a directory; set it to a file path",
+                p.display()
+            )));
+        }
         Some(p) => {
             let skip = std::fs::read_to_string(p)
                 .map(|t| t.lines().count())

@@ -171,9 +171,23 @@ pub fn resolved_path_vars() -> Vec<(&'static str, String)> {
 /// The process environment, as UTF-8 pairs.
 fn process_env() -> BTreeMap<String, String> {
     env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter_map(|(k, v)| {
+            let k = k.into_string().ok()?;
+            let v = match v.into_string() {
+                Ok(v) => v,
+                // Refused by `from_env`, by name, rather than ignored.
+                Err(v) if k.starts_with("LARDER_") => {
+                    format!("{NOT_UTF8}{}", v.to_string_lossy())
+                }
+                Err(_) => return None,
+            };
+            Some((k, v))
+        })
         .collect()
 }
+
+/// Marks a `LARDER_*` value that is not UTF-8 in [`process_env`]'s map.
+const NOT_UTF8: &str = "\0not-utf-8:";
 
 impl Config {
     /// Loads the configuration from the process environment and the config file.
@@ -212,6 +226,9 @@ impl Config {
     /// [`ConfigError`] naming the variable, key or file at fault.
     pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
+        if let Some((name, value)) = env.iter().find(|(_, v)| v.starts_with(NOT_UTF8)) {
+            return Err(invalid(name, &value[NOT_UTF8.len()..], "UTF-8 text"));
+        }
         for name in PATH_VARS {
             if let Some(value) = get(name)
                 && Path::new(&value).is_relative()

@@ -272,3 +272,35 @@ fn doctor_passes_on_a_good_store_and_fails_on_a_broken_one() {
         unusable.context()
     );
 }
+
+/// Bad settings are named, never ignored: an invalid `LARDER_LOG` warns, a
+/// `LARDER_REPORT` naming a directory and a `LARDER_*` value that is not UTF-8 are
+/// errors that name the variable.
+#[test]
+fn bad_settings_are_named() {
+    let p = Project::fixture();
+    let run = p.larder_cargo(&["build"]).env("LARDER_LOG", "=[bad").run();
+    assert!(
+        run.stderr
+            .contains("larder: warning: invalid LARDER_LOG==[bad"),
+        "{}",
+        run.context()
+    );
+    let run = p
+        .larder_cargo(&["build"])
+        .env("LARDER_REPORT", p.tmp())
+        .run_unchecked();
+    assert_eq!(run.status.code(), Some(2), "{}", run.context());
+    assert!(run.stderr.contains("is a directory"), "{}", run.context());
+    let not_utf8 = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"/tmp/\xff");
+    let run = p
+        .larder(&["config"])
+        .env("LARDER_EXTRA_ENV", not_utf8)
+        .run_unchecked();
+    assert_eq!(run.status.code(), Some(2), "{}", run.context());
+    assert!(
+        run.stderr.contains("LARDER_EXTRA_ENV") && run.stderr.contains("UTF-8"),
+        "{}",
+        run.context()
+    );
+}
