@@ -23,6 +23,7 @@ pub mod host;
 pub mod human;
 pub mod identity;
 pub mod init;
+pub mod progress;
 pub mod report;
 pub mod roots;
 pub mod runner;

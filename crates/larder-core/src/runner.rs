@@ -87,9 +87,12 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     for (var, value) in c_compiler_shims(&config, &exe) {
         command.env(var, value);
     }
-    let status = command
-        .status()
-        .map_err(|e| RunnerError::Io(format!("cannot run {}: {e}", cargo.display())))?;
+    let status = if crate::progress::wanted() {
+        crate::progress::run(&mut command, &report, skip)
+    } else {
+        command.status()
+    }
+    .map_err(|e| RunnerError::Io(format!("cannot run {}: {e}", cargo.display())))?;
     // Background stores hold a shared lock on the pending file until they are done.
     let waiting = std::time::Instant::now();
     if let Ok(f) = std::fs::File::open(pending.path()) {

@@ -304,3 +304,40 @@ fn bad_settings_are_named() {
         run.context()
     );
 }
+
+/// On a terminal `larder cargo` shows a live line of units done, hits and misses, with
+/// cargo's own lines above it, and returns cargo's exit code; off a terminal (every
+/// other test) it prints plain lines only.
+#[test]
+fn a_terminal_gets_a_live_progress_line() {
+    let p = Project::fixture();
+    p.build();
+    p.clean();
+    let larder = env!("CARGO_BIN_EXE_larder");
+    let out = p
+        .command(
+            "script",
+            &["-qec", &format!("{larder} cargo build"), "/dev/null"],
+        )
+        .output()
+        .expect("script(1) from util-linux");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("units done:"), "{text}");
+    assert!(text.contains("Compiling"), "{text}");
+    assert!(text.contains("larder: 7 units: 7 hits, 0 misses"), "{text}");
+    p.write("b/src/lib.rs", "this is not rust\n");
+    let out = p
+        .command(
+            "script",
+            &["-qec", &format!("{larder} cargo build"), "/dev/null"],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(101),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -482,7 +482,7 @@ impl Project {
     /// A command with the test environment: cargo's and larder's variables from the
     /// outer `cargo test` removed, `LARDER_DIR` set, `CARGO_TARGET_DIR`/`CARGO_HOME` set
     /// when the project has them, and running in the workspace root.
-    fn command(&self, program: impl AsRef<OsStr>, args: &[&str]) -> Command {
+    pub fn command(&self, program: impl AsRef<OsStr>, args: &[&str]) -> Command {
         let mut cmd = Command::new(program);
         cmd.args(args).current_dir(&self.root);
         for (name, _) in std::env::vars_os() {
