@@ -81,6 +81,10 @@ impl BuildSummary {
                 *s.remote_hits.entry(r.clone()).or_default() += 1;
             }
         }
+        // Parallel compiles finish in any order: list by name.
+        s.missed.sort();
+        s.not_cacheable.sort();
+        s.replayed_errors.sort();
         s
     }
 

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use larder_digest::{Digest, KeyHasher};
 use serde::{Deserialize, Serialize};
 
-use crate::inputs::{Input, arg_inputs, kind};
+use crate::inputs::{Input, arg_inputs, kind, without_metadata_hash};
 use crate::invocation::Invocation;
 use crate::paths::Roots;
 
@@ -66,17 +66,13 @@ impl KeyInputs {
             out.push(Input::new(kind::ENV, k.clone(), v.clone()));
         }
         for (name, d) in &self.libraries {
-            out.push(Input::digest(
-                kind::LIBRARY,
-                crate::inputs::without_metadata_hash(name),
-                d,
-            ));
+            out.push(Input::digest(kind::LIBRARY, without_metadata_hash(name), d));
         }
         if let Some(l) = &self.linker {
             out.push(Input::digest(kind::LINKER, "linker", l));
         }
         for (p, d) in &self.files {
-            out.push(Input::digest(kind::FILE, p.clone(), d));
+            out.push(Input::digest(kind::FILE, without_metadata_hash(p), d));
         }
         out
     }
@@ -224,8 +220,10 @@ impl ManifestEntry {
     /// variable read (`unset` if it was not set), each path that must not exist.
     pub fn inputs(&self) -> Vec<Input> {
         let mut out = Vec::new();
+        // Named without metadata hashes: a file generated in `OUT_DIR` keeps its name
+        // when the build directory's hash changes.
         for (p, d) in &self.files {
-            out.push(Input::digest(kind::SOURCE, p.clone(), d));
+            out.push(Input::digest(kind::SOURCE, without_metadata_hash(p), d));
         }
         for (k, v) in &self.env {
             out.push(Input::new(
@@ -235,7 +233,7 @@ impl ManifestEntry {
             ));
         }
         for a in &self.absent {
-            out.push(Input::new(kind::ABSENT, a.clone(), "absent"));
+            out.push(Input::new(kind::ABSENT, without_metadata_hash(a), "absent"));
         }
         out
     }

@@ -61,7 +61,11 @@ impl RunKeyInputs {
             out.push(Input::new(kind::ENV, k.clone(), v.clone()));
         }
         for (p, d) in &self.dep_paths {
-            out.push(Input::digest(kind::DEP_PATH, p.clone(), d));
+            out.push(Input::digest(
+                kind::DEP_PATH,
+                larder_key::inputs::without_metadata_hash(p),
+                d,
+            ));
         }
         out
     }

@@ -14,5 +14,6 @@ mod key_rows;
 mod key_tables;
 mod manage;
 mod remote;
+mod snapshots;
 mod store;
 mod support;
