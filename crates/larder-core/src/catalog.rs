@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use larder_digest::Digest;
 use larder_key::inputs::kind;
 use larder_key::{InputSet, Manifest};
-use larder_store::{ActionRecord, DiskStore, Namespace, Store, StoreError};
+use larder_store::{ActionRecord, Namespace, Store, StoreError};
 use serde::Serialize;
 
 /// One action record of the store.
@@ -145,8 +145,11 @@ impl Catalog {
     ///
     /// # Errors
     /// [`StoreError`] if the store cannot be read.
-    pub fn read(store: &DiskStore) -> Result<Catalog, StoreError> {
-        let usage = store.usage()?;
+    pub fn read(store: &dyn Store) -> Result<Catalog, StoreError> {
+        let mut store_bytes = 0;
+        for ns in Namespace::ALL {
+            store_bytes += store.list(ns)?.iter().map(|e| e.bytes).sum::<u64>();
+        }
         let mut entries = Vec::new();
         for stored in store.list(Namespace::Action)? {
             let Some(bytes) = store.peek(Namespace::Action, &stored.key)? else {
@@ -178,7 +181,7 @@ impl Catalog {
         }
         Ok(Catalog {
             entries,
-            store_bytes: usage.total_bytes(),
+            store_bytes,
         })
     }
 
@@ -308,7 +311,7 @@ impl Catalog {
     /// [`StoreError`] if the store cannot be read or written.
     pub fn prune(
         &self,
-        store: &DiskStore,
+        store: &dyn Store,
         selection: &Selection,
         dry_run: bool,
     ) -> Result<Pruned, StoreError> {
@@ -374,7 +377,8 @@ impl Catalog {
                 store.delete(Namespace::Manifest, &m.key)?;
             } else {
                 let json = serde_json::to_vec(&manifest).map_err(std::io::Error::other)?;
-                store.replace(Namespace::Manifest, &m.key, &json)?;
+                store.delete(Namespace::Manifest, &m.key)?;
+                store.put(Namespace::Manifest, &m.key, &json)?;
             }
         }
         if !dry_run {

@@ -31,6 +31,10 @@ pub mod rustc;
 pub mod stats;
 pub mod summary;
 
+/// The store interface and remote backends, for the command line.
+pub use larder_remote::{RemoteSpec, open as open_remote};
+pub use larder_store::Store;
+
 /// Sends `tracing` logs to stderr when `LARDER_LOG` is set (a filter such as `debug`).
 pub fn init_logging() {
     if let Some(Ok(filter)) = log_filter() {

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use larder_digest::Digest;
-use larder_store::{Capabilities, Namespace, Store, StoreError};
+use larder_store::{Capabilities, Namespace, Store, StoreError, StoredEntry};
 use opendal::{ErrorKind, Operator, services};
 
 /// The client behind a [`KvStore`].
@@ -235,6 +235,13 @@ impl KvStore {
             self.refused.store(true, Ordering::Relaxed);
         }
         result
+    }
+
+    fn cannot_list(&self) -> StoreError {
+        StoreError::Unsupported {
+            backend: self.name.clone(),
+            operation: "list its entries (only S3, WebDAV and shared directories can)",
+        }
     }
 
     fn path(ns: Namespace, key: &Digest) -> String {
@@ -451,6 +458,37 @@ impl Store for KvStore {
 
     fn delete(&self, ns: Namespace, key: &Digest) -> Result<(), StoreError> {
         self.remove(&Self::path(ns, key))
+    }
+
+    /// S3 and WebDAV list through opendal; Redis and memcached cannot.
+    fn list(&self, ns: Namespace) -> Result<Vec<StoredEntry>, StoreError> {
+        let Backend::Opendal(op) = &self.backend else {
+            return Err(self.cannot_list());
+        };
+        if !op.info().capability().list {
+            return Err(self.cannot_list());
+        }
+        let (op, dir) = (op.clone(), format!("v1/{}/", ns.as_str()));
+        let entries = self.call(|| {
+            block_on(&self.name, deadline_for(self.timeout, 0) * 20, async move {
+                op.list_with(&dir).recursive(true).await
+            })
+        })?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|e| {
+                let key = Digest::from_hex(e.name())?;
+                let meta = e.metadata();
+                Some(StoredEntry {
+                    key,
+                    bytes: meta.content_length(),
+                    modified: meta.last_modified().map_or(
+                        std::time::SystemTime::UNIX_EPOCH,
+                        std::time::SystemTime::from,
+                    ),
+                })
+            })
+            .collect())
     }
 
     fn contains(&self, ns: Namespace, key: &Digest) -> Result<bool, StoreError> {

@@ -393,6 +393,14 @@ impl Store for DiskStore {
         format!("disk:{}", self.layout.root().display())
     }
 
+    fn list(&self, ns: Namespace) -> Result<Vec<StoredEntry>, StoreError> {
+        DiskStore::list(self, ns)
+    }
+
+    fn peek(&self, ns: Namespace, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        DiskStore::peek(self, ns, key)
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             list: true,

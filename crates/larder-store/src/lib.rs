@@ -121,6 +121,14 @@ pub enum StoreError {
     /// The backend is read-only.
     #[error("{0} is read-only")]
     ReadOnly(String),
+    /// The backend cannot do this (list its entries, delete one).
+    #[error("{backend} cannot {operation}")]
+    Unsupported {
+        /// The backend.
+        backend: String,
+        /// What it cannot do (`list its entries`).
+        operation: &'static str,
+    },
 }
 
 impl StoreError {
@@ -135,9 +143,10 @@ impl StoreError {
                     | std::io::ErrorKind::WouldBlock
             ),
             StoreError::Remote { timeout, .. } => *timeout,
-            StoreError::Corrupt { .. } | StoreError::TooLarge { .. } | StoreError::ReadOnly(_) => {
-                false
-            }
+            StoreError::Corrupt { .. }
+            | StoreError::TooLarge { .. }
+            | StoreError::ReadOnly(_)
+            | StoreError::Unsupported { .. } => false,
         }
     }
 }
@@ -174,6 +183,29 @@ pub trait Store: Send + Sync {
     /// [`StoreError`] if the backend cannot be read.
     fn contains(&self, ns: Namespace, key: &Digest) -> Result<bool, StoreError> {
         Ok(self.get(ns, key)?.is_some())
+    }
+
+    /// Every entry of `ns`, with its bytes as stored and its last change (`larder du`,
+    /// `larder prune --remote`).
+    ///
+    /// # Errors
+    /// [`StoreError::Unsupported`] where the backend cannot list (the default: memcached,
+    /// Redis, HTTP caches, REAPI), else [`StoreError`] if it cannot be read.
+    fn list(&self, ns: Namespace) -> Result<Vec<StoredEntry>, StoreError> {
+        let _ = ns;
+        Err(StoreError::Unsupported {
+            backend: self.name(),
+            operation: "list its entries",
+        })
+    }
+
+    /// The value under `key`, without marking it used (the local store's recency); the
+    /// default is [`Store::get`].
+    ///
+    /// # Errors
+    /// As [`Store::get`].
+    fn peek(&self, ns: Namespace, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(ns, key)
     }
 
     /// Replaces the value under `key` with `f(current value)`. Tiered stores apply `f`
@@ -264,6 +296,14 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
 
     fn contains(&self, ns: Namespace, key: &Digest) -> Result<bool, StoreError> {
         (**self).contains(ns, key)
+    }
+
+    fn list(&self, ns: Namespace) -> Result<Vec<StoredEntry>, StoreError> {
+        (**self).list(ns)
+    }
+
+    fn peek(&self, ns: Namespace, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).peek(ns, key)
     }
 
     fn update(

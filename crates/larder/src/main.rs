@@ -77,6 +77,10 @@ enum Command {
         /// Entries not used for this long (`72h`, `30days`).
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         unused_for: Option<std::time::Duration>,
+        /// Prune this remote instead of the local store (a shared directory, S3 or
+        /// WebDAV: backends that can list and delete entries).
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
         /// Say what would be removed; remove nothing.
         #[arg(long)]
         dry_run: bool,
@@ -361,6 +365,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             toolchain,
             older_than,
             unused_for,
+            remote,
             dry_run,
             json,
         } => {
@@ -376,7 +381,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             let config = Config::load_here()?;
-            let store = config.open_store()?;
+            let store: std::sync::Arc<dyn larder_core::Store> = match &remote {
+                None => std::sync::Arc::new(config.open_store()?),
+                Some(url) => {
+                    if unused_for.is_some() {
+                        anyhow::bail!(
+                            "--unused-for needs the local store's times of use; on a remote \
+                             use --older-than (the time each entry was stored)"
+                        );
+                    }
+                    let spec = larder_core::RemoteSpec::parse(
+                        url,
+                        false,
+                        std::time::Duration::from_secs(30),
+                    )
+                    .map_err(|e| anyhow::anyhow!("--remote {}: {}", e.url, e.message))?;
+                    let store = larder_core::open_remote(&spec)?;
+                    let caps = larder_core::Store::capabilities(&store);
+                    if !caps.delete {
+                        anyhow::bail!(
+                            "{} cannot delete entries: prune it with the server's own tools",
+                            spec.name()
+                        );
+                    }
+                    store
+                }
+            };
             let now = std::time::SystemTime::now();
             let selection = catalog::Selection {
                 crate_name: krate,
@@ -384,7 +414,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 created_before: older_than.map(|d| now - d),
                 toolchain,
             };
-            let pruned = catalog::Catalog::read(&store)?.prune(&store, &selection, dry_run)?;
+            let pruned = catalog::Catalog::read(&*store)?.prune(&*store, &selection, dry_run)?;
             let mut out = std::io::stdout().lock();
             if json {
                 serde_json::to_writer(&mut out, &pruned)?;

@@ -411,3 +411,66 @@ fn a_warning_raised_in_a_build_script_run_reaches_the_terminal() {
     );
     assert_eq!(p.run_bin("debug", "inputpkg"), "input=2");
 }
+
+/// `prune --remote` on a backend that can list and delete (a shared directory, S3,
+/// WebDAV) removes a crate's entries there: a machine with an empty store (and the
+/// checkout at the same path, so the rebuilt crate has the same bytes) then misses
+/// exactly that crate's units and gets everything else from the remote. A backend that
+/// cannot list says so.
+#[test]
+fn prune_on_a_remote_removes_exactly_one_crate_there() {
+    let a = Project::fixture();
+    let (_, dir_url) = dir_remote(&a, "nfs");
+    let mut remotes = vec![dir_url];
+    for var in ["LARDER_TEST_S3", "LARDER_TEST_WEBDAV"] {
+        if let Some(url) = server_url(var) {
+            // A prefix of its own: other tests share the server.
+            let n = a.tmp().file_name().unwrap().to_string_lossy().to_string();
+            remotes.push(format!("{url}/prune-{n}"));
+        }
+    }
+    // Each build has an empty local store: all it stores reaches the remote, and all it
+    // hits comes from there.
+    let stores = std::cell::Cell::new(0);
+    let build = |url: &str| {
+        a.clean();
+        stores.set(stores.get() + 1);
+        a.larder_cargo(&["build"])
+            .env("LARDER_REMOTE", url)
+            .env("CARGO_INCREMENTAL", "0")
+            .env(
+                "LARDER_DIR",
+                a.tmp().join(format!("empty-store-{}", stores.get())),
+            )
+            .run()
+    };
+    for url in &remotes {
+        build(url);
+        let pruned = a
+            .larder(&["prune", "--remote", url, "--crate", "a", "--json"])
+            .run();
+        let pruned: serde_json::Value = serde_json::from_str(pruned.stdout.trim()).unwrap();
+        assert_eq!(pruned["entries"], 3, "{url}: {pruned}");
+        let run = build(url);
+        run.assert_crate("a", "miss");
+        run.assert_crate("build_script_build", "miss");
+        for c in FIXTURE_UNITS
+            .iter()
+            .filter(|c| !["a", "build_script_build"].contains(c))
+        {
+            run.assert_crate(c, "hit");
+        }
+        a.assert_app(&[]);
+    }
+    if let Some(redis) = server_url("LARDER_TEST_REDIS") {
+        let run = a
+            .larder(&["prune", "--remote", &redis, "--crate", "a"])
+            .run_unchecked();
+        assert_eq!(run.status.code(), Some(2), "{}", run.context());
+        assert!(
+            run.stderr.contains("cannot list its entries"),
+            "{}",
+            run.context()
+        );
+    }
+}
