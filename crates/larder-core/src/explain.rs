@@ -251,10 +251,15 @@ pub fn render(xs: &[Explanation], now: std::time::SystemTime) -> String {
                     v.as_deref()
                         .map_or_else(|| "(none)".to_string(), show_value)
                 };
+                let name = match show_path(&d.name).as_str() {
+                    // A build script without `rerun-if-changed`: its package's tree.
+                    "." => "the package directory (every file under it)".to_string(),
+                    other => other.to_string(),
+                };
                 out += &format!(
                     "    {:<10} {}: {} -> {}\n",
                     d.kind,
-                    show_path(&d.name),
+                    name,
                     show(&d.old),
                     show(&d.new)
                 );

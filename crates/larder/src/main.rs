@@ -287,7 +287,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     if units.is_empty() {
                         "the last build had no misses"
                     } else {
-                        "no such unit in the last build"
+                        "not compiled in the last build: cargo found it up to date (a \
+                         hit or a miss is only for what cargo compiles), or it is not part \
+                         of the build"
                     }
                 )?;
             } else {
