@@ -105,6 +105,13 @@ fn explain_event(tiers: &Tiers, e: &Event) -> Explanation {
         return x;
     };
     x.nearest = nearest(tiers, &set);
+    if set.partial && x.nearest.is_some() {
+        x.note = Some(
+            "it stored nothing, so the files and variables it read are unknown: compared \
+             without them (the reason above names the first file that differs)"
+                .into(),
+        );
+    }
     if x.nearest.is_none() {
         x.note = Some(format!(
             "no other entry of {} ({}) is stored in any tier: its first build here",
@@ -146,7 +153,10 @@ pub fn nearest(tiers: &Tiers, set: &InputSet) -> Option<Nearest> {
             else {
                 continue;
             };
-            let differences = larder_key::inputs::diff(&other.inputs, &set.inputs);
+            let mut differences = larder_key::inputs::diff(&other.inputs, &set.inputs);
+            if set.partial {
+                differences.retain(|d| !larder_key::inputs::READ_KINDS.contains(&d.kind.as_str()));
+            }
             let better = best.as_ref().is_none_or(|b| {
                 (differences.len(), std::cmp::Reverse(other.created))
                     < (b.differences.len(), std::cmp::Reverse(b.created))

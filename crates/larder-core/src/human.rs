@@ -1,4 +1,4 @@
-//! How quantities are written for people: sizes with binary units.
+//! How quantities are written for people: sizes with binary units, hit rates.
 
 /// Formats a byte count with a binary unit.
 pub fn bytes(n: u64) -> String {
@@ -14,4 +14,11 @@ pub fn bytes(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[i])
     }
+}
+
+/// The hit rate of `hits` among `hits + misses` lookups, in percent with one decimal;
+/// `None` without lookups (a rate of nothing is no rate, not 0%).
+pub fn hit_rate(hits: u64, misses: u64) -> Option<String> {
+    let lookups = hits + misses;
+    (lookups > 0).then(|| format!("{:.1}%", 100.0 * hits as f64 / lookups as f64))
 }

@@ -56,12 +56,8 @@ pub fn zero(config: &Config) -> std::io::Result<()> {
 /// The human-readable form.
 pub fn render(r: &StatsReport) -> String {
     let t = &r.totals;
-    let lookups = t.hits + t.misses;
-    let rate = if lookups > 0 {
-        format!("{:.1}%", 100.0 * t.hits as f64 / lookups as f64)
-    } else {
-        "n/a (no lookups yet)".to_string()
-    };
+    let rate = crate::human::hit_rate(t.hits, t.misses)
+        .unwrap_or_else(|| "n/a (no lookups yet)".to_string());
     let mut out = String::new();
     out += &format!("hits                 {}\n", t.hits);
     out += &format!("misses               {}\n", t.misses);

@@ -178,12 +178,7 @@ impl BuildSummary {
     /// then the units that missed or were not cacheable.
     pub fn render_markdown(&self) -> String {
         let t = &self.totals;
-        let lookups = t.hits + t.misses;
-        let rate = if lookups > 0 {
-            format!("{:.0}%", 100.0 * t.hits as f64 / lookups as f64)
-        } else {
-            "n/a".to_string()
-        };
+        let rate = crate::human::hit_rate(t.hits, t.misses).unwrap_or_else(|| "n/a".into());
         let mut out = String::from("### larder build cache\n\n");
         out += "| units | hits | misses | stored | not cacheable | hit rate | compile saved | restored |\n";
         out += "|---:|---:|---:|---:|---:|---:|---:|---:|\n";

@@ -97,7 +97,15 @@ pub struct InputSet {
     pub created: u64,
     /// The inputs, sorted.
     pub inputs: Vec<Input>,
+    /// Only what is known before the tool runs (a miss that stored nothing): the files
+    /// and variables it read are missing, not absent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
+
+/// The kinds only a finished run tells (from dep-info): left out of a comparison with a
+/// partial set.
+pub const READ_KINDS: &[&str] = &[kind::SOURCE, kind::READ_ENV, kind::ABSENT];
 
 impl InputSet {
     /// Orders the inputs by kind and name, keeping the order of an input's repeated

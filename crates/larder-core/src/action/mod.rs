@@ -526,6 +526,7 @@ fn input_set<A: CachedAction>(
             result,
             created,
             inputs,
+            partial: false,
         }
         .sorted(),
     )
@@ -540,7 +541,8 @@ fn keep_unstored_inputs<A: CachedAction>(
     key: &Key,
 ) {
     let unit = reporter.unit.clone();
-    if let Some(set) = input_set(action, cx, &unit, key, *key.digest(), None) {
+    if let Some(mut set) = input_set(action, cx, &unit, key, *key.digest(), None) {
+        set.partial = true;
         reporter.key = Some(set.result);
         let _ = storejob::put_inputs(cx.store.local(), &set);
     }

@@ -10,17 +10,6 @@ use serde_json::Value;
 
 use crate::support::{Project, project, write_file};
 
-fn json(p: &Project, args: &[&str]) -> Value {
-    let run = p.larder(args).run();
-    serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "`larder {}` printed no JSON ({e}):\n{}",
-            args.join(" "),
-            run.stdout
-        )
-    })
-}
-
 /// The explanations of `unit` (kind `kind`) in `explain --json`.
 fn explained<'a>(xs: &'a Value, unit: &str, kind: &str) -> &'a Value {
     xs.as_array()
@@ -96,7 +85,7 @@ fn explain_names_the_changed_input_of_each_miss() {
 
     // RUSTFLAGS: an argument.
     rebuild(&[("RUSTFLAGS", "--cfg larder_test")]);
-    let xs = json(&p, &["explain", "--last", "--json"]);
+    let xs = p.json(&["explain", "--last", "--json"]);
     let a = explained(&xs, "a", "lib");
     assert_eq!(a["outcome"], "miss");
     let d = differences(a);
@@ -111,13 +100,13 @@ fn explain_names_the_changed_input_of_each_miss() {
     p.clean();
     p.larder_cargo(&["build", "-p", "a", "--features", "extra"])
         .run();
-    let xs = json(&p, &["explain", "--json", "a"]);
+    let xs = p.json(&["explain", "--json", "a"]);
     let d = differences(explained(&xs, "a", "lib"));
     assert!(has(&d, "argument", "--cfg feature=\"extra\""), "{xs:#}");
 
     // A variable read through `option_env!`: same invocation key, another value.
     rebuild(&[("LARDER_FIXTURE_VALUE", "changed")]);
-    let xs = json(&p, &["explain", "--json"]);
+    let xs = p.json(&["explain", "--json"]);
     let a = explained(&xs, "a", "lib");
     assert!(
         a["reason"].as_str().unwrap().starts_with("inputs-changed"),
@@ -135,7 +124,7 @@ fn explain_names_the_changed_input_of_each_miss() {
     // A source file: the only difference.
     p.edit("a/src/lib.rs", "    1\n", "    2\n");
     p.build();
-    let xs = json(&p, &["explain", "--json"]);
+    let xs = p.json(&["explain", "--json"]);
     let d = differences(explained(&xs, "a", "lib"));
     assert_eq!(d.len(), 1, "{xs:#}");
     assert_eq!(
@@ -157,7 +146,7 @@ fn explain_names_the_changed_input_of_each_miss() {
     p.larder_cargo(&["build", "-p", "a"])
         .env("RUSTC", &rustc)
         .run();
-    let xs = json(&p, &["explain", "--json", "a"]);
+    let xs = p.json(&["explain", "--json", "a"]);
     let d = differences(explained(&xs, "a", "lib"));
     assert_eq!(d[0].0, "toolchain", "{xs:#}");
 
@@ -218,7 +207,7 @@ fn report_shows_a_plain_wrapper_build() {
     assert!(text.contains("miss           solo: no-entry"), "{text}");
     let md = p.larder(&["report", "--format", "markdown"]).run().stdout;
     assert!(md.contains("| `solo` | miss | no-entry |"), "{md}");
-    let j = json(&p, &["report", "--format", "json"]);
+    let j = p.json(&["report", "--format", "json"]);
     assert_eq!(j["summary"]["units"], 1, "{j}");
     let units: Vec<&Value> = j["events"]
         .as_array()
@@ -228,4 +217,40 @@ fn report_shows_a_plain_wrapper_build() {
         .collect();
     assert_eq!(units.len(), 1, "{j}");
     assert_eq!(units[0]["crate"], "solo", "{j}");
+}
+
+/// A miss that stores nothing (a compile that fails, which is not cached) keeps its key
+/// inputs only under `LARDER_DEBUG=1`; then `explain` compares what is known before the
+/// compile (arguments, environment, libraries, toolchain) with the nearest entry, and
+/// the reason names the file.
+#[test]
+fn larder_debug_keeps_the_inputs_of_a_miss_that_stored_nothing() {
+    let p = Project::fixture();
+    p.build();
+    p.write("b/src/lib.rs", "this is not rust\n");
+    let run = p.larder_cargo(&["build"]).run_unchecked();
+    assert!(!run.status.success(), "{}", run.context());
+    let xs = p.json(&["explain", "--json", "b"]);
+    let b = explained(&xs, "b", "lib");
+    assert!(b["nearest"].is_null(), "{b:#}");
+    assert!(
+        b["note"].as_str().unwrap().contains("LARDER_DEBUG=1"),
+        "{b:#}"
+    );
+
+    let run = p
+        .larder_cargo(&["build"])
+        .env("LARDER_DEBUG", "1")
+        .env("RUSTFLAGS", "--cfg larder_test")
+        .run_unchecked();
+    assert!(!run.status.success(), "{}", run.context());
+    let xs = p.json(&["explain", "--json", "b"]);
+    let b = explained(&xs, "b", "lib");
+    let d = differences(b);
+    assert!(has(&d, "argument", "--cfg larder_test"), "{b:#}");
+    assert!(d.iter().all(|(k, ..)| k != "source"), "{b:#}");
+    assert!(
+        b["note"].as_str().unwrap().contains("stored nothing"),
+        "{b:#}"
+    );
 }

@@ -8,17 +8,6 @@ use serde_json::Value;
 
 use crate::support::{FIXTURE_UNITS, Project};
 
-fn json(p: &Project, args: &[&str]) -> Value {
-    let run = p.larder(args).run();
-    serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "`larder {}` printed no JSON ({e}):\n{}",
-            args.join(" "),
-            run.stdout
-        )
-    })
-}
-
 /// `larder stat` (a typo) and `larder clean` are refused with exit 2 and a hint, never
 /// run as a compiler, and not counted in `larder stats`.
 #[test]
@@ -40,7 +29,7 @@ fn unknown_words_are_refused_not_run() {
         "no hint:\n{}",
         run.context()
     );
-    let stats = json(&p, &["stats", "--json"]);
+    let stats = p.json(&["stats", "--json"]);
     for counter in ["hits", "misses", "not_cacheable", "errors"] {
         assert_eq!(stats[counter], 0, "{counter}: {stats}");
     }
@@ -51,7 +40,7 @@ fn unknown_words_are_refused_not_run() {
 fn du_attributes_the_store_to_crates() {
     let p = Project::fixture();
     p.build();
-    let du = json(&p, &["du", "--json"]);
+    let du = p.json(&["du", "--json"]);
     let names: Vec<&str> = du["groups"]
         .as_array()
         .unwrap()
@@ -62,7 +51,7 @@ fn du_attributes_the_store_to_crates() {
         assert!(names.contains(&c), "{c} missing from {du}");
     }
     assert!(du["groups"][0]["bytes"].as_u64().unwrap() > 0, "{du}");
-    let by_kind = json(&p, &["du", "--by", "kind", "--json"]);
+    let by_kind = p.json(&["du", "--by", "kind", "--json"]);
     let kinds: Vec<&str> = by_kind["groups"]
         .as_array()
         .unwrap()
@@ -74,9 +63,9 @@ fn du_attributes_the_store_to_crates() {
     }
     // Build scripts are named by their package.
     assert!(names.contains(&"a (build script)"), "{du}");
-    let by_profile = json(&p, &["du", "--by", "profile", "--json"]);
+    let by_profile = p.json(&["du", "--by", "profile", "--json"]);
     assert_eq!(by_profile["groups"][0]["name"], "debug", "{by_profile}");
-    let by_toolchain = json(&p, &["du", "--by", "toolchain", "--json"]);
+    let by_toolchain = p.json(&["du", "--by", "toolchain", "--json"]);
     let release =
         String::from_utf8(Command::new("rustc").arg("-V").output().unwrap().stdout).unwrap();
     assert_eq!(
@@ -90,10 +79,10 @@ fn du_attributes_the_store_to_crates() {
         ["prune", "--older-than", "1day", "--json"],
         ["prune", "--crate", "a@9.9.9", "--json"],
     ] {
-        let none = json(&p, &args);
+        let none = p.json(&args);
         assert_eq!(none["entries"], 0, "{args:?}: {none}");
     }
-    let a = json(&p, &["prune", "--crate", "a@0.1.0", "--dry-run", "--json"]);
+    let a = p.json(&["prune", "--crate", "a@0.1.0", "--dry-run", "--json"]);
     assert_eq!(a["entries"], 3, "{a}");
 }
 
@@ -107,13 +96,13 @@ fn prune_removes_exactly_one_crate() {
     let p = Project::fixture();
     let build = || p.build_with(&[("CARGO_INCREMENTAL", "0")]);
     build();
-    let dry = json(&p, &["prune", "--crate", "a", "--dry-run", "--json"]);
+    let dry = p.json(&["prune", "--crate", "a", "--dry-run", "--json"]);
     // Its compile, its build script's compile and its build script's run.
     assert_eq!(dry["entries"], 3, "{dry}");
     p.clean();
     build().assert_all("hit", FIXTURE_UNITS);
 
-    let pruned = json(&p, &["prune", "--crate", "a", "--json"]);
+    let pruned = p.json(&["prune", "--crate", "a", "--json"]);
     assert_eq!(pruned, dry, "the prune did other than its dry run said");
     p.clean();
     let run = build();
@@ -135,15 +124,15 @@ fn prune_removes_exactly_one_crate() {
 fn gc_by_age_removes_only_old_entries() {
     let p = Project::fixture();
     p.build();
-    let recent = json(&p, &["gc", "--max-age", "1day", "--json"]);
+    let recent = p.json(&["gc", "--max-age", "1day", "--json"]);
     assert_eq!(recent["files"], 0, "{recent}");
     p.clean();
     p.build().assert_all("hit", FIXTURE_UNITS);
 
     age_store(&p, "10 days ago");
-    let dry = json(&p, &["gc", "--max-age", "7days", "--dry-run", "--json"]);
+    let dry = p.json(&["gc", "--max-age", "7days", "--dry-run", "--json"]);
     assert!(dry["files"].as_u64().unwrap() > 0, "{dry}");
-    let gone = json(&p, &["gc", "--max-age", "7days", "--json"]);
+    let gone = p.json(&["gc", "--max-age", "7days", "--json"]);
     assert_eq!(gone["files"], dry["files"], "{gone} {dry}");
     p.clean();
     p.build().assert_all("miss", FIXTURE_UNITS);

@@ -604,15 +604,21 @@ impl Project {
         files_under(&self.larder_dir.join("v1").join(namespace))
     }
 
-    /// `larder stats --json`, parsed.
-    pub fn stats(&self) -> Value {
-        let run = self.larder(&["stats", "--json"]).run();
+    /// The JSON that `larder <args>` prints (it must succeed).
+    pub fn json(&self, args: &[&str]) -> Value {
+        let run = self.larder(args).run();
         serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| {
             panic!(
-                "larder stats --json printed no JSON object ({e}):\n{}",
-                run.context()
+                "`larder {}` printed no JSON ({e}):\n{}",
+                args.join(" "),
+                run.stdout
             )
         })
+    }
+
+    /// `larder stats --json`, parsed.
+    pub fn stats(&self) -> Value {
+        self.json(&["stats", "--json"])
     }
 }
 
