@@ -228,7 +228,7 @@ pub fn wait_for_stores(dir: &Path, report: &Path, timeout: std::time::Duration) 
     let Some(tag) = report.file_stem().and_then(|s| s.to_str()) else {
         return;
     };
-    let prefix = crate::action::storejob::job_prefix_of_tag(tag);
+    let prefix = larder_store::job_prefix(tag);
     let jobs = Layout::new(dir).jobs();
     let started = std::time::Instant::now();
     while started.elapsed() < timeout

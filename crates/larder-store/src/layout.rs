@@ -44,6 +44,12 @@ pub fn build_tag(id: &str) -> String {
     Digest::of(id.as_bytes()).to_hex()[..16].to_string()
 }
 
+/// The file-name prefix of the background store jobs of the build tagged `tag`
+/// ([`build_tag`]) in [`Layout::jobs`].
+pub fn job_prefix(tag: &str) -> String {
+    format!("job-{tag}-")
+}
+
 /// How many per-build reports [`Layout::reports`] keeps.
 pub const KEPT_REPORTS: usize = 20;
 

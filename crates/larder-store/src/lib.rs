@@ -22,7 +22,7 @@ use larder_digest::Digest;
 
 pub use build::{BUILD_STATE_TTL, BuildState, build_id};
 pub use disk::{AGE_TRIM_EVERY, DiskStore, Evictions, StoredEntry, Usage};
-pub use layout::{KEPT_REPORTS, LAYOUT_VERSION, Layout, STALE_AFTER, build_tag};
+pub use layout::{KEPT_REPORTS, LAYOUT_VERSION, Layout, STALE_AFTER, build_tag, job_prefix};
 pub use record::{ActionRecord, LinkRecord, OutputFile};
 
 /// The kinds of entry a store holds.

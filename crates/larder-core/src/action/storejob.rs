@@ -274,13 +274,7 @@ pub fn pending_lock() -> Option<File> {
 
 /// The file-name prefix of the store jobs of build `id`.
 fn job_prefix(id: &str) -> String {
-    job_prefix_of_tag(&larder_store::build_tag(id))
-}
-
-/// The file-name prefix of the store jobs of the build tagged `tag`
-/// ([`larder_store::build_tag`]).
-pub fn job_prefix_of_tag(tag: &str) -> String {
-    format!("job-{tag}-")
+    larder_store::job_prefix(&larder_store::build_tag(id))
 }
 
 /// `larder store-job <file>`: runs a job at low priority, records its event (stored or
