@@ -171,7 +171,7 @@ impl Catalog {
                 profile: record
                     .outputs
                     .first()
-                    .map_or_else(|| "unknown".into(), |o| profile_of(&o.path)),
+                    .map_or_else(|| "(no outputs)".into(), |o| profile_of(&o.path)),
                 toolchain: f.toolchain,
                 package: f.package,
                 version: f.version,

@@ -13,7 +13,7 @@
 
 use larder_digest::Digest;
 use larder_key::InputSet;
-use larder_key::inputs::{Difference, InputIndex, index_key};
+use larder_key::inputs::{Difference, InputIndex, index_key, kind};
 use larder_remote::Tiers;
 use larder_store::Namespace;
 use serde::Serialize;
@@ -105,6 +105,11 @@ fn explain_event(tiers: &Tiers, e: &Event) -> Explanation {
         return x;
     };
     x.nearest = nearest(tiers, &set);
+    if x.nearest.is_some() {
+        // The list names every difference; the report's detail names only the first
+        // input that differs from the newest entry, which may be another one.
+        x.reason = e.reason.clone();
+    }
     if set.partial && x.nearest.is_some() {
         x.note = Some(
             "it stored nothing, so the files and variables it read are unknown: compared \
@@ -174,47 +179,9 @@ pub fn nearest(tiers: &Tiers, set: &InputSet) -> Option<Nearest> {
     best
 }
 
-/// A value as people read it: a 64-digit digest shortened to 12, path placeholders as
-/// `<target>`, `<cwd>/` dropped.
-pub fn show_value(v: &str) -> String {
-    if v.is_empty() {
-        return "\"\"".to_string();
-    }
-    let shorten = |w: &str| {
-        if w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit()) {
-            w[..12].to_string()
-        } else {
-            w.to_string()
-        }
-    };
-    let text: Vec<String> = v.split(' ').map(shorten).collect();
-    show_path(&text.join(" "))
-}
-
-/// Placeholders of normalized paths as `<name>`, the working directory's dropped.
-pub fn show_path(v: &str) -> String {
-    let v = v.replace("@@larder:cwd@@/", "");
-    let mut out = String::new();
-    let mut rest = v.as_str();
-    while let Some(i) = rest.find("@@larder:") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + "@@larder:".len()..];
-        match after.find("@@") {
-            Some(j) => {
-                out.push('<');
-                out.push_str(&after[..j]);
-                out.push('>');
-                rest = &after[j + 2..];
-            }
-            None => {
-                out.push_str(&rest[i..]);
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
+/// How many changed libraries the text form lists before it sums up the rest: a change
+/// that rebuilds every dependency changes each library a binary links.
+pub const MAX_LIBRARIES_SHOWN: usize = 4;
 
 /// The text form of explanations.
 pub fn render(xs: &[Explanation], now: std::time::SystemTime) -> String {
@@ -256,20 +223,35 @@ pub fn render(xs: &[Explanation], now: std::time::SystemTime) -> String {
                 },
                 if n.differences.len() == 1 { "s" } else { "" },
             );
+            let libraries = n
+                .differences
+                .iter()
+                .filter(|d| d.kind == kind::LIBRARY)
+                .count();
+            let mut libraries_shown = 0;
             for d in &n.differences {
+                if d.kind == kind::LIBRARY && libraries > MAX_LIBRARIES_SHOWN {
+                    libraries_shown += 1;
+                    if libraries_shown > MAX_LIBRARIES_SHOWN {
+                        if libraries_shown == MAX_LIBRARIES_SHOWN + 1 {
+                            out += &format!(
+                                "    {:<10} and {} more libraries whose content changed \
+                                 (`--json` lists them)\n",
+                                "",
+                                libraries - MAX_LIBRARIES_SHOWN
+                            );
+                        }
+                        continue;
+                    }
+                }
                 let show = |v: &Option<String>| {
                     v.as_deref()
-                        .map_or_else(|| "(none)".to_string(), show_value)
-                };
-                let name = match show_path(&d.name).as_str() {
-                    // A build script without `rerun-if-changed`: its package's tree.
-                    "." => "the package directory (every file under it)".to_string(),
-                    other => other.to_string(),
+                        .map_or_else(|| "(none)".to_string(), crate::human::value)
                 };
                 out += &format!(
                     "    {:<10} {}: {} -> {}\n",
                     d.kind,
-                    name,
+                    crate::human::path(&d.name),
                     show(&d.old),
                     show(&d.new)
                 );
@@ -287,13 +269,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_read_as_people_read_them() {
-        let d = Digest::of(b"x").to_hex();
-        assert_eq!(show_value(&d), d[..12]);
+    fn many_changed_libraries_are_summed_up() {
+        let d = |i: usize| Difference {
+            kind: "library".into(),
+            name: format!("lib{i}"),
+            old: Some("a".into()),
+            new: Some("b".into()),
+        };
+        let x = Explanation {
+            unit: "rg".into(),
+            kind: "bin".into(),
+            outcome: "miss".into(),
+            reason: Some("no-entry".into()),
+            nearest: Some(Nearest {
+                tier: "local".into(),
+                key: Digest::of(b"k"),
+                created: 0,
+                differences: (0..10).map(d).collect(),
+            }),
+            note: None,
+        };
+        let text = render(&[x], std::time::SystemTime::UNIX_EPOCH);
         assert_eq!(
-            show_path("@@larder:cwd@@/src/lib.rs @@larder:target@@/debug"),
-            "src/lib.rs <target>/debug"
+            text.matches("library    lib").count(),
+            MAX_LIBRARIES_SHOWN,
+            "{text}"
         );
-        assert_eq!(show_path("a @@larder:broken"), "a @@larder:broken");
+        assert!(text.contains("and 6 more libraries"), "{text}");
     }
 }

@@ -57,10 +57,10 @@ impl MissReason {
         match self {
             MissReason::NoEntry => None,
             MissReason::InputsChanged(m) => Some(match m {
-                Mismatch::FileChanged(p) => format!("{p} changed"),
-                Mismatch::FileMissing(p) => format!("{p} is gone"),
+                Mismatch::FileChanged(p) => format!("{} changed", crate::human::path(p)),
+                Mismatch::FileMissing(p) => format!("{} is gone", crate::human::path(p)),
                 Mismatch::EnvChanged(v) => format!("${v} changed"),
-                Mismatch::FileAppeared(p) => format!("{p} appeared"),
+                Mismatch::FileAppeared(p) => format!("{} appeared", crate::human::path(p)),
             }),
             MissReason::EntryIncomplete(why) | MissReason::StoreError(why) => Some(why.clone()),
         }
