@@ -80,7 +80,7 @@ fn facts(set: Option<&InputSet>) -> Facts {
             .map(|i| i.value.clone())
     };
     let toolchain = find(kind::TOOLCHAIN, "rustc")
-        .map(|v| v.split(" identity ").next().unwrap_or_default().to_string())
+        .map(|v| larder_key::inputs::toolchain_release(&v).to_string())
         .filter(|v| !v.is_empty())
         .or_else(|| {
             find(kind::C_COMPILER, "compiler").map(|d| format!("cc {}", &d[..d.len().min(12)]))

@@ -79,6 +79,24 @@ impl Input {
     pub fn digest(kind: &str, name: impl Into<String>, digest: &Digest) -> Input {
         Input::new(kind, name, digest.to_hex())
     }
+
+    /// The compiler: its name for people (`rustc 1.95.0 (59807616e 2026-04-14)`) and
+    /// its identity digest, which is what the key holds.
+    pub fn toolchain(release: &str, identity: &Digest) -> Input {
+        Input::new(
+            kind::TOOLCHAIN,
+            "rustc",
+            format!("{release}{IDENTITY}{}", identity.to_hex()),
+        )
+    }
+}
+
+/// Separates a toolchain input's name for people from its identity digest.
+const IDENTITY: &str = " identity ";
+
+/// The name for people of a toolchain input's value ([`Input::toolchain`]).
+pub fn toolchain_release(value: &str) -> &str {
+    value.split(IDENTITY).next().unwrap_or_default()
 }
 
 /// The inputs of one stored entry, kept next to it under its result key.

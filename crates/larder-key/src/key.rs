@@ -55,11 +55,7 @@ impl KeyInputs {
     pub fn inputs(&self, toolchain: &str) -> Vec<Input> {
         let mut out = Vec::new();
         if let Some(c) = &self.compiler {
-            out.push(Input::new(
-                kind::TOOLCHAIN,
-                "rustc",
-                format!("{toolchain} identity {}", c.to_hex()),
-            ));
+            out.push(Input::toolchain(toolchain, c));
         }
         out.extend(arg_inputs(&self.args));
         for (k, v) in &self.env {

@@ -47,11 +47,7 @@ impl RunKeyInputs {
             ),
         ];
         if let Some(c) = &self.compiler {
-            out.push(Input::new(
-                kind::TOOLCHAIN,
-                "rustc",
-                format!("{toolchain} identity {}", c.to_hex()),
-            ));
+            out.push(Input::toolchain(toolchain, c));
         }
         for (var, d) in &self.c_compilers {
             out.push(Input::digest(kind::C_COMPILER, var.clone(), d));
