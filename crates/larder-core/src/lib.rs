@@ -30,6 +30,7 @@ pub mod runner;
 pub mod rustc;
 pub mod stats;
 pub mod summary;
+pub mod transfer;
 
 /// The store interface and remote backends, for the command line.
 pub use larder_remote::{RemoteSpec, open as open_remote};

@@ -51,6 +51,29 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Write entries of the local store to a directory or tarball (`.tar`, `.tar.zst`)
+    /// that a CI cache step can save: what the last build used, or everything.
+    Export {
+        /// The entries the last build restored or stored.
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        last_build: bool,
+        /// Every entry.
+        #[arg(long)]
+        all: bool,
+        /// The directory or archive to write.
+        out: std::path::PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Merge an export (directory or tarball) into the local store, verifying every blob.
+    Import {
+        /// The directory or archive to read.
+        from: std::path::PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what the local store holds, largest first (bytes of outputs and entries).
     Du {
         /// Group entries by crate, toolchain, profile, kind (lib, bin, build-script-run,
@@ -169,6 +192,8 @@ const COMMANDS: &[&str] = &[
     "explain",
     "report",
     "du",
+    "export",
+    "import",
     "prune",
     "gc",
     "clear",
@@ -273,7 +298,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let config = Config::load_here()?;
-            let events = last_build(&config)?;
+            let events = last_build_events(&config)?;
             let tiers = larder_core::action::open_tiers(&config)?;
             let xs = larder_core::explain::explain(&tiers, &events, &units);
             let mut out = std::io::stdout().lock();
@@ -303,7 +328,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Report { last: _, format } => {
             let config = Config::load_here()?;
-            let events = last_build(&config)?;
+            let events = last_build_events(&config)?;
             let summary = larder_core::summary::BuildSummary::from_events(&events);
             let mut out = std::io::stdout().lock();
             match format {
@@ -316,6 +341,54 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     )?;
                     writeln!(out)?;
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export {
+            last_build,
+            all: _,
+            out,
+            json,
+        } => {
+            let config = Config::load_here()?;
+            let store = config.open_store()?;
+            let what = if last_build {
+                larder_core::transfer::Selection::Build(last_build_events(&config)?)
+            } else {
+                larder_core::transfer::Selection::All
+            };
+            let done = larder_core::transfer::export(&store, &what, &out)?;
+            let mut o = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer(&mut o, &done)?;
+                writeln!(o)?;
+            } else {
+                writeln!(
+                    o,
+                    "exported {} entries ({} files, {}) to {}",
+                    done.entries,
+                    done.files,
+                    human_bytes(done.bytes),
+                    out.display()
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { from, json } => {
+            let config = Config::load_here()?;
+            let store = config.open_store()?;
+            let done = larder_core::transfer::import(&store, &from)?;
+            let mut o = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer(&mut o, &done)?;
+                writeln!(o)?;
+            } else {
+                writeln!(
+                    o,
+                    "imported {} entries and {} blobs ({} already here); skipped {} corrupt \
+                     blobs and {} entries missing a blob",
+                    done.entries, done.blobs, done.present, done.corrupt, done.incomplete
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -597,7 +670,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// The events of the last build recorded in the store.
-fn last_build(config: &Config) -> anyhow::Result<Vec<larder_core::report::Event>> {
+fn last_build_events(config: &Config) -> anyhow::Result<Vec<larder_core::report::Event>> {
     let Some(path) = larder_core::report::last_report(&config.dir) else {
         anyhow::bail!(
             "no build report in {}: build through larder first (`larder cargo build`, or \

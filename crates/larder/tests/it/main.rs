@@ -17,3 +17,4 @@ mod remote;
 mod snapshots;
 mod store;
 mod support;
+mod transfer;
