@@ -13,6 +13,7 @@ pub mod buildrun;
 pub mod catalog;
 pub mod cc;
 pub mod config;
+pub mod docker;
 pub mod doctor;
 pub mod exec;
 pub mod explain;

@@ -153,6 +153,11 @@ enum Command {
         #[arg(long)]
         undo: bool,
     },
+    /// Docker: a Dockerfile that builds the project through larder.
+    Docker {
+        #[command(subcommand)]
+        command: DockerCommand,
+    },
     /// Print a shell completion script (`larder completions bash > ...`).
     Completions {
         /// The shell.
@@ -166,6 +171,46 @@ enum Command {
         /// Reset the statistics.
         #[arg(long)]
         zero: bool,
+    },
+}
+
+/// `larder docker ...`.
+#[derive(Subcommand)]
+enum DockerCommand {
+    /// Write a Dockerfile (and .dockerignore) for the project in the current directory:
+    /// BuildKit cache mounts for cargo's registry and larder's store, the remote tiers
+    /// from the secret `larder_remote`, a slim runtime stage with a non-root user.
+    Init {
+        /// The binary to ship (default: the project's only one).
+        #[arg(long)]
+        bin: Option<String>,
+        /// The package that has it.
+        #[arg(long)]
+        package: Option<String>,
+        /// The cargo profile.
+        #[arg(long, default_value = "release")]
+        profile: String,
+        /// The builder image (with cargo).
+        #[arg(long, value_name = "IMAGE")]
+        base: Option<String>,
+        /// The runtime image.
+        #[arg(long, value_name = "IMAGE")]
+        runtime: Option<String>,
+        /// Build as this user (cache mounts owned by it), not root.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// Copy this larder into the build context (`.larder/larder`; default: this one).
+        #[arg(long, value_name = "PATH", conflicts_with = "larder_git")]
+        larder_binary: Option<std::path::PathBuf>,
+        /// Build larder in a cached stage with `cargo install --git URL` instead.
+        #[arg(long, value_name = "URL")]
+        larder_git: Option<String>,
+        /// Replace an existing Dockerfile.
+        #[arg(long)]
+        force: bool,
+        /// Write nothing: say what the existing Dockerfile lacks; exit 1 if anything.
+        #[arg(long)]
+        check: bool,
     },
 }
 
@@ -200,6 +245,7 @@ const COMMANDS: &[&str] = &[
     "config",
     "doctor",
     "init",
+    "docker",
     "completions",
     "stats",
     "help",
@@ -628,6 +674,71 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out,
                 "done; `larder init --undo` puts the file back as it was (kept in {})",
                 larder_core::init::backup_path(&plan.path).display()
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Docker {
+            command:
+                DockerCommand::Init {
+                    bin,
+                    package,
+                    profile,
+                    base,
+                    runtime,
+                    user,
+                    larder_binary,
+                    larder_git,
+                    force,
+                    check,
+                },
+        } => {
+            let dir = std::env::current_dir()?;
+            let mut out = std::io::stdout().lock();
+            if check {
+                let path = dir.join("Dockerfile");
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                let findings = larder_core::docker::check(&text);
+                for f in &findings {
+                    match f.line {
+                        Some(l) => writeln!(out, "Dockerfile:{l}: {}", f.message)?,
+                        None => writeln!(out, "Dockerfile: {}", f.message)?,
+                    }
+                }
+                if findings.is_empty() {
+                    writeln!(out, "Dockerfile: nothing missing for a cached build")?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                return Ok(ExitCode::from(1));
+            }
+            let opts = larder_core::docker::InitOptions {
+                bin,
+                package,
+                profile: Some(profile),
+                base,
+                runtime,
+                user,
+                larder_binary,
+                larder_git,
+                force,
+            };
+            let w = larder_core::docker::init(&dir, &opts)?;
+            writeln!(out, "wrote {} (ships {})", w.dockerfile.display(), w.bin)?;
+            if let Some(i) = &w.dockerignore {
+                writeln!(out, "wrote {}", i.display())?;
+            }
+            if let Some(l) = &w.larder {
+                writeln!(
+                    out,
+                    "copied larder to {} (the image's COPY reads it)",
+                    l.display()
+                )?;
+            }
+            writeln!(
+                out,
+                "build: docker build -t {0} .   with a remote tier: LARDER_REMOTE=... docker build \
+                 --secret id=larder_remote,env=LARDER_REMOTE -t {0} .",
+                w.bin
             )?;
             Ok(ExitCode::SUCCESS)
         }

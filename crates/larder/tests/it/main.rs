@@ -8,6 +8,7 @@ mod buildrun;
 mod cache;
 mod cc;
 mod direct;
+mod docker;
 mod explain;
 mod failures;
 mod key_rows;
