@@ -221,8 +221,8 @@ pub fn list_reports(dir: &Path) -> Vec<(std::time::SystemTime, PathBuf)> {
     out
 }
 
-/// Waits, at most `timeout`, until the background store jobs of the build whose report
-/// is `report` are done: they record their units' events when they end (a plain
+/// Waits, at most `timeout`, until the background store jobs (written less than
+/// `timeout` ago) of the build whose report is `report` are done: they record their units' events when they end (a plain
 /// `RUSTC_WRAPPER` build has nobody waiting for them, as `larder cargo` does).
 pub fn wait_for_stores(dir: &Path, report: &Path, timeout: std::time::Duration) {
     let Some(tag) = report.file_stem().and_then(|s| s.to_str()) else {
@@ -236,7 +236,14 @@ pub fn wait_for_stores(dir: &Path, report: &Path, timeout: std::time::Duration) 
             .into_iter()
             .flatten()
             .flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            // A job written longer ago than the whole wait has died (or is still
+            // uploading): it is not waited for.
+            .any(|e| {
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < timeout))
+            })
     {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
