@@ -6,256 +6,14 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use std::io::Write;
+
+mod cli;
+use cli::{By, Cli, Command, DockerCommand, Format};
 
 use larder_core::human::bytes as human_bytes;
 use larder_core::{catalog, cc, config::Config, runner, rustc, stats};
-
-/// A build cache for Rust.
-#[derive(Parser)]
-#[command(name = "larder", version, about, long_about = None)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run cargo with larder as its rustc wrapper and report hits and misses.
-    Cargo {
-        /// Arguments passed to cargo.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<OsString>,
-    },
-    /// Say why units of the last build missed: the inputs that differ from the nearest
-    /// stored entry, searched in the local store and every remote.
-    Explain {
-        /// The last build (the default; the only build kept for this).
-        #[arg(long)]
-        last: bool,
-        /// Explain these crates or packages (any outcome) instead of every miss.
-        #[arg(value_name = "CRATE")]
-        units: Vec<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show the report of the last build (also of builds run through a plain
-    /// `RUSTC_WRAPPER`).
-    Report {
-        /// The last build (the default).
-        #[arg(long)]
-        last: bool,
-        /// Text, JSON, or Markdown for a CI step summary (`$GITHUB_STEP_SUMMARY`).
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
-    /// Write entries of the local store to a directory or tarball (`.tar`, `.tar.zst`)
-    /// that a CI cache step can save: what the last build used, or everything.
-    Export {
-        /// The entries the last build restored or stored.
-        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
-        last_build: bool,
-        /// Every entry.
-        #[arg(long)]
-        all: bool,
-        /// The directory or archive to write.
-        out: std::path::PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Merge an export (directory or tarball) into the local store, verifying every blob.
-    Import {
-        /// The directory or archive to read.
-        from: std::path::PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show what the local store holds, largest first (bytes of outputs and entries).
-    Du {
-        /// Group entries by crate, toolchain, profile, kind (lib, bin, build-script-run,
-        /// c-object...) or time since last use.
-        #[arg(long, value_enum, default_value_t = By::Crate)]
-        by: By,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Remove selected entries from the local store (and blobs only they use); the next
-    /// build compiles those units again.
-    Prune {
-        /// Entries of this crate (or build script's package), `NAME@VERSION` for one
-        /// version.
-        #[arg(long = "crate", value_name = "NAME[@VERSION]")]
-        krate: Option<String>,
-        /// Entries built by a toolchain whose name contains this (`1.94.0`, `nightly`).
-        #[arg(long, value_name = "VERSION")]
-        toolchain: Option<String>,
-        /// Entries stored this long ago or longer (`72h`, `30days`).
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-        older_than: Option<std::time::Duration>,
-        /// Entries not used for this long (`72h`, `30days`).
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-        unused_for: Option<std::time::Duration>,
-        /// Prune this remote instead of the local store (a shared directory, S3 or
-        /// WebDAV: backends that can list and delete entries).
-        #[arg(long, value_name = "URL")]
-        remote: Option<String>,
-        /// Say what would be removed; remove nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Enforce size and age limits on the local store now, oldest entries first.
-    Gc {
-        /// Keep at most this many bytes (`500M`, `10GiB`); default: the configured
-        /// `max_size`.
-        #[arg(long, value_name = "SIZE")]
-        max_size: Option<String>,
-        /// Remove entries not used for this long (`72h`, `30days`).
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-        max_age: Option<std::time::Duration>,
-        /// Say what would be removed; remove nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Empty the local store.
-    Clear,
-    /// Check the setup (configuration, toolchain, wrapper, store, remotes); exit 1 if
-    /// something is wrong.
-    Doctor {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show the configuration in effect, each setting with where it came from.
-    Config {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Make every cargo build use larder: write `build.rustc-wrapper` (and the C
-    /// compiler shims) into cargo's user configuration, showing the change first.
-    Init {
-        /// Only say whether the configuration is set up and what would change; exit 1
-        /// if it is not.
-        #[arg(long, conflicts_with = "undo")]
-        check: bool,
-        /// Put the configuration back as it was before `larder init`, byte for byte.
-        #[arg(long)]
-        undo: bool,
-    },
-    /// Docker: a Dockerfile that builds the project through larder.
-    Docker {
-        #[command(subcommand)]
-        command: DockerCommand,
-    },
-    /// Print a shell completion script (`larder completions bash > ...`).
-    Completions {
-        /// The shell.
-        shell: clap_complete::Shell,
-    },
-    /// Show cache statistics across builds.
-    Stats {
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-        /// Reset the statistics.
-        #[arg(long)]
-        zero: bool,
-    },
-}
-
-/// `larder docker ...`.
-#[derive(Subcommand)]
-enum DockerCommand {
-    /// Write a Dockerfile (and .dockerignore) for the project in the current directory:
-    /// BuildKit cache mounts for cargo's registry and larder's store, the remote tiers
-    /// from the secret `larder_remote`, a slim runtime stage with a non-root user.
-    Init {
-        /// The binary to ship (default: the project's only one).
-        #[arg(long)]
-        bin: Option<String>,
-        /// The package that has it.
-        #[arg(long)]
-        package: Option<String>,
-        /// The cargo profile.
-        #[arg(long, default_value = "release")]
-        profile: String,
-        /// The builder image (with cargo).
-        #[arg(long, value_name = "IMAGE")]
-        base: Option<String>,
-        /// The runtime image.
-        #[arg(long, value_name = "IMAGE")]
-        runtime: Option<String>,
-        /// Build as this user (cache mounts owned by it), not root.
-        #[arg(long, value_name = "NAME")]
-        user: Option<String>,
-        /// Copy this larder into the build context (`.larder/larder`; default: this one).
-        #[arg(long, value_name = "PATH", conflicts_with = "larder_git")]
-        larder_binary: Option<std::path::PathBuf>,
-        /// Build larder in a cached stage with `cargo install --git URL` instead.
-        #[arg(long, value_name = "URL")]
-        larder_git: Option<String>,
-        /// Replace an existing Dockerfile.
-        #[arg(long)]
-        force: bool,
-        /// Write nothing: say what the existing Dockerfile lacks; exit 1 if anything.
-        #[arg(long)]
-        check: bool,
-    },
-}
-
-/// How `larder report` prints.
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Format {
-    Text,
-    Json,
-    Markdown,
-}
-
-/// How `larder du` groups entries.
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum By {
-    Crate,
-    Toolchain,
-    Profile,
-    Kind,
-    Age,
-}
-
-const COMMANDS: &[&str] = &[
-    "cargo",
-    "explain",
-    "report",
-    "du",
-    "export",
-    "import",
-    "prune",
-    "gc",
-    "clear",
-    "config",
-    "doctor",
-    "init",
-    "docker",
-    "completions",
-    "stats",
-    "help",
-    "--help",
-    "-h",
-    "--version",
-    "-V",
-    "build-script-run",
-    "store-job",
-];
 
 fn main() -> ExitCode {
     let mut args: Vec<OsString> = std::env::args_os().collect();
@@ -271,7 +29,7 @@ fn main() -> ExitCode {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     // Wrapper mode: cargo runs `larder <rustc> <args...>`.
-    if args.len() >= 2 && !COMMANDS.iter().any(|c| args[1] == *c) && is_tool_word(&args[1]) {
+    if args.len() >= 2 && is_tool_word(&args[1]) && !cli::is_command(&args[1]) {
         // C compiler mode: cc-rs runs `larder cc <args...>` (`CC="larder cc"`), and
         // `larder <flags...>` for its probes.
         let first = args[1].to_string_lossy();
@@ -349,8 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let xs = larder_core::explain::explain(&tiers, &events, &units);
             let mut out = std::io::stdout().lock();
             if json {
-                serde_json::to_writer(&mut out, &xs)?;
-                writeln!(out)?;
+                json_line(&mut out, &xs)?;
             } else if xs.is_empty() {
                 writeln!(
                     out,
@@ -381,11 +138,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Format::Text => write!(out, "{}", summary.render_full())?,
                 Format::Markdown => write!(out, "{}", summary.render_markdown())?,
                 Format::Json => {
-                    serde_json::to_writer(
+                    json_line(
                         &mut out,
                         &serde_json::json!({"summary": summary, "events": events}),
                     )?;
-                    writeln!(out)?;
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -406,8 +162,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let done = larder_core::transfer::export(&store, &what, &out)?;
             let mut o = std::io::stdout().lock();
             if json {
-                serde_json::to_writer(&mut o, &done)?;
-                writeln!(o)?;
+                json_line(&mut o, &done)?;
             } else {
                 writeln!(
                     o,
@@ -426,8 +181,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let done = larder_core::transfer::import(&store, &from)?;
             let mut o = std::io::stdout().lock();
             if json {
-                serde_json::to_writer(&mut o, &done)?;
-                writeln!(o)?;
+                json_line(&mut o, &done)?;
             } else {
                 writeln!(
                     o,
@@ -452,14 +206,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let groups = catalog.group(by, std::time::SystemTime::now());
             let mut out = std::io::stdout().lock();
             if json {
-                serde_json::to_writer(
+                json_line(
                     &mut out,
                     &serde_json::json!({
                         "store_bytes": catalog.store_bytes,
                         "groups": groups,
                     }),
                 )?;
-                writeln!(out)?;
             } else {
                 writeln!(out, "{:>10}  {:>7}  name", "outputs", "entries")?;
                 for g in &groups {
@@ -538,8 +291,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let pruned = catalog::Catalog::read(&*store)?.prune(&*store, &selection, dry_run)?;
             let mut out = std::io::stdout().lock();
             if json {
-                serde_json::to_writer(&mut out, &pruned)?;
-                writeln!(out)?;
+                json_line(&mut out, &pruned)?;
             } else {
                 writeln!(
                     out,
@@ -569,11 +321,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (files, bytes) = store.collect_garbage(Some(max_size), cutoff, dry_run)?;
             let mut out = std::io::stdout().lock();
             if json {
-                serde_json::to_writer(
+                json_line(
                     &mut out,
                     &serde_json::json!({"files": files, "bytes": bytes, "dry_run": dry_run}),
                 )?;
-                writeln!(out)?;
             } else {
                 writeln!(
                     out,
@@ -593,8 +344,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let checks = larder_core::doctor::run(&Config::env_here());
             let mut out = std::io::stdout().lock();
             if json {
-                serde_json::to_writer(&mut out, &checks)?;
-                writeln!(out)?;
+                json_line(&mut out, &checks)?;
             } else {
                 for c in &checks {
                     writeln!(
@@ -622,11 +372,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let unknown = larder_core::config::show::unknown_vars(&env);
             let mut out = std::io::stdout().lock();
             if json {
-                serde_json::to_writer(
+                json_line(
                     &mut out,
                     &serde_json::json!({"settings": settings, "unknown": unknown}),
                 )?;
-                writeln!(out)?;
             } else {
                 for s in &settings {
                     writeln!(out, "{:<26} {:<40} {}", s.variable, s.value, s.origin)?;
@@ -771,7 +520,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = stats::gather(&config);
             let mut out = std::io::stdout().lock();
             if json {
-                serde_json_line(&mut out, &report)?;
+                json_line(&mut out, &report)?;
             } else if !zero {
                 write!(out, "{}", stats::render(&report))?;
             }
@@ -793,11 +542,9 @@ fn last_build_events(config: &Config) -> anyhow::Result<Vec<larder_core::report:
     Ok(larder_core::report::read_report(&path))
 }
 
-fn serde_json_line(
-    out: &mut impl std::io::Write,
-    report: &stats::StatsReport,
-) -> anyhow::Result<()> {
-    serde_json::to_writer(&mut *out, report)?;
+/// Prints `value` as one line of JSON (`--json`).
+fn json_line(out: &mut impl std::io::Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
     writeln!(out)?;
     Ok(())
 }
