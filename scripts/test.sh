@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The project's full test command:
 #   cargo fmt --check, cargo clippy -D warnings, cargo doc -D warnings, cargo test, the
-#   ripgrep end-to-end check, then the differential suite (scripts/differential.py: zstd
-#   from crates.io built through larder in 14 states and compared with plain cargo's clean
-#   builds).
+#   ripgrep end-to-end check, the Docker end-to-end check (scripts/e2e-docker.sh), then the
+#   differential suite (scripts/differential.py: zstd from crates.io built through larder in
+#   14 states and compared with plain cargo's clean builds).
 # Runs every step even if an earlier one fails, and exits non-zero if any failed.
 #
 # Before the tests it installs (if missing) and starts the servers the remote backends are
@@ -13,7 +13,9 @@
 # builds again from each.
 #
 # Environment: SKIP_E2E=1 skips scripts/e2e-ripgrep.sh (which has its own variables:
-# PROFILES, LARDER_E2E_WORK, LARDER_BIN, ...). SKIP_DIFFERENTIAL=1 skips the differential
+# PROFILES, LARDER_E2E_WORK, LARDER_BIN, ...). SKIP_DOCKER=1 skips scripts/e2e-docker.sh
+# (a private dockerd from scripts/dockerd.sh, base images by debootstrap, ripgrep built by
+# the generated Dockerfile; it needs root or sudo and Redis from the servers). SKIP_DIFFERENTIAL=1 skips the differential
 # suite (its variables: LARDER_DIFF_WORK, LARDER_BIN). SKIP_REMOTES=1 starts no servers (the
 # remote tests then skip, saying so).
 set -uo pipefail
@@ -63,6 +65,9 @@ cleanup() {
         "$REPO/scripts/remote-servers.sh" stop >/dev/null 2>&1 || true
         rm -rf "$SHARED_DIR"
     fi
+    if [ -n "${DOCKERD_STARTED:-}" ]; then
+        "$REPO/scripts/dockerd.sh" stop >/dev/null 2>&1 || true
+    fi
 }
 trap cleanup EXIT
 run_tests() { cargo test --workspace --locked 2>&1 | tee "$TEST_LOG"; }
@@ -72,6 +77,13 @@ if [ "${SKIP_E2E:-0}" = 1 ]; then
     echo "==> e2e: skipped (SKIP_E2E=1)"
 else
     step e2e "$REPO/scripts/e2e-ripgrep.sh"
+fi
+if [ "${SKIP_DOCKER:-0}" = 1 ]; then
+    echo
+    echo "==> docker: skipped (SKIP_DOCKER=1)"
+else
+    DOCKERD_STARTED=1
+    step docker "$REPO/scripts/e2e-docker.sh"
 fi
 if [ "${SKIP_DIFFERENTIAL:-0}" = 1 ]; then
     echo

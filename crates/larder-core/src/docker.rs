@@ -75,9 +75,14 @@ fn slug(s: &str) -> String {
 /// The Dockerfile for `spec`.
 pub fn dockerfile(spec: &Spec) -> String {
     let id = slug(&spec.project);
-    let owner = match &spec.user {
-        Some(_) => format!(",uid={UID},gid={UID}"),
-        None => String::new(),
+    // A build user gets its own mounts: BuildKit applies uid/gid only when it creates a
+    // mount, so one made by a root build under the same id would stay root's.
+    let (owner, mount) = match &spec.user {
+        Some(user) => (
+            format!(",uid={UID},gid={UID}"),
+            format!("{id}-{}", slug(user)),
+        ),
+        None => (String::new(), id.clone()),
     };
     let bin = &spec.bin;
     let mut f = String::new();
@@ -143,10 +148,10 @@ pub fn dockerfile(spec: &Spec) -> String {
     let _ = writeln!(
         f,
         "RUN --mount=type=bind,target=/src,rw \\\n    \
-         --mount=type=cache,id={id}-cargo-registry,target={cargo_home}/registry{owner} \\\n    \
-         --mount=type=cache,id={id}-cargo-git,target={cargo_home}/git{owner} \\\n    \
-         --mount=type=cache,id={id}-larder,target={STORE}{owner} \\\n    \
-         --mount=type=cache,id={id}-target,target=/src/target{owner} \\\n    \
+         --mount=type=cache,id={mount}-cargo-registry,target={cargo_home}/registry{owner} \\\n    \
+         --mount=type=cache,id={mount}-cargo-git,target={cargo_home}/git{owner} \\\n    \
+         --mount=type=cache,id={mount}-larder,target={STORE}{owner} \\\n    \
+         --mount=type=cache,id={mount}-target,target=/src/target{owner} \\\n    \
          --mount=type=secret,id=larder_remote{owner} \\\n    \
          if [ -s /run/secrets/larder_remote ]; then export LARDER_REMOTE=\"$(cat /run/secrets/larder_remote)\"; fi \\\n    \
          && larder cargo build --locked --profile {profile}{package} --bin {bin} \\\n    \
@@ -346,11 +351,14 @@ mod tests {
                 text.contains("--mount=type=secret,id=larder_remote"),
                 "{text}"
             );
-            assert!(text.contains("id=my-app-larder"), "{text}");
             assert!(text.contains("cp target/release/app /out/app"), "{text}");
         }
-        let text = dockerfile(&spec(Some("builder")));
-        assert!(text.contains(&format!("uid={UID},gid={UID}")), "{text}");
+        let root = dockerfile(&spec(None));
+        assert!(root.contains("id=my-app-larder,"), "{root}");
+        // A build user's mounts are its own (BuildKit sets uid/gid only when it makes one).
+        let user = dockerfile(&spec(Some("builder")));
+        assert!(user.contains("id=my-app-builder-larder,"), "{user}");
+        assert!(user.contains(&format!("uid={UID},gid={UID}")), "{user}");
     }
 
     #[test]
