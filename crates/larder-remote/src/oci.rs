@@ -397,6 +397,15 @@ impl OciStore {
         self.reference("larder".into())
     }
 
+    /// Gives the client the credentials (once): the calls that take no credentials
+    /// (blobs, pushing a manifest) use those it holds, which only the calls that take
+    /// them (manifests) would otherwise have given it.
+    async fn with_credentials(&self, reference: &Reference) {
+        self.client
+            .store_auth_if_needed(reference.resolve_registry(), &self.auth)
+            .await;
+    }
+
     /// Runs `fut` under the deadline for moving `bytes` bytes.
     fn run<T>(
         &self,
@@ -481,11 +490,9 @@ impl OciStore {
         layer: &OciDescriptor,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let mut out = Vec::with_capacity(usize::try_from(layer.size).unwrap_or(0));
-        match self
-            .client
-            .pull_blob(&self.repo_reference(), layer, &mut out)
-            .await
-        {
+        let reference = self.repo_reference();
+        self.with_credentials(&reference).await;
+        match self.client.pull_blob(&reference, layer, &mut out).await {
             Ok(()) => Ok(Some(out)),
             Err(e) if is_absent(&e) => Ok(None),
             Err(OciDistributionError::DigestError(e)) => Err(Self::corrupt(ns, key, e.to_string())),
@@ -536,10 +543,7 @@ impl OciStore {
             return Ok(());
         }
         let reference = self.repo_reference();
-        // Push-scoped credentials for everything a put does, asked for once.
-        self.client
-            .store_auth_if_needed(reference.resolve_registry(), &self.auth)
-            .await;
+        self.with_credentials(&reference).await;
         let exists = self
             .client
             .blob_exists(&reference, EMPTY_DIGEST)
