@@ -17,14 +17,16 @@
 #   moto (S3)      29000  bucket larder-test; path-style addressing only
 #   nginx          28080  /dav/ (WebDAV rw), /bazel/ (HTTP cache rw), /ro/ (read-only)
 #   buildgrid      28980  REAPI v2 cache (AC, CAS, ByteStream, Capabilities), instance ""
+#   registry       25000  OCI registry (CNCF distribution 2.8, Debian's docker-registry):
+#                         no auth, deletes enabled, storage in data/registry
 #
 # State directory: ${LARDER_SERVERS_DIR:-/tmp/larder-servers}: venv/ (moto, buildgrid),
-# pids/, logs/, data/ (redis dirs), www/ (nginx trees: www/dav, www/bazel, www/ro),
-# nginx/ (nginx pid and temp files), nginx.conf, env. `start` wipes data/, www/ and nginx/
+# pids/, logs/, data/ (redis dirs, registry storage), www/ (nginx trees: www/dav, www/bazel,
+# www/ro), nginx/ (nginx pid and temp files), nginx.conf, registry.yml, env. `start` wipes data/, www/ and nginx/
 # (every server starts empty) but keeps venv/.
 #
 # Installs, when missing: Debian packages memcached redis-server redis-tools nginx
-# libnginx-mod-http-dav-ext curl python3 python3-venv (apt-get, as root or through sudo;
+# libnginx-mod-http-dav-ext docker-registry curl python3 python3-venv (apt-get, as root or through sudo;
 # the packages' own system services are kept from starting by a temporary policy-rc.d),
 # and moto[server] + buildgrid from PyPI into $DIR/venv.
 set -euo pipefail
@@ -52,6 +54,7 @@ PIP_REQS=("moto[server]==5.2.5" "buildgrid==0.4.4")
 
 MEMCACHED_BIN=/usr/bin/memcached
 NGINX_BIN=/usr/sbin/nginx
+REGISTRY_BIN=/usr/bin/docker-registry
 
 MEMCACHED_PORT=21211
 REDIS_PORT=26379
@@ -60,6 +63,8 @@ REDIS_RO_PORT=26381
 S3_PORT=29000
 NGINX_PORT=28080
 GRPC_PORT=28980
+REGISTRY_PORT=25000
+OCI_REPO=larder-test
 S3_BUCKET=larder-test
 
 WAIT_SECS=30 # readiness timeout per server
@@ -75,6 +80,7 @@ declare -A COMM=(
     [moto]=moto_server
     [nginx]=nginx
     [buildgrid]=bgd
+    [registry]=docker-registry
 )
 
 log() { echo "remote-servers: $*" >&2; }
@@ -113,6 +119,7 @@ install_packages() {
     command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
     [ -x "$NGINX_BIN" ] || need+=(nginx)
     dav_ext_module >/dev/null || need+=(libnginx-mod-http-dav-ext)
+    [ -x "$REGISTRY_BIN" ] || need+=(docker-registry)
     command -v curl >/dev/null 2>&1 || need+=(curl)
     if ! venv_ok; then
         [ -x "$PY" ] || need+=(python3)
@@ -122,9 +129,9 @@ install_packages() {
     [ "${#need[@]}" -gt 0 ] || return 0
 
     log "apt-get install ${need[*]}"
-    # Keep the packages' own services (memcached :11211, redis :6379, nginx :80) from
-    # being started by their postinst: a policy-rc.d for the duration of the install,
-    # unless one exists already.
+    # Keep the packages' own services (memcached :11211, redis :6379, nginx :80,
+    # docker-registry :5000) from being started by their postinst: a policy-rc.d for the
+    # duration of the install, unless one exists already.
     local policy=/usr/sbin/policy-rc.d made_policy=""
     if [ ! -e "$policy" ]; then
         as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
@@ -317,6 +324,31 @@ s3_setup() {
     fi
 }
 
+registry_ready() { [ "$(http_code "http://127.0.0.1:$REGISTRY_PORT/v2/")" = 200 ]; }
+
+# A blob upload, a manifest by tag, and its deletion by digest: what the OCI remote does.
+registry_checks() {
+    local u="http://127.0.0.1:$REGISTRY_PORT/v2/larder-check" loc digest manifest c
+    local cfg='{}' cfg_digest=sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a
+    loc="$(curl -fsS -o /dev/null -D - -X POST "$u/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')" ||
+        { log "registry: POST blobs/uploads/ failed"; return 1; }
+    [ -n "$loc" ] || { log "registry: no upload location"; return 1; }
+    case "$loc" in http*) ;; *) loc="http://127.0.0.1:$REGISTRY_PORT$loc" ;; esac
+    case "$loc" in *\?*) loc="$loc&digest=$cfg_digest" ;; *) loc="$loc?digest=$cfg_digest" ;; esac
+    c="$(http_code -X PUT -H 'Content-Type: application/octet-stream' --data-binary "$cfg" "$loc")"
+    [ "$c" = 201 ] || { log "registry: PUT of the blob: HTTP $c"; return 1; }
+    manifest="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.empty.v1+json\",\"digest\":\"$cfg_digest\",\"size\":2},\"layers\":[{\"mediaType\":\"application/vnd.oci.empty.v1+json\",\"digest\":\"$cfg_digest\",\"size\":2}]}"
+    c="$(http_code -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "$manifest" "$u/manifests/check")"
+    [ "$c" = 201 ] || { log "registry: PUT manifests/check: HTTP $c"; return 1; }
+    digest="$(curl -fsS -o /dev/null -D - -I -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$u/manifests/check" |
+        tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: //p')"
+    [ -n "$digest" ] || { log "registry: HEAD manifests/check: no digest"; return 1; }
+    c="$(http_code -X DELETE "$u/manifests/$digest")"
+    [ "$c" = 202 ] || { log "registry: DELETE manifests/<digest>: HTTP $c (deletes not enabled?)"; return 1; }
+    c="$(http_code -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$u/manifests/check")"
+    [ "$c" = 404 ] || { log "registry: GET of a deleted manifest: HTTP $c"; return 1; }
+}
+
 nginx_ready() { [ "$(http_code "http://127.0.0.1:$NGINX_PORT/ro/larder-ro-check")" = 200 ]; }
 
 nginx_checks() {
@@ -365,14 +397,14 @@ start() {
     stop_all
 
     local port
-    for port in $MEMCACHED_PORT $REDIS_PORT $REDIS_FULL_PORT $REDIS_RO_PORT $S3_PORT $NGINX_PORT $GRPC_PORT; do
+    for port in $MEMCACHED_PORT $REDIS_PORT $REDIS_FULL_PORT $REDIS_RO_PORT $S3_PORT $NGINX_PORT $GRPC_PORT $REGISTRY_PORT; do
         port_open "$port" && die "127.0.0.1:$port is in use by a process this state directory ($DIR) did not start"
     done
 
     # Fresh state.
     rm -rf "$DIR/data" "$DIR/www" "$DIR/nginx" "$ENV_FILE"
     rm -f "$LOGS"/*.log
-    mkdir -p "$DIR/data/redis" "$DIR/data/redis-full" "$DIR/data/redis-readonly" \
+    mkdir -p "$DIR/data/redis" "$DIR/data/redis-full" "$DIR/data/redis-readonly" "$DIR/data/registry" \
         "$DIR/www/dav" "$DIR/www/bazel/ac" "$DIR/www/bazel/cas" "$DIR/www/ro" \
         "$DIR/nginx/tmp/body" "$DIR/nginx/tmp/proxy" "$DIR/nginx/tmp/fastcgi" \
         "$DIR/nginx/tmp/uwsgi" "$DIR/nginx/tmp/scgi"
@@ -382,6 +414,7 @@ start() {
     redis_bin="$(command -v redis-server)"
     dav_so="$(dav_ext_module)"
     sed -e "s|@DIR@|$DIR|g" -e "s|@DAV_EXT_MODULE@|$dav_so|g" "$SERVERS/nginx.conf" >"$DIR/nginx.conf"
+    sed -e "s|@DIR@|$DIR|g" "$SERVERS/registry.yml" >"$DIR/registry.yml"
 
     # memcached refuses to run as root without -u.
     local mc_user=()
@@ -402,6 +435,8 @@ start() {
     launch nginx "$NGINX_BIN" -p "$DIR/nginx/" -e "$LOGS/nginx-error.log" -c "$DIR/nginx.conf" -g 'daemon off;'
 
     launch buildgrid "$VENV/bin/bgd" server start "$SERVERS/buildgrid.yml"
+
+    launch registry "$REGISTRY_BIN" serve "$DIR/registry.yml"
 
     # Readiness and checks.
     wait_until memcached memcached_roundtrip
@@ -426,8 +461,12 @@ start() {
     check buildgrid "REAPI round trips (scripts/servers/check_reapi.py)" \
         "$VENV/bin/python" "$SERVERS/check_reapi.py" --target "127.0.0.1:$GRPC_PORT" --instance "" --wait 20
 
+    wait_until registry registry_ready
+    check registry "blob upload, manifest by tag, delete by digest" registry_checks
+
     # Leave the stores empty (the check keys replicate to 26381 too).
     rcli "$REDIS_PORT" del larder-check larder-check-repl >/dev/null
+    rm -rf "$DIR/data/registry/docker/registry/v2/repositories/larder-check"
     (
         exec 3<>"/dev/tcp/127.0.0.1/$MEMCACHED_PORT"
         printf 'delete larder-check\r\nquit\r\n' >&3
@@ -447,6 +486,7 @@ export LARDER_TEST_WEBDAV=webdav://127.0.0.1:$NGINX_PORT/dav
 export LARDER_TEST_HTTP=http://127.0.0.1:$NGINX_PORT/bazel
 export LARDER_TEST_HTTP_READONLY=http://127.0.0.1:$NGINX_PORT/ro
 export LARDER_TEST_GRPC=grpc://127.0.0.1:$GRPC_PORT
+export LARDER_TEST_OCI=oci://127.0.0.1:$REGISTRY_PORT/$OCI_REPO
 export LARDER_TEST_MEMCACHED_BIN=$MEMCACHED_BIN
 export LARDER_TEST_REDIS_BIN=$redis_bin
 export AWS_ENDPOINT_URL=http://127.0.0.1:$S3_PORT

@@ -52,7 +52,7 @@ if [ "${SKIP_REMOTES:-0}" != 1 ]; then
         # shellcheck disable=SC1090
         source "$SERVERS_ENV"
         export LARDER_TEST_REQUIRE_REMOTES=1
-        export REMOTES="${REMOTES-memcached=$LARDER_TEST_MEMCACHED redis=$LARDER_TEST_REDIS s3=$LARDER_TEST_S3 webdav=$LARDER_TEST_WEBDAV http=$LARDER_TEST_HTTP grpc=$LARDER_TEST_GRPC dir=file://$SHARED_DIR}"
+        export REMOTES="${REMOTES-memcached=$LARDER_TEST_MEMCACHED redis=$LARDER_TEST_REDIS s3=$LARDER_TEST_S3 webdav=$LARDER_TEST_WEBDAV http=$LARDER_TEST_HTTP grpc=$LARDER_TEST_GRPC oci=$LARDER_TEST_OCI dir=file://$SHARED_DIR}"
     fi
 fi
 step fmt cargo fmt --all -- --check

@@ -191,7 +191,7 @@ impl KvStore {
                     None,
                 )
             }
-            Kind::Http | Kind::Grpc | Kind::Dir => {
+            Kind::Http | Kind::Grpc | Kind::Oci | Kind::Dir => {
                 return Err(StoreError::Remote {
                     backend: name,
                     message: "not a key-value service".into(),

@@ -11,6 +11,7 @@
 //! | `http(s)://host/prefix` | the bazel-remote HTTP protocol (`GET`/`PUT`/`HEAD` of `/ac/<hash>`, `/cas/<sha256>`), which a plain WebDAV server that creates parent collections on `PUT` also serves | reqwest |
 //! | `webdav(s)://host/prefix` | WebDAV (`MKCOL` for parent collections, `PROPFIND`) over http(s) | opendal |
 //! | `grpc(s)://host:port[/instance]` | REAPI v2: ActionCache, ContentAddressableStorage, ByteStream | tonic, bazel-remote-apis |
+//! | `oci://registry[:port]/repository`, `oci+http://` (plain HTTP) | an OCI registry (distribution API): each entry an artifact manifest tagged `<namespace>-<key>` whose layer is the value; HTTPS except for loopback registries; credentials from the URL or the docker config | oci-client, docker_credential |
 //! | `file:///path` or `/path` | a shared directory (NFS), in the local store's layout | larder-store |
 //!
 //! Credentials in a URL (`user:password@`) are removed from every name, message and
@@ -29,6 +30,7 @@ mod breaker;
 mod counted;
 mod http;
 mod kv;
+mod oci;
 mod reapi;
 mod runtime;
 mod tiers;
@@ -65,6 +67,8 @@ pub enum Kind {
     WebDav,
     /// `grpc://`, `grpcs://`: REAPI v2.
     Grpc,
+    /// `oci://`, `oci+http://`: an OCI registry.
+    Oci,
     /// `file://` or an absolute path: a shared directory.
     Dir,
 }
@@ -117,11 +121,12 @@ impl RemoteSpec {
             "http" | "https" => Kind::Http,
             "webdav" | "webdavs" => Kind::WebDav,
             "grpc" | "grpcs" => Kind::Grpc,
+            "oci" | "oci+http" => Kind::Oci,
             "file" => Kind::Dir,
             other => {
                 return Err(err(&format!(
                     "unknown scheme {other:?}: expected memcached, redis, rediss, s3, http, \
-                     https, webdav, webdavs, grpc, grpcs or file"
+                     https, webdav, webdavs, grpc, grpcs, oci, oci+http or file"
                 )));
             }
         };
@@ -148,6 +153,12 @@ impl RemoteSpec {
                 if url.host_str().is_none_or(str::is_empty) {
                     return Err(err("no host"));
                 }
+            }
+            Kind::Oci => {
+                if url.host_str().is_none_or(str::is_empty) {
+                    return Err(err("no registry: expected oci://registry/repository"));
+                }
+                oci::repository(&url).map_err(|m| err(&m))?;
             }
         }
         if kind == Kind::Redis {
@@ -280,6 +291,7 @@ pub fn open(spec: &RemoteSpec) -> Result<Arc<dyn Store>, StoreError> {
         }
         Kind::Http => Arc::new(http::HttpStore::open(spec)?),
         Kind::Grpc => Arc::new(reapi::ReapiStore::open(spec)?),
+        Kind::Oci => Arc::new(oci::OciStore::open(spec)?),
         Kind::Dir => {
             let path = spec.dir_path().ok_or_else(|| StoreError::Remote {
                 backend: spec.name(),
@@ -312,6 +324,8 @@ mod tests {
         assert_eq!(parse("https://cache.example/x").unwrap().kind, Kind::Http);
         assert_eq!(parse("webdav://h:8080/dav").unwrap().kind, Kind::WebDav);
         assert_eq!(parse("grpc://h:8980/main").unwrap().kind, Kind::Grpc);
+        assert_eq!(parse("oci://ghcr.io/team/cache").unwrap().kind, Kind::Oci);
+        assert_eq!(parse("oci+http://h:5000/cache").unwrap().kind, Kind::Oci);
         assert_eq!(parse("/mnt/nfs/larder").unwrap().kind, Kind::Dir);
         assert_eq!(parse("file:///mnt/nfs").unwrap().kind, Kind::Dir);
         assert_eq!(
@@ -329,6 +343,11 @@ mod tests {
             ("s3:///x", "no bucket"),
             ("grpc://:1", "host"),
             ("not a url", "relative URL"),
+            ("oci://registry.example", "no repository"),
+            ("oci://registry.example/", "no repository"),
+            ("oci:///repo", "no registry"),
+            ("oci://h:5000/Upper/case", "not a repository name"),
+            ("oci://h/a//b", "not a repository name"),
         ] {
             let e = parse(u).unwrap_err().to_string();
             assert!(e.contains(what), "{u}: {e}");
@@ -346,5 +365,13 @@ mod tests {
         assert!(!format!("{e:?}").contains("hunter2"));
         assert!(!redact("https://h/x?token=hunter2").contains("hunter2"));
         assert!(!redact("zz://a:hunter2@@b").contains("hunter2"));
+        let s = parse("oci://ci:hunter2@registry.example/team/cache").unwrap();
+        assert!(
+            !s.name().contains("hunter2") && s.name().contains("ci"),
+            "{}",
+            s.name()
+        );
+        let e = parse("oci://ci:hunter2@registry.example").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 }

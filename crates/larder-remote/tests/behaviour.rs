@@ -286,6 +286,11 @@ fn reapi() {
 }
 
 #[test]
+fn oci() {
+    suite("LARDER_TEST_OCI");
+}
+
+#[test]
 fn shared_directory() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("file://{}", dir.path().join("shared").display());

@@ -53,10 +53,33 @@ fn a_new_machine_gets_every_unit_from_a_shared_remote_and_keeps_them() {
     a.build_with(&[("LARDER_REMOTE", &url)])
         .assert_all("miss", FIXTURE_UNITS);
     assert!(!files_under(&shared.join("v1").join("cas")).is_empty());
+    a_new_machine_gets_every_unit_and_keeps_them(&a, &url);
+}
 
+#[test]
+fn a_new_machine_gets_every_unit_from_an_oci_registry_and_keeps_them() {
+    let Some(registry) = server_url("LARDER_TEST_OCI") else {
+        return;
+    };
+    // A repository of this run's own: the registry keeps entries between runs.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let url = format!("{registry}/e2e-{}-{nanos}", std::process::id());
+    let a = Project::fixture();
+    a.build_with(&[("LARDER_REMOTE", &url)])
+        .assert_all("miss", FIXTURE_UNITS);
+    a_new_machine_gets_every_unit_and_keeps_them(&a, &url);
+}
+
+/// After machine `a` built with the remote `url`: a new machine (empty store, another
+/// checkout path) gets every unit from `url`, and keeps them (it builds them again
+/// without the remote, all hits).
+fn a_new_machine_gets_every_unit_and_keeps_them(a: &Project, url: &str) {
     let b = a.on_new_machine();
-    let run = b.build_with(&[("LARDER_REMOTE", &url)]);
-    assert_all_from_remote(&run, &url);
+    let run = b.build_with(&[("LARDER_REMOTE", url)]);
+    assert_all_from_remote(&run, url);
     b.assert_app(&[]);
 
     // Backfilled: without the remote, this machine's store has everything.
