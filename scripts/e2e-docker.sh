@@ -3,14 +3,19 @@
 # built by the Dockerfile that `larder docker init` writes, on base images made without
 # any registry (scripts/dockerd.sh).
 #
-#   1. cold        root build, empty cache mounts, a password-protected Redis as the remote
-#                  tier passed as the BuildKit secret `larder_remote`: every unit a miss
-#                  and stored; the image's `rg --version` works as the non-root runtime user
+#   1. cold        root build, empty cache mounts, a password-protected Redis and an OCI
+#                  registry as the remote tiers, passed as the BuildKit secret
+#                  `larder_remote`: every unit a miss and stored; the image's `rg --version`
+#                  works as the non-root runtime user
 #   2. no change   the same build again: BuildKit reuses the step
 #   3. code change one line added to ripgrep's own sources: cargo (its target dir a cache
 #                  mount) rebuilds only ripgrep's own units, which miss and are stored
-#   4. fresh runner `docker builder prune -af` (cache mounts gone) and a new dockerd, the
-#                  secret again: every unit a hit answered by the remote
+#   4. fresh runner `docker builder prune -af` (cache mounts gone) and a new dockerd, per
+#                  way of carrying the cache: the secret naming the Redis alone, then the
+#                  OCI registry alone (both were written by 1-3), then no remote but the
+#                  file that the Dockerfile's `larder-cache` stage exported
+#                  (`--target larder-cache --output type=local,dest=.larder`), which the
+#                  build imports: every unit a hit, answered by that remote or the import
 #   5. no secret   `docker history`, `docker image inspect` and `docker save` of every
 #                  stage, and the build logs, never hold the Redis password
 #   6. host store  ripgrep (debug) built on the host through larder; then inside a
@@ -26,6 +31,8 @@
 #   LARDER_DOCKER_WORK  work directory, emptied at start (default /tmp/larder-e2e-docker)
 #   LARDER_BIN          use this larder binary (default: build the release binary)
 #   REDIS_SERVER        redis-server binary (default: the one on PATH)
+#   LARDER_TEST_OCI     the OCI registry (scripts/remote-servers.sh: oci://127.0.0.1:25000/...);
+#                       a repository of its own under it per run
 #   RG_VERSION          ripgrep version (default 14.1.1)
 #   BUILD_SECS          deadline of one docker build (default 900)
 # The engine and images come from scripts/dockerd.sh start (run here; cheap once done).
@@ -91,7 +98,11 @@ for _ in $(seq 100); do
     redis-cli -p "$REDIS_PORT" -a "$PASSWORD" --no-auth-warning ping 2>/dev/null | grep -q PONG && break
     sleep 0.1
 done
-export LARDER_REMOTE="redis://:$PASSWORD@127.0.0.1:$REDIS_PORT/0"
+REDIS_URL="redis://:$PASSWORD@127.0.0.1:$REDIS_PORT/0"
+[ -n "${LARDER_TEST_OCI:-}" ] ||
+    die "LARDER_TEST_OCI is not set: start scripts/remote-servers.sh and source its env file"
+OCI_URL="$LARDER_TEST_OCI/docker-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+export LARDER_REMOTE="$REDIS_URL,$OCI_URL"
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
@@ -187,11 +198,32 @@ check "code change: cargo rebuilt only ripgrep's own units ($M), each a miss tha
     test "$M" -ge 1 -a "$M" -le 3 -a "$U" = "$M" -a "$S" = "$M" -a "$NC" = 0
 check "code change: no dependency missed" only_own "$WORK/code-change.log"
 
+# A fresh runner per way of carrying the cache. (A unit fewer than cold when a hit
+# build-script run makes a compiler probe unneeded.)
+for via in redis oci; do
+    case "$via" in
+    redis) LARDER_REMOTE="$REDIS_URL" ;;
+    oci) LARDER_REMOTE="$OCI_URL" ;;
+    esac
+    "$REPO/scripts/dockerd.sh" fresh
+    build "fresh-runner-$via" "$P" --secret id=larder_remote,env=LARDER_REMOTE -t larder-e2e/rg
+    check "fresh runner from $via: all $U units hits ($H), all from the remote ($R)" \
+        test "$U" -gt 20 -a "$M" = 0 -a "$H" = "$U" -a "$R" = "$U"
+done
+t0="$(date +%s.%N)"
+(cd "$P" && timeout "$BUILD_SECS" "$DOCKER" build --network host --progress plain \
+    --target larder-cache --output type=local,dest=.larder .) >"$WORK/export.log" 2>&1 ||
+    { tail -n 30 "$WORK/export.log" >&2; die "exporting through the larder-cache stage failed"; }
+size="$(stat -c %s "$P/.larder/cache.tar.zst" 2>/dev/null || echo 0)"
+ROWS+=("export-stage $(python3 -c "import sys, time; print(f'{time.time() - float(sys.argv[1]):.1f}')" "$t0") - - -")
+check "the larder-cache stage wrote .larder/cache.tar.zst ($size bytes)" test "$size" -gt 1000000
 "$REPO/scripts/dockerd.sh" fresh
-build fresh-runner "$P" --secret id=larder_remote,env=LARDER_REMOTE -t larder-e2e/rg
-# (A unit fewer than cold when a hit build-script run makes a compiler probe unneeded.)
-check "fresh runner: all $U units hits ($H), all from the remote ($R)" \
-    test "$U" -gt 20 -a "$M" = 0 -a "$H" = "$U" -a "$R" = "$U"
+LARDER_REMOTE="$REDIS_URL,$OCI_URL"
+build fresh-runner-import "$P" -t larder-e2e/rg
+check "fresh runner from the exported file, no remote: all $U units hits ($H), none remote ($R)" \
+    test "$U" -gt 20 -a "$M" = 0 -a "$H" = "$U" -a "$R" = 0
+check "the build imported the file" grep -q "imported [1-9][0-9]* entries" "$WORK/fresh-runner-import.log"
+rm -f "$P/.larder/cache.tar.zst"
 
 # Every stage as an image: history, config and saved layers must not hold the password.
 for stage in larder build; do

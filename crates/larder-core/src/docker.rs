@@ -3,12 +3,15 @@
 //!
 //! The generated file is multi-stage: larder's binary comes into a first stage (copied
 //! from the build context, `.larder/larder`, or built with `cargo install --git`); the
-//! build stage binds the sources (no layer holds them), mounts BuildKit caches for cargo's registry and git checkouts, larder's
-//! store and the target directory (ids prefixed by the project's name, so projects on
-//! one builder do not share them; `uid`/`gid` of the build user), reads the remote
-//! tiers from the BuildKit secret `larder_remote` (never an `ARG` or `ENV`, which
-//! `docker history` and `docker save` keep), builds and copies the binary out; the
-//! runtime stage holds the binary and a non-root user. No `# syntax` line: `RUN --mount`
+//! build stage binds the sources (no layer holds them), mounts BuildKit caches for
+//! cargo's registry and git checkouts, larder's store and the target directory (ids
+//! prefixed by the project's name, so projects on one builder do not share them; a build
+//! user's own ids and `uid`/`gid`), reads the remote tiers from the BuildKit secret
+//! `larder_remote` (never an `ARG` or `ENV`, which `docker history` and `docker save`
+//! keep), imports [`CACHE_FILE`] if the context has one, builds and copies the binary
+//! out; the `larder-cache` stage (built only with `--target larder-cache`) exports what
+//! the last build used, for CI caches; the runtime stage holds the binary and a non-root
+//! user. No `# syntax` line: `RUN --mount`
 //! needs none on dockerd 20.10 and later, and the line fetches a frontend from Docker
 //! Hub.
 
@@ -49,6 +52,20 @@ pub const UID: u32 = 10001;
 
 /// The store directory inside the build stage.
 const STORE: &str = "/var/cache/larder";
+
+/// The cache file a build imports if the context has it (relative to the project): what
+/// the `larder-cache` stage writes with `--output type=local,dest=.larder`.
+pub const CACHE_FILE: &str = ".larder/cache.tar.zst";
+
+/// [`CACHE_FILE`]'s name in `.larder/`.
+const CACHE_NAME: &str = "cache.tar.zst";
+
+/// Where the build step binds the context's `.larder/`.
+const CONTEXT_DIR: &str = "/larder-context";
+
+/// `.larder/.gitignore`: the directory is kept in git (the build binds it), its files
+/// (larder's binary, the cache file) are not.
+const LARDER_DIR_GITIGNORE: &str = "# larder's files for `docker build` (its binary, the CI cache file): not sources\n*\n!.gitignore\n";
 
 /// The directory the profile's outputs go to (`dev` builds into `debug`).
 fn profile_dir(profile: &str) -> &str {
@@ -94,7 +111,8 @@ pub fn dockerfile(spec: &Spec) -> String {
          #   LARDER_REMOTE=redis://cache:6379/0 docker build --secret id=larder_remote,env=LARDER_REMOTE -t {id} .\n\
          #\n\
          # Without the secret the build uses larder's store in its cache mount only, which\n\
-         # `docker builder prune` deletes like any build cache: set a remote tier to keep it.\n\
+         # `docker builder prune` deletes like any build cache: set a remote tier to keep it,\n\
+         # or export it for a CI cache (the larder-cache stage below).\n\
          # The secret never enters a layer, `docker history` or `docker save`.\n"
     );
     let _ = writeln!(f, "ARG BASE_IMAGE={}", spec.base);
@@ -141,6 +159,9 @@ pub fn dockerfile(spec: &Spec) -> String {
     // The sources are bound, not copied: no layer holds them (nor `.larder/`), and the
     // target directory is a cache mount inside the bound tree.
     let _ = writeln!(f, "WORKDIR /src");
+    // `.larder/` (larder's binary, the cache file) is bound on its own and hidden from
+    // the bound tree by an empty tmpfs, so cargo never sees it: a build script without
+    // `rerun-if-changed` is keyed by every file of its package.
     let package = spec
         .package
         .as_ref()
@@ -148,16 +169,34 @@ pub fn dockerfile(spec: &Spec) -> String {
     let _ = writeln!(
         f,
         "RUN --mount=type=bind,target=/src,rw \\\n    \
+         --mount=type=bind,source=.larder,target={CONTEXT_DIR} \\\n    \
+         --mount=type=tmpfs,target=/src/.larder \\\n    \
          --mount=type=cache,id={mount}-cargo-registry,target={cargo_home}/registry{owner} \\\n    \
          --mount=type=cache,id={mount}-cargo-git,target={cargo_home}/git{owner} \\\n    \
          --mount=type=cache,id={mount}-larder,target={STORE}{owner} \\\n    \
          --mount=type=cache,id={mount}-target,target=/src/target{owner} \\\n    \
          --mount=type=secret,id=larder_remote{owner} \\\n    \
          if [ -s /run/secrets/larder_remote ]; then export LARDER_REMOTE=\"$(cat /run/secrets/larder_remote)\"; fi \\\n    \
+         && if [ -f {CONTEXT_DIR}/{CACHE_NAME} ]; then larder import {CONTEXT_DIR}/{CACHE_NAME}; fi \\\n    \
          && larder cargo build --locked --profile {profile}{package} --bin {bin} \\\n    \
          && mkdir -p /out && cp target/{dir}/{bin} /out/{bin}\n",
         profile = spec.profile,
         dir = profile_dir(&spec.profile),
+    );
+    // BuildKit never exports cache mounts (moby/buildkit#1474): this stage writes what the
+    // last build used, for a CI cache step to keep and the next build to import. Built
+    // only when asked for (`--target larder-cache`); after the build stage, so a reused
+    // build stage means a reused (and equal) export.
+    let _ = writeln!(
+        f,
+        "# The store for a CI cache (BuildKit never exports cache mounts): writes what the last\n\
+         # build used to {CACHE_FILE}, which the next build imports:\n\
+         #   docker build --target larder-cache --output type=local,dest=.larder .\n\
+         FROM build AS larder-cache-export\n\
+         RUN --mount=type=cache,id={mount}-larder,target={STORE}{owner} \\\n    \
+         larder export --last-build /tmp/cache.tar.zst\n\
+         FROM scratch AS larder-cache\n\
+         COPY --from=larder-cache-export /tmp/cache.tar.zst /cache.tar.zst\n"
     );
     let _ = writeln!(
         f,
@@ -517,6 +556,13 @@ pub fn init(dir: &std::path::Path, opts: &InitOptions) -> Result<Written, Docker
         return Err(DockerError::Exists(dockerfile_path));
     }
     let (package, bin) = project(dir, opts)?;
+    // The build step binds `.larder/` whether or not larder's binary is in it.
+    let larder_dir = dir.join(".larder");
+    std::fs::create_dir_all(&larder_dir).map_err(io_at(&larder_dir))?;
+    let keep = larder_dir.join(".gitignore");
+    if !keep.exists() {
+        std::fs::write(&keep, LARDER_DIR_GITIGNORE).map_err(io_at(&keep))?;
+    }
     let mut larder_copy = None;
     let larder = match &opts.larder_git {
         Some(url) => LarderSource::Git(url.clone()),
@@ -525,8 +571,7 @@ pub fn init(dir: &std::path::Path, opts: &InitOptions) -> Result<Written, Docker
                 Some(p) => p.clone(),
                 None => std::env::current_exe().map_err(io_at(&dockerfile_path))?,
             };
-            let dest = dir.join(".larder").join("larder");
-            std::fs::create_dir_all(dir.join(".larder")).map_err(io_at(&dest))?;
+            let dest = larder_dir.join("larder");
             std::fs::copy(&from, &dest).map_err(io_at(&from))?;
             larder_copy = Some(dest);
             LarderSource::Context(".larder/larder".into())

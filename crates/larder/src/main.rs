@@ -489,6 +489,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                  --secret id=larder_remote,env=LARDER_REMOTE -t {0} .",
                 w.bin
             )?;
+            writeln!(
+                out,
+                "for a CI cache: docker build --target larder-cache --output type=local,dest=.larder .   \
+                 (writes {}; the next build imports it)",
+                larder_core::docker::CACHE_FILE
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Completions { shell } => {

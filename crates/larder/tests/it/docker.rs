@@ -27,6 +27,10 @@ fn docker_init_writes_a_dockerfile_that_passes_its_own_check() {
         std::fs::read_to_string(p.path(".dockerignore")).unwrap(),
         "target/\n.git/\n"
     );
+    // The build binds `.larder/` (the CI cache file goes there) even without larder's
+    // binary in it; git keeps the directory, not its files.
+    let keep = std::fs::read_to_string(p.path(".larder/.gitignore")).unwrap();
+    assert!(keep.contains("*\n!.gitignore"), "{keep}");
     let check = p.larder(&["docker", "init", "--check"]).run();
     assert!(
         check.stdout.contains("nothing missing"),
