@@ -60,7 +60,7 @@ pub const CACHE_FILE: &str = ".larder/cache.tar.zst";
 /// [`CACHE_FILE`]'s name in `.larder/`.
 const CACHE_NAME: &str = "cache.tar.zst";
 
-/// Where the build step binds the context's `.larder/`.
+/// Where the import step binds the context's `.larder/`.
 const CONTEXT_DIR: &str = "/larder-context";
 
 /// `.larder/.gitignore`: the directory is kept in git (the build binds it), its files
@@ -156,12 +156,21 @@ pub fn dockerfile(spec: &Spec) -> String {
     if let Some(user) = &spec.user {
         let _ = writeln!(f, "USER {user}");
     }
+    // A CI cache file in the context goes into the store mount first. In a step of its
+    // own: dockerd 20.10's BuildKit misses changes of the sources when one step binds
+    // two paths of the context (seen: an edit rebuilt nothing).
+    let _ = writeln!(
+        f,
+        "RUN --mount=type=bind,source=.larder,target={CONTEXT_DIR} \\\n    \
+         --mount=type=cache,id={mount}-larder,target={STORE}{owner} \\\n    \
+         if [ -f {CONTEXT_DIR}/{CACHE_NAME} ]; then larder import {CONTEXT_DIR}/{CACHE_NAME}; fi"
+    );
     // The sources are bound, not copied: no layer holds them (nor `.larder/`), and the
     // target directory is a cache mount inside the bound tree.
     let _ = writeln!(f, "WORKDIR /src");
-    // `.larder/` (larder's binary, the cache file) is bound on its own and hidden from
-    // the bound tree by an empty tmpfs, so cargo never sees it: a build script without
-    // `rerun-if-changed` is keyed by every file of its package.
+    // `.larder/` (larder's binary, the cache file) is hidden from the bound tree by an
+    // empty tmpfs, so cargo never sees it: a build script without `rerun-if-changed` is
+    // keyed by every file of its package.
     let package = spec
         .package
         .as_ref()
@@ -169,7 +178,6 @@ pub fn dockerfile(spec: &Spec) -> String {
     let _ = writeln!(
         f,
         "RUN --mount=type=bind,target=/src,rw \\\n    \
-         --mount=type=bind,source=.larder,target={CONTEXT_DIR} \\\n    \
          --mount=type=tmpfs,target=/src/.larder \\\n    \
          --mount=type=cache,id={mount}-cargo-registry,target={cargo_home}/registry{owner} \\\n    \
          --mount=type=cache,id={mount}-cargo-git,target={cargo_home}/git{owner} \\\n    \
@@ -177,7 +185,6 @@ pub fn dockerfile(spec: &Spec) -> String {
          --mount=type=cache,id={mount}-target,target=/src/target{owner} \\\n    \
          --mount=type=secret,id=larder_remote{owner} \\\n    \
          if [ -s /run/secrets/larder_remote ]; then export LARDER_REMOTE=\"$(cat /run/secrets/larder_remote)\"; fi \\\n    \
-         && if [ -f {CONTEXT_DIR}/{CACHE_NAME} ]; then larder import {CONTEXT_DIR}/{CACHE_NAME}; fi \\\n    \
          && larder cargo build --locked --profile {profile}{package} --bin {bin} \\\n    \
          && mkdir -p /out && cp target/{dir}/{bin} /out/{bin}\n",
         profile = spec.profile,

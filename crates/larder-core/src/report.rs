@@ -48,6 +48,10 @@ pub struct Event {
     /// its key inputs are kept (`larder explain`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The invocation key (hex): the manifest listing the entries of this unit's
+    /// invocation, which a lookup reads first (`larder export --last-build`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invocation: Option<String>,
     /// The package the unit belongs to (`CARGO_PKG_NAME`), which names a build script
     /// (`build_script_build`) for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -230,6 +230,7 @@ mod tests {
             bytes_restored: if outcome == "hit" { 2048 } else { 0 },
             remote: None,
             key: None,
+            invocation: None,
             package: None,
             exit_code: 0,
         }

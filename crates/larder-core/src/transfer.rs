@@ -105,6 +105,15 @@ fn selected(store: &DiskStore, what: &Selection) -> Result<Vec<(Namespace, Diges
                 .iter()
                 .filter_map(|e| e.key.as_deref().and_then(Digest::from_hex))
                 .collect();
+            // The manifests a lookup reads first: from the events, as a unit restored
+            // from a remote has no key inputs here to name its manifest.
+            out.extend(
+                events
+                    .iter()
+                    .filter(|e| e.key.is_some())
+                    .filter_map(|e| e.invocation.as_deref().and_then(Digest::from_hex))
+                    .map(|k| (Namespace::Manifest, k)),
+            );
             for key in keys {
                 let Some(bytes) = store.peek(Namespace::Action, &key)? else {
                     continue;

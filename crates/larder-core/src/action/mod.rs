@@ -400,6 +400,7 @@ pub fn run<A: CachedAction>(tool: Tool) -> i32 {
             return tool.passthrough();
         }
     };
+    reporter.invocation = Some(*key.digest());
 
     let miss = match lookup::lookup(&mut action, &mut cx, &key) {
         Lookup::Hit(hit) => return serve(&mut action, &mut cx, &mut reporter, hit),

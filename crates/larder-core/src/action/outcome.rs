@@ -180,6 +180,8 @@ pub struct Reporter<'a> {
     pub unit: Unit,
     /// The result key of the entry restored or stored, once known.
     pub key: Option<larder_digest::Digest>,
+    /// The invocation key, once computed.
+    pub invocation: Option<larder_digest::Digest>,
 }
 
 impl<'a> Reporter<'a> {
@@ -190,6 +192,7 @@ impl<'a> Reporter<'a> {
             started,
             unit,
             key: None,
+            invocation: None,
         }
     }
 
@@ -215,6 +218,7 @@ impl<'a> Reporter<'a> {
             bytes_restored: 0,
             remote: None,
             key: self.key.map(|k| k.to_hex()),
+            invocation: self.invocation.map(|k| k.to_hex()),
             package: crate::config::env::var("CARGO_PKG_NAME"),
             exit_code: 0,
         };

@@ -482,6 +482,7 @@ mod tests {
             bytes_restored: 0,
             remote: None,
             key: None,
+            invocation: None,
             package: None,
             exit_code: 0,
         });

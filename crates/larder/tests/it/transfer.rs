@@ -53,6 +53,24 @@ fn an_export_of_the_last_build_gives_a_fresh_runner_every_unit() {
 }
 
 #[test]
+fn an_export_after_a_build_served_by_a_remote_gives_the_next_runner_every_unit() {
+    // A runner that got every unit from a remote holds no key inputs of them (those
+    // stay in the tier that stored them): the manifests come from the build's events.
+    let laptop = Project::fixture();
+    let remote = format!("file://{}", laptop.tmp().join("team-tier").display());
+    laptop.build_with(&[("LARDER_REMOTE", &remote)]);
+    let ci = laptop.on_new_machine();
+    ci.build_with(&[("LARDER_REMOTE", &remote)])
+        .assert_all("hit", FIXTURE_UNITS);
+    let out = ci.tmp().join("ci-cache.tar.zst");
+    let exported = ci.json(&["export", "--last-build", out.to_str().unwrap(), "--json"]);
+    assert_eq!(exported["entries"], FIXTURE_UNITS.len() + 1, "{exported}");
+    let next = fresh_runner(&ci, &out);
+    next.build().assert_all("hit", FIXTURE_UNITS);
+    next.assert_app(&[]);
+}
+
+#[test]
 fn a_corrupt_blob_in_an_export_is_skipped_with_its_entries() {
     let p = Project::fixture();
     p.build();
