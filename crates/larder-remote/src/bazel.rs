@@ -78,7 +78,7 @@ pub(crate) fn decode_action_result(
     bytes: &[u8],
 ) -> Result<re::ActionResult, StoreError> {
     re::ActionResult::decode(bytes)
-        .map_err(|e| corrupt(ns, key, format!("not an ActionResult: {e}")))
+        .map_err(|e| StoreError::corrupt(ns, key, format!("not an ActionResult: {e}")))
 }
 
 /// Where the record of an AC entry is.
@@ -113,14 +113,19 @@ pub(crate) fn record_source(
     result: re::ActionResult,
 ) -> Result<RecordSource, StoreError> {
     let Some(d) = result.stdout_digest else {
-        return Err(corrupt(ns, key, "ActionResult has no stdout_digest".into()));
+        return Err(StoreError::corrupt(
+            ns,
+            key,
+            "ActionResult has no stdout_digest",
+        ));
     };
     let digest: Digest = d
         .hash
         .parse()
-        .map_err(|e| corrupt(ns, key, format!("stdout_digest: {e}")))?;
-    let size = u64::try_from(d.size_bytes)
-        .map_err(|_| corrupt(ns, key, format!("stdout_digest size {}", d.size_bytes)))?;
+        .map_err(|e| StoreError::corrupt(ns, key, format!("stdout_digest: {e}")))?;
+    let size = u64::try_from(d.size_bytes).map_err(|_| {
+        StoreError::corrupt(ns, key, format!("stdout_digest size {}", d.size_bytes))
+    })?;
     if !result.stdout_raw.is_empty() || size == 0 {
         Ok(RecordSource::Inline {
             bytes: result.stdout_raw,
@@ -145,7 +150,7 @@ pub(crate) fn check_record(
     size: u64,
 ) -> Result<(), StoreError> {
     if bytes.len() as u64 != size {
-        return Err(corrupt(
+        return Err(StoreError::corrupt(
             ns,
             key,
             format!("record is {} bytes, its entry says {size}", bytes.len()),
@@ -153,21 +158,13 @@ pub(crate) fn check_record(
     }
     let actual = Digest::of(bytes);
     if actual != *digest {
-        return Err(corrupt(
+        return Err(StoreError::corrupt(
             ns,
             key,
             format!("record hashes to {actual}, its entry says {digest}"),
         ));
     }
     Ok(())
-}
-
-fn corrupt(ns: Namespace, key: &Digest, detail: String) -> StoreError {
-    StoreError::Corrupt {
-        namespace: ns.as_str(),
-        key: *key,
-        detail,
-    }
 }
 
 #[cfg(test)]

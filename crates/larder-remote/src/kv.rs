@@ -344,14 +344,6 @@ impl KvStore {
         }
     }
 
-    fn corrupt(ns: Namespace, key: &Digest, detail: impl Into<String>) -> StoreError {
-        StoreError::Corrupt {
-            namespace: ns.as_str(),
-            key: *key,
-            detail: detail.into(),
-        }
-    }
-
     fn decode(
         &self,
         ns: Namespace,
@@ -359,16 +351,16 @@ impl KvStore {
         stored: Vec<u8>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let Some((&tag, body)) = stored.split_first() else {
-            return Err(Self::corrupt(ns, key, "empty item"));
+            return Err(StoreError::corrupt(ns, key, "empty item"));
         };
         match tag {
             TAG_RAW => Ok(Some(body.to_vec())),
             TAG_ZSTD => zstd::stream::decode_all(body)
                 .map(Some)
-                .map_err(|e| Self::corrupt(ns, key, format!("zstd: {e}"))),
+                .map_err(|e| StoreError::corrupt(ns, key, format!("zstd: {e}"))),
             TAG_CHUNKS => {
                 if body.len() % 32 != 0 || body.is_empty() {
-                    return Err(Self::corrupt(ns, key, "malformed chunk list"));
+                    return Err(StoreError::corrupt(ns, key, "malformed chunk list"));
                 }
                 let mut joined = Vec::new();
                 for c in body.chunks(32) {
@@ -381,7 +373,7 @@ impl KvStore {
                         return Ok(None);
                     };
                     if Digest::of(&chunk) != d {
-                        return Err(Self::corrupt(
+                        return Err(StoreError::corrupt(
                             ns,
                             key,
                             format!("chunk {d} does not match its digest"),
@@ -390,11 +382,13 @@ impl KvStore {
                     joined.extend_from_slice(&chunk);
                 }
                 match joined.first() {
-                    Some(&TAG_CHUNKS) | None => Err(Self::corrupt(ns, key, "nested chunk list")),
+                    Some(&TAG_CHUNKS) | None => {
+                        Err(StoreError::corrupt(ns, key, "nested chunk list"))
+                    }
                     Some(_) => self.decode(ns, key, joined),
                 }
             }
-            t => Err(Self::corrupt(ns, key, format!("unknown tag {t}"))),
+            t => Err(StoreError::corrupt(ns, key, format!("unknown tag {t}"))),
         }
     }
 }

@@ -455,14 +455,6 @@ impl OciStore {
         }
     }
 
-    fn corrupt(ns: Namespace, key: &Digest, detail: impl Into<String>) -> StoreError {
-        StoreError::Corrupt {
-            namespace: ns.as_str(),
-            key: *key,
-            detail: detail.into(),
-        }
-    }
-
     /// The manifest of `(ns, key)` and its digest, or `None`.
     async fn manifest(
         &self,
@@ -495,7 +487,9 @@ impl OciStore {
         match self.client.pull_blob(&reference, layer, &mut out).await {
             Ok(()) => Ok(Some(out)),
             Err(e) if is_absent(&e) => Ok(None),
-            Err(OciDistributionError::DigestError(e)) => Err(Self::corrupt(ns, key, e.to_string())),
+            Err(OciDistributionError::DigestError(e)) => {
+                Err(StoreError::corrupt(ns, key, e.to_string()))
+            }
             Err(e) => Err(self.remote(&format!("GET blob {}", layer.digest), &e)),
         }
     }
@@ -505,7 +499,7 @@ impl OciStore {
         let Some((body, _)) = self.manifest(ns, key).await? else {
             return Ok(None);
         };
-        let layer = entry_layer(ns, key, &body).map_err(|d| Self::corrupt(ns, key, d))?;
+        let layer = entry_layer(ns, key, &body).map_err(|d| StoreError::corrupt(ns, key, d))?;
         if layer.media_type == EMPTY_MEDIA_TYPE {
             return Ok(Some(Vec::new()));
         }
@@ -515,7 +509,7 @@ impl OciStore {
             return Ok(None);
         };
         if value.len() as u64 != layer.size as u64 {
-            return Err(Self::corrupt(
+            return Err(StoreError::corrupt(
                 ns,
                 key,
                 format!("{} bytes, the manifest says {}", value.len(), layer.size),
@@ -563,7 +557,7 @@ impl OciStore {
         self.ensure_config().await?;
         let layer = if value.is_empty() {
             if ns == Namespace::Cas && !is_empty_blob(key) {
-                return Err(Self::corrupt(
+                return Err(StoreError::corrupt(
                     ns,
                     key,
                     "an empty value under another digest",

@@ -202,11 +202,7 @@ impl DiskStore {
         }
         zstd::decode_all(&raw[..])
             .map(Some)
-            .map_err(|e| StoreError::Corrupt {
-                namespace: ns.as_str(),
-                key: *key,
-                detail: e.to_string(),
-            })
+            .map_err(|e| StoreError::corrupt(ns, key, e.to_string()))
     }
 
     /// Writes an entry of a namespace other than the CAS as it is, replacing what is there

@@ -132,6 +132,15 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// [`StoreError::Corrupt`] for the entry `key` of `ns`.
+    pub fn corrupt(ns: Namespace, key: &Digest, detail: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            namespace: ns.as_str(),
+            key: *key,
+            detail: detail.into(),
+        }
+    }
+
     /// Whether trying again later may succeed (a timeout, an interrupted call), as
     /// opposed to a permanent condition (permissions, corruption).
     pub fn is_temporary(&self) -> bool {
@@ -261,11 +270,11 @@ pub trait Store: Send + Sync {
         let actual = Digest::of(&value);
         if actual != *digest {
             let _ = self.delete(Namespace::Cas, digest);
-            return Err(StoreError::Corrupt {
-                namespace: Namespace::Cas.as_str(),
-                key: *digest,
-                detail: format!("content hashes to {actual}"),
-            });
+            return Err(StoreError::corrupt(
+                Namespace::Cas,
+                digest,
+                format!("content hashes to {actual}"),
+            ));
         }
         Ok(Some(value))
     }
