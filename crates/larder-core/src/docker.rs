@@ -11,9 +11,8 @@
 //! keep), imports [`CACHE_FILE`] if the context has one, builds and copies the binary
 //! out; the `larder-cache` stage (built only with `--target larder-cache`) exports what
 //! the last build used, for CI caches; the runtime stage holds the binary and a non-root
-//! user. No `# syntax` line: `RUN --mount`
-//! needs none on dockerd 20.10 and later, and the line fetches a frontend from Docker
-//! Hub.
+//! user. No `# syntax` line: `RUN --mount` needs none on dockerd 20.10 and later, and
+//! the line fetches a frontend from Docker Hub.
 
 use std::fmt::Write as _;
 
