@@ -29,6 +29,7 @@ pub mod report;
 pub mod roots;
 pub mod runner;
 pub mod rustc;
+pub mod signing;
 pub mod stats;
 pub mod summary;
 pub mod transfer;

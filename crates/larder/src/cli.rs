@@ -151,6 +151,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: DockerCommand,
     },
+    /// Manage the keys that sign action records.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Print a shell completion script (`larder completions bash > ...`).
     Completions {
         /// The shell.
@@ -164,6 +169,21 @@ pub(crate) enum Command {
         /// Reset the statistics.
         #[arg(long)]
         zero: bool,
+    },
+}
+
+/// `larder key ...`.
+#[derive(Subcommand)]
+pub(crate) enum KeyCommand {
+    /// Make a signing key: the secret key goes to FILE (mode 0600, never overwritten),
+    /// the public key is printed as one line, `NAME:<base64>`, for readers to trust.
+    Generate {
+        /// The key's name, with a rotation suffix (`team-ci-1`).
+        #[arg(long)]
+        name: String,
+        /// Where the secret key goes.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
     },
 }
 

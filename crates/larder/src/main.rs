@@ -10,7 +10,7 @@ use clap::Parser;
 use std::io::Write;
 
 mod cli;
-use cli::{By, Cli, Command, DockerCommand, Format};
+use cli::{By, Cli, Command, DockerCommand, Format, KeyCommand};
 
 use larder_core::human::bytes as human_bytes;
 use larder_core::{catalog, cc, config::Config, runner, rustc, stats};
@@ -495,6 +495,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                  (writes {}; the next build imports it)",
                 larder_core::docker::CACHE_FILE
             )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Key {
+            command: KeyCommand::Generate { name, out },
+        } => {
+            let key = larder_core::signing::SecretKey::generate(&name)?;
+            key.write_new(&out)?;
+            println!("{}", key.public());
             Ok(ExitCode::SUCCESS)
         }
         Command::Completions { shell } => {

@@ -15,6 +15,7 @@ mod key_rows;
 mod key_tables;
 mod manage;
 mod remote;
+mod signing;
 mod snapshots;
 mod store;
 mod support;
