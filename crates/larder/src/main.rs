@@ -502,7 +502,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let key = larder_core::signing::SecretKey::generate(&name)?;
             key.write_new(&out)?;
-            println!("{}", key.public());
+            writeln!(std::io::stdout().lock(), "{}", key.public())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Completions { shell } => {
