@@ -92,16 +92,11 @@ impl SecretKey {
     /// Parses a secret key file's text; `what` names it in errors.
     ///
     /// # Errors
-    /// [`KeyError::Malformed`] unless it is `NAME:<base64 of 64 bytes>` whose second half
-    /// is the public key of the first; [`KeyError::Name`] for a bad name.
+    /// [`KeyError::Malformed`] unless it is `NAME:<base64 of 64 bytes>` with a valid
+    /// name, whose second half is the public key of the first.
     pub fn parse(text: &str, what: &str) -> Result<SecretKey, KeyError> {
-        let bad = || KeyError::Malformed {
-            what: what.to_string(),
-            kind: "secret",
-        };
-        let (name, bytes) = split(text.trim()).ok_or_else(bad)?;
-        let bytes: [u8; 64] = bytes.try_into().map_err(|_| bad())?;
-        let key = SigningKey::from_keypair_bytes(&bytes).map_err(|_| bad())?;
+        let (name, bytes, bad) = named::<64>(text, what, "secret")?;
+        let key = SigningKey::from_keypair_bytes(&bytes).map_err(|_| bad)?;
         Ok(SecretKey { name, key })
     }
 
@@ -161,13 +156,8 @@ impl PublicKey {
     /// # Errors
     /// [`KeyError::Malformed`] unless it is one.
     pub fn parse(text: &str, what: &str) -> Result<PublicKey, KeyError> {
-        let bad = || KeyError::Malformed {
-            what: what.to_string(),
-            kind: "public",
-        };
-        let (name, bytes) = split(text.trim()).ok_or_else(bad)?;
-        let bytes: [u8; 32] = bytes.try_into().map_err(|_| bad())?;
-        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| bad())?;
+        let (name, bytes, bad) = named::<32>(text, what, "public")?;
+        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| bad)?;
         Ok(PublicKey { name, key })
     }
 }
@@ -179,13 +169,24 @@ impl fmt::Display for PublicKey {
     }
 }
 
-/// `NAME:<base64>` split into a valid name and the decoded bytes.
-fn split(text: &str) -> Option<(String, Vec<u8>)> {
-    let (name, b64) = text.split_once(':')?;
+/// `NAME:<base64 of N bytes>` (a `kind` key from `what`) split into a valid name and the
+/// bytes, with the error to give if the bytes are not a key either.
+fn named<const N: usize>(
+    text: &str,
+    what: &str,
+    kind: &'static str,
+) -> Result<(String, [u8; N], KeyError), KeyError> {
+    let bad = || KeyError::Malformed {
+        what: what.to_string(),
+        kind,
+    };
+    let (name, b64) = text.trim().split_once(':').ok_or_else(bad)?;
     if !valid_name(name) {
-        return None;
+        return Err(bad());
     }
-    Some((name.to_string(), BASE64.decode(b64).ok()?))
+    let bytes = BASE64.decode(b64).map_err(|_| bad())?;
+    let bytes: [u8; N] = bytes.try_into().map_err(|_| bad())?;
+    Ok((name.to_string(), bytes, bad()))
 }
 
 #[cfg(test)]

@@ -1,22 +1,24 @@
 //! `larder key generate` (issue 12, item 1): the secret key in a file only its owner can
 //! read, never overwritten, and the public key printed as one `NAME:<base64>` line.
 
-use crate::support::Project;
+use crate::support::{Cmd, Project};
+
+fn generate(p: &Project, name: &str, out: &std::path::Path) -> Cmd {
+    p.larder(&[
+        "key",
+        "generate",
+        "--name",
+        name,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
 
 #[test]
 fn key_generate_writes_the_secret_and_prints_the_public_key() {
     let p = Project::fixture();
     let out = p.tmp().join("team-ci-1.secret");
-    let run = p
-        .larder(&[
-            "key",
-            "generate",
-            "--name",
-            "team-ci-1",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .run();
+    let run = generate(&p, "team-ci-1", &out).run();
     let line = run.stdout.trim();
     let (name, b64) = line.split_once(':').expect("NAME:<base64>");
     assert_eq!(name, "team-ci-1", "{}", run.context());
@@ -35,16 +37,7 @@ fn key_generate_writes_the_secret_and_prints_the_public_key() {
         "the secret file holds the seed first"
     );
 
-    let again = p
-        .larder(&[
-            "key",
-            "generate",
-            "--name",
-            "team-ci-1",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .run_unchecked();
+    let again = generate(&p, "team-ci-1", &out).run_unchecked();
     assert_eq!(again.status.code(), Some(2), "{}", again.context());
     assert!(
         again.stderr.contains("never overwrites"),
@@ -53,16 +46,7 @@ fn key_generate_writes_the_secret_and_prints_the_public_key() {
     );
     assert_eq!(std::fs::read_to_string(&out).unwrap(), secret);
 
-    let bad = p
-        .larder(&[
-            "key",
-            "generate",
-            "--name",
-            "a:b",
-            "--out",
-            p.tmp().join("x").to_str().unwrap(),
-        ])
-        .run_unchecked();
+    let bad = generate(&p, "a:b", &p.tmp().join("x")).run_unchecked();
     assert_eq!(bad.status.code(), Some(2), "{}", bad.context());
     assert!(bad.stderr.contains("key name"), "{}", bad.context());
 }
