@@ -29,14 +29,10 @@
 # dockerd.pid, dockerd.log, rootfs/ (debootstrap, removed once imported), env. It does not
 # touch the machine's own Docker service (if any) or /var/run/docker.sock.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-DIR="${LARDER_DOCKER_DIR:-/tmp/larder-docker}"
-case "$DIR" in
-/*) ;;
-*) DIR="$PWD/$DIR" ;;
-esac
-DIR="${DIR%/}"
-[ -n "$DIR" ] || { echo "dockerd: refusing to use / as the state directory" >&2; exit 2; }
+DIR="$(state_dir dockerd "${LARDER_DOCKER_DIR:-/tmp/larder-docker}")"
 
 SOCK="$DIR/docker.sock"
 PIDFILE="$DIR/dockerd.pid"
@@ -60,13 +56,6 @@ die() {
     exit 1
 }
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    else
-        sudo "$@"
-    fi
-}
 
 docker_() { DOCKER_HOST="unix://$SOCK" "$DOCKER" "$@"; }
 
@@ -76,20 +65,8 @@ install_packages() {
     command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
     [ "${#need[@]}" -gt 0 ] || return 0
     log "apt-get install ${need[*]}"
-    # Keep the package's own docker service from starting (a policy-rc.d for the install).
-    local policy=/usr/sbin/policy-rc.d made_policy=""
-    if [ ! -e "$policy" ]; then
-        as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
-        made_policy=1
-        trap 'as_root rm -f /usr/sbin/policy-rc.d' EXIT
-    fi
-    as_root apt-get update -q
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        "${need[@]}" </dev/null
-    if [ -n "$made_policy" ]; then
-        as_root rm -f "$policy"
-        trap - EXIT
-    fi
+    # The package's own docker service is kept from starting (lib.sh).
+    apt_install "${need[@]}"
 }
 
 live_pid() {

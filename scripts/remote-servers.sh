@@ -30,17 +30,13 @@
 # the packages' own system services are kept from starting by a temporary policy-rc.d),
 # and moto[server] + buildgrid from PyPI into $DIR/venv.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SERVERS="$HERE/servers"
 
-DIR="${LARDER_SERVERS_DIR:-/tmp/larder-servers}"
-case "$DIR" in
-/*) ;;
-*) DIR="$PWD/$DIR" ;;
-esac
-DIR="${DIR%/}"
-[ -n "$DIR" ] || { echo "remote-servers: refusing to use / as the state directory" >&2; exit 2; }
+DIR="$(state_dir remote-servers "${LARDER_SERVERS_DIR:-/tmp/larder-servers}")"
 
 PIDS="$DIR/pids"
 LOGS="$DIR/logs"
@@ -89,13 +85,6 @@ die() {
     exit 1
 }
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    else
-        sudo "$@"
-    fi
-}
 
 # ---------------------------------------------------------------------------------------
 # Installation
@@ -129,21 +118,9 @@ install_packages() {
     [ "${#need[@]}" -gt 0 ] || return 0
 
     log "apt-get install ${need[*]}"
-    # Keep the packages' own services (memcached :11211, redis :6379, nginx :80,
-    # docker-registry :5000) from being started by their postinst: a policy-rc.d for the
-    # duration of the install, unless one exists already.
-    local policy=/usr/sbin/policy-rc.d made_policy=""
-    if [ ! -e "$policy" ]; then
-        as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
-        made_policy=1
-        trap 'as_root rm -f /usr/sbin/policy-rc.d' EXIT
-    fi
-    as_root apt-get update -q
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" </dev/null
-    if [ -n "$made_policy" ]; then
-        as_root rm -f "$policy"
-        trap - EXIT
-    fi
+    # The packages' own services (memcached :11211, redis :6379, nginx :80,
+    # docker-registry :5000) are kept from starting (lib.sh).
+    apt_install "${need[@]}"
     dav_ext_module >/dev/null || die "ngx_http_dav_ext_module.so not found after installing libnginx-mod-http-dav-ext"
 }
 
