@@ -33,6 +33,7 @@ pub mod signing;
 pub mod stats;
 pub mod summary;
 pub mod transfer;
+pub mod trust;
 
 /// The store interface and remote backends, for the command line.
 pub use larder_remote::{RemoteSpec, open as open_remote};

@@ -16,9 +16,10 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 
 /// A signing key and its name.
+#[derive(Clone)]
 pub struct SecretKey {
     /// The key's name (`team-ci-1`).
     pub name: String,
@@ -100,6 +101,23 @@ impl SecretKey {
         Ok(SecretKey { name, key })
     }
 
+    /// Reads a secret key file; errors name `what` (`LARDER_SIGNING_KEY=/path`).
+    ///
+    /// # Errors
+    /// [`KeyError::Io`] if it cannot be read, [`KeyError::Malformed`] if it is not a key.
+    pub fn read(path: &Path, what: &str) -> Result<SecretKey, KeyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+            path: what.to_string(),
+            source,
+        })?;
+        SecretKey::parse(&text, what)
+    }
+
+    /// The signature of `message`, base64.
+    pub fn sign(&self, message: &[u8]) -> String {
+        BASE64.encode(self.key.sign(message).to_bytes())
+    }
+
     /// The public key.
     pub fn public(&self) -> PublicKey {
         PublicKey {
@@ -142,6 +160,13 @@ impl SecretKey {
     }
 }
 
+/// Two secret keys are the same key if their public halves are.
+impl PartialEq for SecretKey {
+    fn eq(&self, other: &SecretKey) -> bool {
+        self.public() == other.public()
+    }
+}
+
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SecretKey")
@@ -159,6 +184,19 @@ impl PublicKey {
         let (name, bytes, bad) = named::<32>(text, what, "public")?;
         let key = VerifyingKey::from_bytes(&bytes).map_err(|_| bad)?;
         Ok(PublicKey { name, key })
+    }
+}
+
+impl PublicKey {
+    /// Whether `signature` (base64) is this key's signature of `message`.
+    pub fn verifies(&self, message: &[u8], signature: &str) -> bool {
+        let Ok(bytes) = BASE64.decode(signature) else {
+            return false;
+        };
+        let Ok(sig) = Signature::from_slice(&bytes) else {
+            return false;
+        };
+        self.key.verify_strict(message, &sig).is_ok()
     }
 }
 

@@ -92,6 +92,14 @@ pub fn render(r: &StatsReport) -> String {
         out += &format!("  miss: {reason:<35} {n}\n");
     }
     for (name, c) in &t.remotes {
+        if name == "local" {
+            // Only refusals are counted for the local store.
+            out += &format!(
+                "local store: {} action records refused for their signature\n",
+                c.refused
+            );
+            continue;
+        }
         out += &format!("remote {name}\n");
         out += &format!(
             "  lookups: {} hits, {} misses ({} corrupt); {} read\n",
@@ -110,6 +118,12 @@ pub fn render(r: &StatsReport) -> String {
             "  errors: {} ({} timeouts); {} calls skipped while switched off\n",
             c.errors, c.timeouts, c.skipped_off
         );
+        if c.refused > 0 {
+            out += &format!(
+                "  refused: {} action records for their signature\n",
+                c.refused
+            );
+        }
     }
     out
 }

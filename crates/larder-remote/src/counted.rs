@@ -36,6 +36,10 @@ pub struct RemoteCounters {
     pub skipped_too_large: u64,
     /// Calls skipped because the remote was switched off for the build.
     pub skipped_off: u64,
+    /// Action records refused for their signature (missing, invalid or untrusted where
+    /// the tier requires one); counted for the local store too, under `local`.
+    #[serde(default)]
+    pub refused: u64,
 }
 
 impl RemoteCounters {
@@ -51,6 +55,7 @@ impl RemoteCounters {
         self.corrupt += other.corrupt;
         self.skipped_too_large += other.skipped_too_large;
         self.skipped_off += other.skipped_off;
+        self.refused += other.refused;
     }
 
     fn is_zero(&self) -> bool {

@@ -25,6 +25,7 @@
 //! and [`ReadOnly`].
 #![deny(missing_docs)]
 
+mod admit;
 mod bazel;
 mod breaker;
 mod counted;
@@ -43,6 +44,7 @@ use std::time::Duration;
 
 use larder_store::{Capabilities, Store, StoreError};
 
+pub use admit::Admit;
 pub use breaker::{Breaker, FAILURES_TO_SWITCH_OFF, ReadOnly};
 pub use counted::{ChainState, Counted, RemoteCounters};
 pub use larder_store::build_id;
@@ -83,6 +85,10 @@ pub struct RemoteSpec {
     pub kind: Kind,
     /// A read-only tier is read, never written.
     pub read_only: bool,
+    /// Whether an action record from this tier is used only with a trusted signature
+    /// ([`Admit`]). [`RemoteSpec::parse`] sets it for a read-only tier (a public cache);
+    /// the configuration may change it.
+    pub require_signatures: bool,
     /// Deadline of one call (a lookup; transfers get more time per byte).
     pub timeout: Duration,
 }
@@ -176,6 +182,7 @@ impl RemoteSpec {
             url,
             kind,
             read_only,
+            require_signatures: read_only,
             timeout,
         })
     }
@@ -231,6 +238,7 @@ impl fmt::Debug for RemoteSpec {
             .field("url", &self.name())
             .field("kind", &self.kind)
             .field("read_only", &self.read_only)
+            .field("require_signatures", &self.require_signatures)
             .field("timeout", &self.timeout)
             .finish()
     }

@@ -19,6 +19,10 @@
 //!   [`Store::update`] merges into each tier's own value. Remote failures never fail a
 //!   write: the local store has the entry.
 //! - **Link records** stay local: they are derived from action records on every restore.
+//! - **Admission.** With [`Tiers::with_admission`], every action record read is put to
+//!   an [`Admit`] first, with whether its tier requires a trusted signature: a refused
+//!   record is counted, warned about once per build and tier, never backfilled, and the
+//!   next tier is tried ([`crate::admit`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,6 +32,7 @@ use larder_digest::Digest;
 use larder_store::{Capabilities, DiskStore, Namespace, Store, StoreError, build_id};
 
 use crate::RemoteSpec;
+use crate::admit::Admit;
 use crate::breaker::{Breaker, ReadOnly};
 use crate::counted::{ChainState, Counted, RemoteCounters};
 use crate::verify::Verified;
@@ -37,9 +42,19 @@ pub struct Tiers {
     local: DiskStore,
     /// Each remote's layered stack, in lookup order.
     remotes: Vec<Box<dyn Store>>,
+    /// Each remote's name and whether it requires trusted signatures, in the order of
+    /// `remotes`.
+    remote_requires: Vec<(String, bool)>,
+    admission: Option<Admission>,
     state: Arc<ChainState>,
     hooks: Hooks,
     stats_dir: Option<PathBuf>,
+}
+
+/// What decides on action records, and whether the local store's need a signature.
+struct Admission {
+    admit: Arc<dyn Admit>,
+    local_requires: bool,
 }
 
 /// What the tiers report through: the caller's once-per-build warning and its totals.
@@ -127,6 +142,7 @@ impl Tiers {
     pub fn new(local: DiskStore, specs: &[RemoteSpec], hooks: Hooks) -> Tiers {
         let state = ChainState::new(build_id(), hooks.warn);
         let mut remotes: Vec<Box<dyn Store>> = Vec::new();
+        let mut remote_requires = Vec::new();
         for spec in specs {
             let backend = match crate::open(spec) {
                 Ok(b) => b,
@@ -140,6 +156,7 @@ impl Tiers {
             };
             let name = spec.name();
             let counted = Counted::new(Verified::new(backend), name.clone(), state.clone());
+            remote_requires.push((name.clone(), spec.require_signatures));
             let stack = Breaker::new(counted, name, state.clone());
             remotes.push(if spec.read_only {
                 Box::new(ReadOnly::new(stack))
@@ -150,6 +167,8 @@ impl Tiers {
         Tiers {
             local,
             remotes,
+            remote_requires,
+            admission: None,
             state,
             hooks,
             stats_dir: None,
@@ -159,6 +178,17 @@ impl Tiers {
     /// Counts failures in the build `id` instead of [`build_id`]'s.
     pub fn with_build_id(self, id: &str) -> Tiers {
         self.state.set_build_id(id);
+        self
+    }
+
+    /// Puts every action record read to `admit` first; `local_requires`: whether the
+    /// local store's records need a trusted signature too (a remote's need is its
+    /// [`RemoteSpec::require_signatures`]).
+    pub fn with_admission(mut self, admit: Arc<dyn Admit>, local_requires: bool) -> Tiers {
+        self.admission = Some(Admission {
+            admit,
+            local_requires,
+        });
         self
     }
 
@@ -217,6 +247,64 @@ impl Tiers {
         }
     }
 
+    /// Admits the action record `value` read from tier `at` (0: the local store), or
+    /// counts, warns about and returns the refusal.
+    fn admitted(&self, at: usize, key: &Digest, value: &[u8]) -> Result<(), StoreError> {
+        let Some(a) = &self.admission else {
+            return Ok(());
+        };
+        let (tier, required) = match at {
+            0 => ("local", a.local_requires),
+            i => {
+                let (name, required) = &self.remote_requires[i - 1];
+                (name.as_str(), *required)
+            }
+        };
+        a.admit.admit(required, key, value).map_err(|reason| {
+            let tier = tier.to_string();
+            self.state.count(&tier, |c| c.refused += 1);
+            self.state.warn(
+                &format!("refused:{tier}"),
+                &format!(
+                    "action records from {tier} are refused ({reason}) and compiled instead \
+                     (LARDER_TRUSTED_KEYS, LARDER_REQUIRE_SIGNATURES)"
+                ),
+            );
+            StoreError::Untrusted {
+                tier,
+                key: *key,
+                reason,
+            }
+        })
+    }
+
+    /// The action record under `key` from the first tier that has one it admits
+    /// (backfilled into the faster tiers), else the first refusal, else nothing.
+    fn get_record(&self, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        let ns = Namespace::Action;
+        let mut refused = None;
+        if let Some(v) = self.local.get(ns, key)? {
+            match self.admitted(0, key, &v) {
+                Ok(()) => return Ok(Some(v)),
+                Err(e) => refused = Some(e),
+            }
+        }
+        for (i, r) in self.remotes.iter().enumerate() {
+            if let Ok(Some(v)) = r.get(ns, key) {
+                match self.admitted(i + 1, key, &v) {
+                    Ok(()) => {
+                        self.backfill(i, ns, key, &v);
+                        return Ok(Some(v));
+                    }
+                    Err(e) => {
+                        refused.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        refused.map_or(Ok(None), Err)
+    }
+
     /// The first remote value that `fetch` finds, backfilled into the faster tiers.
     fn get_remote(
         &self,
@@ -257,6 +345,9 @@ impl Store for Tiers {
     }
 
     fn get(&self, ns: Namespace, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        if ns == Namespace::Action {
+            return self.get_record(key);
+        }
         if let Some(v) = self.local.get(ns, key)? {
             return Ok(Some(v));
         }

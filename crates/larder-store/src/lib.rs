@@ -23,7 +23,7 @@ use larder_digest::Digest;
 pub use build::{BUILD_STATE_TTL, BuildState, build_id};
 pub use disk::{AGE_TRIM_EVERY, DiskStore, Evictions, StoredEntry, Usage};
 pub use layout::{KEPT_REPORTS, LAYOUT_VERSION, Layout, STALE_AFTER, build_tag, job_prefix};
-pub use record::{ActionRecord, LinkRecord, OutputFile};
+pub use record::{ActionRecord, LinkRecord, OutputFile, RecordSignature};
 
 /// The kinds of entry a store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,6 +118,17 @@ pub enum StoreError {
         /// The limit, in bytes.
         limit: u64,
     },
+    /// An action record was found but not admitted: its signature is missing, invalid or
+    /// by a key the reader does not trust, where the tier requires one.
+    #[error("action record {key} from {tier} refused: {reason}")]
+    Untrusted {
+        /// The tier that holds it (`local`, or a remote's name).
+        tier: String,
+        /// The record's result key.
+        key: Digest,
+        /// Why (`unsigned`, `signed by team-ci-0, not trusted`, `invalid signature by team-ci-1`).
+        reason: String,
+    },
     /// The backend is read-only.
     #[error("{0} is read-only")]
     ReadOnly(String),
@@ -153,6 +164,7 @@ impl StoreError {
             ),
             StoreError::Remote { timeout, .. } => *timeout,
             StoreError::Corrupt { .. }
+            | StoreError::Untrusted { .. }
             | StoreError::TooLarge { .. }
             | StoreError::ReadOnly(_)
             | StoreError::Unsupported { .. } => false,

@@ -15,12 +15,16 @@
 //!   miss that says so (`entry-incomplete`). A local store that cannot be read warns
 //!   once and is a `store-error` miss. A miss says why: nothing stored, which input
 //!   changed, what was missing.
+//! - Trust: a manifest entry is used only if it leads to its own result key (recomputed
+//!   from the invocation key and the inputs the entry lists), so a forged entry cannot
+//!   send a unit to another unit's record; an action record the tiers refuse for its
+//!   signature ([`larder_remote::Admit`]) is an `untrusted` miss.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use larder_digest::Digest;
-use larder_key::{Manifest, Mismatch, Roots};
+use larder_key::{Manifest, ManifestEntry, Mismatch, Roots};
 use larder_store::{ActionRecord, Namespace, OutputFile, Store, get_verified_blob};
 
 use super::{CachedAction, Ctx, Key, MissReason};
@@ -129,6 +133,14 @@ fn lookup_manifests<A: CachedAction>(action: &mut A, cx: &mut Ctx<'_>, ik: &Dige
         let mut first_mismatch: Option<Mismatch> = None;
         let mut incomplete: Option<MissReason> = None;
         for entry in &manifest.entries {
+            if !leads_to_own_key(ik, entry) {
+                miss.get_or_insert(corrupt(
+                    "manifest entry",
+                    ik,
+                    &format!("its result key {} is not its inputs'", entry.key),
+                ));
+                continue;
+            }
             if let Err(m) = action.entry_matches(cx, entry) {
                 first_mismatch.get_or_insert(m);
                 continue;
@@ -155,6 +167,17 @@ fn lookup_manifests<A: CachedAction>(action: &mut A, cx: &mut Ctx<'_>, ik: &Dige
         miss.get_or_insert(tier_miss);
     }
     Lookup::Miss(miss.unwrap_or(MissReason::NoEntry))
+}
+
+/// Whether `entry` of the manifest of `ik` names the result key its inputs make.
+fn leads_to_own_key(ik: &Digest, entry: &ManifestEntry) -> bool {
+    let own = ManifestEntry::new(
+        ik,
+        entry.files.clone(),
+        entry.env.clone(),
+        entry.absent.clone(),
+    );
+    own.key == entry.key
 }
 
 /// A record whose output size disagrees with the blob its digest names: the record is
@@ -198,6 +221,9 @@ fn restore<A: CachedAction>(
         Err(e @ larder_store::StoreError::Corrupt { .. }) => {
             let _ = cx.store.delete(Namespace::Action, key);
             return Err(corrupt("action record", key, &e));
+        }
+        Err(e @ larder_store::StoreError::Untrusted { .. }) => {
+            return Err(MissReason::Untrusted(e.to_string()));
         }
         Err(e) => return Err(store_error(cx, &e)),
     };

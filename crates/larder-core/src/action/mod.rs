@@ -185,6 +185,7 @@ impl Ctx<'_> {
             compile_secs: captured.elapsed.as_secs_f64(),
             exit_code: i32::from(!captured.status.success()),
             link_deps: Vec::new(),
+            signatures: Vec::new(),
         }
     }
 }
@@ -333,7 +334,18 @@ pub(crate) fn env_dep_value(name: &str) -> Result<Option<String>, std::ffi::OsSt
 pub fn open_tiers(config: &Config) -> Result<Tiers, StoreError> {
     config
         .open_store()
-        .map(|l| Tiers::new(l, &config.remotes, crate::report::HOOKS).with_stats_dir(&config.dir))
+        .map(|l| {
+            let tiers = Tiers::new(l, &config.remote_tiers(), crate::report::HOOKS)
+                .with_stats_dir(&config.dir);
+            if config.requires_signatures() {
+                tiers.with_admission(
+                    std::sync::Arc::new(config.trust()),
+                    config.require_local_signatures,
+                )
+            } else {
+                tiers
+            }
+        })
         .inspect_err(|e| {
             warn_once(
                 "store-open",
@@ -444,6 +456,9 @@ pub fn run<A: CachedAction>(tool: Tool) -> i32 {
     let stored = match action.collect(&mut cx, &key, &captured, wall_start) {
         Ok(collected) => {
             let mut job = StoreJob::new(&key, collected.entry, collected.record, collected.sources);
+            if let Some(signer) = &config.signing_key {
+                crate::trust::sign(signer, &job.action_key, &mut job.record);
+            }
             reporter.key = Some(job.action_key);
             let entry = job.manifest.as_ref().map(|(_, e)| e);
             job.inputs = input_set(

@@ -38,17 +38,22 @@ pub enum MissReason {
     EntryIncomplete(String),
     /// The local store could not be read.
     StoreError(String),
+    /// An entry matched, but its action record was refused: where signatures are
+    /// required it was unsigned, or signed by no trusted key, or its signature did not
+    /// verify; which tier and why.
+    Untrusted(String),
 }
 
 impl MissReason {
     /// The stable label of the report (`no-entry`, `inputs-changed`,
-    /// `entry-incomplete`, `store-error`).
+    /// `entry-incomplete`, `store-error`, `untrusted`).
     pub fn label(&self) -> &'static str {
         match self {
             MissReason::NoEntry => "no-entry",
             MissReason::InputsChanged(_) => "inputs-changed",
             MissReason::EntryIncomplete(_) => "entry-incomplete",
             MissReason::StoreError(_) => "store-error",
+            MissReason::Untrusted(_) => "untrusted",
         }
     }
 
@@ -62,7 +67,9 @@ impl MissReason {
                 Mismatch::EnvChanged(v) => format!("${v} changed"),
                 Mismatch::FileAppeared(p) => format!("{} appeared", crate::human::path(p)),
             }),
-            MissReason::EntryIncomplete(why) | MissReason::StoreError(why) => Some(why.clone()),
+            MissReason::EntryIncomplete(why)
+            | MissReason::StoreError(why)
+            | MissReason::Untrusted(why) => Some(why.clone()),
         }
     }
 }

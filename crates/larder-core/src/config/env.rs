@@ -84,6 +84,22 @@ pub const ENV_VARS: &[EnvVar] = &[
         "deadline of one remote call, in seconds",
     ),
     user(
+        "LARDER_REMOTE_WRITE",
+        "when remote tiers are written: always, never or protected",
+    ),
+    user(
+        "LARDER_SIGNING_KEY",
+        "secret key file that signs every action record stored",
+    ),
+    user(
+        "LARDER_TRUSTED_KEYS",
+        "public keys whose signatures are trusted",
+    ),
+    user(
+        "LARDER_REQUIRE_SIGNATURES",
+        "tiers whose action records need a trusted signature",
+    ),
+    user(
         "LARDER_REPORT",
         "per-build JSON-lines report file (`larder cargo` sets one when unset)",
     ),

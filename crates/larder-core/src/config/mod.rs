@@ -19,6 +19,10 @@
 //! | `LARDER_COMPRESSION_LEVEL` | `compression_level` | zstd level for stored blobs, 1 to 19; 0 stores them uncompressed, restored by reflink where the filesystem can | `1` |
 //! | `LARDER_REMOTE` | `remote` | remote tiers read and written after the local store, in order: URLs (`memcached://`, `redis://`, `rediss://`, `s3://`, `http(s)://`, `webdav(s)://`, `grpc(s)://`, `file://`), comma-separated (a list in the file) | none |
 //! | `LARDER_REMOTE_READ_ONLY` | `remote_read_only` | remote tiers only read, after the others (a public cache) | none |
+//! | `LARDER_REMOTE_WRITE` | `remote_write` | when the remote tiers are written: `always`, `never`, or `protected` (only in a CI run of a protected ref; see [`ci`]); unset: always, except in a CI run for a pull request | unset |
+//! | `LARDER_SIGNING_KEY` | `signing_key` | secret key file (`larder key generate`) that signs every action record this build stores; its public key is trusted too | none |
+//! | `LARDER_TRUSTED_KEYS` | `trusted_keys` | public keys (`NAME:<base64>`) whose signatures a tier that requires them accepts (comma-separated; a list in the file) | none |
+//! | `LARDER_REQUIRE_SIGNATURES` | `require_signatures` | tiers whose action records are used only with a trusted signature: `1`/`true` (every tier, the local store too), `0`/`false` (none), or a list of `local`, `remotes`, `read-only` and remote URLs | `read-only` (the read-only remotes) |
 //! | `LARDER_REMOTE_TIMEOUT` | `remote_timeout` | deadline of one remote call, in seconds (transfers get one more second per 4 MiB) | `5` |
 //! | `LARDER_REPORT` | | file to which each wrapper invocation appends one JSON line (set by `larder cargo`) | none |
 //! | `LARDER_LOG` | | a `tracing` filter for debug logs on stderr (`debug`, `larder_core=trace`) | none |
@@ -28,6 +32,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::signing::{KeyError, PublicKey, SecretKey};
+
+pub mod ci;
 pub mod env;
 pub mod show;
 pub use env::ENV_VARS;
@@ -65,8 +72,19 @@ pub struct Config {
     pub background_store: bool,
     /// Per-build report file.
     pub report: Option<PathBuf>,
-    /// Remote tiers, in lookup order: the writable ones, then the read-only ones.
+    /// Remote tiers, in lookup order: the writable ones, then the read-only ones (as
+    /// configured: [`Config::remote_write`] may keep this build from writing any).
     pub remotes: Vec<larder_remote::RemoteSpec>,
+    /// Whether this build writes the remote tiers, and why.
+    pub remote_write: ci::RemoteWrite,
+    /// The key that signs what this build stores.
+    pub signing_key: Option<SecretKey>,
+    /// Public keys whose signatures are trusted (the signing key's own is added by
+    /// [`Config::trust`]).
+    pub trusted_keys: Vec<PublicKey>,
+    /// Whether the local store's action records need a trusted signature (each
+    /// remote's need is its `require_signatures`).
+    pub require_local_signatures: bool,
     /// The configuration file read, if any.
     pub file: Option<PathBuf>,
     /// The keys that file sets.
@@ -94,6 +112,14 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// A key (signing or trusted) cannot be read.
+    #[error("{name}: {source}")]
+    Key {
+        /// The variable or file key that names it.
+        name: String,
+        /// What is wrong.
+        source: KeyError,
+    },
     /// No home directory to put the store in.
     #[error("cannot find a store directory: set LARDER_DIR (no HOME or XDG_CACHE_HOME)")]
     NoDir,
@@ -112,7 +138,12 @@ pub enum ConfigError {
 
 /// The variables that name paths: absolute in a wrapper, resolved against the current
 /// directory by the commands a user runs ([`Config::load_here`]).
-pub const PATH_VARS: [&str; 3] = ["LARDER_DIR", "LARDER_CONFIG", "LARDER_REPORT"];
+pub const PATH_VARS: [&str; 4] = [
+    "LARDER_DIR",
+    "LARDER_CONFIG",
+    "LARDER_REPORT",
+    "LARDER_SIGNING_KEY",
+];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,6 +161,10 @@ struct FileConfig {
     remote: Option<OneOrMany>,
     remote_read_only: Option<OneOrMany>,
     remote_timeout: Option<toml::Value>,
+    remote_write: Option<String>,
+    signing_key: Option<PathBuf>,
+    trusted_keys: Option<OneOrMany>,
+    require_signatures: Option<toml::Value>,
 }
 
 /// A list in the file that may also be written as one string (`remote = "redis://h"`).
@@ -254,13 +289,12 @@ impl Config {
             None => k.to_string(),
         };
 
-        // A relative `dir` in the file is relative to the file's directory.
-        let file_dir = file
-            .dir
-            .map(|d| match config_path.as_deref().and_then(Path::parent) {
-                Some(base) => base.join(d),
-                None => d,
-            });
+        // A relative path in the file is relative to the file's directory.
+        let from_file_dir = |d: PathBuf| match config_path.as_deref().and_then(Path::parent) {
+            Some(base) => base.join(d),
+            None => d,
+        };
+        let file_dir = file.dir.map(from_file_dir);
         let dir = match get("LARDER_DIR").map(PathBuf::from).or(file_dir) {
             Some(d) => d,
             None => get("XDG_CACHE_HOME")
@@ -374,8 +408,79 @@ impl Config {
                 remotes.push(spec);
             }
         }
+        let remote_write = match get("LARDER_REMOTE_WRITE") {
+            Some(v) => parse_write("LARDER_REMOTE_WRITE", &v)?,
+            None => file
+                .remote_write
+                .map(|v| parse_write(&file_key("remote_write"), &v))
+                .transpose()?
+                .unwrap_or(ci::WritePolicy::Default),
+        }
+        .decide(ci::detect(env).as_ref());
+        let signing_key = match get("LARDER_SIGNING_KEY") {
+            Some(v) => Some(("LARDER_SIGNING_KEY".to_string(), PathBuf::from(v))),
+            None => file
+                .signing_key
+                .map(|p| (file_key("signing_key"), from_file_dir(p))),
+        }
+        .map(|(name, path)| {
+            SecretKey::read(&path, &path.display().to_string())
+                .map_err(|source| ConfigError::Key { name, source })
+        })
+        .transpose()?;
+        let (name, keys) = match get("LARDER_TRUSTED_KEYS") {
+            Some(v) => ("LARDER_TRUSTED_KEYS".to_string(), split_urls(&v)),
+            None => (
+                file_key("trusted_keys"),
+                file.trusted_keys
+                    .map(OneOrMany::into_vec)
+                    .unwrap_or_default(),
+            ),
+        };
+        let trusted_keys = keys
+            .iter()
+            .map(|k| {
+                PublicKey::parse(k, k).map_err(|source| ConfigError::Key {
+                    name: name.clone(),
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let require = match get("LARDER_REQUIRE_SIGNATURES") {
+            Some(v) => Some(("LARDER_REQUIRE_SIGNATURES".to_string(), split_urls(&v))),
+            None => match file.require_signatures {
+                None => None,
+                Some(toml::Value::Boolean(b)) => {
+                    Some((file_key("require_signatures"), vec![b.to_string()]))
+                }
+                Some(toml::Value::String(s)) => {
+                    Some((file_key("require_signatures"), split_urls(&s)))
+                }
+                Some(toml::Value::Array(a)) => Some((
+                    file_key("require_signatures"),
+                    a.iter()
+                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                        .collect(),
+                )),
+                Some(other) => {
+                    return Err(invalid(
+                        &file_key("require_signatures"),
+                        &other.to_string(),
+                        REQUIRE_EXPECTED,
+                    ));
+                }
+            },
+        };
+        let require_local_signatures = match require {
+            Some((name, tiers)) => require_signatures(&name, &tiers, &mut remotes, timeout)?,
+            None => false,
+        };
         Ok(Config {
             remotes,
+            remote_write,
+            signing_key,
+            trusted_keys,
+            require_local_signatures,
             background_store,
             build_script_cache,
             dir,
@@ -408,6 +513,89 @@ impl Config {
             .with_compression_level(self.compression_level)
             .with_max_age(self.max_age))
     }
+}
+
+impl Config {
+    /// The keys a reader trusts: the trusted keys and the signing key's own.
+    pub fn trust(&self) -> crate::trust::Trust {
+        let mut keys = self.trusted_keys.clone();
+        keys.extend(self.signing_key.as_ref().map(SecretKey::public));
+        crate::trust::Trust::new(keys)
+    }
+
+    /// Whether any tier requires signed action records.
+    pub fn requires_signatures(&self) -> bool {
+        self.require_local_signatures || self.remotes.iter().any(|r| r.require_signatures)
+    }
+
+    /// The remote tiers as this build uses them: all read-only if the write policy keeps
+    /// it from writing.
+    pub fn remote_tiers(&self) -> Vec<larder_remote::RemoteSpec> {
+        let mut specs = self.remotes.clone();
+        if !self.remote_write.writes {
+            for s in &mut specs {
+                s.read_only = true;
+            }
+        }
+        specs
+    }
+}
+
+fn parse_write(name: &str, value: &str) -> Result<ci::WritePolicy, ConfigError> {
+    ci::WritePolicy::parse(value).ok_or_else(|| invalid(name, value, "always, never or protected"))
+}
+
+const REQUIRE_EXPECTED: &str = "1 or true (every tier), 0 or false (none), or a list of local, remotes, read-only and remote URLs";
+
+/// Sets which tiers require signatures from the list `tiers` (read from `name`): each
+/// remote's flag in `remotes`, and the local store's, returned.
+fn require_signatures(
+    name: &str,
+    tiers: &[String],
+    remotes: &mut [larder_remote::RemoteSpec],
+    timeout: std::time::Duration,
+) -> Result<bool, ConfigError> {
+    if let [one] = tiers
+        && let Ok(all) = parse_bool(name, one)
+    {
+        for r in remotes.iter_mut() {
+            r.require_signatures = all;
+        }
+        return Ok(all);
+    }
+    let mut local = false;
+    let mut wanted = vec![false; remotes.len()];
+    for t in tiers {
+        match t.as_str() {
+            "local" => local = true,
+            "remotes" => wanted.iter_mut().for_each(|w| *w = true),
+            "read-only" => {
+                for (w, r) in wanted.iter_mut().zip(remotes.iter()) {
+                    *w |= r.read_only;
+                }
+            }
+            url => {
+                let named = larder_remote::RemoteSpec::parse(url, false, timeout)
+                    .ok()
+                    .map(|s| s.name());
+                let at = remotes.iter().position(|r| Some(r.name()) == named);
+                match at {
+                    Some(i) => wanted[i] = true,
+                    None => {
+                        return Err(invalid(
+                            name,
+                            &larder_remote::redact(url),
+                            &format!("{REQUIRE_EXPECTED} (this names no configured remote)"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for (r, w) in remotes.iter_mut().zip(wanted) {
+        r.require_signatures = w;
+    }
+    Ok(local)
 }
 
 const SIZE_EXPECTED: &str =
@@ -596,6 +784,59 @@ mod tests {
         let e = Config::from_env(&env(&[("HOME", "/h"), ("LARDER_COMPRESSION_LEVEL", "99")]))
             .unwrap_err();
         assert!(e.to_string().contains("LARDER_COMPRESSION_LEVEL"), "{e}");
+    }
+
+    #[test]
+    fn tiers_that_require_signatures_and_keys_named_on_error() {
+        let base = [
+            ("HOME", "/h"),
+            ("LARDER_REMOTE", "redis://r:6379/0,grpc://g:9092"),
+            ("LARDER_REMOTE_READ_ONLY", "https://public.example/larder"),
+        ];
+        let required = |extra: &[(&str, &str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            Config::from_env(&env(&pairs)).map(|c| {
+                let remotes: Vec<bool> = c.remotes.iter().map(|r| r.require_signatures).collect();
+                (c.require_local_signatures, remotes)
+            })
+        };
+        // By default only the read-only (public) tier.
+        assert_eq!(required(&[]).unwrap(), (false, vec![false, false, true]));
+        assert_eq!(
+            required(&[("LARDER_REQUIRE_SIGNATURES", "1")]).unwrap(),
+            (true, vec![true; 3])
+        );
+        assert_eq!(
+            required(&[("LARDER_REQUIRE_SIGNATURES", "0")]).unwrap(),
+            (false, vec![false; 3])
+        );
+        assert_eq!(
+            required(&[("LARDER_REQUIRE_SIGNATURES", "local,grpc://g:9092")]).unwrap(),
+            (true, vec![false, true, false])
+        );
+        assert_eq!(
+            required(&[("LARDER_REQUIRE_SIGNATURES", "remotes")]).unwrap(),
+            (false, vec![true; 3])
+        );
+        let e = required(&[("LARDER_REQUIRE_SIGNATURES", "redis://other:1/0")]).unwrap_err();
+        assert!(e.to_string().contains("LARDER_REQUIRE_SIGNATURES"), "{e}");
+        let e = required(&[("LARDER_TRUSTED_KEYS", "team-ci-1:abc")]).unwrap_err();
+        assert!(e.to_string().contains("LARDER_TRUSTED_KEYS"), "{e}");
+        let e = required(&[("LARDER_SIGNING_KEY", "/nonexistent/key")]).unwrap_err();
+        assert!(e.to_string().contains("LARDER_SIGNING_KEY"), "{e}");
+        let e = required(&[("LARDER_REMOTE_WRITE", "sometimes")]).unwrap_err();
+        assert!(e.to_string().contains("LARDER_REMOTE_WRITE"), "{e}");
+        // A pull-request run reads only; the remotes keep their configured kind.
+        let c = Config::from_env(&env(&[
+            ("HOME", "/h"),
+            ("LARDER_REMOTE", "redis://r:6379/0"),
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_EVENT_NAME", "pull_request"),
+        ]))
+        .unwrap();
+        assert!(!c.remote_write.writes && !c.remotes[0].read_only);
+        assert!(c.remote_tiers()[0].read_only);
     }
 
     #[test]

@@ -55,7 +55,19 @@ pub fn settings(config: &Config, env: &BTreeMap<String, String>) -> Vec<Setting>
         .remotes
         .first()
         .map_or(larder_remote::DEFAULT_TIMEOUT, |r| r.timeout);
-    let rows: [(&'static str, Option<&'static str>, String); 16] = [
+    let requiring: Vec<String> = config
+        .require_local_signatures
+        .then(|| "local".to_string())
+        .into_iter()
+        .chain(
+            config
+                .remotes
+                .iter()
+                .filter(|r| r.require_signatures)
+                .map(larder_remote::RemoteSpec::name),
+        )
+        .collect();
+    let rows: [(&'static str, Option<&'static str>, String); 20] = [
         (
             "LARDER_CONFIG",
             None,
@@ -132,6 +144,43 @@ pub fn settings(config: &Config, env: &BTreeMap<String, String>) -> Vec<Setting>
             "LARDER_REMOTE_TIMEOUT",
             Some("remote_timeout"),
             format!("{} s", timeout.as_secs_f64()),
+        ),
+        (
+            "LARDER_REMOTE_WRITE",
+            Some("remote_write"),
+            format!(
+                "{} ({}: {})",
+                config.remote_write.policy.as_str(),
+                if config.remote_write.writes {
+                    "writes"
+                } else {
+                    "no writes"
+                },
+                config.remote_write.why
+            ),
+        ),
+        (
+            "LARDER_SIGNING_KEY",
+            Some("signing_key"),
+            config.signing_key.as_ref().map_or("(none)".into(), |k| {
+                format!("{} (public {})", k.name, k.public())
+            }),
+        ),
+        (
+            "LARDER_TRUSTED_KEYS",
+            Some("trusted_keys"),
+            list(
+                config
+                    .trusted_keys
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            ),
+        ),
+        (
+            "LARDER_REQUIRE_SIGNATURES",
+            Some("require_signatures"),
+            list(requiring),
         ),
         (
             "LARDER_REPORT",

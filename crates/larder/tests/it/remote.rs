@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 
 use crate::support::{FIXTURE_UNITS, Project, files_under, project};
 
-fn server_url(var: &str) -> Option<String> {
+pub fn server_url(var: &str) -> Option<String> {
     match std::env::var(var).ok().filter(|v| !v.is_empty()) {
         Some(v) => Some(v),
         None if std::env::var("LARDER_TEST_REQUIRE_REMOTES").is_ok_and(|v| v == "1") => {
@@ -90,13 +90,41 @@ fn a_new_machine_gets_every_unit_and_keeps_them(a: &Project, url: &str) {
     b.assert_app(&[]);
 }
 
+/// A read-only tier (a public cache) requires signed records by default: filled by a
+/// producer with a signing key, it serves a machine that trusts that key, and nothing to
+/// one that trusts no key.
 #[test]
 fn a_read_only_tier_is_read_and_never_written() {
     let a = Project::fixture();
     let (public, public_url) = dir_remote(&a, "public");
-    a.build_with(&[("LARDER_REMOTE", &public_url)]);
+    let (secret, public_key) = crate::signing::keypair(&a, "public-cache-1");
+    a.build_with(&[
+        ("LARDER_REMOTE", &public_url),
+        ("LARDER_SIGNING_KEY", secret.to_str().unwrap()),
+    ]);
     let mut public_files = files_under(&public);
     public_files.sort();
+
+    // A machine that trusts no key: every record of the public tier is refused (the
+    // units that depend on nothing say so; the others' keys then differ, as their
+    // dependencies were compiled in this checkout).
+    let d = a.on_new_machine();
+    let run = d.build_with(&[("LARDER_REMOTE_READ_ONLY", public_url.as_str())]);
+    run.assert_no_hits();
+    for e in run.report.units() {
+        let reason = e.reason.as_deref().unwrap_or("");
+        assert!(["untrusted", "no-entry"].contains(&reason), "{}", e.line);
+    }
+    run.assert_crate("build_script_build", "miss");
+    assert!(
+        run.report
+            .units()
+            .any(|e| e.krate.as_deref() == Some("build_script_build")
+                && e.reason.as_deref() == Some("untrusted")),
+        "{}",
+        run.context()
+    );
+    d.assert_app(&[]);
 
     // Machine B: its team tier (empty) in front of the public one, read-only.
     let b = a.on_new_machine();
@@ -104,6 +132,7 @@ fn a_read_only_tier_is_read_and_never_written() {
     let env = [
         ("LARDER_REMOTE", team_url.as_str()),
         ("LARDER_REMOTE_READ_ONLY", public_url.as_str()),
+        ("LARDER_TRUSTED_KEYS", public_key.as_str()),
     ];
     let run = b.build_with(&env);
     assert_all_from_remote(&run, &public_url);

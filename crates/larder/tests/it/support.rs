@@ -501,6 +501,10 @@ impl Project {
                         | "MAKEFLAGS"
                         | "MFLAGS"
                         | "SOURCE_DATE_EPOCH"
+                        // A CI run's kind decides remote writes (LARDER_REMOTE_WRITE).
+                        | "GITHUB_ACTIONS"
+                        | "GITLAB_CI"
+                        | "BUILDKITE"
                 );
             if strip {
                 cmd.env_remove(&name);
@@ -836,6 +840,14 @@ pub struct Entry {
     pub remote: Option<String>,
     /// The raw line.
     pub line: String,
+}
+
+impl Entry {
+    /// The result key of the entry a hit restored or a miss stored.
+    pub fn key(&self) -> Option<String> {
+        let v: Value = serde_json::from_str(&self.line).ok()?;
+        v.get("key")?.as_str().map(str::to_string)
+    }
 }
 
 /// The parsed lines of a report file.
