@@ -18,6 +18,7 @@ pub mod doctor;
 pub mod exec;
 pub mod explain;
 pub mod flight;
+pub mod fsck;
 pub mod fsio;
 pub mod hashing;
 pub mod host;

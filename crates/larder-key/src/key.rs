@@ -212,6 +212,19 @@ impl ManifestEntry {
         }
     }
 
+    /// Whether this entry of the manifest of `invocation_key` names the result key its
+    /// inputs make: one that does not was forged or damaged, and must not be followed
+    /// (it could send a unit to another unit's record, or to an older version's).
+    pub fn is_for(&self, invocation_key: &Digest) -> bool {
+        let own = ManifestEntry::new(
+            invocation_key,
+            self.files.clone(),
+            self.env.clone(),
+            self.absent.clone(),
+        );
+        own.key == self.key
+    }
+
     /// What the entry lists, as named inputs (`larder explain`): each file read, each
     /// variable read (`unset` if it was not set), each path that must not exist.
     pub fn inputs(&self) -> Vec<Input> {

@@ -205,6 +205,49 @@ impl DiskStore {
             .map_err(|e| StoreError::corrupt(ns, key, e.to_string()))
     }
 
+    /// Reads a blob in either form (compressed, or uncompressed at level 0) without
+    /// marking it used, decompressed but not checked against its digest (`larder fsck`).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if it cannot be read, [`StoreError::Corrupt`] if it does not
+    /// decompress.
+    pub fn peek_blob(&self, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(v) = self.peek(Namespace::Cas, key)? {
+            return Ok(Some(v));
+        }
+        Ok(read_file(&self.raw_path(key))?.map(|(_, raw)| raw))
+    }
+
+    /// Files in a namespace's directories that are not entries: names that are not a
+    /// key (a `.raw` blob is one), directories where shards or entries belong.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if a directory cannot be read.
+    pub fn strays(&self, ns: Namespace) -> Result<Vec<PathBuf>, StoreError> {
+        let mut out = Vec::new();
+        let Ok(shards) = std::fs::read_dir(self.layout.namespace(ns)) else {
+            return Ok(out);
+        };
+        for shard in shards {
+            let shard = shard?.path();
+            let Ok(files) = std::fs::read_dir(&shard) else {
+                out.push(shard);
+                continue;
+            };
+            for f in files {
+                let p = f?.path();
+                let stem = p.file_stem().and_then(|s| s.to_str());
+                let ext = p.extension().and_then(|s| s.to_str());
+                let key_like = stem.and_then(Digest::from_hex).is_some()
+                    && (ext.is_none() || (ns == Namespace::Cas && ext == Some("raw")));
+                if !key_like || !p.is_file() {
+                    out.push(p);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Writes an entry of a namespace other than the CAS as it is, replacing what is there
     /// (a manifest with entries removed).
     ///

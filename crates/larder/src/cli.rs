@@ -129,6 +129,17 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check every entry of the local store: blobs hashed, action records parsed and
+    /// their signatures checked, blobs and records present, manifests sound, temporary
+    /// leftovers; exit 1 if something is broken (and not repaired).
+    Fsck {
+        /// Remove what is broken (and stale temporary files).
+        #[arg(long)]
+        repair: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the configuration in effect, each setting with where it came from.
     Config {
         /// Print JSON.

@@ -340,6 +340,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Fsck { repair, json } => {
+            let config = Config::load_here()?;
+            let report = larder_core::fsck::fsck(&config, repair)?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                json_line(&mut out, &report)?;
+            } else {
+                write!(out, "{}", larder_core::fsck::render(&report, repair))?;
+            }
+            Ok(if report.broken() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Doctor { json } => {
             let checks = larder_core::doctor::run(&Config::env_here());
             let mut out = std::io::stdout().lock();

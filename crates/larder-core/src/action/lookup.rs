@@ -24,7 +24,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use larder_digest::Digest;
-use larder_key::{Manifest, ManifestEntry, Mismatch, Roots};
+use larder_key::{Manifest, Mismatch, Roots};
 use larder_store::{ActionRecord, Namespace, OutputFile, Store, get_verified_blob};
 
 use super::{CachedAction, Ctx, Key, MissReason};
@@ -133,7 +133,7 @@ fn lookup_manifests<A: CachedAction>(action: &mut A, cx: &mut Ctx<'_>, ik: &Dige
         let mut first_mismatch: Option<Mismatch> = None;
         let mut incomplete: Option<MissReason> = None;
         for entry in &manifest.entries {
-            if !leads_to_own_key(ik, entry) {
+            if !entry.is_for(ik) {
                 miss.get_or_insert(corrupt(
                     "manifest entry",
                     ik,
@@ -167,17 +167,6 @@ fn lookup_manifests<A: CachedAction>(action: &mut A, cx: &mut Ctx<'_>, ik: &Dige
         miss.get_or_insert(tier_miss);
     }
     Lookup::Miss(miss.unwrap_or(MissReason::NoEntry))
-}
-
-/// Whether `entry` of the manifest of `ik` names the result key its inputs make.
-fn leads_to_own_key(ik: &Digest, entry: &ManifestEntry) -> bool {
-    let own = ManifestEntry::new(
-        ik,
-        entry.files.clone(),
-        entry.env.clone(),
-        entry.absent.clone(),
-    );
-    own.key == entry.key
 }
 
 /// A record whose output size disagrees with the blob its digest names: the record is

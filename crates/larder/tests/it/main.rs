@@ -11,6 +11,7 @@ mod direct;
 mod docker;
 mod explain;
 mod failures;
+mod fsck;
 mod key_rows;
 mod key_tables;
 mod manage;
