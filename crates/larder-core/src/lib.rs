@@ -35,6 +35,7 @@ pub mod stats;
 pub mod summary;
 pub mod transfer;
 pub mod trust;
+pub mod verify;
 
 /// The store interface and remote backends, for the command line.
 pub use larder_remote::{RemoteSpec, open as open_remote};

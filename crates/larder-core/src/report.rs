@@ -59,6 +59,9 @@ pub struct Event {
     /// For a hit: the exit code replayed (1 for a cached compile error).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub exit_code: i32,
+    /// For a hit of a rustc unit: how to compile it again (`larder verify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<crate::verify::Replay>,
 }
 
 fn is_zero(n: &i32) -> bool {

@@ -233,6 +233,7 @@ mod tests {
             invocation: None,
             package: None,
             exit_code: 0,
+            replay: None,
         }
     }
 

@@ -179,7 +179,12 @@ impl<S: Store> Store for Breaker<S> {
     }
 
     /// Shared entries are not deleted: a bad one is replaced by the next write.
-    fn delete(&self, _ns: Namespace, _key: &Digest) -> Result<(), StoreError> {
+    /// Deletes on the remote unless it is switched off; a failure is not returned (a
+    /// quarantine deletes wherever it can).
+    fn delete(&self, ns: Namespace, key: &Digest) -> Result<(), StoreError> {
+        if !self.write_off.load(Ordering::Relaxed) && !self.read_off.load(Ordering::Relaxed) {
+            let _ = self.inner.delete(ns, key);
+        }
         Ok(())
     }
 

@@ -192,6 +192,19 @@ impl Tiers {
         self
     }
 
+    /// Quarantines the action record `record` (its bytes) under `key` (a verification
+    /// found it differs from a local compile, or it led to a failed restore): marked in
+    /// the local store so that no tier's copy of it is restored here again, and deleted
+    /// from the local store and from every writable remote that can delete.
+    pub fn quarantine(&self, key: &Digest, record: &[u8], reason: &str) {
+        if let Err(e) = self.local.quarantine(key, record, reason) {
+            tracing::debug!(error = %e, "cannot write the quarantine marker");
+        }
+        for r in writable(&self.remotes) {
+            let _ = r.delete(Namespace::Action, key);
+        }
+    }
+
     /// Flushes the remote counters to the totals in `dir` when dropped (through
     /// [`Hooks::flush`]).
     pub fn with_stats_dir(mut self, dir: &std::path::Path) -> Tiers {

@@ -205,6 +205,35 @@ impl DiskStore {
             .map_err(|e| StoreError::corrupt(ns, key, e.to_string()))
     }
 
+    /// Quarantines the action record `record` (its bytes) stored under `key`: that
+    /// record is never restored here again, from any tier ([`DiskStore::quarantined`]),
+    /// and the local copy is removed. Another record stored under the key later (a
+    /// compile of this machine) is not affected.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if the marker cannot be written.
+    pub fn quarantine(&self, key: &Digest, record: &[u8], reason: &str) -> Result<(), StoreError> {
+        let path = self.layout.quarantine(key);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&path, format!("{}\n{reason}", Digest::of(record).to_hex()))?;
+        if self
+            .peek(Namespace::Action, key)?
+            .is_some_and(|b| b == record)
+        {
+            self.delete(Namespace::Action, key)?;
+        }
+        Ok(())
+    }
+
+    /// Why the record `record` (its bytes) under `key` is quarantined, if it is.
+    pub fn quarantined(&self, key: &Digest, record: &[u8]) -> Option<String> {
+        let text = std::fs::read_to_string(self.layout.quarantine(key)).ok()?;
+        let (digest, reason) = text.split_once('\n')?;
+        (Digest::from_hex(digest)? == Digest::of(record)).then(|| reason.to_string())
+    }
+
     /// Reads a blob in either form (compressed, or uncompressed at level 0) without
     /// marking it used, decompressed but not checked against its digest (`larder fsck`).
     ///

@@ -147,6 +147,12 @@ impl Layout {
         self.reports().join(format!("{}.jsonl", build_tag(id)))
     }
 
+    /// The quarantine marker of the action record `key`: its presence keeps the record
+    /// from ever being restored here again; its content says why.
+    pub fn quarantine(&self, key: &Digest) -> PathBuf {
+        self.root().join("quarantine").join(key.to_hex())
+    }
+
     /// The counts of entries evicted to keep the store within its bounds.
     pub fn evictions(&self) -> PathBuf {
         self.root().join("evictions.json")

@@ -129,6 +129,24 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compile the units the last build restored again, locally and without the cache,
+    /// and compare their outputs with what was restored; quarantine an entry that
+    /// differs. Exit 1 if one differs.
+    Verify {
+        /// The last build (the default; the only build it can verify).
+        #[arg(long)]
+        last: bool,
+        /// Verify a sample of this many percent of the hits (the same entries on every
+        /// machine).
+        #[arg(long, value_name = "PERCENT", value_parser = percent)]
+        sample: Option<f64>,
+        /// Only this crate's units (a crate or package name).
+        #[arg(long = "crate", value_name = "NAME")]
+        krate: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check every entry of the local store: blobs hashed, action records parsed and
     /// their signatures checked, blobs and records present, manifests sound, temporary
     /// leftovers; exit 1 if something is broken (and not repaired).
@@ -273,4 +291,12 @@ pub(crate) fn is_command(word: &std::ffi::OsStr) -> bool {
         return false;
     };
     OTHER_WORDS.contains(&w) || w == "help" || Cli::command().find_subcommand(w).is_some()
+}
+
+/// A percentage from 0 to 100.
+fn percent(text: &str) -> Result<f64, String> {
+    match text.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("{text:?} is not a percentage from 0 to 100")),
+    }
 }

@@ -340,6 +340,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Verify {
+            last: _,
+            sample,
+            krate,
+            json,
+        } => {
+            let config = Config::load_here()?;
+            let events = last_build_events(&config)?;
+            let report = larder_core::verify::verify(&config, &events, sample, krate.as_deref())?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                json_line(&mut out, &report)?;
+            } else {
+                write!(out, "{}", larder_core::verify::render(&report))?;
+            }
+            Ok(if report.differs > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Fsck { repair, json } => {
             let config = Config::load_here()?;
             let report = larder_core::fsck::fsck(&config, repair)?;

@@ -19,6 +19,10 @@
 //!   from the invocation key and the inputs the entry lists), so a forged entry cannot
 //!   send a unit to another unit's record; an action record the tiers refuse for its
 //!   signature ([`larder_remote::Admit`]) is an `untrusted` miss.
+//! - Quarantine: a record whose output sizes disagree with its blobs, or (for a tool
+//!   that says so) whose outputs are not this invocation's, is quarantined
+//!   ([`larder_remote::Tiers::quarantine`]): it is never restored here again, and it is
+//!   deleted where it can be. A quarantined key is a `quarantined` miss.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -170,14 +174,32 @@ fn lookup_manifests<A: CachedAction>(action: &mut A, cx: &mut Ctx<'_>, ik: &Dige
 }
 
 /// A record whose output size disagrees with the blob its digest names: the record is
-/// wrong (not the blob, which matched its digest), so it is dropped.
-fn wrong_record(cx: &Ctx<'_>, key: &Digest, o: &OutputFile, actual: u64) -> MissReason {
-    let _ = cx.store.delete(Namespace::Action, key);
-    corrupt(
-        "action record",
+/// wrong (not the blob, which matched its digest), so it is quarantined.
+fn wrong_record(
+    cx: &Ctx<'_>,
+    key: &Digest,
+    bytes: &[u8],
+    o: &OutputFile,
+    actual: u64,
+) -> MissReason {
+    misfit(
+        cx,
         key,
+        bytes,
         &format!("{} is {actual} bytes, the record says {}", o.path, o.size),
     )
+}
+
+/// Quarantines the record `bytes` under `key`, which cannot be this invocation's
+/// result (`why`).
+fn misfit(cx: &Ctx<'_>, key: &Digest, bytes: &[u8], why: &str) -> MissReason {
+    let reason = format!("the record led to a failed restore: {why}");
+    cx.store.quarantine(key, bytes, &reason);
+    warn_once(
+        "quarantine",
+        &format!("action record {key} quarantined ({why}); compiling instead"),
+    );
+    MissReason::Quarantined(reason)
 }
 
 /// What a restored output is written from.
@@ -216,6 +238,9 @@ fn restore<A: CachedAction>(
         }
         Err(e) => return Err(store_error(cx, &e)),
     };
+    if let Some(why) = cx.store.local().quarantined(key, &bytes) {
+        return Err(MissReason::Quarantined(why));
+    }
     let record: ActionRecord = match serde_json::from_slice(&bytes) {
         Ok(r) => r,
         Err(e) => {
@@ -231,11 +256,19 @@ fn restore<A: CachedAction>(
                 o.path
             )));
         }
-        destinations.push(action.destination(cx, o).map_err(incomplete)?);
+        match action.destination(cx, o) {
+            Ok(d) => destinations.push(d),
+            Err(why) if action.misfit_is_wrong() => return Err(misfit(cx, key, &bytes, &why)),
+            Err(why) => return Err(incomplete(why)),
+        }
     }
-    action
-        .check_record(&record, &destinations)
-        .map_err(incomplete)?;
+    if let Err(why) = action.check_record(&record, &destinations) {
+        return Err(if action.misfit_is_wrong() {
+            misfit(cx, key, &bytes, &why)
+        } else {
+            incomplete(why)
+        });
+    }
 
     let mut files = Vec::with_capacity(record.outputs.len());
     for (o, dest) in record.outputs.iter().zip(destinations) {
@@ -251,7 +284,7 @@ fn restore<A: CachedAction>(
                 }
             };
             if size != o.size {
-                return Err(wrong_record(cx, key, o, size));
+                return Err(wrong_record(cx, key, &bytes, o, size));
             }
             files.push(Placed {
                 dest,
@@ -276,7 +309,7 @@ fn restore<A: CachedAction>(
             Err(e) => return Err(store_error(cx, &e)),
         };
         if blob.len() as u64 != o.size {
-            return Err(wrong_record(cx, key, o, blob.len() as u64));
+            return Err(wrong_record(cx, key, &bytes, o, blob.len() as u64));
         }
         let content = if o.rewrite_paths {
             let text = String::from_utf8(blob)

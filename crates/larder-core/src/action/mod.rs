@@ -262,6 +262,21 @@ pub trait CachedAction: Sized {
     /// Why the output has no place in this invocation: the entry cannot be restored.
     fn destination(&self, cx: &Ctx<'_>, output: &OutputFile) -> Result<PathBuf, String>;
 
+    /// Whether a record whose outputs have no place in this invocation
+    /// ([`CachedAction::destination`], [`CachedAction::check_record`]) is wrong for its
+    /// key, and so quarantined: true where the key fixes the outputs (rustc's arguments
+    /// name them), false where the place depends on this build's state (a C object's
+    /// directory).
+    fn misfit_is_wrong(&self) -> bool {
+        false
+    }
+
+    /// Whether a hit of this tool can be recompiled by `larder verify` from its
+    /// command line ([`crate::verify::Replay`]).
+    fn replayable(&self) -> bool {
+        false
+    }
+
     /// Checks a record as a whole before anything is fetched, given the destinations
     /// of its outputs.
     ///
@@ -415,7 +430,7 @@ pub fn run<A: CachedAction>(tool: Tool) -> i32 {
     reporter.invocation = Some(*key.digest());
 
     let miss = match lookup::lookup(&mut action, &mut cx, &key) {
-        Lookup::Hit(hit) => return serve(&mut action, &mut cx, &mut reporter, hit),
+        Lookup::Hit(hit) => return serve(&mut action, &mut cx, &mut reporter, &tool, hit),
         Lookup::Miss(reason) => reason,
     };
     // Single flight: if another process runs this key, wait for it and look again. The
@@ -425,7 +440,7 @@ pub fn run<A: CachedAction>(tool: Tool) -> i32 {
     });
     let flight = match flight {
         Ok(lock) => lock,
-        Err(hit) => return serve(&mut action, &mut cx, &mut reporter, hit),
+        Err(hit) => return serve(&mut action, &mut cx, &mut reporter, &tool, hit),
     };
 
     let captured = match run_captured(&tool.program, &tool.args) {
@@ -497,10 +512,14 @@ fn serve<A: CachedAction>(
     action: &mut A,
     cx: &mut Ctx<'_>,
     reporter: &mut Reporter<'_>,
+    tool: &Tool,
     hit: Hit,
 ) -> i32 {
     hit.replay(&cx.roots);
     reporter.key = Some(hit.key);
+    if action.replayable() {
+        reporter.replay = crate::verify::Replay::capture(&tool.program, &tool.args, cx.config);
+    }
     if cx.config.debug {
         // The inputs stored with the entry are this invocation's: keep a local copy.
         let _ = larder_store::Store::get(cx.store, larder_store::Namespace::Inputs, &hit.key);

@@ -42,11 +42,14 @@ pub enum MissReason {
     /// required it was unsigned, or signed by no trusted key, or its signature did not
     /// verify; which tier and why.
     Untrusted(String),
+    /// The entry is quarantined on this machine (`larder verify` found it differs from
+    /// a local compile, or it led to a failed restore); why.
+    Quarantined(String),
 }
 
 impl MissReason {
     /// The stable label of the report (`no-entry`, `inputs-changed`,
-    /// `entry-incomplete`, `store-error`, `untrusted`).
+    /// `entry-incomplete`, `store-error`, `untrusted`, `quarantined`).
     pub fn label(&self) -> &'static str {
         match self {
             MissReason::NoEntry => "no-entry",
@@ -54,6 +57,7 @@ impl MissReason {
             MissReason::EntryIncomplete(_) => "entry-incomplete",
             MissReason::StoreError(_) => "store-error",
             MissReason::Untrusted(_) => "untrusted",
+            MissReason::Quarantined(_) => "quarantined",
         }
     }
 
@@ -69,7 +73,8 @@ impl MissReason {
             }),
             MissReason::EntryIncomplete(why)
             | MissReason::StoreError(why)
-            | MissReason::Untrusted(why) => Some(why.clone()),
+            | MissReason::Untrusted(why)
+            | MissReason::Quarantined(why) => Some(why.clone()),
         }
     }
 }
@@ -189,6 +194,8 @@ pub struct Reporter<'a> {
     pub key: Option<larder_digest::Digest>,
     /// The invocation key, once computed.
     pub invocation: Option<larder_digest::Digest>,
+    /// For a hit: how to compile the unit again (`larder verify`).
+    pub replay: Option<crate::verify::Replay>,
 }
 
 impl<'a> Reporter<'a> {
@@ -200,6 +207,7 @@ impl<'a> Reporter<'a> {
             unit,
             key: None,
             invocation: None,
+            replay: None,
         }
     }
 
@@ -228,6 +236,7 @@ impl<'a> Reporter<'a> {
             invocation: self.invocation.map(|k| k.to_hex()),
             package: crate::config::env::var("CARGO_PKG_NAME"),
             exit_code: 0,
+            replay: None,
         };
         match outcome {
             Outcome::Hit(r) => {
@@ -241,6 +250,7 @@ impl<'a> Reporter<'a> {
                 }
                 event.bytes_restored = r.bytes;
                 event.remote = r.remote.clone();
+                event.replay = self.replay.clone();
             }
             Outcome::Miss { reason, stored } => {
                 event.outcome = "miss".into();

@@ -486,6 +486,7 @@ mod tests {
             invocation: None,
             package: None,
             exit_code: 0,
+            replay: None,
         });
         let mine = layout
             .jobs()

@@ -234,6 +234,15 @@ impl CachedAction for RustcAction {
         Ok(dest)
     }
 
+    /// rustc's arguments name its outputs, and they are in the key.
+    fn misfit_is_wrong(&self) -> bool {
+        true
+    }
+
+    fn replayable(&self) -> bool {
+        true
+    }
+
     fn check_record(&self, record: &ActionRecord, destinations: &[PathBuf]) -> Result<(), String> {
         if record.exit_code == 0 && destinations.len() != self.expected.len() {
             return Err(format!(

@@ -21,3 +21,4 @@ mod snapshots;
 mod store;
 mod support;
 mod transfer;
+mod verify;
