@@ -96,6 +96,15 @@ pub struct Totals {
     /// What each remote tier did, by URL (credentials removed).
     #[serde(default)]
     pub remotes: BTreeMap<String, larder_remote::RemoteCounters>,
+    /// Hits compiled again and compared (`larder verify`, `LARDER_VERIFY`).
+    #[serde(default)]
+    pub verified: u64,
+    /// Of those, entries that differed from the local compile (quarantined).
+    #[serde(default)]
+    pub verify_differs: u64,
+    /// Of those, units that are not reproducible by nature.
+    #[serde(default)]
+    pub verify_not_reproducible: u64,
 }
 
 impl Totals {

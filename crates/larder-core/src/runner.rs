@@ -111,6 +111,12 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
         let _ = std::fs::remove_file(&warnings);
     }
     eprint!("{}", summary.render());
+    let mut code = crate::exec::exit_code(status);
+    if let Some(percent) = config.verify
+        && code == 0
+    {
+        code = verify_sample(&config, &events, percent);
+    }
     if let Some(s) = &store {
         let after = s.evictions();
         if after.files > evicted_before.files {
@@ -131,7 +137,37 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
             );
         }
     }
-    Ok(crate::exec::exit_code(status))
+    Ok(code)
+}
+
+/// `LARDER_VERIFY`: compiles a sample of the build's hits again and compares; prints
+/// what differs and the totals. Returns 1 if an entry differed (the build used it: it
+/// is quarantined, and the next build compiles that unit), else 0.
+fn verify_sample(config: &Config, events: &[Event], percent: f64) -> i32 {
+    match crate::verify::verify(config, events, Some(percent), None) {
+        Ok(r) => {
+            let text = crate::verify::render(&r);
+            let shown = text.lines().filter(|l| {
+                l.starts_with("differs") || l.starts_with("failed") || l.starts_with("verified")
+            });
+            for line in shown {
+                eprintln!("larder: verify: {line}");
+            }
+            if r.differs > 0 {
+                eprintln!(
+                    "larder: error: this build restored {} entries that differ from a local \
+                     compile; they are quarantined: build again",
+                    r.differs
+                );
+                return 1;
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("larder: warning: verify: {e}");
+            0
+        }
+    }
 }
 
 /// A name for this build, unique on the machine: remote failures and warnings are

@@ -62,6 +62,12 @@ pub fn render(r: &StatsReport) -> String {
     out += &format!("hits                 {}\n", t.hits);
     out += &format!("misses               {}\n", t.misses);
     out += &format!("hit rate             {rate}\n");
+    if t.verified > 0 {
+        out += &format!(
+            "verified             {} ({} differed and were quarantined, {} not reproducible)\n",
+            t.verified, t.verify_differs, t.verify_not_reproducible
+        );
+    }
     if t.replayed_errors > 0 {
         out += &format!("replayed errors      {}\n", t.replayed_errors);
     }

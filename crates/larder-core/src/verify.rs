@@ -260,6 +260,11 @@ pub fn verify(
             quarantined,
         });
     }
+    let _ = crate::report::update_totals(&config.dir, |t| {
+        t.verified += report.checked as u64;
+        t.verify_differs += report.differs as u64;
+        t.verify_not_reproducible += report.not_reproducible as u64;
+    });
     Ok(report)
 }
 

@@ -96,6 +96,10 @@ pub const ENV_VARS: &[EnvVar] = &[
         "public keys whose signatures are trusted",
     ),
     user(
+        "LARDER_VERIFY",
+        "percentage of each `larder cargo` build's hits compiled again and compared",
+    ),
+    user(
         "LARDER_REQUIRE_SIGNATURES",
         "tiers whose action records need a trusted signature",
     ),

@@ -23,6 +23,7 @@
 //! | `LARDER_SIGNING_KEY` | `signing_key` | secret key file (`larder key generate`) that signs every action record this build stores; its public key is trusted too | none |
 //! | `LARDER_TRUSTED_KEYS` | `trusted_keys` | public keys (`NAME:<base64>`) whose signatures a tier that requires them accepts (comma-separated; a list in the file) | none |
 //! | `LARDER_REQUIRE_SIGNATURES` | `require_signatures` | tiers whose action records are used only with a trusted signature: `1`/`true` (every tier, the local store too), `0`/`false` (none), or a list of `local`, `remotes`, `read-only` and remote URLs | `read-only` (the read-only remotes) |
+//! | `LARDER_VERIFY` | `verify` | after each `larder cargo` build, compile this percentage of its hits again locally and compare ([`crate::verify`]); an entry that differs is quarantined and the command exits 1 | none |
 //! | `LARDER_REMOTE_TIMEOUT` | `remote_timeout` | deadline of one remote call, in seconds (transfers get one more second per 4 MiB) | `5` |
 //! | `LARDER_REPORT` | | file to which each wrapper invocation appends one JSON line (set by `larder cargo`) | none |
 //! | `LARDER_LOG` | | a `tracing` filter for debug logs on stderr (`debug`, `larder_core=trace`) | none |
@@ -82,6 +83,8 @@ pub struct Config {
     /// Public keys whose signatures are trusted (the signing key's own is added by
     /// [`Config::trust`]).
     pub trusted_keys: Vec<PublicKey>,
+    /// The percentage of each `larder cargo` build's hits verified by rebuild.
+    pub verify: Option<f64>,
     /// Whether the local store's action records need a trusted signature (each
     /// remote's need is its `require_signatures`).
     pub require_local_signatures: bool,
@@ -165,6 +168,7 @@ struct FileConfig {
     signing_key: Option<PathBuf>,
     trusted_keys: Option<OneOrMany>,
     require_signatures: Option<toml::Value>,
+    verify: Option<toml::Value>,
 }
 
 /// A list in the file that may also be written as one string (`remote = "redis://h"`).
@@ -475,9 +479,21 @@ impl Config {
             Some((name, tiers)) => require_signatures(&name, &tiers, &mut remotes, timeout)?,
             None => false,
         };
+        let verify = match (get("LARDER_VERIFY"), file.verify) {
+            (Some(v), _) => Some(parse_percent("LARDER_VERIFY", &v)?),
+            (None, Some(v)) => Some(parse_percent(
+                &file_key("verify"),
+                v.as_str()
+                    .map_or_else(|| v.to_string(), str::to_string)
+                    .as_str(),
+            )?),
+            (None, None) => None,
+        }
+        .filter(|p| *p > 0.0);
         Ok(Config {
             remotes,
             remote_write,
+            verify,
             signing_key,
             trusted_keys,
             require_local_signatures,
@@ -538,6 +554,17 @@ impl Config {
             }
         }
         specs
+    }
+}
+
+fn parse_percent(name: &str, value: &str) -> Result<f64, ConfigError> {
+    match value.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(invalid(
+            name,
+            value,
+            "a percentage from 0 to 100, such as 5",
+        )),
     }
 }
 

@@ -67,7 +67,7 @@ pub fn settings(config: &Config, env: &BTreeMap<String, String>) -> Vec<Setting>
                 .map(larder_remote::RemoteSpec::name),
         )
         .collect();
-    let rows: [(&'static str, Option<&'static str>, String); 20] = [
+    let rows: [(&'static str, Option<&'static str>, String); 21] = [
         (
             "LARDER_CONFIG",
             None,
@@ -181,6 +181,13 @@ pub fn settings(config: &Config, env: &BTreeMap<String, String>) -> Vec<Setting>
             "LARDER_REQUIRE_SIGNATURES",
             Some("require_signatures"),
             list(requiring),
+        ),
+        (
+            "LARDER_VERIFY",
+            Some("verify"),
+            config
+                .verify
+                .map_or("(none)".into(), |p| format!("{p}% of hits")),
         ),
         (
             "LARDER_REPORT",

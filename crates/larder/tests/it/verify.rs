@@ -52,6 +52,17 @@ fn verify_finds_every_honest_unit_reproducible_and_quarantines_a_poisoned_one() 
         }
     }
 
+    // LARDER_VERIFY=100 does the same after a `larder cargo` build, and counts.
+    p.clean();
+    let run = p.larder_cargo(&["build"]).env("LARDER_VERIFY", "100").run();
+    run.assert_all("hit", FIXTURE_UNITS);
+    let line = format!(
+        "larder: verify: verified {rustc_units} of {} hits",
+        rustc_units + 1
+    );
+    assert!(run.stderr.contains(&line), "{line:?}:\n{}", run.context());
+    assert_eq!(p.stats()["verified"], 2 * rustc_units, "{}", p.stats());
+
     // A new version of app, then its entry poisoned to restore the old binary.
     p.edit(
         "app/src/main.rs",
@@ -87,6 +98,7 @@ fn verify_finds_every_honest_unit_reproducible_and_quarantines_a_poisoned_one() 
 
     let (code, found) = verify(&p);
     assert_eq!(code, 1, "{found}");
+    assert_eq!(p.stats()["verify_differs"], 1, "{}", p.stats());
     assert_eq!(found["differs"], 1, "{found}");
     let unit = found["units"]
         .as_array()
