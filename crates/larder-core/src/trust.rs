@@ -150,6 +150,7 @@ mod tests {
             compile_secs: 1.0,
             exit_code: 0,
             link_deps: vec![],
+            origin: Some(Digest::of(b"here")),
             signatures: vec![],
         }
     }
@@ -189,6 +190,7 @@ mod tests {
             Box::new(|r| r.link_deps.push("libz.rlib".into())),
             Box::new(|r| r.crate_name = "b".into()),
             Box::new(|r| r.outputs.pop().map(drop).unwrap_or(())),
+            Box::new(|r| r.origin = None),
         ];
         for (i, t) in tampered.iter().enumerate() {
             let mut x = r.clone();

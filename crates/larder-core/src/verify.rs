@@ -16,6 +16,11 @@
 //!   a number such as a timestamp, or code and data), or **not reproducible by
 //!   nature** (two local compiles differ from each other too). A different exit code
 //!   differs too (a cached failure that compiles).
+//! - Outputs embed the paths they were compiled at (see "Paths inside restored
+//!   artifacts" in the README): the record's `origin` (where its producer compiled) and
+//!   the replay's are compared, and only an entry made at this compile's paths can
+//!   **differ**; one made elsewhere that does not match is reported as **made at other
+//!   paths** with its first difference, not quarantined.
 //! - An entry that differs is quarantined ([`larder_remote::Tiers::quarantine`]): never
 //!   restored here again, deleted from every writable tier that can delete it.
 //!
@@ -45,6 +50,10 @@ pub struct Replay {
     pub cwd: String,
     /// The variables that can change its output, as they were.
     pub env: Vec<(String, String)>,
+    /// Where it ran: the digest of its root directories (`larder_key::Roots::digest`),
+    /// compared with the record's `origin`.
+    #[serde(default)]
+    pub origin: Option<Digest>,
 }
 
 /// Whether variable `name` is kept in a [`Replay`].
@@ -63,8 +72,14 @@ fn kept(name: &str, extra: &[String]) -> bool {
 
 impl Replay {
     /// The replay of `program args` run now, in this process's directory and
-    /// environment; `None` if an argument or the directory is not UTF-8.
-    pub fn capture(program: &Path, args: &[std::ffi::OsString], config: &Config) -> Option<Replay> {
+    /// environment, with the invocation's `roots`; `None` if an argument or the
+    /// directory is not UTF-8.
+    pub fn capture(
+        program: &Path,
+        args: &[std::ffi::OsString],
+        config: &Config,
+        roots: &Roots,
+    ) -> Option<Replay> {
         let args = args
             .iter()
             .map(|a| a.to_str().map(str::to_string))
@@ -79,6 +94,7 @@ impl Replay {
             args,
             cwd,
             env,
+            origin: Some(roots.digest()),
         })
     }
 }
@@ -151,6 +167,10 @@ pub enum Finding {
     Differs(String),
     /// Two local compiles differ from each other: the unit is not reproducible.
     NotReproducible(String),
+    /// The entry was made at other paths (another checkout, target directory or
+    /// `CARGO_HOME`), which its outputs embed: it cannot be compared byte for byte here,
+    /// and is not quarantined. Where it differs.
+    Elsewhere(String),
     /// Not recompiled (a build-script run, a C object, no replay), and why.
     Skipped(String),
     /// The compile could not be run or compared, and why.
@@ -186,6 +206,8 @@ pub struct VerifyReport {
     pub differs: usize,
     /// Not reproducible by nature.
     pub not_reproducible: usize,
+    /// Made at other paths: not comparable here.
+    pub elsewhere: usize,
     /// Not recompiled.
     pub skipped: usize,
     /// Could not be compared.
@@ -246,6 +268,7 @@ pub fn verify(
             Finding::Reproducible => report.reproducible += 1,
             Finding::Differs(_) => report.differs += 1,
             Finding::NotReproducible(_) => report.not_reproducible += 1,
+            Finding::Elsewhere(_) => report.elsewhere += 1,
             Finding::Skipped(_) => report.skipped += 1,
             Finding::Failed(_) => report.failed += 1,
         }
@@ -326,7 +349,8 @@ fn env_deps(store: &Tiers, record: &ActionRecord) -> Vec<(String, Option<String>
         .collect()
 }
 
-/// Recompiles one restored unit (its record's bytes `record`) and compares.
+/// Recompiles one restored unit (its record's bytes `record`) and compares: byte for
+/// byte where the entry was made at this compile's paths.
 fn verify_unit(store: &Tiers, record: &[u8], replay: &Replay) -> Finding {
     let record: ActionRecord = match serde_json::from_slice(record) {
         Ok(r) => r,
@@ -377,7 +401,7 @@ fn verify_unit(store: &Tiers, record: &[u8], replay: &Replay) -> Finding {
     let restored = match larder_store::get_verified_blob(store, &o.digest, o.size) {
         Ok(Some(b)) => b,
         _ => {
-            return Finding::Differs(format!(
+            return Finding::Failed(format!(
                 "{}: digest {} restored, {} compiled (the blob is gone)",
                 name.to_string_lossy(),
                 o.digest,
@@ -386,7 +410,13 @@ fn verify_unit(store: &Tiers, record: &[u8], replay: &Replay) -> Finding {
         }
     };
     let others = differing.len() - 1;
-    Finding::Differs(format!(
+    let here = record.origin.is_some() && record.origin == replay.origin;
+    let found = if here {
+        Finding::Differs
+    } else {
+        Finding::Elsewhere
+    };
+    found(format!(
         "{}: {}{}",
         name.to_string_lossy(),
         describe(&restored, bytes),
@@ -458,6 +488,7 @@ pub fn render(r: &VerifyReport) -> String {
             Finding::Reproducible => "reproducible",
             Finding::Differs(_) => "differs",
             Finding::NotReproducible(_) => "not reproducible",
+            Finding::Elsewhere(_) => "made elsewhere",
             Finding::Skipped(_) => "skipped",
             Finding::Failed(_) => "failed",
         };
@@ -471,6 +502,7 @@ pub fn render(r: &VerifyReport) -> String {
             let why = match &u.finding {
                 Finding::Differs(w)
                 | Finding::NotReproducible(w)
+                | Finding::Elsewhere(w)
                 | Finding::Skipped(w)
                 | Finding::Failed(w) => w.as_str(),
                 Finding::Reproducible => "",
@@ -484,8 +516,15 @@ pub fn render(r: &VerifyReport) -> String {
         }
     }
     out += &format!(
-        "verified {} of {} hits: {} reproducible, {} differ, {} not reproducible by nature, {} failed; {} skipped\n",
-        r.checked, r.hits, r.reproducible, r.differs, r.not_reproducible, r.failed, r.skipped
+        "verified {} of {} hits: {} reproducible, {} differ, {} not reproducible by nature, {} made at other paths (not comparable here), {} failed; {} skipped\n",
+        r.checked,
+        r.hits,
+        r.reproducible,
+        r.differs,
+        r.not_reproducible,
+        r.elsewhere,
+        r.failed,
+        r.skipped
     );
     out
 }

@@ -64,6 +64,16 @@ impl Roots {
         &self.roots
     }
 
+    /// A digest of the roots (names and directories): where a compile ran. Two compiles
+    /// with the same digest embed the same paths in what they write.
+    pub fn digest(&self) -> larder_digest::Digest {
+        let mut h = larder_digest::KeyHasher::new();
+        for r in &self.roots {
+            h.field(r.name, &r.path);
+        }
+        h.finish()
+    }
+
     /// The directory of the root named `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.roots

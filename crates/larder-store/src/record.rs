@@ -44,6 +44,12 @@ pub struct ActionRecord {
     /// libraries it was compiled against, so a link step can find its transitive inputs.
     #[serde(default)]
     pub link_deps: Vec<String>,
+    /// Where the producer compiled: the digest of its root directories (the package's,
+    /// the target directory, `CARGO_HOME`, the sysroot; `larder_key::Roots::digest`).
+    /// Outputs embed these paths, so `larder verify` compares byte for byte only where
+    /// they are the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Digest>,
     /// Signatures of the record by its producers ([`ActionRecord::signed_bytes`]); none
     /// when the producer had no signing key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -67,7 +73,8 @@ const SIGNED_TAG: &[u8] = b"larder action record v1\0";
 impl ActionRecord {
     /// The bytes a signature covers: the result key the record is stored under, the
     /// crate name, every output's path, digest, size, executable bit and path rewriting,
-    /// stdout, stderr, the exit code and the link dependencies, each length-prefixed.
+    /// stdout, stderr, the exit code, the link dependencies and the origin, each
+    /// length-prefixed.
     /// Not covered: `compile_secs` (what a report says was saved) and the signatures.
     /// Stored under another key, the record's signatures do not verify.
     pub fn signed_bytes(&self, result_key: &Digest) -> Vec<u8> {
@@ -92,6 +99,9 @@ impl ActionRecord {
         field(&(self.link_deps.len() as u64).to_le_bytes());
         for d in &self.link_deps {
             field(d.as_bytes());
+        }
+        if let Some(o) = &self.origin {
+            field(o.as_bytes());
         }
         out
     }

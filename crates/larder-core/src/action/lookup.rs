@@ -60,6 +60,7 @@ impl Hit {
 
 /// The answer of a lookup.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per invocation, returned once
 pub enum Lookup {
     /// The outputs are restored.
     Hit(Hit),

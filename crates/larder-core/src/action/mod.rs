@@ -185,6 +185,7 @@ impl Ctx<'_> {
             compile_secs: captured.elapsed.as_secs_f64(),
             exit_code: i32::from(!captured.status.success()),
             link_deps: Vec::new(),
+            origin: Some(self.roots.digest()),
             signatures: Vec::new(),
         }
     }
@@ -518,7 +519,8 @@ fn serve<A: CachedAction>(
     hit.replay(&cx.roots);
     reporter.key = Some(hit.key);
     if action.replayable() {
-        reporter.replay = crate::verify::Replay::capture(&tool.program, &tool.args, cx.config);
+        reporter.replay =
+            crate::verify::Replay::capture(&tool.program, &tool.args, cx.config, &cx.roots);
     }
     if cx.config.debug {
         // The inputs stored with the entry are this invocation's: keep a local copy.

@@ -407,6 +407,7 @@ mod tests {
                 compile_secs: 1.0,
                 exit_code: 0,
                 link_deps: vec!["libb-1.rlib".into()],
+                origin: None,
                 signatures: vec![],
             },
             vec![BlobSource::File(out), BlobSource::Inline("dep".into())],

@@ -52,6 +52,24 @@ fn verify_finds_every_honest_unit_reproducible_and_quarantines_a_poisoned_one() 
         }
     }
 
+    // In another checkout the restored outputs embed the first checkout's paths: they
+    // are reported as made elsewhere, never quarantined.
+    let moved = p.relocated_copy();
+    moved.build().assert_all("hit", FIXTURE_UNITS);
+    let (code, there) = verify(&moved);
+    assert_eq!(code, 0, "{there}");
+    assert_eq!(there["differs"], 0, "{there}");
+    assert!(there["elsewhere"].as_u64().unwrap() > 0, "{there}");
+    assert!(
+        there["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["quarantined"] == false),
+        "{there}"
+    );
+    assert!(!p.larder_dir.join("v1").join("quarantine").exists());
+
     // LARDER_VERIFY=100 does the same after a `larder cargo` build, and counts.
     p.clean();
     let run = p.larder_cargo(&["build"]).env("LARDER_VERIFY", "100").run();
@@ -61,7 +79,7 @@ fn verify_finds_every_honest_unit_reproducible_and_quarantines_a_poisoned_one() 
         rustc_units + 1
     );
     assert!(run.stderr.contains(&line), "{line:?}:\n{}", run.context());
-    assert_eq!(p.stats()["verified"], 2 * rustc_units, "{}", p.stats());
+    assert_eq!(p.stats()["verified"], 3 * rustc_units, "{}", p.stats());
 
     // A new version of app, then its entry poisoned to restore the old binary.
     p.edit(
