@@ -354,6 +354,13 @@ fn a_key_rotation_keeps_old_entries_while_both_keys_are_trusted() {
     );
     run.assert_all("hit", FIXTURE_UNITS);
     b.assert_app(&[]);
+    // Copied into B's local store, the records keep their signatures.
+    let local = DiskStore::open(&b.larder_dir, u64::MAX).unwrap();
+    for e in run.report.units() {
+        let key = Digest::from_hex(&e.key().unwrap()).unwrap();
+        let record = record_of(&local, &key);
+        assert_eq!(record.signatures.len(), 1, "{}: {record:?}", e.line);
+    }
 
     // Trusting only the new key: what the old one signed is refused (the units that
     // depend on nothing say so; the others' keys then differ: their dependencies were
