@@ -90,15 +90,32 @@ fn trust_remotes(p: &Project) -> Vec<String> {
     out
 }
 
-/// The result key of the unit `krate` (`bin` or a library) in a build's report.
-fn unit_key(run: &Run, krate: &str) -> Digest {
-    let e = run
-        .report
+/// The report line of the unit `krate`.
+fn unit<'a>(run: &'a Run, krate: &str) -> &'a crate::support::Entry {
+    run.report
         .units()
-        .into_iter()
         .find(|e| e.krate.as_deref() == Some(krate))
-        .unwrap_or_else(|| panic!("no {krate} in the report:\n{}", run.context()));
-    Digest::from_hex(&e.key().expect("a key")).unwrap()
+        .unwrap_or_else(|| panic!("no {krate} in the report:\n{}", run.context()))
+}
+
+/// The result key of the unit `krate` in a build's report.
+fn unit_key(run: &Run, krate: &str) -> Digest {
+    Digest::from_hex(&unit(run, krate).key().expect("a key")).unwrap()
+}
+
+/// A build on a new machine (a copy of `team`'s checkout, an empty store) that reads
+/// `url`, writes nothing, and requires signatures by the `public` key on every tier.
+fn strict_reader(team: &Project, flags: &str, url: &str, public: &str) -> (Project, Run) {
+    let reader = team.on_new_machine();
+    let run = reader
+        .larder_cargo(&["build"])
+        .env("RUSTFLAGS", flags)
+        .env("LARDER_REMOTE", url)
+        .env("LARDER_REMOTE_WRITE", "never")
+        .env("LARDER_TRUSTED_KEYS", public)
+        .env("LARDER_REQUIRE_SIGNATURES", "1")
+        .run();
+    (reader, run)
 }
 
 fn record_of(store: &DiskStore, key: &Digest) -> ActionRecord {
@@ -188,21 +205,8 @@ fn a_poisoned_record_on_a_shared_remote_is_refused_by_a_reader_that_trusts_the_t
         for (i, (what, record, reason)) in variants.into_iter().enumerate() {
             let bytes = serde_json::to_vec(&record).unwrap();
             remote.put(Namespace::Action, &app_key, &bytes).unwrap();
-            let reader = team.on_new_machine();
-            let run = reader
-                .larder_cargo(&["build"])
-                .env("RUSTFLAGS", &flags)
-                .env("LARDER_REMOTE", &url)
-                .env("LARDER_REMOTE_WRITE", "never")
-                .env("LARDER_TRUSTED_KEYS", &team_public)
-                .env("LARDER_REQUIRE_SIGNATURES", "1")
-                .run();
-            let app = run
-                .report
-                .units()
-                .into_iter()
-                .find(|e| e.krate.as_deref() == Some("app"))
-                .unwrap();
+            let (reader, run) = strict_reader(&team, &flags, &url, &team_public);
+            let app = unit(&run, "app");
             assert_eq!(app.outcome, "miss", "{url} {what}:\n{}", run.context());
             assert_eq!(app.reason.as_deref(), Some("untrusted"), "{url} {what}");
             let detail = app.detail.clone().unwrap_or_default();
@@ -267,15 +271,8 @@ fn a_poisoned_record_on_a_shared_remote_is_refused_by_a_reader_that_trusts_the_t
             .env("LARDER_SIGNING_KEY", &team_secret)
             .run();
         v2.assert_crate("app", "miss");
-        let invocation = v2
-            .report
-            .units()
-            .find(|e| e.krate.as_deref() == Some("app"))
-            .and_then(|e| {
-                let v: serde_json::Value = serde_json::from_str(&e.line).ok()?;
-                Digest::from_hex(v["invocation"].as_str()?)
-            })
-            .expect("app's invocation key");
+        let line: serde_json::Value = serde_json::from_str(&unit(&v2, "app").line).unwrap();
+        let invocation = Digest::from_hex(line["invocation"].as_str().unwrap()).unwrap();
         let manifest = remote
             .get(Namespace::Manifest, &invocation)
             .unwrap()
@@ -288,15 +285,7 @@ fn a_poisoned_record_on_a_shared_remote_is_refused_by_a_reader_that_trusts_the_t
         remote
             .put(Namespace::Manifest, &invocation, &forged)
             .unwrap();
-        let reader = team.on_new_machine();
-        let run = reader
-            .larder_cargo(&["build"])
-            .env("RUSTFLAGS", &flags)
-            .env("LARDER_REMOTE", &url)
-            .env("LARDER_REMOTE_WRITE", "never")
-            .env("LARDER_TRUSTED_KEYS", &team_public)
-            .env("LARDER_REQUIRE_SIGNATURES", "1")
-            .run();
+        let (reader, run) = strict_reader(&team, &flags, &url, &team_public);
         run.assert_crate("app", "miss");
         assert!(app_output(&reader).starts_with("v2"), "{url}: rolled back");
         // Back to the first version for the next remote.
@@ -375,12 +364,7 @@ fn a_key_rotation_keeps_old_entries_while_both_keys_are_trusted() {
         ],
     );
     run.assert_no_hits();
-    let script = run
-        .report
-        .units()
-        .into_iter()
-        .find(|e| e.krate.as_deref() == Some("build_script_build"))
-        .unwrap();
+    let script = unit(&run, "build_script_build");
     assert_eq!(
         script.reason.as_deref(),
         Some("untrusted"),
