@@ -26,6 +26,7 @@ pub mod human;
 pub mod identity;
 pub mod init;
 pub mod progress;
+pub mod replay;
 pub mod report;
 pub mod roots;
 pub mod runner;

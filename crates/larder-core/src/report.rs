@@ -61,7 +61,7 @@ pub struct Event {
     pub exit_code: i32,
     /// For a hit of a rustc unit: how to compile it again (`larder verify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replay: Option<crate::verify::Replay>,
+    pub replay: Option<crate::replay::Replay>,
 }
 
 fn is_zero(n: &i32) -> bool {

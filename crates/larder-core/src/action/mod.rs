@@ -273,7 +273,7 @@ pub trait CachedAction: Sized {
     }
 
     /// Whether a hit of this tool can be recompiled by `larder verify` from its
-    /// command line ([`crate::verify::Replay`]).
+    /// command line ([`crate::replay::Replay`]).
     fn replayable(&self) -> bool {
         false
     }
@@ -520,7 +520,7 @@ fn serve<A: CachedAction>(
     reporter.key = Some(hit.key);
     if action.replayable() {
         reporter.replay =
-            crate::verify::Replay::capture(&tool.program, &tool.args, cx.config, &cx.roots);
+            crate::replay::Replay::capture(&tool.program, &tool.args, cx.config, &cx.roots);
     }
     if cx.config.debug {
         // The inputs stored with the entry are this invocation's: keep a local copy.

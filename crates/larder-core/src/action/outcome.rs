@@ -195,7 +195,7 @@ pub struct Reporter<'a> {
     /// The invocation key, once computed.
     pub invocation: Option<larder_digest::Digest>,
     /// For a hit: how to compile the unit again (`larder verify`).
-    pub replay: Option<crate::verify::Replay>,
+    pub replay: Option<crate::replay::Replay>,
 }
 
 impl<'a> Reporter<'a> {
