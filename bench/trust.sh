@@ -23,6 +23,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${BENCH_WORK:-/tmp/larder-bench-trust}"
 ROUNDS="${ROUNDS:-3}"
+RG_VERSION="${RG_VERSION:-14.1.1}"
 case "$WORK" in "" | / | "$HOME" | "$REPO") echo "refusing BENCH_WORK=$WORK" >&2; exit 2 ;; esac
 rm -rf "$WORK"
 mkdir -p "$WORK"
