@@ -96,6 +96,9 @@ pub fn run(env: &BTreeMap<String, String>) -> Vec<Check> {
     checks.push(wrapper(env));
     checks.extend(store(&config));
     checks.extend(remotes(&config));
+    if let Some(c) = trust(&config) {
+        checks.push(c);
+    }
     checks
 }
 
@@ -249,6 +252,44 @@ fn store(config: &Config) -> Vec<Check> {
         )
     });
     checks
+}
+
+/// Whether the tiers that require signatures can accept anything: some key must be
+/// trusted (or the build sign with its own). `None` when no tier requires them.
+fn trust(config: &Config) -> Option<Check> {
+    if !config.requires_signatures() {
+        return None;
+    }
+    let mut tiers: Vec<String> = config
+        .remotes
+        .iter()
+        .filter(|r| r.require_signatures)
+        .map(larder_remote::RemoteSpec::name)
+        .collect();
+    if config.require_local_signatures {
+        tiers.insert(0, "local".into());
+    }
+    let keys: Vec<String> = config
+        .trusted_keys
+        .iter()
+        .map(|k| k.name.clone())
+        .chain(config.signing_key.as_ref().map(|k| format!("{} (own)", k.name)))
+        .collect();
+    Some(if keys.is_empty() {
+        fail(
+            "signatures",
+            format!(
+                "{} require signed action records, but no key is trusted: every record there is refused",
+                tiers.join(", ")
+            ),
+            "set LARDER_TRUSTED_KEYS to the producers' public keys, or LARDER_REQUIRE_SIGNATURES=0",
+        )
+    } else {
+        pass(
+            "signatures",
+            format!("{} require records signed by {}", tiers.join(", "), keys.join(", ")),
+        )
+    })
 }
 
 fn remotes(config: &Config) -> Vec<Check> {
