@@ -273,7 +273,12 @@ fn trust(config: &Config) -> Option<Check> {
         .trusted_keys
         .iter()
         .map(|k| k.name.clone())
-        .chain(config.signing_key.as_ref().map(|k| format!("{} (own)", k.name)))
+        .chain(
+            config
+                .signing_key
+                .as_ref()
+                .map(|k| format!("{} (own)", k.name)),
+        )
         .collect();
     Some(if keys.is_empty() {
         fail(
@@ -287,7 +292,11 @@ fn trust(config: &Config) -> Option<Check> {
     } else {
         pass(
             "signatures",
-            format!("{} require records signed by {}", tiers.join(", "), keys.join(", ")),
+            format!(
+                "{} require records signed by {}",
+                tiers.join(", "),
+                keys.join(", ")
+            ),
         )
     })
 }

@@ -260,6 +260,35 @@ fn doctor_passes_on_a_good_store_and_fails_on_a_broken_one() {
         "{}",
         unusable.context()
     );
+
+    // A read-only tier requires signed records: with no key trusted, doctor says every
+    // record there would be refused; with one, which key it accepts.
+    let public = format!("file://{}", p.tmp().join("public").display());
+    std::fs::create_dir_all(p.tmp().join("public")).unwrap();
+    let run = p
+        .larder(&["doctor"])
+        .env("LARDER_REMOTE_READ_ONLY", &public)
+        .run_unchecked();
+    assert_eq!(run.status.code(), Some(1), "{}", run.context());
+    assert!(run.stdout.contains("FAIL  signatures"), "{}", run.context());
+    assert!(
+        run.stdout.contains("no key is trusted"),
+        "{}",
+        run.context()
+    );
+    let run = p
+        .larder(&["doctor"])
+        .env("LARDER_REMOTE_READ_ONLY", &public)
+        .env(
+            "LARDER_TRUSTED_KEYS",
+            "team-ci-1:+2edH6r1iCJ5CPBPKB9OxlT9o8VEjmk85LJyXNATYtE=",
+        )
+        .run_unchecked();
+    assert!(
+        run.stdout.contains("ok    signatures") && run.stdout.contains("team-ci-1"),
+        "{}",
+        run.context()
+    );
 }
 
 /// Bad settings are named, never ignored: an invalid `LARDER_LOG` warns, a
