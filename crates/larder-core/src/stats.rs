@@ -121,8 +121,8 @@ pub fn render(r: &StatsReport) -> String {
             c.skipped_too_large
         );
         out += &format!(
-            "  errors: {} ({} timeouts); {} calls skipped while switched off\n",
-            c.errors, c.timeouts, c.skipped_off
+            "  errors: {} ({} timeouts); {} slow calls; {} calls skipped while switched off\n",
+            c.errors, c.timeouts, c.slow, c.skipped_off
         );
         if c.refused > 0 {
             out += &format!(

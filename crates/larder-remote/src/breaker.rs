@@ -8,12 +8,26 @@
 //! for the rest of the build; after as many failed writes, only its writes are (a full
 //! or read-only server still serves hits). Each switch-off warns once per build. A
 //! corrupt entry or a value over the backend's limit is not a failure of the server.
+//!
+//! Time counts as well as failures:
+//! - **A latency budget.** A call slower than [`SLOW_CALL`] plus the time its bytes need
+//!   at [`SLOW_BYTES_PER_SEC`] (a slow answer), or a failed call that took that long (a
+//!   timeout), spends its time from the remote's budget for the build, kept per
+//!   direction in the build's state; once the spent time passes [`LATENCY_BUDGET`], the
+//!   remote is switched off for that direction. A remote that answers every call in
+//!   4 s, under its 5 s deadline, so costs a build about the budget, not 4 s per call.
+//!   Slow calls are counted (`slow` in `larder stats`).
+//! - **A refused connection** switches the remote off at once. The first process of a
+//!   build probes the remote before its first call ([`Store::probe`]: a TCP connect for
+//!   memcached and Redis, whose clients would retry until the deadline), so a dead
+//!   server costs one connect per build.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use larder_digest::Digest;
 use larder_store::{BuildState, Capabilities, Namespace, Store, StoreError};
@@ -22,6 +36,16 @@ use crate::counted::ChainState;
 
 /// Failed calls after which a remote's reads (or writes) are switched off for the build.
 pub const FAILURES_TO_SWITCH_OFF: u64 = 3;
+
+/// A call that takes longer than this (plus its bytes' time) is slow.
+pub const SLOW_CALL: Duration = Duration::from_millis(500);
+
+/// The transfer rate below which a call that moved bytes is slow, in bytes per second.
+pub const SLOW_BYTES_PER_SEC: f64 = 8.0 * 1024.0 * 1024.0;
+
+/// The time slow calls to one remote may cost one build, per direction, before it is
+/// switched off.
+pub const LATENCY_BUDGET: Duration = Duration::from_secs(3);
 
 /// Which calls a failure counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +71,13 @@ pub struct Breaker<S> {
     state: Arc<ChainState>,
     read_off: AtomicBool,
     write_off: AtomicBool,
+    /// Whether this process has made sure the build probed the remote.
+    probe_done: AtomicBool,
+}
+
+/// The bytes a read moved.
+fn moved(v: &Option<Vec<u8>>) -> u64 {
+    v.as_ref().map_or(0, |b| b.len() as u64)
 }
 
 impl<S: Store> Breaker<S> {
@@ -58,6 +89,7 @@ impl<S: Store> Breaker<S> {
             state,
             read_off: AtomicBool::new(false),
             write_off: AtomicBool::new(false),
+            probe_done: AtomicBool::new(false),
         }
     }
 
@@ -93,10 +125,18 @@ impl<S: Store> Breaker<S> {
         !off
     }
 
-    /// Counts a failure; switches the remote off for `dir` once it has failed often
-    /// enough in this build.
-    fn failed(&self, dir: Dir, e: &StoreError) {
+    /// Counts a failure that took `took`; switches the remote off for `dir` once it has
+    /// failed often enough in this build, at once if it refused the connection, or when
+    /// the time its failures and slow calls took passes the budget.
+    fn failed(&self, dir: Dir, e: &StoreError, took: Duration) {
         tracing::debug!(remote = %self.name, op = dir.as_str(), error = %e, "remote call failed");
+        if e.is_refused() {
+            self.switch_off(dir, &format!("it refuses connections ({e})"));
+            return;
+        }
+        if took > SLOW_CALL && self.spend(dir, took) {
+            return;
+        }
         // One byte per failure, appended: O_APPEND keeps parallel wrappers' counts whole.
         let failures = OpenOptions::new()
             .create(true)
@@ -108,9 +148,52 @@ impl<S: Store> Breaker<S> {
             })
             .map(|m| m.len())
             .unwrap_or(FAILURES_TO_SWITCH_OFF);
-        if failures < FAILURES_TO_SWITCH_OFF {
-            return;
+        if failures >= FAILURES_TO_SWITCH_OFF {
+            self.switch_off(dir, &format!("{failures} failed calls (last: {e})"));
         }
+    }
+
+    /// Counts a call that succeeded in `took` having moved `bytes`: a slow one spends
+    /// from the budget.
+    fn succeeded(&self, dir: Dir, took: Duration, bytes: u64) {
+        let allowance = SLOW_CALL + Duration::from_secs_f64(bytes as f64 / SLOW_BYTES_PER_SEC);
+        if took > allowance {
+            self.state.count(&self.name, |c| c.slow += 1);
+            self.spend(dir, took);
+        }
+    }
+
+    /// Spends `took` from the build's budget for `dir` (milliseconds, one line per call,
+    /// appended); switches the remote off once the budget is spent. Whether it did.
+    fn spend(&self, dir: Dir, took: Duration) -> bool {
+        let file = self.health_file(dir, ".spent");
+        let line = format!("{}\n", took.as_millis());
+        let appended = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&file)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        let spent_ms: u128 = match appended.and_then(|()| std::fs::read_to_string(&file)) {
+            Ok(text) => text.lines().filter_map(|l| l.parse::<u128>().ok()).sum(),
+            Err(_) => took.as_millis(),
+        };
+        if spent_ms <= LATENCY_BUDGET.as_millis() {
+            return false;
+        }
+        self.switch_off(
+            dir,
+            &format!(
+                "its slow calls took {:.1} s of this build (budget {} s; last call {:.1} s)",
+                spent_ms as f64 / 1000.0,
+                LATENCY_BUDGET.as_secs(),
+                took.as_secs_f64()
+            ),
+        );
+        true
+    }
+
+    /// Switches the remote off for `dir` for the rest of the build, with one warning.
+    fn switch_off(&self, dir: Dir, why: &str) {
         let (flag, what) = match dir {
             Dir::Read => (&self.read_off, "switched off"),
             Dir::Write => (&self.write_off, "not written to"),
@@ -120,24 +203,74 @@ impl<S: Store> Breaker<S> {
         self.state.warn(
             &format!("remote-off:{}:{}", self.name, dir.as_str()),
             &format!(
-                "remote {} {what} for the rest of this build after {failures} failed calls (last: {e}); the build goes on with the other tiers",
+                "remote {} {what} for the rest of this build: {why}; the build goes on with the other tiers",
                 self.name
             ),
         );
     }
 
+    /// Probes the remote once per build, before the first call of the build's first
+    /// process: a refused connection switches it off at once.
+    fn probed(&self) -> bool {
+        if self.probe_done.load(Ordering::Relaxed) {
+            return true;
+        }
+        self.probe_done.store(true, Ordering::Relaxed);
+        let marker = self.health_file(Dir::Read, ".probed");
+        if marker.exists() {
+            return true;
+        }
+        // Written only once the probe passed: parallel first processes each probe.
+        match self.inner.probe() {
+            Ok(()) => {
+                let _ = std::fs::write(&marker, b"");
+                true
+            }
+            Err(e) => {
+                self.switch_off(Dir::Read, &format!("it refuses connections ({e})"));
+                false
+            }
+        }
+    }
+
     /// A read through the breaker: `None` when off, on a failure or a corrupt entry.
-    fn read<T: Default>(&self, call: impl FnOnce(&S) -> Result<T, StoreError>) -> T {
-        if !self.usable(Dir::Read) {
+    /// `bytes` tells how much a result moved (for the latency budget).
+    fn read<T: Default>(
+        &self,
+        call: impl FnOnce(&S) -> Result<T, StoreError>,
+        bytes: impl FnOnce(&T) -> u64,
+    ) -> T {
+        if !self.usable(Dir::Read) || !self.probed() {
             return T::default();
         }
-        match call(&self.inner) {
-            Ok(v) => v,
+        let started = Instant::now();
+        let result = call(&self.inner);
+        let took = started.elapsed();
+        match result {
+            Ok(v) => {
+                self.succeeded(Dir::Read, took, bytes(&v));
+                v
+            }
             Err(StoreError::Corrupt { .. }) => T::default(),
             Err(e) => {
-                self.failed(Dir::Read, &e);
+                self.failed(Dir::Read, &e, took);
                 T::default()
             }
+        }
+    }
+
+    /// A write through the breaker of `value` (or of nothing, a delete).
+    fn write(&self, len: u64, call: impl FnOnce(&S) -> Result<(), StoreError>) {
+        if !self.usable(Dir::Write) || !self.probed() {
+            return;
+        }
+        let started = Instant::now();
+        let result = call(&self.inner);
+        let took = started.elapsed();
+        match result {
+            Ok(()) => self.succeeded(Dir::Write, took, len),
+            Err(StoreError::TooLarge { .. }) => {}
+            Err(e) => self.failed(Dir::Write, &e, took),
         }
     }
 }
@@ -152,29 +285,23 @@ impl<S: Store> Store for Breaker<S> {
     }
 
     fn get(&self, ns: Namespace, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.read(|s| s.get(ns, key)))
+        Ok(self.read(|s| s.get(ns, key), moved))
     }
 
     fn get_blob(&self, digest: &Digest, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.read(|s| s.get_blob(digest, size)))
+        Ok(self.read(|s| s.get_blob(digest, size), moved))
     }
 
     fn get_verified_blob(&self, digest: &Digest, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.read(|s| s.get_verified_blob(digest, size)))
+        Ok(self.read(|s| s.get_verified_blob(digest, size), moved))
     }
 
     fn contains(&self, ns: Namespace, key: &Digest) -> Result<bool, StoreError> {
-        Ok(self.read(|s| s.contains(ns, key)))
+        Ok(self.read(|s| s.contains(ns, key), |_| 0))
     }
 
     fn put(&self, ns: Namespace, key: &Digest, value: &[u8]) -> Result<(), StoreError> {
-        if !self.usable(Dir::Write) {
-            return Ok(());
-        }
-        match self.inner.put(ns, key, value) {
-            Ok(()) | Err(StoreError::TooLarge { .. }) => {}
-            Err(e) => self.failed(Dir::Write, &e),
-        }
+        self.write(value.len() as u64, |s| s.put(ns, key, value));
         Ok(())
     }
 
@@ -182,9 +309,7 @@ impl<S: Store> Store for Breaker<S> {
     /// Deletes on the remote unless it is switched off; a failure is not returned (a
     /// quarantine deletes wherever it can).
     fn delete(&self, ns: Namespace, key: &Digest) -> Result<(), StoreError> {
-        if !self.write_off.load(Ordering::Relaxed) && !self.read_off.load(Ordering::Relaxed) {
-            let _ = self.inner.delete(ns, key);
-        }
+        self.write(0, |s| s.delete(ns, key));
         Ok(())
     }
 
@@ -199,11 +324,12 @@ impl<S: Store> Store for Breaker<S> {
         if !self.usable(Dir::Write) || !self.usable(Dir::Read) {
             return Ok(());
         }
+        let started = Instant::now();
         let current = match self.inner.get(ns, key) {
             Ok(v) => v,
             Err(StoreError::Corrupt { .. }) => None,
             Err(e) => {
-                self.failed(Dir::Read, &e);
+                self.failed(Dir::Read, &e, started.elapsed());
                 return Ok(());
             }
         };

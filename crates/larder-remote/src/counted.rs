@@ -40,6 +40,9 @@ pub struct RemoteCounters {
     /// the tier requires one); counted for the local store too, under `local`.
     #[serde(default)]
     pub refused: u64,
+    /// Calls that answered, but slowly (they spend from the build's latency budget).
+    #[serde(default)]
+    pub slow: u64,
 }
 
 impl RemoteCounters {
@@ -56,6 +59,7 @@ impl RemoteCounters {
         self.skipped_too_large += other.skipped_too_large;
         self.skipped_off += other.skipped_off;
         self.refused += other.refused;
+        self.slow += other.slow;
     }
 
     fn is_zero(&self) -> bool {
@@ -215,6 +219,10 @@ impl<S: Store> Store for Counted<S> {
 
     fn delete(&self, ns: Namespace, key: &Digest) -> Result<(), StoreError> {
         self.inner.delete(ns, key)
+    }
+
+    fn probe(&self) -> Result<(), StoreError> {
+        self.inner.probe()
     }
 
     fn contains(&self, ns: Namespace, key: &Digest) -> Result<bool, StoreError> {

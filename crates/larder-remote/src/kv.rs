@@ -221,11 +221,7 @@ impl KvStore {
     /// of this process fails at once.
     fn call<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
         if self.refused.load(Ordering::Relaxed) {
-            return Err(StoreError::Remote {
-                backend: self.name.clone(),
-                message: "connection refused".into(),
-                timeout: false,
-            });
+            return Err(self.refused_error());
         }
         let result = f();
         if matches!(result, Err(StoreError::Remote { .. }))
@@ -235,6 +231,14 @@ impl KvStore {
             self.refused.store(true, Ordering::Relaxed);
         }
         result
+    }
+
+    fn refused_error(&self) -> StoreError {
+        StoreError::Remote {
+            backend: self.name.clone(),
+            message: larder_store::CONNECTION_REFUSED.into(),
+            timeout: false,
+        }
     }
 
     fn cannot_list(&self) -> StoreError {
@@ -483,6 +487,18 @@ impl Store for KvStore {
                 })
             })
             .collect())
+    }
+
+    /// A TCP connect to the server: refused means nothing listens (the client libraries
+    /// would retry until the deadline).
+    fn probe(&self) -> Result<(), StoreError> {
+        if let Some(addr) = &self.tcp_addr
+            && refuses_connections(addr, self.timeout.min(Duration::from_secs(1)))
+        {
+            self.refused.store(true, Ordering::Relaxed);
+            return Err(self.refused_error());
+        }
+        Ok(())
     }
 
     fn contains(&self, ns: Namespace, key: &Digest) -> Result<bool, StoreError> {

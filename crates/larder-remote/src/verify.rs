@@ -69,6 +69,10 @@ impl<S: Store> Store for Verified<S> {
         self.inner.delete(ns, key)
     }
 
+    fn probe(&self) -> Result<(), StoreError> {
+        self.inner.probe()
+    }
+
     fn contains(&self, ns: Namespace, key: &Digest) -> Result<bool, StoreError> {
         self.inner.contains(ns, key)
     }

@@ -142,7 +142,17 @@ pub enum StoreError {
     },
 }
 
+/// The message of a [`StoreError::Remote`] whose server refused the connection: nothing
+/// listens there ([`StoreError::is_refused`]).
+pub const CONNECTION_REFUSED: &str = "connection refused";
+
 impl StoreError {
+    /// Whether a remote refused the connection: nothing listens there, and trying again
+    /// in this build is pointless.
+    pub fn is_refused(&self) -> bool {
+        matches!(self, StoreError::Remote { message, .. } if message == CONNECTION_REFUSED)
+    }
+
     /// [`StoreError::Corrupt`] for the entry `key` of `ns`.
     pub fn corrupt(ns: Namespace, key: &Digest, detail: impl Into<String>) -> StoreError {
         StoreError::Corrupt {
@@ -197,6 +207,16 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// [`StoreError`] if the backend cannot be written.
     fn delete(&self, ns: Namespace, key: &Digest) -> Result<(), StoreError>;
+
+    /// Checks at once that the backend can be reached at all (a TCP connect for
+    /// memcached and Redis, whose clients retry a refused connection until the
+    /// deadline); the default checks nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::Remote`] with [`CONNECTION_REFUSED`] if nothing listens.
+    fn probe(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Whether an entry exists under `key`.
     ///
@@ -317,6 +337,10 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
 
     fn contains(&self, ns: Namespace, key: &Digest) -> Result<bool, StoreError> {
         (**self).contains(ns, key)
+    }
+
+    fn probe(&self) -> Result<(), StoreError> {
+        (**self).probe()
     }
 
     fn list(&self, ns: Namespace) -> Result<Vec<StoredEntry>, StoreError> {

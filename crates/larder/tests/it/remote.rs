@@ -214,6 +214,119 @@ fn a_silent_remote_times_out_and_the_build_goes_on() {
     run.assert_all("hit", FIXTURE_UNITS);
 }
 
+/// An HTTP server (the bazel-remote protocol) that answers every request after `delay`:
+/// nothing is found, every write is taken. Returns its port and the number of requests
+/// it got so far.
+fn slow_http_server(
+    delay: std::time::Duration,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::Ordering;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut request = String::new();
+                    if reader.read_line(&mut request).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut length = 0usize;
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if h == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(delay);
+                    let status = if request.starts_with("PUT") {
+                        "200 OK"
+                    } else {
+                        "404 Not Found"
+                    };
+                    let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+                    if reader.get_mut().write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, count)
+}
+
+/// A remote that answers every call slowly, but within its deadline, is switched off
+/// once its calls have cost the build its latency budget: one warning, its slow calls
+/// counted, the rest of the build skips it.
+#[test]
+fn a_slow_remote_is_switched_off_once_it_has_cost_its_latency_budget() {
+    let p = Project::fixture();
+    let (port, requests) = slow_http_server(std::time::Duration::from_millis(1500));
+    let url = format!("http://127.0.0.1:{port}/cache");
+    let run = p.build_with(&[("LARDER_REMOTE", &url)]);
+    run.assert_all("miss", FIXTURE_UNITS);
+    p.assert_app(&[]);
+    let name = larder_remote::RemoteSpec::parse(&url, false, std::time::Duration::from_secs(5))
+        .unwrap()
+        .name();
+    assert!(
+        run.stderr.contains(&format!("remote {name} switched off"))
+            && run.stderr.contains("slow calls took"),
+        "{}",
+        run.context()
+    );
+    let c = &p.stats()["remotes"][&name];
+    assert!(c["slow"].as_u64().unwrap_or(0) >= 2, "{c}");
+    assert!(c["skipped_off"].as_u64().unwrap_or(0) >= 1, "{c}");
+    // Every unit reads the remote once or more without the budget; with it, a few calls.
+    let n = requests.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(n <= 8, "{n} requests reached the slow remote");
+}
+
+/// A remote where nothing listens is switched off before its first call: no call
+/// waits for a deadline.
+#[test]
+fn a_dead_remote_is_switched_off_at_once() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for url in [
+        format!("redis://127.0.0.1:{port}/0"),
+        format!("memcached://127.0.0.1:{port}"),
+    ] {
+        let p = Project::fixture();
+        let run = p.build_with(&[("LARDER_REMOTE", &url)]);
+        p.assert_app(&[]);
+        assert!(
+            run.stderr.contains(&format!("remote {url} switched off"))
+                && run.stderr.contains("refuses connections"),
+            "{}",
+            run.context()
+        );
+        let c = &p.stats()["remotes"][&url];
+        assert_eq!(c["errors"].as_u64().unwrap_or(0), 0, "{url}: {c}");
+        assert_eq!(c["timeouts"].as_u64().unwrap_or(0), 0, "{url}: {c}");
+    }
+}
+
 #[test]
 fn a_remote_that_refuses_writes_warns_and_the_build_goes_on() {
     for var in ["LARDER_TEST_REDIS_READONLY", "LARDER_TEST_REDIS_FULL"] {
