@@ -34,11 +34,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::signing::{KeyError, PublicKey, SecretKey};
-pub use values::{parse_age, parse_size};
 use values::{
     REQUIRE_EXPECTED, SECS_EXPECTED, SIZE_EXPECTED, invalid, parse_bool, parse_level,
     parse_percent, parse_secs, parse_write, require_signatures, split_list, split_urls,
 };
+pub use values::{parse_age, parse_size};
 
 pub mod ci;
 pub mod env;
