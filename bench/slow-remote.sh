@@ -9,23 +9,11 @@
 # Prints medians (wall, CPU) and the ratio of each to `none`, and the remote's counters.
 # Knobs: LARDER_BIN (default: build one), ROUNDS, DELAY, BENCH_WORK (/tmp/larder-bench-slow).
 set -euo pipefail
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-WORK="${BENCH_WORK:-/tmp/larder-bench-slow}"
 ROUNDS="${ROUNDS:-3}"
 DELAY="${DELAY:-4}"
-case "$WORK" in "" | / | "$HOME" | "$REPO") echo "refusing BENCH_WORK=$WORK" >&2; exit 2 ;; esac
-rm -rf "$WORK"
-mkdir -p "$WORK"
-
-LARDER="${LARDER_BIN:-}"
-if [ -z "$LARDER" ]; then
-    (cd "$REPO" && cargo build --release --locked -p larder >&2)
-    LARDER="$REPO/target/release/larder"
-fi
-SRC="$WORK/ripgrep-src"
-"$REPO/scripts/fetch-ripgrep.sh" "$SRC" >&2
-unset RUSTC_WRAPPER RUSTC_WORKSPACE_WRAPPER LARDER_DIR LARDER_REMOTE LARDER_REMOTE_READ_ONLY LARDER_VERIFY
-export CARGO_TERM_COLOR=never CARGO_TERM_PROGRESS_WHEN=never
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_setup /tmp/larder-bench-slow
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 SLOW_PORT="$(free_port)"
@@ -53,25 +41,12 @@ Server(("127.0.0.1", int(sys.argv[1])), Slow).serve_forever()
 EOF
 SERVER_PID=$!
 trap 'kill "$SERVER_PID" 2>/dev/null || true' EXIT
-RESULTS="$WORK/results.tsv"
-: >"$RESULTS"
-
-timed() {
-    local label="$1" dir="$2" log
-    shift 2
-    log="$WORK/$label.log"
-    (cd "$dir" && /usr/bin/time -f "%e %U %S" "$@") >"$log" 2>&1 || { tail -n 30 "$log" >&2; exit 1; }
-    tail -n 1 "$log" | awk -v l="$label" '{ printf "%s\t%s\t%.2f\n", l, $1, $2 + $3 }' | tee -a "$RESULTS" >&2
-}
-
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for round in $(seq 1 "$ROUNDS"); do
     for kind in none slow dead; do
         dir="$WORK/$kind/rg"
-        rm -rf "$dir" "$WORK/store-$kind"
-        mkdir -p "$(dirname "$dir")"
-        cp -a "$SRC" "$dir"
-        rm -rf "$dir/target"
+        rm -rf "$WORK/store-$kind"
+        fresh "$dir"
         case "$kind" in
             none) remote="" ;;
             slow) remote="http://127.0.0.1:$SLOW_PORT/cache" ;;
@@ -83,20 +58,8 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
-echo "ripgrep ${RG_VERSION:-14.1.1} release, larder cold builds, $ROUNDS interleaved rounds, medians ($(nproc) cores), slow remote: ${DELAY} s per call"
-python3 - "$RESULTS" <<'EOF'
-import statistics, sys
-rows = {}
-for line in open(sys.argv[1]):
-    label, wall, cpu = line.split("\t")
-    rows.setdefault(label, []).append((float(wall), float(cpu)))
-ref = statistics.median(w for w, _ in rows["none"])
-print(f"{'remote':<8} {'wall s':>8} {'CPU s':>8} {'x none':>8}")
-for label in ["none", "slow", "dead"]:
-    w = statistics.median(x for x, _ in rows[label])
-    c = statistics.median(y for _, y in rows[label])
-    print(f"{label:<8} {w:>8.2f} {c:>8.2f} {w / ref:>8.3f}")
-EOF
+echo "ripgrep $RG_VERSION release, larder cold builds, $ROUNDS interleaved rounds, medians ($(nproc) cores), slow remote: ${DELAY} s per call"
+medians none slow dead
 for kind in slow dead; do
     echo "$kind: $(grep -h 'larder: warning' "$WORK/$kind.log" | head -n 2 | tr '\n' ' ')"
     (cd "$WORK/$kind/rg" && LARDER_DIR="$WORK/store-$kind" "$LARDER" stats --json) |

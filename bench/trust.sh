@@ -20,41 +20,12 @@
 # Prints medians (wall and CPU seconds, ratio to plain's wall) and verify's counts.
 # Knobs: LARDER_BIN (default: build one), ROUNDS, BENCH_WORK (/tmp/larder-bench-trust).
 set -euo pipefail
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-WORK="${BENCH_WORK:-/tmp/larder-bench-trust}"
 ROUNDS="${ROUNDS:-3}"
-RG_VERSION="${RG_VERSION:-14.1.1}"
-case "$WORK" in "" | / | "$HOME" | "$REPO") echo "refusing BENCH_WORK=$WORK" >&2; exit 2 ;; esac
-rm -rf "$WORK"
-mkdir -p "$WORK"
-
-LARDER="${LARDER_BIN:-}"
-if [ -z "$LARDER" ]; then
-    (cd "$REPO" && cargo build --release --locked -p larder >&2)
-    LARDER="$REPO/target/release/larder"
-fi
-
-SRC="$WORK/ripgrep-src"
-"$REPO/scripts/fetch-ripgrep.sh" "$SRC" >&2
-fresh() { rm -rf "$1" && mkdir -p "$(dirname "$1")" && cp -a "$SRC" "$1" && rm -rf "$1/target"; }
-
-unset RUSTC_WRAPPER RUSTC_WORKSPACE_WRAPPER LARDER_DIR LARDER_REMOTE LARDER_REMOTE_READ_ONLY \
-    LARDER_SIGNING_KEY LARDER_TRUSTED_KEYS LARDER_REQUIRE_SIGNATURES LARDER_VERIFY LARDER_CONFIG
-export CARGO_TERM_COLOR=never CARGO_TERM_PROGRESS_WHEN=never
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_setup /tmp/larder-bench-trust
 KEY="$WORK/team-ci-1.secret"
 PUBLIC="$("$LARDER" key generate --name team-ci-1 --out "$KEY")"
-RESULTS="$WORK/results.tsv"
-: >"$RESULTS"
-
-# timed LABEL DIR CMD...: runs CMD in DIR, appends "LABEL wall cpu" to the results.
-timed() {
-    local label="$1" dir="$2" log
-    shift 2
-    log="$WORK/$label.log"
-    (cd "$dir" && /usr/bin/time -f "%e %U %S" "$@") >"$log" 2>&1 || { tail -n 30 "$log" >&2; exit 1; }
-    tail -n 1 "$log" | awk -v l="$label" '{ printf "%s\t%s\t%.2f\n", l, $1, $2 + $3 }' | tee -a "$RESULTS" >&2
-}
-
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for round in $(seq 1 "$ROUNDS"); do
     echo "round $round" >&2
@@ -84,23 +55,15 @@ echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 echo
 echo "ripgrep $RG_VERSION release, $ROUNDS interleaved rounds, medians ($(nproc) cores)"
+medians plain cold cold+sign warm warm+check
 python3 - "$RESULTS" <<'EOF'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    label, wall, cpu = line.split("\t")
-    rows.setdefault(label, []).append((float(wall), float(cpu)))
-ref = statistics.median(w for w, _ in rows["plain"])
-print(f"{'build':<12} {'wall s':>8} {'CPU s':>8} {'x plain':>8}")
-for label in ["plain", "cold", "cold+sign", "warm", "warm+check"]:
-    w = statistics.median(x for x, _ in rows[label])
-    c = statistics.median(y for _, y in rows[label])
-    print(f"{label:<12} {w:>8.2f} {c:>8.2f} {w / ref:>8.3f}")
-cold = statistics.median(x for x, _ in rows["cold"])
-sign = statistics.median(x for x, _ in rows["cold+sign"])
-warm = statistics.median(x for x, _ in rows["warm"])
-check = statistics.median(x for x, _ in rows["warm+check"])
-print(f"signing: cold+sign / cold = {sign / cold:.3f}; checking: warm+check / warm = {check / warm:.3f}")
+    label, wall, _ = line.split("\t")
+    rows.setdefault(label, []).append(float(wall))
+pair = lambda a, b: statistics.median(y / x for x, y in zip(rows[a], rows[b]))
+print(f"paired per round, medians: cold+sign / cold = {pair('cold', 'cold+sign'):.3f}; warm+check / warm = {pair('warm', 'warm+check'):.3f}")
 EOF
 
 # Verification by rebuild, every unit, on the signed store of the last round.
