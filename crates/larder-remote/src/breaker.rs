@@ -13,8 +13,9 @@
 //! - **A latency budget.** A call slower than [`SLOW_CALL`] plus the time its bytes need
 //!   at [`SLOW_BYTES_PER_SEC`] (a slow answer), or a failed call that took that long (a
 //!   timeout), spends its time from the remote's budget for the build, kept per
-//!   direction in the build's state; once the spent time passes [`LATENCY_BUDGET`], the
-//!   remote is switched off for that direction. A remote that answers every call in
+//!   direction in the build's state; once the spent time passes [`LATENCY_BUDGET`] for
+//!   reads (on cargo's critical path) or [`WRITE_LATENCY_BUDGET`] for writes (in
+//!   background store jobs), the remote is switched off for that direction. A remote that answers every call in
 //!   4 s, under its 5 s deadline, so costs a build about the budget, not 4 s per call.
 //!   Slow calls are counted (`slow` in `larder stats`).
 //! - **A refused connection** switches the remote off at once. The first process of a
@@ -38,14 +39,19 @@ use crate::counted::ChainState;
 pub const FAILURES_TO_SWITCH_OFF: u64 = 3;
 
 /// A call that takes longer than this (plus its bytes' time) is slow.
-pub const SLOW_CALL: Duration = Duration::from_millis(500);
+pub const SLOW_CALL: Duration = Duration::from_secs(1);
 
 /// The transfer rate below which a call that moved bytes is slow, in bytes per second.
 pub const SLOW_BYTES_PER_SEC: f64 = 8.0 * 1024.0 * 1024.0;
 
-/// The time slow calls to one remote may cost one build, per direction, before it is
-/// switched off.
+/// The time slow reads of one remote may cost one build before it is switched off: reads
+/// are on cargo's critical path.
 pub const LATENCY_BUDGET: Duration = Duration::from_secs(3);
+
+/// The same for writes, which run in background store jobs off cargo's critical path (a
+/// loaded machine's uploads of large blobs are slow and still worth it); it bounds how
+/// long `larder cargo` waits for the uploads after cargo.
+pub const WRITE_LATENCY_BUDGET: Duration = Duration::from_secs(20);
 
 /// Which calls a failure counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +183,11 @@ impl<S: Store> Breaker<S> {
             Ok(text) => text.lines().filter_map(|l| l.parse::<u128>().ok()).sum(),
             Err(_) => took.as_millis(),
         };
-        if spent_ms <= LATENCY_BUDGET.as_millis() {
+        let budget = match dir {
+            Dir::Read => LATENCY_BUDGET,
+            Dir::Write => WRITE_LATENCY_BUDGET,
+        };
+        if spent_ms <= budget.as_millis() {
             return false;
         }
         self.switch_off(
@@ -185,7 +195,7 @@ impl<S: Store> Breaker<S> {
             &format!(
                 "its slow calls took {:.1} s of this build (budget {} s; last call {:.1} s)",
                 spent_ms as f64 / 1000.0,
-                LATENCY_BUDGET.as_secs(),
+                budget.as_secs(),
                 took.as_secs_f64()
             ),
         );
