@@ -25,6 +25,7 @@ pub mod host;
 pub mod human;
 pub mod identity;
 pub mod init;
+pub mod prefetch;
 pub mod progress;
 pub mod replay;
 pub mod report;

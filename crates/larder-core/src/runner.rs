@@ -51,6 +51,7 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     let exe = std::env::current_exe()
         .map_err(|e| RunnerError::Io(format!("cannot find larder's own path: {e}")))?;
     let id = build_id();
+    larder_store::join_build(&id);
     // Without a report file of the user's, the build's report in the store is the one.
     let (report, skip) = match &config.report {
         Some(p) if p.is_dir() => {
@@ -87,6 +88,7 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     for (var, value) in c_compiler_shims(&config, &exe) {
         command.env(var, value);
     }
+    let prefetch = Prefetch::start(&config, &id, &args);
     let status = if crate::progress::wanted() {
         crate::progress::run(&mut command, &report, skip)
     } else {
@@ -109,6 +111,9 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     if let Ok(text) = std::fs::read_to_string(&warnings) {
         eprint!("{text}");
         let _ = std::fs::remove_file(&warnings);
+    }
+    if let Some(p) = prefetch {
+        p.finish(&events);
     }
     eprint!("{}", summary.render());
     let mut code = crate::exec::exit_code(status);
@@ -138,6 +143,57 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
         }
     }
     Ok(code)
+}
+
+/// The prefetch of a build ([`crate::prefetch`]): runs while cargo starts, and writes
+/// the build's index when it is done.
+struct Prefetch {
+    key: larder_digest::Digest,
+    running: std::thread::JoinHandle<(larder_remote::Tiers, crate::prefetch::Prefetched)>,
+}
+
+impl Prefetch {
+    /// With remotes configured and `LARDER_PREFETCH` on: starts fetching what the index
+    /// of this command lists, holding the build's prefetch lock until it is done.
+    fn start(config: &Config, id: &str, args: &[OsString]) -> Option<Prefetch> {
+        if !config.prefetch || config.remotes.is_empty() {
+            return None;
+        }
+        let tiers = crate::action::open_tiers(config)
+            .ok()?
+            .with_quiet_refusals();
+        let cwd = std::env::current_dir().ok()?;
+        let key = crate::prefetch::index_key(args, &cwd, env::var);
+        let max_bytes = config.max_size / 2;
+        let state = larder_store::BuildState::of(id);
+        let lock = std::fs::File::create(state.file(crate::prefetch::LOCK)).ok()?;
+        lock.lock().ok()?;
+        let running = std::thread::spawn(move || {
+            let p = crate::prefetch::prefetch(&tiers, &key, max_bytes, &state);
+            drop(lock);
+            (tiers, p)
+        });
+        Some(Prefetch { key, running })
+    }
+
+    /// Says what was prefetched, and writes this build's index for the next one.
+    fn finish(self, events: &[Event]) {
+        let Ok((tiers, p)) = self.running.join() else {
+            return;
+        };
+        if let Some(from) = p.from.as_deref().filter(|_| p.fetched > 0) {
+            eprintln!(
+                "larder: prefetched {} entries ({}) of the last build's {} units from {from} \
+                 in {:.2} s",
+                p.fetched,
+                crate::human::bytes(p.bytes),
+                p.units,
+                p.secs
+            );
+        }
+        let index = crate::prefetch::index_of(tiers.local(), events);
+        crate::prefetch::record(&tiers, &self.key, &index);
+    }
 }
 
 /// `LARDER_VERIFY`: compiles a sample of the build's hits again and compares; prints

@@ -124,7 +124,7 @@ impl KvStore {
                 // calls. Each checkout checks its connection (a `version` call), so a
                 // restarted server gets fresh connections.
                 let pool = r2d2::Pool::builder()
-                    .max_size(4)
+                    .max_size(crate::MAX_CONNECTIONS as u32)
                     .min_idle(Some(0))
                     .connection_timeout(spec.timeout)
                     .build_unchecked(memcache::ConnectionManager::new(target));
@@ -140,7 +140,8 @@ impl KvStore {
                 let db = url.path().trim_matches('/');
                 let mut b = services::Redis::default()
                     .endpoint(&format!("{scheme}://{host_port}"))
-                    .db(db.parse().unwrap_or(0));
+                    .db(db.parse().unwrap_or(0))
+                    .connection_pool_max_size(crate::MAX_CONNECTIONS);
                 if !user.is_empty() {
                     b = b.username(&user);
                 }

@@ -51,6 +51,10 @@ pub use larder_store::build_id;
 pub use tiers::{Hooks, Tier, Tiers};
 pub use verify::Verified;
 
+/// The most connections one process keeps to a memcached or Redis server: a
+/// prefetch makes this many calls at once ([`Tiers`] is shared by its threads).
+pub const MAX_CONNECTIONS: usize = 16;
+
 /// The default deadline of one remote call, before the allowance for the bytes moved.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 

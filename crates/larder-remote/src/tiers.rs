@@ -19,6 +19,9 @@
 //!   [`Store::update`] merges into each tier's own value. Remote failures never fail a
 //!   write: the local store has the entry.
 //! - **Link records** stay local: they are derived from action records on every restore.
+//! - **Gate.** With [`Tiers::with_gate`], a process waits once before its first remote
+//!   read (the wrappers of a build wait for its prefetch, then find their entries in the
+//!   local store instead of fetching them one call after another).
 //! - **Admission.** With [`Tiers::with_admission`], every action record read is put to
 //!   an [`Admit`] first, with whether its tier requires a trusted signature: a refused
 //!   record is counted, warned about once per build and tier, never backfilled, and the
@@ -46,15 +49,24 @@ pub struct Tiers {
     /// `remotes`.
     remote_requires: Vec<(String, bool)>,
     admission: Option<Admission>,
+    gate: Option<Gate>,
     state: Arc<ChainState>,
     hooks: Hooks,
     stats_dir: Option<PathBuf>,
+}
+
+/// What a process waits for before its first remote read.
+struct Gate {
+    wait: Box<dyn Fn() + Send + Sync>,
+    once: std::sync::Once,
 }
 
 /// What decides on action records, and whether the local store's need a signature.
 struct Admission {
     admit: Arc<dyn Admit>,
     local_requires: bool,
+    /// Refusals are neither counted nor warned about ([`Tiers::with_quiet_refusals`]).
+    quiet: bool,
 }
 
 /// What the tiers report through: the caller's once-per-build warning and its totals.
@@ -108,6 +120,9 @@ impl Tier<'_> {
     /// # Errors
     /// [`StoreError`] if the local store cannot be read.
     pub fn get(&self, ns: Namespace, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.at > 0 {
+            self.tiers.pass_gate();
+        }
         self.store().get(ns, key)
     }
 
@@ -169,6 +184,7 @@ impl Tiers {
             remotes,
             remote_requires,
             admission: None,
+            gate: None,
             state,
             hooks,
             stats_dir: None,
@@ -188,8 +204,34 @@ impl Tiers {
         self.admission = Some(Admission {
             admit,
             local_requires,
+            quiet: false,
         });
         self
+    }
+
+    /// Refused records are misses that are not counted or warned about: for reads
+    /// ahead of the build (a prefetch), whose refusals the lookups that need the
+    /// record count and report.
+    pub fn with_quiet_refusals(mut self) -> Tiers {
+        if let Some(a) = &mut self.admission {
+            a.quiet = true;
+        }
+        self
+    }
+
+    /// Calls `wait` once, before this process's first read from a remote.
+    pub fn with_gate(mut self, wait: impl Fn() + Send + Sync + 'static) -> Tiers {
+        self.gate = Some(Gate {
+            wait: Box::new(wait),
+            once: std::sync::Once::new(),
+        });
+        self
+    }
+
+    fn pass_gate(&self) {
+        if let Some(g) = &self.gate {
+            g.once.call_once(|| (g.wait)());
+        }
     }
 
     /// Quarantines the action record `record` (its bytes) under `key` (a verification
@@ -275,6 +317,13 @@ impl Tiers {
         };
         a.admit.admit(required, key, value).map_err(|reason| {
             let tier = tier.to_string();
+            if a.quiet {
+                return StoreError::Untrusted {
+                    tier,
+                    key: *key,
+                    reason,
+                };
+            }
             self.state.count(&tier, |c| c.refused += 1);
             self.state.warn(
                 &format!("refused:{tier}"),
@@ -302,6 +351,9 @@ impl Tiers {
                 Err(e) => refused = Some(e),
             }
         }
+        if !self.remotes.is_empty() {
+            self.pass_gate();
+        }
         for (i, r) in self.remotes.iter().enumerate() {
             if let Ok(Some(v)) = r.get(ns, key) {
                 match self.admitted(i + 1, key, &v) {
@@ -325,6 +377,9 @@ impl Tiers {
         key: &Digest,
         fetch: impl Fn(&dyn Store) -> Result<Option<Vec<u8>>, StoreError>,
     ) -> Option<Vec<u8>> {
+        if !self.remotes.is_empty() {
+            self.pass_gate();
+        }
         for (i, r) in self.remotes.iter().enumerate() {
             if let Ok(Some(v)) = fetch(&**r) {
                 self.backfill(i, ns, key, &v);
@@ -408,6 +463,9 @@ impl Store for Tiers {
         }
         if ns == Namespace::Link {
             return Ok(false);
+        }
+        if !self.remotes.is_empty() {
+            self.pass_gate();
         }
         Ok(self
             .remotes

@@ -32,10 +32,23 @@ const PREFIX: &str = "larder-build-";
 /// `$TMPDIR`.
 const LEGACY_PREFIXES: [&str; 2] = ["larder-warned-", "larder-remote-"];
 
-/// The build this process belongs to: `LARDER_BUILD_ID` if set, else the parent
-/// process (cargo, for a wrapper).
+/// The build `larder cargo` runs, named by [`join_build`] in its own process.
+static JOINED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes this process part of the build `id` (the process that starts the build and
+/// passes `LARDER_BUILD_ID=id` to it): its warnings and remote state are the build's.
+/// The first call wins.
+pub fn join_build(id: &str) {
+    let _ = JOINED.set(id.to_string());
+}
+
+/// The build this process belongs to: the one it joined ([`join_build`]), else
+/// `LARDER_BUILD_ID` if set, else the parent process (cargo, for a wrapper).
 #[allow(clippy::disallowed_methods)] // larder-store's one read of the environment
 pub fn build_id() -> String {
+    if let Some(id) = JOINED.get() {
+        return id.clone();
+    }
     match std::env::var("LARDER_BUILD_ID") {
         Ok(id) if !id.is_empty() => id,
         _ => format!("ppid{}", std::os::unix::process::parent_id()),

@@ -479,6 +479,12 @@ impl Store for DiskStore {
         }
     }
 
+    /// Whether the entry's file is there (not read: a damaged file is found when it is
+    /// read, and then deleted).
+    fn contains(&self, ns: Namespace, key: &Digest) -> Result<bool, StoreError> {
+        Ok(self.path(ns, key).exists() || (ns == Namespace::Cas && self.raw_path(key).exists()))
+    }
+
     fn get(&self, ns: Namespace, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
         let path = self.path(ns, key);
         let Some((file, raw)) = read_file(&path)? else {

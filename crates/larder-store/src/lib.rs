@@ -20,7 +20,7 @@ mod record;
 
 use larder_digest::Digest;
 
-pub use build::{BUILD_STATE_TTL, BuildState, build_id};
+pub use build::{BUILD_STATE_TTL, BuildState, build_id, join_build};
 pub use disk::{AGE_TRIM_EVERY, DiskStore, Evictions, StoredEntry, Usage};
 pub use layout::{KEPT_REPORTS, LAYOUT_VERSION, Layout, STALE_AFTER, build_tag, job_prefix};
 pub use record::{ActionRecord, LinkRecord, OutputFile, RecordSignature};
@@ -40,16 +40,21 @@ pub enum Namespace {
     /// key, and per unit the list of its entries (`larder_key::inputs::InputIndex`):
     /// what `larder explain` compares a miss with.
     Inputs,
+    /// Per project and cargo command, the keys its last build used (manifests, action
+    /// records, blobs; `larder_core::prefetch::BuildIndex`, JSON): what the next build
+    /// fetches from the remotes before cargo asks.
+    Index,
 }
 
 impl Namespace {
     /// All namespaces.
-    pub const ALL: [Namespace; 5] = [
+    pub const ALL: [Namespace; 6] = [
         Namespace::Cas,
         Namespace::Action,
         Namespace::Manifest,
         Namespace::Link,
         Namespace::Inputs,
+        Namespace::Index,
     ];
 
     /// The short name used in paths and reports.
@@ -60,6 +65,7 @@ impl Namespace {
             Namespace::Manifest => "manifest",
             Namespace::Link => "link",
             Namespace::Inputs => "inputs",
+            Namespace::Index => "index",
         }
     }
 }

@@ -121,6 +121,9 @@ fn corrupt(what: &str, key: &Digest, e: &dyn std::fmt::Display) -> MissReason {
 fn lookup_manifests<A: CachedAction>(action: &mut A, cx: &mut Ctx<'_>, ik: &Digest) -> Lookup {
     let mut miss = None;
     let store = cx.store;
+    // An entry in several tiers' manifests (merged into a faster one by a hit or a
+    // prefetch) is tried once: its record and blobs come through every tier anyway.
+    let mut tried = std::collections::HashSet::new();
     for tier in store.tiers() {
         let bytes = match tier.get(Namespace::Manifest, ik) {
             Ok(Some(b)) => b,
@@ -144,6 +147,9 @@ fn lookup_manifests<A: CachedAction>(action: &mut A, cx: &mut Ctx<'_>, ik: &Dige
                     ik,
                     &format!("its result key {} is not its inputs'", entry.key),
                 ));
+                continue;
+            }
+            if !tried.insert(entry.key) {
                 continue;
             }
             if let Err(m) = action.entry_matches(cx, entry) {

@@ -400,7 +400,7 @@ pub fn run<A: CachedAction>(tool: Tool) -> i32 {
     };
     reporter.unit = action.unit();
     let store = match open_tiers(&config) {
-        Ok(s) => s,
+        Ok(s) => s.with_gate(crate::prefetch::wait),
         Err(e) => {
             reporter.report(&Outcome::Error(format!("store: {e}")));
             return tool.passthrough();
@@ -530,7 +530,10 @@ fn serve<A: CachedAction>(
         compile_secs: hit.record.compile_secs,
         bytes: hit.bytes,
         cloned: hit.cloned,
-        remote: cx.store.served_by(),
+        remote: cx
+            .store
+            .served_by()
+            .or_else(|| crate::prefetch::served(&hit.key)),
         exit_code: hit.record.exit_code,
     }));
     action.finish(cx, hit.record.exit_code);

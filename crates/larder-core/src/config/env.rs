@@ -70,6 +70,10 @@ pub const ENV_VARS: &[EnvVar] = &[
     ),
     user("LARDER_COMPRESSION_LEVEL", "zstd level for stored blobs"),
     user(
+        "LARDER_PREFETCH",
+        "fetch the last build's entries from the remotes before cargo starts",
+    ),
+    user(
         "LARDER_MAX_AGE",
         "entries unused for this long are removed when the store is trimmed",
     ),

@@ -24,6 +24,7 @@
 //! | `LARDER_TRUSTED_KEYS` | `trusted_keys` | public keys (`NAME:<base64>`) whose signatures a tier that requires them accepts (comma-separated; a list in the file) | none |
 //! | `LARDER_REQUIRE_SIGNATURES` | `require_signatures` | tiers whose action records are used only with a trusted signature: `1`/`true` (every tier, the local store too), `0`/`false` (none), or a list of `local`, `remotes`, `read-only` and remote URLs | `read-only` (the read-only remotes) |
 //! | `LARDER_VERIFY` | `verify` | after each `larder cargo` build, compile this percentage of its hits again locally and compare ([`crate::verify`]); an entry that differs is quarantined and the command exits 1 | none |
+//! | `LARDER_PREFETCH` | `prefetch` | before cargo starts, fetch from the remotes in parallel what the last build of the same command used ([`crate::prefetch`]) | `true` |
 //! | `LARDER_REMOTE_TIMEOUT` | `remote_timeout` | deadline of one remote call, in seconds (transfers get one more second per 4 MiB) | `5` |
 //! | `LARDER_REPORT` | | file to which each wrapper invocation appends one JSON line (set by `larder cargo`) | none |
 //! | `LARDER_LOG` | | a `tracing` filter for debug logs on stderr (`debug`, `larder_core=trace`) | none |
@@ -77,6 +78,8 @@ pub struct Config {
     pub build_script_cache: bool,
     /// Store results in a background process.
     pub background_store: bool,
+    /// Fetch the last build's entries from the remotes before cargo starts.
+    pub prefetch: bool,
     /// Per-build report file.
     pub report: Option<PathBuf>,
     /// Remote tiers, in lookup order: the writable ones, then the read-only ones (as
@@ -167,6 +170,7 @@ struct FileConfig {
     compression_level: Option<i64>,
     build_script_cache: Option<bool>,
     background_store: Option<bool>,
+    prefetch: Option<bool>,
     remote: Option<OneOrMany>,
     remote_read_only: Option<OneOrMany>,
     remote_timeout: Option<toml::Value>,
@@ -372,6 +376,10 @@ impl Config {
             Some(v) => parse_bool("LARDER_BACKGROUND_STORE", &v)?,
             None => file.background_store.unwrap_or(true),
         };
+        let prefetch = match get("LARDER_PREFETCH") {
+            Some(v) => parse_bool("LARDER_PREFETCH", &v)?,
+            None => file.prefetch.unwrap_or(true),
+        };
         let timeout = match (get("LARDER_REMOTE_TIMEOUT"), file.remote_timeout) {
             (Some(v), _) => parse_secs("LARDER_REMOTE_TIMEOUT", &v)?,
             (None, Some(toml::Value::Integer(n))) => {
@@ -504,6 +512,7 @@ impl Config {
             trusted_keys,
             require_local_signatures,
             background_store,
+            prefetch,
             build_script_cache,
             dir,
             max_size,

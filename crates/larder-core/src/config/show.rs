@@ -67,7 +67,7 @@ pub fn settings(config: &Config, env: &BTreeMap<String, String>) -> Vec<Setting>
                 .map(larder_remote::RemoteSpec::name),
         )
         .collect();
-    let rows: [(&'static str, Option<&'static str>, String); 21] = [
+    let rows: [(&'static str, Option<&'static str>, String); 22] = [
         (
             "LARDER_CONFIG",
             None,
@@ -133,6 +133,11 @@ pub fn settings(config: &Config, env: &BTreeMap<String, String>) -> Vec<Setting>
             "LARDER_COMPRESSION_LEVEL",
             Some("compression_level"),
             config.compression_level.to_string(),
+        ),
+        (
+            "LARDER_PREFETCH",
+            Some("prefetch"),
+            config.prefetch.to_string(),
         ),
         ("LARDER_REMOTE", Some("remote"), remotes(false)),
         (
