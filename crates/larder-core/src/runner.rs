@@ -182,9 +182,14 @@ impl Prefetch {
             return;
         };
         if let Some(from) = p.from.as_deref().filter(|_| p.fetched > 0) {
+            let missing = if p.missing > 0 {
+                format!(" ({} listed entries not found)", p.missing)
+            } else {
+                String::new()
+            };
             eprintln!(
                 "larder: prefetched {} entries ({}) of the last build's {} units from {from} \
-                 in {:.2} s",
+                 in {:.2} s{missing}",
                 p.fetched,
                 crate::human::bytes(p.bytes),
                 p.units,

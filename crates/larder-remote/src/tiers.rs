@@ -228,7 +228,10 @@ impl Tiers {
         self
     }
 
-    fn pass_gate(&self) {
+    /// Waits at the gate ([`Tiers::with_gate`]) now, if this process has not yet: a
+    /// lookup whose entry is not in the local store waits before it looks there, so
+    /// that what the gate waited for (a prefetch) is found locally.
+    pub fn pass_gate(&self) {
         if let Some(g) = &self.gate {
             g.once.call_once(|| (g.wait)());
         }

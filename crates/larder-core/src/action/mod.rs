@@ -429,6 +429,14 @@ pub fn run<A: CachedAction>(tool: Tool) -> i32 {
         }
     };
     reporter.invocation = Some(*key.digest());
+    // A prefetch of this build may be bringing the entry: wait for it before looking.
+    let (ns, k) = match &key {
+        Key::Manifest(k) => (larder_store::Namespace::Manifest, k),
+        Key::Direct(k) => (larder_store::Namespace::Action, k),
+    };
+    if !larder_store::Store::contains(store.local(), ns, k).unwrap_or(true) {
+        store.pass_gate();
+    }
 
     let miss = match lookup::lookup(&mut action, &mut cx, &key) {
         Lookup::Hit(hit) => return serve(&mut action, &mut cx, &mut reporter, &tool, hit),

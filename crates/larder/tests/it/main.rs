@@ -15,6 +15,7 @@ mod fsck;
 mod key_rows;
 mod key_tables;
 mod manage;
+mod prefetch;
 mod remote;
 mod signing;
 mod snapshots;
