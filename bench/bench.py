@@ -13,7 +13,11 @@ a fresh, empty cache store:
      --precise V`, so the scenario is offline and reproducible), rebuild
   e  fresh checkout of the pristine sources in another directory (new path, new target
      dir), same (warm) store
-  f  `cargo clean` in the first checkout, rebuild with the warm store
+  f  `cargo clean` in the first checkout (`mbx clean` for mbx, whose target/ is a link that
+     `cargo clean` would only unlink), rebuild with the warm store
+  g  next commit: a fresh checkout of the pristine sources in another directory with the
+     top crate edited (a one-line edit like c's, with a text no earlier build compiled), same
+     (warm) store: what a CI runner sees on every push
 
 Each build is timed (wall), with CPU time (user+sys of cargo's whole process tree plus the
 tool's server/daemon processes, which compile outside cargo's tree for sccache and kache),
@@ -35,8 +39,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 CLK = os.sysconf("SC_CLK_TCK")
 
-ALL_TOOLS = ["cargo", "larder", "sccache", "kache"]
-ALL_SCENARIOS = ["a", "b", "c", "d", "e", "f"]
+ALL_TOOLS = ["cargo", "larder", "sccache", "kache", "mbx"]
+# Tools found or installed like sccache (find_or_install), as opposed to larder (built here).
+EXTERNAL_TOOLS = ["sccache", "kache", "mbx"]
+ALL_SCENARIOS = ["a", "b", "c", "d", "e", "f", "g"]
 SCENARIO_NAMES = {
     "a": "(a) first build, empty cache",
     "b": "(b) no-change rebuild",
@@ -44,21 +50,35 @@ SCENARIO_NAMES = {
     "d": "(d) one dependency bumped",
     "e": "(e) fresh checkout elsewhere, warm cache",
     "f": "(f) cargo clean + rebuild, warm cache",
+    "g": "(g) next commit: fresh checkout + one-line edit, warm cache",
     "limit": "limit: fresh checkout + cp -a target + no-op build",
 }
 
-# Projects. `edit`: the file of the top crate that scenario (c) appends a line to.
+# Projects. `edit`: the file of the top crate that scenarios (c) and (g) append a line to.
 # `bump`: (package, version) for scenario (d): a patch version next to the locked one.
+# `fetch`: for crates.io packages, the script in scripts/ that puts the published sources
+# (with their own Cargo.lock) into a directory and fetches their dependencies.
 PROJECTS = {
     "ripgrep": {
         "desc": "ripgrep 14.1.1 (crates.io package, its Cargo.lock, --locked)",
         "edit": "crates/core/main.rs",
         "bump": ("itoa", "1.0.12"),  # locked: 1.0.11 (serde_json -> grep-printer -> rg)
+        "fetch": "fetch-ripgrep.sh",
     },
     "heavy": {
         "desc": "bench/heavy: tokio, serde+derive, serde_json, clap+derive, reqwest+rustls+ring",
         "edit": "src/main.rs",
         "bump": ("itoa", "1.0.17"),  # locked: 1.0.18 (http, serde_json -> hyper, reqwest...)
+    },
+    # Not in the default PROJECTS (opt in with PROJECTS=hk): about 400 units per profile
+    # (cargo's unit graph: 344 compilations + 45 build-script runs in debug, 358 + 50 in
+    # release), aws-lc-sys's C code among them; a long build on 2 cores. Needs rustc 1.94
+    # (its rust-version).
+    "hk": {
+        "desc": "hk 2.11.0 (crates.io package, its Cargo.lock, --locked; aws-lc-rs and its C code)",
+        "edit": "src/main.rs",
+        "bump": ("itoa", "1.0.17"),  # locked: 1.0.18 (http, hyper, serde_json -> ... hk)
+        "fetch": "fetch-hk.sh",
     },
     # Not in the default PROJECTS: a one-dependency crate to check the harness in a minute.
     "smoke": {
@@ -104,7 +124,8 @@ def system_busy():
 
 def marked_cpu(marker):
     """CPU seconds (self + reaped children) of live processes whose environment holds
-    `marker`: the sccache server or kache daemon of a series (rustc runs under them)."""
+    `marker`: the sccache server or kache daemon of a series (rustc runs under them), or
+    anything mbx left running detached from cargo's tree."""
     total = 0.0
     needle = marker.encode() + b"\0"
     me = os.getpid()
@@ -127,7 +148,8 @@ def marked_cpu(marker):
 def du(path):
     if not os.path.exists(path):
         return None
-    out = subprocess.run(["du", "-sb", path], capture_output=True, text=True)
+    # -D: follow `path` itself if it is a link (mbx's target/ links to its managed target).
+    out = subprocess.run(["du", "-sbD", path], capture_output=True, text=True)
     try:
         return int(out.stdout.split()[0])
     except (IndexError, ValueError):
@@ -261,7 +283,7 @@ def find_or_install(tool, tools_root):
         log(f"{tool} not found and installing is off (CI or BENCH_NO_INSTALL=1): skipping {tool}")
         return None
     args = ["cargo", "install", tool, "--root", tools_root]
-    if tool == "sccache":
+    if tool in ("sccache", "mbx"):
         args.insert(3, "--locked")  # kache: installed without --locked, as its docs allow
     log(f"installing {tool}: {' '.join(args)} (this can take 10-20 minutes)")
     t0 = time.monotonic()
@@ -313,6 +335,29 @@ class Tool:
                 "XDG_CONFIG_HOME": os.path.join(sdir, "xdg-config"),
             })
             self.kache_cfg = cfg
+        elif name == "mbx":
+            # mbx is a cargo front end (`mbx build ...`, see build_cmd): the command starts its
+            # own cache agent (in the mbx process, the parent of cargo, so its CPU is in the
+            # timed process tree) and stops it when the build ends; there is no daemon. Its
+            # cache directory (store, scheduler pool, private incremental state) is the
+            # series' store; XDG dirs of the series keep the user's global mbx config
+            # (~/.config/mbx/config.toml) out and anything it would write in. `mbx setup`
+            # (the cargo shim, mise and rust-analyzer config) is never run.
+            self.env.update({
+                "MBX_CACHE_DIR": self.store,
+                # Managed targets (mbx moves target/ there and leaves a link): outside the
+                # store, so that the store's size is the store's, as for the other tools.
+                "MBX_TARGET_ROOT": os.path.join(sdir, "mbx-targets"),
+                # The first build of an empty store starts a detached `mbx gc --automatic`
+                # sweep of the store and managed targets (then one an hour): it would run on
+                # into the next timed build, and a series stays far below mbx's budgets.
+                "MBX_GC_AUTO": "false",
+                "MBX_DISPLAY": "plain",
+                "XDG_CONFIG_HOME": os.path.join(sdir, "xdg-config"),
+                "XDG_CACHE_HOME": os.path.join(sdir, "xdg-cache"),
+                "XDG_DATA_HOME": os.path.join(sdir, "xdg-data"),
+                "XDG_STATE_HOME": os.path.join(sdir, "xdg-state"),
+            })
         self.log = os.path.join(sdir, "tool.log")
 
     def start(self):
@@ -329,6 +374,10 @@ class Tool:
                 os.makedirs(self.env[d], exist_ok=True)
             run_quiet([self.bins["kache"], "daemon", "start"], cwd=self.sdir, env=self.env,
                       check=False, logf=self.log)
+        elif self.name == "mbx":
+            for d in ("MBX_TARGET_ROOT", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME",
+                      "XDG_STATE_HOME"):
+                os.makedirs(self.env[d], exist_ok=True)
 
     def stop(self):
         if self.name == "sccache":
@@ -337,12 +386,27 @@ class Tool:
         elif self.name == "kache":
             run_quiet([self.bins["kache"], "daemon", "stop"], cwd=self.sdir, env=self.env,
                       check=False, logf=self.log)
+        elif self.name == "mbx":
+            # Nothing to stop (no daemon); the series' lifetime totals, for the record.
+            run_quiet([self.bins["mbx"], "stats", "--json"], cwd=self.sdir, env=self.env,
+                      check=False, logf=self.log)
 
     def build_cmd(self, profile):
         args = ["cargo", "build", "--locked"] + (["--release"] if profile == "release" else [])
         if self.name == "larder":
             return [self.bins["larder"]] + args
+        if self.name == "mbx":
+            return [self.bins["mbx"]] + args[1:]  # `mbx build --locked ...`
         return args
+
+    def clean_cmd(self):
+        """Scenario f's clean (untimed). mbx keeps the target dir under MBX_TARGET_ROOT and
+        leaves a `target` link in the checkout, which `cargo clean` would only unlink (the
+        rebuild would then find all its outputs in place); `mbx clean` removes the managed
+        target, the link and mbx's private incremental state (what target/ held for cargo)."""
+        if self.name == "mbx":
+            return [self.bins["mbx"], "clean"]
+        return ["cargo", "clean"]
 
     # counters: before() is called untimed before each build, after() untimed after it.
     def before(self, report):
@@ -353,6 +417,9 @@ class Tool:
                       check=False)
         elif self.name == "kache":
             self.k0 = self.kache_summary()
+        elif self.name == "mbx":
+            # mbx writes this session's counters as JSON at the end of each build.
+            self.env["MBX_STATS_REPORT"] = os.path.splitext(report)[0] + ".mbx.json"
 
     def after(self, report, cwd):
         if self.name == "larder":
@@ -384,6 +451,27 @@ class Tool:
                     "misses": d.get("misses", 0),
                     "not_cacheable": d.get("passthroughs", 0) + d.get("skipped", 0),
                     "errors": d.get("errors", 0)}
+        if self.name == "mbx":
+            try:
+                with open(self.env["MBX_STATS_REPORT"]) as f:
+                    s = json.load(f)
+            except (OSError, ValueError):
+                return {"hits": None, "misses": None}  # no session: mbx ran cargo uncached
+            # mbx looks a unit up only under a key it predicted from an earlier build; one
+            # without a prediction (every unit of an empty store) is compiled and stored
+            # without a lookup ("not looked up", `unconsulted`): counted with the misses.
+            # `bypasses` holds rustc probes (-vV, stdin) too; only the others are counted as
+            # not cacheable, as mbx's own summary does.
+            routine = ("compiler-query", "standard-input", "cc-compiler-query",
+                       "cc-standard-input")
+            byp = s.get("bypasses") or {}
+            return {"hits": int(s.get("hits", 0)),
+                    "misses": int(s.get("misses", 0)) + int(s.get("unconsulted", 0)),
+                    "not_cacheable": sum(int(v) for k, v in byp.items() if k not in routine),
+                    "mbx_unconsulted": int(s.get("unconsulted", 0)),
+                    "mbx_incremental": int(s.get("incremental_compilations", 0)),
+                    "mbx_bypasses": byp,
+                    "mbx_restored_output_files": int(s.get("restored_output_files", 0))}
         return {}
 
     def kache_summary(self):
@@ -410,6 +498,10 @@ def base_env():
               "LARDER_EXTRA_ENV", "LARDER_EXTRA_FILES", "SCCACHE_DIR", "KACHE_CACHE_DIR",
               "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_INCREMENTAL"):
         env.pop(v, None)
+    # mbx reads all its settings from MBX_* variables (and an inherited MBX_SOCKET would
+    # point builds at another session): none of the user's apply to a series.
+    for v in [k for k in env if k.startswith("MBX_")]:
+        env.pop(v)
     env["CARGO_TERM_COLOR"] = "never"
     env["CARGO_TERM_PROGRESS_WHEN"] = "never"
     return env
@@ -430,8 +522,8 @@ def prepare_sources(work, projects):
     env = base_env()
     for p in projects:
         dst = os.path.join(srcroot, p)
-        if p == "ripgrep":
-            run_quiet([os.path.join(REPO, "scripts", "fetch-ripgrep.sh"), dst], env=env)
+        if PROJECTS[p].get("fetch"):
+            run_quiet([os.path.join(REPO, "scripts", PROJECTS[p]["fetch"]), dst], env=env)
         elif p == "smoke":
             if not os.path.exists(dst):
                 os.makedirs(os.path.join(dst, "src"))
@@ -494,7 +586,7 @@ def series(ctx, run_i, project, profile, tool_name):
         logp = os.path.join(sdir, "logs", f"{scen}.log")
         tool.before(report)
         m = timed(tool.build_cmd(profile), cwd, tool.env, logp,
-                  marker=marker if tool_name in ("sccache", "kache") else None)
+                  marker=marker if tool_name in EXTERNAL_TOOLS else None)
         counts = tool.after(report, cwd)
         m.update({"project": project, "profile": profile, "tool": tool_name, "run": run_i,
                   "scenario": scen, "compiling_lines": compiling_lines(logp), "log": logp})
@@ -521,10 +613,8 @@ def series(ctx, run_i, project, profile, tool_name):
         if ok and tool_name == "cargo" and ctx["limit"]:
             results.append(limit(ctx, sid, run_i, sdir, project, profile, ws, tool.env))
         if ok and "c" in scenarios:
-            path = os.path.join(ws, PROJECTS[project]["edit"])
-            tag = f"larder-bench-edit-r{run_i:03d}"
-            with open(path, "a") as f:
-                f.write(f'#[used]\nstatic LARDER_BENCH_EDIT: [u8; {len(tag)}] = *b"{tag}";\n')
+            append_edit(os.path.join(ws, PROJECTS[project]["edit"]),
+                        f"larder-bench-edit-r{run_i:03d}")
             ok = build("c", ws)
         if ok and "d" in scenarios:
             shutil.copy(os.path.join(srcroot, f"{project}.bumped.Cargo.lock"),
@@ -537,8 +627,18 @@ def series(ctx, run_i, project, profile, tool_name):
             ctx["sizes"].append({"project": project, "profile": profile, "tool": tool_name,
                                  "run": run_i, "what": "e target", "bytes": du(os.path.join(other, "target"))})
         if ok and "f" in scenarios:
-            run_quiet(["cargo", "clean"], cwd=ws, env=tool.env, logf=os.path.join(sdir, "tool.log"))
+            run_quiet(tool.clean_cmd(), cwd=ws, env=tool.env, logf=os.path.join(sdir, "tool.log"))
             ok = build("f", ws)
+        if ok and "g" in scenarios:
+            # The next commit on a CI runner: a new checkout (new path, new target dir) of
+            # the pristine sources whose top crate changed. The edit is c's, with another
+            # text: c's exact source was compiled (and maybe stored) already, a new commit's
+            # was not, so the top crate must be compiled while its dependencies can be hits.
+            nxt = os.path.join(sdir, "next", "runner", "work", f"{project}-next")
+            copy_tree(pristine, nxt)
+            append_edit(os.path.join(nxt, PROJECTS[project]["edit"]),
+                        f"larder-bench-next-r{run_i:03d}")
+            ok = build("g", nxt)
     finally:
         tool.stop()
     ctx["sizes"].append({"project": project, "profile": profile, "tool": tool_name, "run": run_i,
@@ -546,9 +646,16 @@ def series(ctx, run_i, project, profile, tool_name):
     ctx["sizes"].append({"project": project, "profile": profile, "tool": tool_name, "run": run_i,
                          "what": "target", "bytes": du(os.path.join(ws, "target"))})
     if not ctx["keep"]:
-        for d in ("ws", "elsewhere", "limit", "store", "xdg-cache"):
+        for d in ("ws", "elsewhere", "next", "limit", "store", "mbx-targets", "xdg-cache"):
             shutil.rmtree(os.path.join(sdir, d), ignore_errors=True)
     return results, ok
+
+
+def append_edit(path, tag):
+    """The one-line edit of scenarios c and g: a `#[used] static` holding `tag`, so the
+    crate's object code changes (a comment would leave it as it was)."""
+    with open(path, "a") as f:
+        f.write(f'#[used]\nstatic LARDER_BENCH_EDIT: [u8; {len(tag)}] = *b"{tag}";\n')
 
 
 def limit(ctx, sid, run_i, sdir, project, profile, ws, env):
@@ -636,7 +743,10 @@ def make_report(meta, results, sizes):
     w("")
     w("Cells: median wall seconds of the cargo command, (ratio to plain cargo's cold build a), "
       "then hits/misses of the tool (h/m, nc = not cacheable; for plain cargo and the limit: "
-      "cargo's `Compiling` lines).")
+      "cargo's `Compiling` lines)."
+      + (" mbx's misses include the units it compiled without a lookup (no key predicted "
+         "from an earlier build, e.g. every unit of an empty store)."
+         if "mbx" in meta["tools"] else ""))
     for project in meta["projects"]:
         for profile in meta["profiles"]:
             rows = [r for r in results if r["project"] == project and r["profile"] == profile]
@@ -674,9 +784,9 @@ def make_report(meta, results, sizes):
                   + " |" * (len(tools) - 1))
             # CPU and load
             w("")
-            w("CPU seconds (median; user+sys of cargo's process tree plus the sccache server / "
-              "kache daemon) and, in brackets, CPU seconds used by other processes on the "
-              "machine during the build (median):")
+            w("CPU seconds (median; user+sys of cargo's process tree, with mbx's cache agent "
+              "in it, plus the sccache server / kache daemon) and, in brackets, CPU seconds "
+              "used by other processes on the machine during the build (median):")
             w("")
             w("| scenario | " + " | ".join(tools) + " |")
             w("|---|" + "---|" * len(tools))
@@ -700,7 +810,7 @@ def make_report(meta, results, sizes):
             if sz:
                 w("")
                 w("Sizes after the series (median over runs; du -sb): the tool's store and the "
-                  "first checkout's target/ after (f).")
+                  "first checkout's target/ after (f) (for mbx: the managed target it links to).")
                 w("")
                 w("| | " + " | ".join(tools) + " |")
                 w("|---|" + "---|" * len(tools))
@@ -753,7 +863,7 @@ def main():
         os.makedirs(os.path.join(work, "bin"), exist_ok=True)
         bins["larder"] = os.path.join(work, "bin", "larder")
         shutil.copy2(lb, bins["larder"])
-    for t in ("sccache", "kache"):
+    for t in EXTERNAL_TOOLS:
         if t in tools:
             b = find_or_install(t, tools_root)
             if b:
@@ -761,7 +871,7 @@ def main():
             else:
                 tools.remove(t)
     versions = {"larder": tool_version(bins.get("larder")) if "larder" in bins else None}
-    for t in ("sccache", "kache"):
+    for t in EXTERNAL_TOOLS:
         if t in bins:
             versions[t] = tool_version(bins[t])
     versions = {k: v for k, v in versions.items() if v}
