@@ -223,8 +223,8 @@ pub fn fsck(config: &Config, repair: bool) -> Result<FsckReport, StoreError> {
         }
     }
 
-    // Link records and key inputs: they parse.
-    for ns in [Namespace::Link, Namespace::Inputs] {
+    // Link records, key inputs and build indexes: they parse.
+    for ns in [Namespace::Link, Namespace::Inputs, Namespace::Index] {
         for e in store.list(ns)? {
             let Some(bytes) = store.peek(ns, &e.key)? else {
                 continue;
@@ -232,6 +232,9 @@ pub fn fsck(config: &Config, repair: bool) -> Result<FsckReport, StoreError> {
             r.others += 1;
             let ok = match ns {
                 Namespace::Link => serde_json::from_slice::<LinkRecord>(&bytes).is_ok(),
+                Namespace::Index => {
+                    serde_json::from_slice::<crate::prefetch::BuildIndex>(&bytes).is_ok()
+                }
                 _ => {
                     serde_json::from_slice::<larder_key::InputSet>(&bytes).is_ok()
                         || serde_json::from_slice::<larder_key::inputs::InputIndex>(&bytes).is_ok()

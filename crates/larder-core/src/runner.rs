@@ -159,9 +159,13 @@ impl Prefetch {
         if !config.prefetch || config.remotes.is_empty() {
             return None;
         }
-        let tiers = crate::action::open_tiers(config)
-            .ok()?
-            .with_quiet_refusals();
+        // Blobs are kept uncompressed: a restore then hashes and copies each, where a
+        // compressed one would be compressed here and decompressed by the wrapper.
+        let raw = Config {
+            compression_level: 0,
+            ..config.clone()
+        };
+        let tiers = crate::action::open_tiers(&raw).ok()?.with_quiet_refusals();
         let cwd = std::env::current_dir().ok()?;
         let key = crate::prefetch::index_key(args, &cwd, env::var);
         let max_bytes = config.max_size / 2;
