@@ -188,13 +188,16 @@ impl DiskStore {
         Ok(by_key.into_values().collect())
     }
 
-    /// Reads an entry (a blob decompressed) without marking it used.
+    /// Reads an entry (a blob in either form, decompressed) without marking it used.
     ///
     /// # Errors
     /// [`StoreError::Io`] if it cannot be read, [`StoreError::Corrupt`] if a blob does not
     /// decompress.
     pub fn peek(&self, ns: Namespace, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
         let Some((_, raw)) = read_file(&self.path(ns, key))? else {
+            if ns == Namespace::Cas {
+                return Ok(read_file(&self.raw_path(key))?.map(|(_, raw)| raw));
+            }
             return Ok(None);
         };
         if ns != Namespace::Cas {
@@ -241,10 +244,7 @@ impl DiskStore {
     /// [`StoreError::Io`] if it cannot be read, [`StoreError::Corrupt`] if it does not
     /// decompress.
     pub fn peek_blob(&self, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(v) = self.peek(Namespace::Cas, key)? {
-            return Ok(Some(v));
-        }
-        Ok(read_file(&self.raw_path(key))?.map(|(_, raw)| raw))
+        self.peek(Namespace::Cas, key)
     }
 
     /// Files in a namespace's directories that are not entries: names that are not a

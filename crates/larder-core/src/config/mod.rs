@@ -16,7 +16,7 @@
 //! | `LARDER_EXTRA_FILES` | `extra_files` | files whose content goes into every key (comma-separated; a list in the file), for proc macros that read them; relative paths are relative to rustc's working directory | none |
 //! | `LARDER_BACKGROUND_STORE` | `background_store` | compress and write results in a background process, off cargo's critical path (`0`/`false`: in the wrapper) | `true` |
 //! | `LARDER_BUILD_SCRIPT_CACHE` | `build_script_cache` | cache build-script runs (`0`/`false` turns it off) | `true` |
-//! | `LARDER_COMPRESSION_LEVEL` | `compression_level` | zstd level for stored blobs, 1 to 19; 0 stores them uncompressed, restored by reflink where the filesystem can | `1` |
+//! | `LARDER_COMPRESSION_LEVEL` | `compression_level` | zstd level for stored blobs, 1 to 19; 0 stores them uncompressed, restored by reflink where the filesystem can | `0` |
 //! | `LARDER_REMOTE` | `remote` | remote tiers read and written after the local store, in order: URLs (`memcached://`, `redis://`, `rediss://`, `s3://`, `http(s)://`, `webdav(s)://`, `grpc(s)://`, `file://`), comma-separated (a list in the file) | none |
 //! | `LARDER_REMOTE_READ_ONLY` | `remote_read_only` | remote tiers only read, after the others (a public cache) | none |
 //! | `LARDER_REMOTE_WRITE` | `remote_write` | when the remote tiers are written: `always`, `never`, or `protected` (only in a CI run of a protected ref; see [`ci`]); unset: always, except in a CI run for a pull request | unset |
@@ -47,10 +47,14 @@ pub mod show;
 mod values;
 pub use env::ENV_VARS;
 
-/// The default zstd level for blobs. Measured on a cold ripgrep debug build (2 cores):
-/// level 1 costs 3.5-5.7% CPU over plain cargo with a store of 0.22x the target
-/// directory; level 3, 6.5% for 0.21x.
-pub const DEFAULT_COMPRESSION_LEVEL: i32 = 1;
+/// The default zstd level for blobs in the local store: 0, uncompressed. Measured on
+/// ripgrep release (2 cores, farm-bench, 7 paired runs): a warm build in another
+/// checkout took 0.79x the wall and 0.77x the CPU of level 1 (a hit hashes and copies
+/// or reflinks a blob instead of decompressing, hashing and writing it), and a cold
+/// build saves the compression (level 1 cost 3.5-5.7% CPU over plain cargo in a debug
+/// build), for a store about 3.3x larger (156 MiB against 48 MiB). Remotes compress
+/// on their own.
+pub const DEFAULT_COMPRESSION_LEVEL: i32 = 0;
 
 /// The default size bound: 10 GiB.
 pub const DEFAULT_MAX_SIZE: u64 = 10 << 30;
