@@ -73,5 +73,5 @@ echo "ripgrep $RG_VERSION release, a fresh runner (empty local store, another ch
 medians "${labels[@]}"
 for label in "${labels[@]}"; do
     line="$(grep -h '^larder: prefetched' "$WORK/$label.log" | tail -n 1 || true)"
-    [ -n "$line" ] && echo "$label: $line"
+    if [ -n "$line" ]; then echo "$label: $line"; fi
 done
