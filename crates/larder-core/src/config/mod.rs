@@ -47,13 +47,10 @@ pub mod show;
 mod values;
 pub use env::ENV_VARS;
 
-/// The default zstd level for blobs in the local store: 0, uncompressed. Measured on
-/// ripgrep release (2 cores, farm-bench, 7 paired runs): a warm build in another
-/// checkout took 0.79x the wall and 0.77x the CPU of level 1 (a hit hashes and copies
-/// or reflinks a blob instead of decompressing, hashing and writing it), and a cold
-/// build saves the compression (level 1 cost 3.5-5.7% CPU over plain cargo in a debug
-/// build), for a store about 3.3x larger (156 MiB against 48 MiB). Remotes compress
-/// on their own.
+/// The default zstd level for local blobs: 0, uncompressed. On ripgrep release (7 paired
+/// runs) a warm build elsewhere took 0.79x the wall of level 1 (a hit hashes and copies
+/// a blob instead of decompressing, hashing and writing it), and a cold build saves the
+/// compression (3.5-5.7% CPU), for a store 3.3x larger. Remotes compress on their own.
 pub const DEFAULT_COMPRESSION_LEVEL: i32 = 0;
 
 /// The default size bound: 10 GiB.

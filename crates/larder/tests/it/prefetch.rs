@@ -8,11 +8,7 @@
 use crate::support::{FIXTURE_UNITS, Project, Run};
 
 fn own_flags() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("--cfg larder_prefetch_{}_{nanos}", std::process::id())
+    crate::support::own_cfg("larder_prefetch")
 }
 
 fn remotes(p: &Project) -> Vec<String> {
@@ -31,6 +27,24 @@ fn build(p: &Project, flags: &str, url: &str, prefetch: bool) -> Run {
         .env("LARDER_REMOTE", url)
         .env("LARDER_PREFETCH", if prefetch { "1" } else { "0" })
         .run()
+}
+
+/// The next commit on a new machine: `app` edited; it compiles, every other unit hits,
+/// and the binary is right.
+fn next_commit(a: &Project, flags: &str, url: &str) -> Run {
+    let c = a.on_new_machine();
+    c.edit(
+        "app/src/main.rs",
+        "fn main() {",
+        "fn main() {\n    let _next = 1;",
+    );
+    let run = build(&c, flags, url, true);
+    run.assert_crate("app", "miss");
+    for k in FIXTURE_UNITS.iter().filter(|k| **k != "app") {
+        run.assert_crate(k, "hit");
+    }
+    c.assert_app(&[]);
+    run
 }
 
 /// The number of entries `larder cargo` said it prefetched.
@@ -72,19 +86,8 @@ fn a_fresh_runner_gets_the_last_builds_entries_before_cargo_asks() {
         b.assert_app(&[]);
 
         // The next commit: app changed; the rest comes ahead, app compiles and is right.
-        let c = a.on_new_machine();
-        c.edit(
-            "app/src/main.rs",
-            "fn main() {",
-            "fn main() {\n    let _next = 1;",
-        );
-        let run = build(&c, &flags, &url, true);
+        let run = next_commit(&a, &flags, &url);
         assert!(prefetched(&run).is_some(), "{url}:\n{}", run.context());
-        run.assert_crate("app", "miss");
-        for k in FIXTURE_UNITS.iter().filter(|k| **k != "app") {
-            run.assert_crate(k, "hit");
-        }
-        c.assert_app(&[]);
 
         // Off: the wrappers read the remote themselves, to the same effect.
         let d = a.on_new_machine();
@@ -122,17 +125,6 @@ fn a_hostile_index_costs_transfers_never_a_wrong_build() {
     }
     std::fs::write(&files[0], serde_json::to_vec(&index).unwrap()).unwrap();
 
-    let c = a.on_new_machine();
-    c.edit(
-        "app/src/main.rs",
-        "fn main() {",
-        "fn main() {\n    let _next = 1;",
-    );
-    let run = build(&c, &flags, &url, true);
-    run.assert_crate("app", "miss");
-    for k in FIXTURE_UNITS.iter().filter(|k| **k != "app") {
-        run.assert_crate(k, "hit");
-    }
-    c.assert_app(&[]);
+    let run = next_commit(&a, &flags, &url);
     assert!(!run.stderr.contains("larder: warning"), "{}", run.context());
 }

@@ -70,11 +70,7 @@ pub fn keypair(p: &Project, name: &str) -> (PathBuf, String) {
 /// `--cfg` flags of this test's own: every key differs from other tests' (a shared
 /// server keeps what other tests wrote under the fixture's usual keys).
 fn own_keys() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("--cfg larder_trust_{}_{nanos}", std::process::id())
+    crate::support::own_cfg("larder_trust")
 }
 
 /// The remotes a trust test runs against: Redis and REAPI (BuildGrid) when the servers

@@ -238,6 +238,16 @@ pub extern "C" fn cdy_answer() -> u32 {
 }
 
 /// Writes `content` to `path`, creating parent directories.
+/// `--cfg NAME_<pid>_<nanos>` for `RUSTFLAGS`: keys of this run's own, so that tests
+/// sharing a server do not see each other's entries.
+pub fn own_cfg(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("--cfg {name}_{}_{nanos}", std::process::id())
+}
+
 pub fn write_file(path: &Path, content: &str) {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir {}: {e}", parent.display()));
