@@ -266,12 +266,10 @@ pub fn prefetch(
                 while let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
                     match fetch(tiers, *item) {
                         Fetch::Present => {}
-                        Fetch::Fetched(n) if let Item::Record(key) = item => {
-                            let _ = std::fs::write(state.file(&marker_name(key)), from);
-                            fetched.fetch_add(1, Ordering::Relaxed);
-                            bytes.fetch_add(n, Ordering::Relaxed);
-                        }
                         Fetch::Fetched(n) => {
+                            if let Item::Record(key) = item {
+                                let _ = std::fs::write(state.file(&marker_name(key)), from);
+                            }
                             fetched.fetch_add(1, Ordering::Relaxed);
                             bytes.fetch_add(n, Ordering::Relaxed);
                         }
