@@ -103,7 +103,7 @@ pub fn fsck(config: &Config, repair: bool) -> Result<FsckReport, StoreError> {
     let mut sizes: HashMap<Digest, u64> = HashMap::new();
     for e in store.list(Namespace::Cas)? {
         r.blobs += 1;
-        match store.peek_blob(&e.key) {
+        match store.peek(Namespace::Cas, &e.key) {
             Ok(Some(v)) if Digest::of(&v) == e.key => {
                 sizes.insert(e.key, v.len() as u64);
             }

@@ -15,8 +15,9 @@
 //!   timeout), spends its time from the remote's budget for the build, kept per
 //!   direction in the build's state; once the spent time passes [`LATENCY_BUDGET`] for
 //!   reads (on cargo's critical path) or [`WRITE_LATENCY_BUDGET`] for writes (in
-//!   background store jobs), the remote is switched off for that direction. A remote that answers every call in
-//!   4 s, under its 5 s deadline, so costs a build about the budget, not 4 s per call.
+//!   background store jobs), the remote is switched off for that direction. A remote
+//!   that answers every call in 4 s, under its 5 s deadline, so costs a build about the
+//!   budget, not 4 s per call.
 //!   Slow calls are counted (`slow` in `larder stats`).
 //! - **A refused connection** switches the remote off at once. The first process of a
 //!   build probes the remote before its first call ([`Store::probe`]: a TCP connect for

@@ -228,10 +228,13 @@ impl Tiers {
         self
     }
 
-    /// Waits at the gate ([`Tiers::with_gate`]) now, if this process has not yet: a
-    /// lookup whose entry is not in the local store waits before it looks there, so
-    /// that what the gate waited for (a prefetch) is found locally.
+    /// Waits at the gate ([`Tiers::with_gate`]) now, if this process has not yet and
+    /// has remotes: a lookup whose entry is not in the local store waits before it looks
+    /// there, so that what the gate waited for (a prefetch) is found locally.
     pub fn pass_gate(&self) {
+        if self.remotes.is_empty() {
+            return;
+        }
         if let Some(g) = &self.gate {
             g.once.call_once(|| (g.wait)());
         }
@@ -354,9 +357,7 @@ impl Tiers {
                 Err(e) => refused = Some(e),
             }
         }
-        if !self.remotes.is_empty() {
-            self.pass_gate();
-        }
+        self.pass_gate();
         for (i, r) in self.remotes.iter().enumerate() {
             if let Ok(Some(v)) = r.get(ns, key) {
                 match self.admitted(i + 1, key, &v) {
@@ -380,9 +381,7 @@ impl Tiers {
         key: &Digest,
         fetch: impl Fn(&dyn Store) -> Result<Option<Vec<u8>>, StoreError>,
     ) -> Option<Vec<u8>> {
-        if !self.remotes.is_empty() {
-            self.pass_gate();
-        }
+        self.pass_gate();
         for (i, r) in self.remotes.iter().enumerate() {
             if let Ok(Some(v)) = fetch(&**r) {
                 self.backfill(i, ns, key, &v);
@@ -467,9 +466,7 @@ impl Store for Tiers {
         if ns == Namespace::Link {
             return Ok(false);
         }
-        if !self.remotes.is_empty() {
-            self.pass_gate();
-        }
+        self.pass_gate();
         Ok(self
             .remotes
             .iter()

@@ -237,16 +237,6 @@ impl DiskStore {
         (Digest::from_hex(digest)? == Digest::of(record)).then(|| reason.to_string())
     }
 
-    /// Reads a blob in either form (compressed, or uncompressed at level 0) without
-    /// marking it used, decompressed but not checked against its digest (`larder fsck`).
-    ///
-    /// # Errors
-    /// [`StoreError::Io`] if it cannot be read, [`StoreError::Corrupt`] if it does not
-    /// decompress.
-    pub fn peek_blob(&self, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
-        self.peek(Namespace::Cas, key)
-    }
-
     /// Files in a namespace's directories that are not entries: names that are not a
     /// key (a `.raw` blob is one), directories where shards or entries belong.
     ///
