@@ -61,10 +61,22 @@ fn cached<T: Serialize + for<'de> Deserialize<'de>>(
     compute: impl FnOnce() -> io::Result<T>,
 ) -> io::Result<T> {
     let path = cache_dir.map(|d| d.join(format!("{}.json", key.to_hex())));
-    if let Some(p) = &path
-        && let Ok(bytes) = std::fs::read(p)
-        && let Ok(v) = serde_json::from_slice(&bytes)
-    {
+    let read = || -> Option<T> {
+        let bytes = std::fs::read(path.as_ref()?).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    };
+    if let Some(v) = read() {
+        return Ok(v);
+    }
+    // One process computes it (hashing a sysroot takes a while); the others of the
+    // build, which start at the same moment on an empty store, wait and read its memo.
+    let _flight = cache_dir.and_then(|d| {
+        std::fs::create_dir_all(d).ok()?;
+        let f = std::fs::File::create(d.join(format!("{}.lock", key.to_hex()))).ok()?;
+        f.lock().ok()?;
+        Some(f)
+    });
+    if let Some(v) = read() {
         return Ok(v);
     }
     let value = compute()?;
@@ -396,7 +408,12 @@ mod tests {
         let b = compiler(Path::new("rustc"), None, Some(dir.path())).unwrap();
         assert_eq!(a, b);
         assert!(a.sysroot.join("lib/rustlib").is_dir());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // One memo (beside the lock its computation held).
+        let memos = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("json".as_ref()))
+            .count();
+        assert_eq!(memos, 1);
     }
 
     /// A fake toolchain: `bin/rustc` prints `version` for `-vV`; one library file.

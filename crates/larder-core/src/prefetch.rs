@@ -12,9 +12,12 @@
 //! are put to the same admission (signatures), a manifest entry is kept only if it
 //! leads to its own result key. The wrappers then find their entries locally.
 //!
-//! The prefetch runs while cargo starts: `larder cargo` holds [`LOCK`] in the build's
-//! state directory until it is done, and a wrapper that finds nothing locally waits for
-//! it ([`wait`]) before its first remote read.
+//! The prefetch runs while cargo starts and builds: `larder cargo` holds [`LOCK`] in the
+//! build's state directory until it is done. Before it fetches, it marks every entry it
+//! will fetch as pending in the state directory, then [`LISTED`]; each mark goes once
+//! its entry is in the local store (or found missing). A wrapper that needs an entry
+//! the local store lacks waits for that entry's mark only ([`wait`]), so cargo restores
+//! each unit as soon as its entries have arrived, in the order of the last build.
 //!
 //! The index is a hint, never trusted: a wrong or hostile one costs transfers (at most
 //! [`MAX_UNITS`] units and the byte bound given), never a wrong hit. A build whose
@@ -41,12 +44,42 @@ pub const PARALLEL: usize = larder_remote::MAX_CONNECTIONS;
 /// `larder cargo` holds an exclusive lock on while it prefetches.
 pub const LOCK: &str = "prefetch.lock";
 
-/// Waits until this build's prefetch, if one is running, is done.
-pub fn wait() {
-    let path = larder_store::BuildState::current().dir().join(LOCK);
-    if let Ok(f) = std::fs::File::open(path) {
-        let _ = f.lock_shared();
+/// The file in the build's state directory that the prefetch writes once it has marked
+/// every entry it will fetch as pending.
+pub const LISTED: &str = "prefetch.listed";
+
+/// How often a waiting wrapper looks at the marks again.
+const POLL: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Waits until this build's prefetch, if one is running, has fetched (or given up on)
+/// the entry `key` of `ns`, or never will. Returns whether a prefetch is still running
+/// (a later entry may be worth waiting for).
+pub fn wait(ns: Namespace, key: &Digest) -> bool {
+    wait_in(larder_store::BuildState::current().dir(), ns, key)
+}
+
+/// [`wait`] on the build state directory `dir`.
+fn wait_in(dir: &Path, ns: Namespace, key: &Digest) -> bool {
+    let Ok(lock) = std::fs::File::open(dir.join(LOCK)) else {
+        return false;
+    };
+    let pending = dir.join(pending_name(ns, key));
+    loop {
+        match lock.try_lock_shared() {
+            Ok(()) => return false,
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(_)) => return false,
+        }
+        if dir.join(LISTED).exists() && !pending.exists() {
+            return true;
+        }
+        std::thread::sleep(POLL);
     }
+}
+
+/// The mark of an entry the prefetch is still to fetch.
+fn pending_name(ns: Namespace, key: &Digest) -> String {
+    format!("pending-{}-{}", ns.as_str(), &key.to_hex()[..32])
 }
 
 /// The remote that the prefetch of this build fetched the action record `key` from, if
@@ -255,6 +288,11 @@ pub fn prefetch(
     out.from = Some(tiers.served_by().unwrap_or(from));
     out.units = index.units.len().min(MAX_UNITS);
     let items = items_of(&index, max_bytes);
+    for item in &items {
+        let (ns, key) = item.entry();
+        let _ = std::fs::write(state.file(&pending_name(ns, &key)), b"");
+    }
+    let _ = std::fs::write(state.file(LISTED), b"");
     let from = out.from.as_deref().unwrap_or_default();
     let next = AtomicUsize::new(0);
     let fetched = AtomicU64::new(0);
@@ -277,6 +315,8 @@ pub fn prefetch(
                             missing.fetch_add(1, Ordering::Relaxed);
                         }
                     }
+                    let (ns, key) = item.entry();
+                    let _ = std::fs::remove_file(state.file(&pending_name(ns, &key)));
                 }
             });
         }
@@ -286,6 +326,17 @@ pub fn prefetch(
     out.missing = missing.into_inner();
     out.secs = started.elapsed().as_secs_f64();
     out
+}
+
+impl Item {
+    /// The local store's entry this fetch brings.
+    fn entry(&self) -> (Namespace, Digest) {
+        match *self {
+            Item::Entry { manifest, .. } => (Namespace::Manifest, manifest),
+            Item::Record(key) => (Namespace::Action, key),
+            Item::Blob(d, _) => (Namespace::Cas, d),
+        }
+    }
 }
 
 /// The index as a list of fetches, in its order, each blob once, blobs up to
@@ -378,6 +429,42 @@ mod tests {
 
     fn vars(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn a_wrapper_waits_for_its_own_entry_and_only_while_the_prefetch_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_path_buf();
+        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        // No prefetch in this build: no wait, and none later.
+        assert!(!wait_in(&d, Namespace::Cas, &a));
+        let lock = std::fs::File::create(d.join(LOCK)).unwrap();
+        lock.lock().unwrap();
+        std::fs::write(d.join(pending_name(Namespace::Cas, &a)), b"").unwrap();
+        // Before the prefetch has listed its entries, every entry waits for the list.
+        let early = {
+            let d = d.clone();
+            std::thread::spawn(move || wait_in(&d, Namespace::Cas, &b))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!early.is_finished());
+        std::fs::write(d.join(LISTED), b"").unwrap();
+        // `b` is not pending: it goes on at once, the prefetch still running.
+        assert!(early.join().unwrap());
+        assert!(wait_in(&d, Namespace::Cas, &b));
+        // `a` waits until its mark goes, not for the whole prefetch.
+        let waiter = {
+            let d = d.clone();
+            std::thread::spawn(move || wait_in(&d, Namespace::Cas, &a))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!waiter.is_finished());
+        std::fs::remove_file(d.join(pending_name(Namespace::Cas, &a))).unwrap();
+        assert!(waiter.join().unwrap());
+        // Once the prefetch is over, nothing waits and the gate stays open.
+        std::fs::write(d.join(pending_name(Namespace::Action, &b)), b"").unwrap();
+        drop(lock);
+        assert!(!wait_in(&d, Namespace::Action, &b));
     }
 
     #[test]

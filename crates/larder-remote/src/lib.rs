@@ -53,7 +53,7 @@ pub use verify::Verified;
 
 /// The most connections one process keeps to a memcached or Redis server: a
 /// prefetch makes this many calls at once ([`Tiers`] is shared by its threads).
-pub const MAX_CONNECTIONS: usize = 16;
+pub const MAX_CONNECTIONS: usize = 32;
 
 /// The default deadline of one remote call, before the allowance for the bytes moved.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -19,9 +19,10 @@
 //!   [`Store::update`] merges into each tier's own value. Remote failures never fail a
 //!   write: the local store has the entry.
 //! - **Link records** stay local: they are derived from action records on every restore.
-//! - **Gate.** With [`Tiers::with_gate`], a process waits once before its first remote
-//!   read (the wrappers of a build wait for its prefetch, then find their entries in the
-//!   local store instead of fetching them one call after another).
+//! - **Gate.** With [`Tiers::with_gate`], a read of an entry that the local store lacks
+//!   first waits at the gate for that entry, then looks in the local store again before
+//!   it asks a remote (the wrappers of a build wait for its prefetch to bring their
+//!   entries, each its own, instead of fetching them one call after another).
 //! - **Admission.** With [`Tiers::with_admission`], every action record read is put to
 //!   an [`Admit`] first, with whether its tier requires a trusted signature: a refused
 //!   record is counted, warned about once per build and tier, never backfilled, and the
@@ -55,10 +56,14 @@ pub struct Tiers {
     stats_dir: Option<PathBuf>,
 }
 
-/// What a process waits for before its first remote read.
+/// Waits until an entry (namespace, key) may be in the local store: [`Tiers::with_gate`].
+type GateWait = dyn Fn(Namespace, &Digest) -> bool + Send + Sync;
+
+/// What a read waits for before it asks a remote.
 struct Gate {
-    wait: Box<dyn Fn() + Send + Sync>,
-    once: std::sync::Once,
+    wait: Box<GateWait>,
+    /// Set once `wait` said it will never wait again.
+    open: std::sync::atomic::AtomicBool,
 }
 
 /// What decides on action records, and whether the local store's need a signature.
@@ -121,7 +126,7 @@ impl Tier<'_> {
     /// [`StoreError`] if the local store cannot be read.
     pub fn get(&self, ns: Namespace, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
         if self.at > 0 {
-            self.tiers.pass_gate();
+            self.tiers.pass_gate(ns, key);
         }
         self.store().get(ns, key)
     }
@@ -219,25 +224,37 @@ impl Tiers {
         self
     }
 
-    /// Calls `wait` once, before this process's first read from a remote.
-    pub fn with_gate(mut self, wait: impl Fn() + Send + Sync + 'static) -> Tiers {
+    /// Calls `wait(namespace, key)` before a remote is asked for an entry that the
+    /// local store lacks, and looks in the local store again after it: `wait` returns
+    /// once whatever may bring the entry into the local store (a prefetch) is done with
+    /// it, `true` while it may still bring others, `false` once it never will (the gate
+    /// then stays open).
+    pub fn with_gate(
+        mut self,
+        wait: impl Fn(Namespace, &Digest) -> bool + Send + Sync + 'static,
+    ) -> Tiers {
         self.gate = Some(Gate {
             wait: Box::new(wait),
-            once: std::sync::Once::new(),
+            open: std::sync::atomic::AtomicBool::new(false),
         });
         self
     }
 
-    /// Waits at the gate ([`Tiers::with_gate`]) now, if this process has not yet and
-    /// has remotes: a lookup whose entry is not in the local store waits before it looks
-    /// there, so that what the gate waited for (a prefetch) is found locally.
-    pub fn pass_gate(&self) {
-        if self.remotes.is_empty() {
-            return;
+    /// Waits at the gate ([`Tiers::with_gate`]) for `key`, if there is a gate, it is
+    /// not open yet and there are remotes. Returns whether it did (the local store may
+    /// have the entry now).
+    pub fn pass_gate(&self, ns: Namespace, key: &Digest) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(g) = self.gate.as_ref().filter(|_| !self.remotes.is_empty()) else {
+            return false;
+        };
+        if g.open.load(Relaxed) {
+            return false;
         }
-        if let Some(g) = &self.gate {
-            g.once.call_once(|| (g.wait)());
+        if !(g.wait)(ns, key) {
+            g.open.store(true, Relaxed);
         }
+        true
     }
 
     /// Quarantines the action record `record` (its bytes) under `key` (a verification
@@ -351,13 +368,16 @@ impl Tiers {
     fn get_record(&self, key: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
         let ns = Namespace::Action;
         let mut refused = None;
-        if let Some(v) = self.local.get(ns, key)? {
+        let mut local = self.local.get(ns, key)?;
+        if local.is_none() && self.pass_gate(ns, key) {
+            local = self.local.get(ns, key)?;
+        }
+        if let Some(v) = local {
             match self.admitted(0, key, &v) {
                 Ok(()) => return Ok(Some(v)),
                 Err(e) => refused = Some(e),
             }
         }
-        self.pass_gate();
         for (i, r) in self.remotes.iter().enumerate() {
             if let Ok(Some(v)) = r.get(ns, key) {
                 match self.admitted(i + 1, key, &v) {
@@ -374,21 +394,34 @@ impl Tiers {
         refused.map_or(Ok(None), Err)
     }
 
-    /// The first remote value that `fetch` finds, backfilled into the faster tiers.
-    fn get_remote(
+    /// `local()`'s value, else (after the gate, which may bring it into the local store:
+    /// then `local()` again) the first remote value that `fetch` finds, backfilled into
+    /// the faster tiers.
+    fn get_local_or_remote(
         &self,
         ns: Namespace,
         key: &Digest,
+        local: impl Fn() -> Result<Option<Vec<u8>>, StoreError>,
         fetch: impl Fn(&dyn Store) -> Result<Option<Vec<u8>>, StoreError>,
-    ) -> Option<Vec<u8>> {
-        self.pass_gate();
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(v) = local()? {
+            return Ok(Some(v));
+        }
+        if ns == Namespace::Link {
+            return Ok(None);
+        }
+        if self.pass_gate(ns, key)
+            && let Some(v) = local()?
+        {
+            return Ok(Some(v));
+        }
         for (i, r) in self.remotes.iter().enumerate() {
             if let Ok(Some(v)) = fetch(&**r) {
                 self.backfill(i, ns, key, &v);
-                return Some(v);
+                return Ok(Some(v));
             }
         }
-        None
+        Ok(None)
     }
 }
 
@@ -418,29 +451,27 @@ impl Store for Tiers {
         if ns == Namespace::Action {
             return self.get_record(key);
         }
-        if let Some(v) = self.local.get(ns, key)? {
-            return Ok(Some(v));
-        }
-        if ns == Namespace::Link {
-            return Ok(None);
-        }
-        Ok(self.get_remote(ns, key, |s| s.get(ns, key)))
+        self.get_local_or_remote(ns, key, || self.local.get(ns, key), |s| s.get(ns, key))
     }
 
     fn get_blob(&self, digest: &Digest, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(v) = self.local.get_blob(digest, size)? {
-            return Ok(Some(v));
-        }
-        Ok(self.get_remote(Namespace::Cas, digest, |s| s.get_blob(digest, size)))
+        self.get_local_or_remote(
+            Namespace::Cas,
+            digest,
+            || self.local.get_blob(digest, size),
+            |s| s.get_blob(digest, size),
+        )
     }
 
     /// The local store checks its own copy; a remote's copy is checked once
     /// ([`Verified`]), before it is backfilled, and not hashed again.
     fn get_verified_blob(&self, digest: &Digest, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(v) = larder_store::get_verified_blob(&self.local, digest, size)? {
-            return Ok(Some(v));
-        }
-        Ok(self.get_remote(Namespace::Cas, digest, |s| s.get_blob(digest, size)))
+        self.get_local_or_remote(
+            Namespace::Cas,
+            digest,
+            || larder_store::get_verified_blob(&self.local, digest, size),
+            |s| s.get_blob(digest, size),
+        )
     }
 
     fn put(&self, ns: Namespace, key: &Digest, value: &[u8]) -> Result<(), StoreError> {
@@ -466,7 +497,9 @@ impl Store for Tiers {
         if ns == Namespace::Link {
             return Ok(false);
         }
-        self.pass_gate();
+        if self.pass_gate(ns, key) && self.local.contains(ns, key)? {
+            return Ok(true);
+        }
         Ok(self
             .remotes
             .iter()

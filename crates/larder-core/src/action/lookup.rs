@@ -280,8 +280,13 @@ fn restore<A: CachedAction>(
     let mut files = Vec::with_capacity(record.outputs.len());
     for (o, dest) in record.outputs.iter().zip(destinations) {
         // An uncompressed blob is checked by hashing it once, then cloned into place.
+        // One this build's prefetch is bringing is waited for here, so that it is too.
+        let mut raw = cx.store.local().raw_blob_path(&o.digest);
+        if raw.is_none() && cx.store.pass_gate(Namespace::Cas, &o.digest) {
+            raw = cx.store.local().raw_blob_path(&o.digest);
+        }
         if !o.rewrite_paths
-            && let Some(raw) = cx.store.local().raw_blob_path(&o.digest)
+            && let Some(raw) = raw
         {
             let size = match std::fs::File::open(&raw).and_then(Digest::of_reader) {
                 Ok((d, size)) if d == o.digest => size,

@@ -435,7 +435,7 @@ pub fn run<A: CachedAction>(tool: Tool) -> i32 {
         Key::Direct(k) => (larder_store::Namespace::Action, k),
     };
     if !larder_store::Store::contains(store.local(), ns, k).unwrap_or(true) {
-        store.pass_gate();
+        store.pass_gate(ns, k);
     }
 
     let miss = match lookup::lookup(&mut action, &mut cx, &key) {
