@@ -215,6 +215,10 @@ pub trait CachedAction: Sized {
     /// are not units of a build).
     fn unit_of(tool: &Tool) -> Unit;
 
+    /// Rewrites the tool's arguments as the configuration asks, before anything looks
+    /// at them (the key, the compile, a run uncached); the default keeps them.
+    fn prepare(_config: &Config, _tool: &mut Tool) {}
+
     /// Parses the invocation, or says why it cannot be cached.
     ///
     /// # Errors
@@ -374,7 +378,7 @@ pub fn open_tiers(config: &Config) -> Result<Tiers, StoreError> {
 }
 
 /// Runs `tool` through the cache as an `A` and returns the exit code.
-pub fn run<A: CachedAction>(tool: Tool) -> i32 {
+pub fn run<A: CachedAction>(mut tool: Tool) -> i32 {
     let started = Instant::now();
     let wall_start = SystemTime::now();
     crate::init_logging();
@@ -390,6 +394,7 @@ pub fn run<A: CachedAction>(tool: Tool) -> i32 {
             return tool.passthrough();
         }
     };
+    A::prepare(&config, &mut tool);
     let mut reporter = Reporter::new(&config, started, unit);
     let mut action = match A::parse(&config, &tool) {
         Ok(a) => a,

@@ -70,6 +70,10 @@ pub const ENV_VARS: &[EnvVar] = &[
     ),
     user("LARDER_COMPRESSION_LEVEL", "zstd level for stored blobs"),
     user(
+        "LARDER_INCREMENTAL",
+        "whether rustc compiles with cargo's -C incremental (auto: not in a CI run)",
+    ),
+    user(
         "LARDER_PREFETCH",
         "fetch the last build's entries from the remotes before cargo starts",
     ),

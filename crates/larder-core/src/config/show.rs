@@ -67,7 +67,7 @@ pub fn settings(config: &Config, env: &BTreeMap<String, String>) -> Vec<Setting>
                 .map(larder_remote::RemoteSpec::name),
         )
         .collect();
-    let rows: [(&'static str, Option<&'static str>, String); 22] = [
+    let rows: [(&'static str, Option<&'static str>, String); 23] = [
         (
             "LARDER_CONFIG",
             None,
@@ -133,6 +133,20 @@ pub fn settings(config: &Config, env: &BTreeMap<String, String>) -> Vec<Setting>
             "LARDER_COMPRESSION_LEVEL",
             Some("compression_level"),
             config.compression_level.to_string(),
+        ),
+        (
+            "LARDER_INCREMENTAL",
+            Some("incremental"),
+            format!(
+                "{} ({}: {})",
+                config.incremental.policy.as_str(),
+                if config.incremental.keep {
+                    "kept"
+                } else {
+                    "dropped"
+                },
+                config.incremental.why
+            ),
         ),
         (
             "LARDER_PREFETCH",

@@ -1,6 +1,7 @@
 //! How each kind of configuration value is parsed: sizes, durations, seconds,
-//! percentages, booleans, zstd levels, lists, the remote write policy and the tiers that
-//! require signatures. Every error names the variable or file key it came from.
+//! percentages, booleans, zstd levels, lists, the remote write policy, the incremental
+//! policy and the tiers that require signatures. Every error names the variable or file
+//! key it came from.
 
 use super::{ConfigError, ci};
 
@@ -17,6 +18,14 @@ pub(super) fn parse_percent(name: &str, value: &str) -> Result<f64, ConfigError>
 
 pub(super) fn parse_write(name: &str, value: &str) -> Result<ci::WritePolicy, ConfigError> {
     ci::WritePolicy::parse(value).ok_or_else(|| invalid(name, value, "always, never or protected"))
+}
+
+pub(super) fn parse_incremental(
+    name: &str,
+    value: &str,
+) -> Result<super::incremental::IncrementalPolicy, ConfigError> {
+    super::incremental::IncrementalPolicy::parse(value)
+        .ok_or_else(|| invalid(name, value, super::incremental::EXPECTED))
 }
 
 pub(super) const REQUIRE_EXPECTED: &str = "1 or true (every tier), 0 or false (none), or a list of local, remotes, read-only and remote URLs";

@@ -72,6 +72,33 @@ impl RustcAction {
     }
 }
 
+/// `args` without `-C incremental=DIR` (`-Cincremental=DIR`, `--codegen incremental=DIR`,
+/// `--codegen=incremental=DIR`).
+fn without_incremental(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.into_iter().peekable();
+    while let Some(a) = it.next() {
+        let text = a.to_str().unwrap_or_default();
+        if matches!(text, "-C" | "--codegen")
+            && it
+                .peek()
+                .and_then(|v| v.to_str())
+                .is_some_and(|v| v.starts_with("incremental="))
+        {
+            it.next();
+            continue;
+        }
+        if ["-Cincremental=", "--codegen=incremental="]
+            .iter()
+            .any(|p| text.starts_with(p))
+        {
+            continue;
+        }
+        out.push(a);
+    }
+    out
+}
+
 /// `--crate-name` of raw arguments (`None` for `___`, cargo's probe name).
 fn crate_name_arg(args: &[std::ffi::OsString]) -> Option<String> {
     let mut iter = args.iter().filter_map(|a| a.to_str());
@@ -96,6 +123,13 @@ impl CachedAction for RustcAction {
         Unit {
             name: crate_name_arg(&tool.args),
             kind: UnitKind::Rustc,
+        }
+    }
+
+    /// Drops `-C incremental` where the configuration says so ([`crate::config::incremental`]).
+    fn prepare(config: &Config, tool: &mut Tool) {
+        if !config.incremental.keep {
+            tool.args = without_incremental(std::mem::take(&mut tool.args));
         }
     }
 
@@ -450,5 +484,29 @@ impl CachedAction for RustcAction {
                 &format!("cannot cache the runs of {}: {e}", binary.display()),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_of_incremental_is_dropped_and_nothing_else() {
+        let args = |s: &str| -> Vec<std::ffi::OsString> { s.split(' ').map(Into::into).collect() };
+        let kept = "--crate-name a src/lib.rs -C opt-level=0 --out-dir /t";
+        for with in [
+            "-C incremental=/t/inc",
+            "-Cincremental=/t/inc",
+            "--codegen incremental=/t/inc",
+            "--codegen=incremental=/t/inc",
+        ] {
+            assert_eq!(
+                without_incremental(args(&format!("{kept} {with} -C debuginfo=2"))),
+                args(&format!("{kept} -C debuginfo=2")),
+                "{with}"
+            );
+        }
+        assert_eq!(without_incremental(args(kept)), args(kept));
     }
 }

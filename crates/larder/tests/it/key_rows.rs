@@ -249,6 +249,39 @@ fn incremental_presence_is_in_the_key() {
     p.build().assert_all("hit", &["m", "top"]);
 }
 
+/// `LARDER_INCREMENTAL=auto` (the default) in a CI run: rustc compiles without
+/// `-C incremental` (no incremental state is written), under a non-incremental
+/// compile's key, which the next CI run hits and a laptop's incremental compile does not;
+/// `on` keeps cargo's request. (A `CARGO_INCREMENTAL=0` build is another key again:
+/// cargo puts the profile's `incremental` in `-C metadata`.)
+#[test]
+fn a_ci_run_compiles_without_incremental() {
+    let p = module_project();
+    let state = |p: &Project| {
+        std::fs::read_dir(p.target().join("debug/incremental")).map_or(0, |d| d.count())
+    };
+    let ci = |p: &Project| p.larder_cargo(&["build"]).env("CI", "true").run();
+    ci(&p).assert_all("miss", &["m", "top"]);
+    assert_eq!(state(&p), 0, "a CI run wrote incremental state");
+    assert_eq!(p.run_bin("debug", "top"), "inner-file");
+    p.clean();
+    ci(&p).assert_all("hit", &["m", "top"]);
+    assert_eq!(p.run_bin("debug", "top"), "inner-file");
+    p.clean();
+    p.build().assert_all("miss", &["m", "top"]);
+    assert!(
+        state(&p) > 0,
+        "a build outside CI wrote no incremental state"
+    );
+    // `on` in a CI run: the incremental compile's key, which that build stored.
+    p.clean();
+    p.larder_cargo(&["build"])
+        .env("CI", "true")
+        .env("LARDER_INCREMENTAL", "on")
+        .run()
+        .assert_all("hit", &["m", "top"]);
+}
+
 /// Row "files named by arguments": a linker version script's content.
 #[test]
 fn file_named_in_link_arg_is_in_the_key() {

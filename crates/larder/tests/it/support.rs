@@ -515,6 +515,10 @@ impl Project {
                         | "GITHUB_ACTIONS"
                         | "GITLAB_CI"
                         | "BUILDKITE"
+                        // A CI run drops `-C incremental` (LARDER_INCREMENTAL).
+                        | "CI"
+                        | "TF_BUILD"
+                        | "JENKINS_URL"
                 );
             if strip {
                 cmd.env_remove(&name);
