@@ -502,6 +502,12 @@ def base_env():
     # point builds at another session): none of the user's apply to a series.
     for v in [k for k in env if k.startswith("MBX_")]:
         env.pop(v)
+    # A series runs as on a laptop, or with BENCH_CI=1 as in a CI pipeline (every build
+    # with CI=true, as CI systems set it: larder then compiles without -C incremental).
+    for v in ("CI", "TF_BUILD", "JENKINS_URL", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE"):
+        env.pop(v, None)
+    if os.environ.get("BENCH_CI") == "1":
+        env["CI"] = "true"
     env["CARGO_TERM_COLOR"] = "never"
     env["CARGO_TERM_PROGRESS_WHEN"] = "never"
     return env

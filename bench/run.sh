@@ -11,7 +11,8 @@
 # PROFILES (debug,release), TOOLS (cargo,larder,sccache,kache,mbx),
 # SCENARIOS (a,b,c,d,e,f,g), BENCH_WORK (/tmp/larder-bench), LARDER_BIN, SCCACHE_BIN,
 # KACHE_BIN, MBX_BIN, BENCH_TOOLS_ROOT (~/.larder-bench-tools), BENCH_NO_INSTALL=1,
-# BENCH_KEEP=1. Results: $BENCH_WORK/results.md and results.json.
+# BENCH_KEEP=1, BENCH_CI=1 (every build with CI=true, as in a CI pipeline). Results:
+# $BENCH_WORK/results.md and results.json.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 command -v python3 >/dev/null || {
