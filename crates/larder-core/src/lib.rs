@@ -35,6 +35,7 @@ pub mod rustc;
 pub mod signing;
 pub mod stats;
 pub mod summary;
+pub mod trace;
 pub mod transfer;
 pub mod trust;
 pub mod verify;

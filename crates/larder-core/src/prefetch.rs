@@ -64,17 +64,24 @@ fn wait_in(dir: &Path, ns: Namespace, key: &Digest) -> bool {
         return false;
     };
     let pending = dir.join(pending_name(ns, key));
-    loop {
+    let started = crate::trace::now();
+    let mut polls = 0;
+    let running = loop {
         match lock.try_lock_shared() {
-            Ok(()) => return false,
+            Ok(()) => break false,
             Err(std::fs::TryLockError::WouldBlock) => {}
-            Err(std::fs::TryLockError::Error(_)) => return false,
+            Err(std::fs::TryLockError::Error(_)) => break false,
         }
         if dir.join(LISTED).exists() && !pending.exists() {
-            return true;
+            break true;
         }
+        polls += 1;
         std::thread::sleep(POLL);
+    };
+    if polls > 0 {
+        crate::trace::inside("prefetch-wait", started);
     }
+    running
 }
 
 /// The mark of an entry the prefetch is still to fetch.

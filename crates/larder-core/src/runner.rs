@@ -48,6 +48,11 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     if let Some(s) = &store {
         let _ = s.trim_if_due();
     }
+    // The compiler's identity (a hash of its sysroot) is memoized in the store: on an
+    // empty one the first compiles would wait for it. It is computed while cargo starts.
+    let tools = config.layout().tools();
+    let rustc = env::var_os("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from);
+    std::thread::spawn(move || crate::identity::compiler(&rustc, None, Some(&tools)));
     let exe = std::env::current_exe()
         .map_err(|e| RunnerError::Io(format!("cannot find larder's own path: {e}")))?;
     let id = build_id();
@@ -88,7 +93,9 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     for (var, value) in c_compiler_shims(&config, &exe) {
         command.env(var, value);
     }
-    let prefetch = Prefetch::start(&config, &id, &args);
+    let trace = crate::trace::start_build(&here);
+    let prefetch = Prefetch::start(&config, &id, &args, trace.clone());
+    let cargo_started = crate::trace::now();
     let status = if crate::progress::wanted() {
         crate::progress::run(&mut command, &report, skip)
     } else {
@@ -97,8 +104,13 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     .map_err(|e| RunnerError::Io(format!("cannot run {}: {e}", cargo.display())))?;
     // Background stores hold a shared lock on the pending file until they are done.
     let waiting = std::time::Instant::now();
+    let cargo_ended = crate::trace::now();
     if let Ok(f) = std::fs::File::open(pending.path()) {
         let _ = f.lock();
+    }
+    if let Some(path) = &trace {
+        crate::trace::append_build_span(path, "cargo", cargo_started);
+        crate::trace::append_build_span(path, "waiting for the stores", cargo_ended);
     }
     // Jobs killed before they stored: their units count as not stored.
     for event in crate::action::storejob::unfinished_jobs(&config.layout(), &id) {
@@ -116,6 +128,9 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
         p.finish(&events);
     }
     eprint!("{}", summary.render());
+    if let Some(path) = &trace {
+        crate::trace::finish_build(path);
+    }
     let mut code = crate::exec::exit_code(status);
     if let Some(percent) = config.verify
         && code == 0
@@ -155,7 +170,13 @@ struct Prefetch {
 impl Prefetch {
     /// With remotes configured and `LARDER_PREFETCH` on: starts fetching what the index
     /// of this command lists, holding the build's prefetch lock until it is done.
-    fn start(config: &Config, id: &str, args: &[OsString]) -> Option<Prefetch> {
+    /// The prefetch's span goes to the build's `trace`, if any.
+    fn start(
+        config: &Config,
+        id: &str,
+        args: &[OsString],
+        trace: Option<PathBuf>,
+    ) -> Option<Prefetch> {
         if !config.prefetch || config.remotes.is_empty() {
             return None;
         }
@@ -173,8 +194,12 @@ impl Prefetch {
         let lock = std::fs::File::create(state.file(crate::prefetch::LOCK)).ok()?;
         lock.lock().ok()?;
         let running = std::thread::spawn(move || {
+            let started = crate::trace::now();
             let p = crate::prefetch::prefetch(&tiers, &key, max_bytes, &state);
             drop(lock);
+            if let Some(path) = &trace {
+                crate::trace::append_build_span(path, "prefetch", started);
+            }
             (tiers, p)
         });
         Some(Prefetch { key, running })

@@ -232,6 +232,7 @@ fn restore<A: CachedAction>(
     cx: &mut Ctx<'_>,
     key: &Digest,
 ) -> Result<Hit, MissReason> {
+    crate::trace::phase("restore");
     let incomplete = MissReason::EntryIncomplete;
     let bytes = match cx.store.get(Namespace::Action, key) {
         Ok(Some(b)) => b,

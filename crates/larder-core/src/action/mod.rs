@@ -383,6 +383,7 @@ pub fn run<A: CachedAction>(mut tool: Tool) -> i32 {
     let wall_start = SystemTime::now();
     crate::init_logging();
     let unit = A::unit_of(&tool);
+    let _trace = crate::trace::begin(unit.name.as_deref().unwrap_or("probe"));
     let config = match Config::load() {
         Ok(c) => c,
         Err(e) => {
@@ -417,6 +418,7 @@ pub fn run<A: CachedAction>(mut tool: Tool) -> i32 {
         roots: Roots::default(),
         hasher: FileHasher::default(),
     };
+    crate::trace::phase("key");
     let key = match action.key(&mut cx) {
         Ok(k) => k,
         Err(Stop::NotCacheable(reason)) => {
@@ -434,6 +436,7 @@ pub fn run<A: CachedAction>(mut tool: Tool) -> i32 {
         }
     };
     reporter.invocation = Some(*key.digest());
+    crate::trace::phase("lookup");
     // A prefetch of this build may be bringing the entry: wait for it before looking.
     let (ns, k) = match &key {
         Key::Manifest(k) => (larder_store::Namespace::Manifest, k),
@@ -457,6 +460,7 @@ pub fn run<A: CachedAction>(mut tool: Tool) -> i32 {
         Err(hit) => return serve(&mut action, &mut cx, &mut reporter, &tool, hit),
     };
 
+    crate::trace::phase("compile");
     let captured = match run_captured(&tool.program, &tool.args) {
         Ok(c) => c,
         Err(e) => {
@@ -482,8 +486,10 @@ pub fn run<A: CachedAction>(mut tool: Tool) -> i32 {
         reason: miss.clone(),
         stored,
     };
+    crate::trace::phase("collect");
     let stored = match action.collect(&mut cx, &key, &captured, wall_start) {
         Ok(collected) => {
+            crate::trace::phase("store");
             let mut job = StoreJob::new(&key, collected.entry, collected.record, collected.sources);
             if let Some(signer) = &config.signing_key {
                 crate::trust::sign(signer, &job.action_key, &mut job.record);
@@ -501,6 +507,7 @@ pub fn run<A: CachedAction>(mut tool: Tool) -> i32 {
             if collected.background && config.background_store {
                 // The job records the event once it knows whether it stored.
                 job.event = Some(reporter.event(&miss_with(Ok(()))));
+                crate::trace::unit("", "miss");
                 if spawn_store(&cx, &job, flight.as_ref()) {
                     action.finish(&cx, code);
                     return code;

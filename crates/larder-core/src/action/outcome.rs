@@ -215,6 +215,10 @@ impl<'a> Reporter<'a> {
     pub fn report(&self, outcome: &Outcome) {
         let event = self.event(outcome);
         tracing::debug!(?event, "invocation done");
+        crate::trace::unit(
+            event.crate_name.as_deref().unwrap_or_default(),
+            &event.outcome,
+        );
         record(self.config.report.as_deref(), &self.config.dir, &event);
     }
 

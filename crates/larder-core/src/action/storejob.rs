@@ -281,6 +281,8 @@ fn job_prefix(id: &str) -> String {
 /// not) and removes its file. Returns the exit code (0 even when the job was dropped:
 /// nobody waits for it).
 pub fn run_job_file(path: &Path) -> i32 {
+    let _trace = crate::trace::begin("store-job");
+    crate::trace::phase("store");
     let _ = rustix::process::nice(10);
     crate::init_logging();
     // Its stderr goes nowhere: warnings go to the report's side file.

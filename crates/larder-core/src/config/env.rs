@@ -70,6 +70,10 @@ pub const ENV_VARS: &[EnvVar] = &[
     ),
     user("LARDER_COMPRESSION_LEVEL", "zstd level for stored blobs"),
     user(
+        "LARDER_TRACE",
+        "file for a timeline of each larder cargo build (Chrome trace format)",
+    ),
+    user(
         "LARDER_INCREMENTAL",
         "whether rustc compiles with cargo's -C incremental (auto: not in a CI run)",
     ),

@@ -27,6 +27,7 @@
 //! | `LARDER_INCREMENTAL` | `incremental` | whether rustc compiles with cargo's `-C incremental`: `auto` (dropped in a CI run, whose incremental state is thrown away), `on` (as cargo asks) or `off` (never); see [`incremental`] | `auto` |
 //! | `LARDER_PREFETCH` | `prefetch` | before cargo starts, fetch from the remotes in parallel what the last build of the same command used ([`crate::prefetch`]) | `true` |
 //! | `LARDER_REMOTE_TIMEOUT` | `remote_timeout` | deadline of one remote call, in seconds (transfers get one more second per 4 MiB) | `5` |
+//! | `LARDER_TRACE` | | file to which `larder cargo` writes a timeline of the build, every process in its phases ([`crate::trace`]; Chrome trace event format) | none |
 //! | `LARDER_REPORT` | | file to which each wrapper invocation appends one JSON line (set by `larder cargo`) | none |
 //! | `LARDER_LOG` | | a `tracing` filter for debug logs on stderr (`debug`, `larder_core=trace`) | none |
 
@@ -156,11 +157,12 @@ pub enum ConfigError {
 
 /// The variables that name paths: absolute in a wrapper, resolved against the current
 /// directory by the commands a user runs ([`Config::load_here`]).
-pub const PATH_VARS: [&str; 4] = [
+pub const PATH_VARS: [&str; 5] = [
     "LARDER_DIR",
     "LARDER_CONFIG",
     "LARDER_REPORT",
     "LARDER_SIGNING_KEY",
+    crate::trace::VAR,
 ];
 
 #[derive(Debug, Default, Deserialize)]

@@ -67,7 +67,7 @@ pub fn settings(config: &Config, env: &BTreeMap<String, String>) -> Vec<Setting>
                 .map(larder_remote::RemoteSpec::name),
         )
         .collect();
-    let rows: [(&'static str, Option<&'static str>, String); 23] = [
+    let rows: [(&'static str, Option<&'static str>, String); 24] = [
         (
             "LARDER_CONFIG",
             None,
@@ -220,6 +220,13 @@ pub fn settings(config: &Config, env: &BTreeMap<String, String>) -> Vec<Setting>
             "LARDER_LOG",
             None,
             env.get("LARDER_LOG").cloned().unwrap_or("(none)".into()),
+        ),
+        (
+            crate::trace::VAR,
+            None,
+            env.get(crate::trace::VAR)
+                .cloned()
+                .unwrap_or("(none)".into()),
         ),
     ];
     rows.into_iter()

@@ -21,5 +21,6 @@ mod signing;
 mod snapshots;
 mod store;
 mod support;
+mod trace;
 mod transfer;
 mod verify;
