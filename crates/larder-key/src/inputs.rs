@@ -219,6 +219,7 @@ const VALUE_FLAGS: &[&str] = &[
     "-isystem",
     "-iquote",
     "-include",
+    "--include",
     "-x",
 ];
 
@@ -244,6 +245,7 @@ const SET_FLAGS: &[&str] = &[
     "-isystem",
     "-iquote",
     "-include",
+    "--include",
 ];
 
 /// The value an input has when it is simply there (a flag, a `--cfg`).

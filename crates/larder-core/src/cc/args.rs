@@ -78,6 +78,8 @@ const SEPARATE_VALUE: &[&str] = &[
     "-D",
     "-U",
     "-include",
+    // GCC's and Clang's long spelling of `-include` (aws-lc-sys passes it).
+    "--include",
     "-imacros",
     "-isystem",
     "-iquote",
@@ -151,6 +153,8 @@ const SAFE_PREFIXES: &[&str] = &[
     "-std=",
     "-pedantic",
     "-include",
+    // Not `--include-directory` and the like: those are unknown and not cacheable.
+    "--include=",
     "-imacros",
     "-isystem",
     "-iquote",
@@ -581,6 +585,7 @@ mod tests {
             "-c -O2 -g -Wall -Werror=format -fPIC -fvisibility=hidden -std=c11 a.c",
             "-c -march=native -mavx2 -ffunction-sections -pthread a.c",
             "-c -isystem /usr/include/x -include cfg.h -D NDEBUG -U FOO a.c",
+            "-c --include=/r/aws-lc/prefix.h --include cfg.h a.S",
             "-c --target=x86_64-unknown-linux-gnu --sysroot /s a.c",
             "-c -target x86_64-apple-darwin -arch x86_64 a.c",
             "-c -Wa,--noexecstack -Wl,-z,now a.c",

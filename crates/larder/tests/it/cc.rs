@@ -229,6 +229,41 @@ fn relocated_checkout_hits() {
     assert_eq!(q.run_bin("debug", "capp"), "value=101 other=7");
 }
 
+/// A forced include in GCC's long spelling (`--include=<file>`, as aws-lc-sys passes it)
+/// is cacheable, and the forced header's content is in the key.
+#[test]
+fn forced_include_is_cacheable_and_in_the_key() {
+    let p = c_project();
+    p.edit(
+        "build.rs",
+        ".include(\"csrc\")",
+        ".include(\"csrc\").flag(format!(\"--include={}/forced/extra.h\", std::env::var(\"CARGO_MANIFEST_DIR\").unwrap()))",
+    );
+    p.edit(
+        "build.rs",
+        "cargo:rerun-if-changed=csrc",
+        "cargo:rerun-if-changed=csrc\");\n    println!(\"cargo:rerun-if-changed=forced",
+    );
+    p.write("forced/extra.h", "#define EXTRA 0\n");
+    p.edit("csrc/other.c", "return 7;", "return 7 + EXTRA;");
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "miss")]);
+    assert!(stored(&run, "cc:other.c"), "{}", run.context());
+    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
+
+    // value.c does not use EXTRA: its preprocessed text, and so its key, stay the same.
+    p.write("forced/extra.h", "#define EXTRA 5\n");
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "hit")]);
+    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=12");
+
+    p.write("forced/extra.h", "#define EXTRA 0\n");
+    p.clean();
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
+    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
+}
+
 /// Compiles larder cannot cache run as plain compiles, with a reason in the report.
 #[test]
 fn dependency_file_output_is_not_cacheable_and_builds() {
