@@ -324,9 +324,9 @@ def through_shim(rel, larder_file, plain_file, tmp):
             head = f.read(2)
         if head == b"#!" and "-" in pkg_dir:
             hash_ = pkg_dir.rsplit("-", 1)[1]
-            real = os.path.join(
-                os.path.dirname(larder_file), f"build_script_build-{hash_}.larder-real"
-            )
+            # `build-script-<stem>` (cargo's copy) or `build_script_<stem>-<hash>`.
+            crate = name.split("-" + hash_)[0].replace("-", "_")
+            real = os.path.join(os.path.dirname(larder_file), f"{crate}-{hash_}.larder-real")
             if os.path.exists(real):
                 return same_file(real, plain_file) or same_without_debug_info(real, plain_file, tmp)
     return False

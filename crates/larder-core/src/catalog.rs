@@ -99,7 +99,9 @@ impl Entry {
     /// compile.
     pub fn display_name(&self) -> String {
         match &self.package {
-            Some(p) if self.crate_name == "build_script_build" => format!("{p} (build script)"),
+            Some(p) if larder_key::is_build_script_name(&self.crate_name) => {
+                format!("{p} (build script)")
+            }
             _ => self.crate_name.clone(),
         }
     }

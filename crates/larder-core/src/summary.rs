@@ -38,7 +38,7 @@ pub fn unit_name(e: &Event) -> Option<String> {
     let name = e.crate_name.as_ref()?;
     Some(if e.crate_types.iter().any(|t| t == BUILD_SCRIPT_RUN) {
         format!("{name} (build script run)")
-    } else if name == "build_script_build" {
+    } else if larder_key::is_build_script_name(name) {
         match &e.package {
             Some(p) => format!("{p} (build script)"),
             None => name.clone(),

@@ -70,6 +70,14 @@ impl CrateType {
     }
 }
 
+/// Whether `crate_name` is cargo's name for a build script's crate: `build_script_`
+/// and the script's file stem (`build_script_build`, `build_script_main`).
+pub fn is_build_script_name(crate_name: &str) -> bool {
+    crate_name
+        .strip_prefix("build_script_")
+        .is_some_and(|stem| !stem.is_empty())
+}
+
 /// An `--extern` argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Extern {
@@ -382,6 +390,21 @@ impl Invocation {
         Ok(inv)
     }
 
+    /// Whether this invocation compiles a package's build script: cargo names the crate
+    /// `build_script_<file stem>` (`build_script_build` for `build.rs`,
+    /// `build_script_main` for aws-lc-sys's `build = "builder/main.rs"`), links it as a
+    /// binary, and writes it under `build/<package>-<hash>/`, never `deps/`.
+    pub fn is_build_script(&self) -> bool {
+        is_build_script_name(&self.crate_name)
+            && self.crate_types == [CrateType::Bin]
+            && self.emits.contains(&Emit::Link)
+            && self
+                .out_dir
+                .parent()
+                .and_then(|p| p.file_name())
+                .is_some_and(|n| n == "build")
+    }
+
     /// Whether any output of this invocation is produced by the system linker.
     pub fn is_linked(&self) -> bool {
         self.emits.contains(&Emit::Link) && self.crate_types.iter().any(|t| t.is_linked())
@@ -487,6 +510,26 @@ mod tests {
                 PathBuf::from("/ws/target/debug/deps/liba-5784.rlib"),
             ]
         );
+    }
+
+    #[test]
+    fn build_scripts_by_crate_name_and_directory() {
+        let script = |name: &str, out: &str| {
+            parse(&format!(
+                "--crate-name {name} b.rs --crate-type bin --emit=dep-info,link --out-dir {out}"
+            ))
+            .unwrap()
+            .is_build_script()
+        };
+        assert!(script("build_script_build", "/ws/target/debug/build/a-1"));
+        assert!(script(
+            "build_script_main",
+            "/ws/target/debug/build/aws-lc-sys-2"
+        ));
+        // A package's own binary that happens to be called so is compiled into `deps/`.
+        assert!(!script("build_script_main", "/ws/target/debug/deps"));
+        assert!(!script("build_script_", "/ws/target/debug/build/a-1"));
+        assert!(!script("build_main", "/ws/target/debug/build/a-1"));
     }
 
     #[test]

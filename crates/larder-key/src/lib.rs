@@ -67,7 +67,7 @@ pub mod paths;
 pub mod reason;
 
 pub use inputs::{Input, InputSet};
-pub use invocation::{CrateType, Emit, Extern, Invocation, SearchKind};
+pub use invocation::{CrateType, Emit, Extern, Invocation, SearchKind, is_build_script_name};
 pub use key::{KeyInputs, Manifest, ManifestEntry, Mismatch};
 pub use paths::Roots;
 pub use reason::{DependencyGap, NotCacheable};

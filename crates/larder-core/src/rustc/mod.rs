@@ -65,10 +65,7 @@ impl RustcAction {
 
     /// Whether this invocation compiles a build script's binary.
     fn is_build_script(&self) -> bool {
-        let inv = &self.inv;
-        inv.crate_name == "build_script_build"
-            && inv.crate_types == [CrateType::Bin]
-            && inv.emits.contains(&larder_key::Emit::Link)
+        self.inv.is_build_script()
     }
 }
 

@@ -67,6 +67,42 @@ fn data_project(build_rs_extra: &str) -> Project {
         .build()
 }
 
+/// A build script not called `build.rs` (`build = "builder/main.rs"`, as aws-lc-sys has):
+/// cargo names its crate `build_script_main`, and its runs are cached all the same.
+#[test]
+fn a_build_script_with_another_file_name_is_cached() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[package]\nname = \"datapkg\"\nversion = \"0.1.0\"\nedition = \"2021\"\nbuild = \"builder/main.rs\"\n",
+        )
+        .file(
+            "builder/main.rs",
+            "fn main() {\n    let data = std::fs::read_to_string(\"data.txt\").unwrap();\n    let out = std::path::PathBuf::from(std::env::var(\"OUT_DIR\").unwrap());\n    std::fs::write(out.join(\"data.rs\"), format!(\"pub const DATA: &str = {:?};\", data.trim())).unwrap();\n}\n",
+        )
+        .file("data.txt", "first")
+        .file(
+            "src/main.rs",
+            "include!(concat!(env!(\"OUT_DIR\"), \"/data.rs\"));\nfn main() { println!(\"{DATA}\"); }\n",
+        )
+        .build();
+    let run = p.build();
+    run.assert_crate("build_script_main", "miss");
+    assert_eq!(run_outcomes(&run, "datapkg"), ["miss"], "{}", run.context());
+    assert_eq!(p.run_bin("debug", "datapkg"), "first");
+
+    p.clean();
+    let run = p.build();
+    run.assert_crate("build_script_main", "hit");
+    assert_eq!(run_outcomes(&run, "datapkg"), ["hit"], "{}", run.context());
+    assert_eq!(p.run_bin("debug", "datapkg"), "first");
+
+    p.write("data.txt", "second");
+    let run = p.build();
+    assert_eq!(run_outcomes(&run, "datapkg"), ["miss"], "{}", run.context());
+    assert_eq!(p.run_bin("debug", "datapkg"), "second");
+}
+
 /// Without any `rerun-if-*` directive, every file of the package is an input, as cargo
 /// assumes.
 #[test]
