@@ -261,9 +261,9 @@ H_SRC="$WORK/host/ripgrep"
 mkdir -p "$WORK/host"
 cp -a "$SRC" "$H_SRC"
 t0=$SECONDS
-# The host is a laptop: no CI variables, so its workspace crates compile incrementally just
-# as the container's do (a CI run drops `-C incremental`, which is in the key).
-(cd "$H_SRC" && env -u LARDER_REMOTE -u CI -u TF_BUILD -u JENKINS_URL LARDER_DIR="$WORK/host-store" \
+# The host is a laptop: its workspace crates compile incrementally, as the container's do
+# (under CI's variables larder would drop `-C incremental`, which is in the key).
+(cd "$H_SRC" && env -u LARDER_REMOTE LARDER_INCREMENTAL=on LARDER_DIR="$WORK/host-store" \
     "$LARDER" cargo build --locked) \
     >"$WORK/host.log" 2>&1 || { tail -n 30 "$WORK/host.log" >&2; die "host build failed"; }
 read -r U H M S NC R <<<"$(counts "$WORK/host.log")"

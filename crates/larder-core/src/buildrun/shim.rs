@@ -1,10 +1,10 @@
 //! The shim that puts the build-script run cache in front of a build script.
 //!
-//! When larder compiles or restores a build script (`--crate-name build_script_build`, or `build_script_<stem>` for a `build = "<dir>/<stem>.rs"`),
-//! it moves the binary to `<name>.larder-real` and writes a small `/bin/sh` shim under
-//! the original name that runs `larder build-script-run <real binary>`. The shim is the
-//! only file larder adds to the target directory; it is never stored (each machine
-//! writes its own).
+//! When larder compiles or restores a build script (`--crate-name build_script_build`,
+//! or `build_script_<stem>` for `build = "<dir>/<stem>.rs"`), it moves the binary to
+//! `<name>.larder-real` and writes a small `/bin/sh` shim under the original name that
+//! runs `larder build-script-run <real binary>`. The shim is the only file larder adds to
+//! the target directory; it is never stored (each machine writes its own).
 
 use std::path::Path;
 

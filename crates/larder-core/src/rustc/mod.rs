@@ -62,11 +62,6 @@ impl RustcAction {
             .digest(path)
             .ok_or_else(|| NotCacheable::UnreadableInput(path.display().to_string()))
     }
-
-    /// Whether this invocation compiles a build script's binary.
-    fn is_build_script(&self) -> bool {
-        self.inv.is_build_script()
-    }
 }
 
 /// `args` without `-C incremental=DIR` (`-Cincremental=DIR`, `--codegen incremental=DIR`,
@@ -455,7 +450,7 @@ impl CachedAction for RustcAction {
         action::storejob::put_link_records(cx.store, &record).map_err(ActionError::from)?;
         // Off cargo's critical path, except a build script's binary: it is replaced by
         // its shim as soon as this returns (build scripts are small and few).
-        let shimmed = cx.config.build_script_cache && self.is_build_script();
+        let shimmed = cx.config.build_script_cache && self.inv.is_build_script();
         let background = !failed && !shimmed;
         Ok(Collected {
             entry: Some(entry),
@@ -468,7 +463,7 @@ impl CachedAction for RustcAction {
     /// After a build script's binary is compiled or restored, puts the run cache in
     /// front of it.
     fn finish(&self, cx: &Ctx<'_>, code: i32) {
-        if code != 0 || !(cx.config.build_script_cache && self.is_build_script()) {
+        if code != 0 || !(cx.config.build_script_cache && self.inv.is_build_script()) {
             return;
         }
         let inv = &self.inv;
