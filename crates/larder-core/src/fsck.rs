@@ -223,8 +223,13 @@ pub fn fsck(config: &Config, repair: bool) -> Result<FsckReport, StoreError> {
         }
     }
 
-    // Link records, key inputs and build indexes: they parse.
-    for ns in [Namespace::Link, Namespace::Inputs, Namespace::Index] {
+    // Link records, key inputs, build indexes and seed records: they parse.
+    for ns in [
+        Namespace::Link,
+        Namespace::Inputs,
+        Namespace::Index,
+        Namespace::Seed,
+    ] {
         for e in store.list(ns)? {
             let Some(bytes) = store.peek(ns, &e.key)? else {
                 continue;
@@ -234,6 +239,9 @@ pub fn fsck(config: &Config, repair: bool) -> Result<FsckReport, StoreError> {
                 Namespace::Link => serde_json::from_slice::<LinkRecord>(&bytes).is_ok(),
                 Namespace::Index => {
                     serde_json::from_slice::<crate::prefetch::BuildIndex>(&bytes).is_ok()
+                }
+                Namespace::Seed => {
+                    serde_json::from_slice::<crate::seed::SeedRecord>(&bytes).is_ok()
                 }
                 _ => {
                     serde_json::from_slice::<larder_key::InputSet>(&bytes).is_ok()

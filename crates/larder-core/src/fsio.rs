@@ -49,6 +49,71 @@ pub fn clone_atomic(dest: &Path, src: &Path, executable: bool) -> std::io::Resul
     Ok(cloned)
 }
 
+/// Writes `content` to `dest` like [`write_atomic`], with modification time `mtime`.
+///
+/// # Errors
+/// As [`write_atomic`].
+pub fn write_atomic_at(
+    dest: &Path,
+    content: &[u8],
+    executable: bool,
+    mtime: std::time::SystemTime,
+) -> std::io::Result<()> {
+    let mut tmp = temp_beside(dest)?;
+    tmp.write_all(content)?;
+    tmp.as_file().set_modified(mtime)?;
+    persist(tmp, dest, executable)
+}
+
+/// Writes a copy of `src` to `dest` like [`clone_atomic`], with modification time
+/// `mtime`, if its content hashes to `digest`; else writes nothing and fails with
+/// [`std::io::ErrorKind::InvalidData`]. Returns the bytes written.
+///
+/// # Errors
+/// As [`clone_atomic`], or `InvalidData`.
+pub fn copy_verified_atomic(
+    dest: &Path,
+    src: &Path,
+    digest: &larder_digest::Digest,
+    executable: bool,
+    mtime: std::time::SystemTime,
+) -> std::io::Result<u64> {
+    let mut tmp = temp_beside(dest)?;
+    let from = std::fs::File::open(src)?;
+    // A clone is checked by reading it back; a copy is hashed on its way.
+    let (actual, size) = if rustix::fs::ioctl_ficlone(tmp.as_file(), &from).is_ok() {
+        larder_digest::Digest::of_reader(std::fs::File::open(tmp.path())?)?
+    } else {
+        larder_digest::Digest::of_reader(Tee {
+            from,
+            to: tmp.as_file_mut(),
+        })?
+    };
+    if actual != *digest {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} hashes to {actual}, not {digest}", src.display()),
+        ));
+    }
+    tmp.as_file().set_modified(mtime)?;
+    persist(tmp, dest, executable)?;
+    Ok(size)
+}
+
+/// A reader that writes what it reads.
+struct Tee<'a> {
+    from: std::fs::File,
+    to: &'a mut std::fs::File,
+}
+
+impl std::io::Read for Tee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.from.read(buf)?;
+        self.to.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

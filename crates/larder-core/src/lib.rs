@@ -32,6 +32,7 @@ pub mod report;
 pub mod roots;
 pub mod runner;
 pub mod rustc;
+pub mod seed;
 pub mod signing;
 pub mod stats;
 pub mod summary;

@@ -154,23 +154,9 @@ pub fn index_key(args: &[OsString], cwd: &Path, var: impl Fn(&str) -> Option<Str
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let manifest_path = args
-        .iter()
-        .position(|a| a == "--manifest-path")
-        .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| {
-            args.iter()
-                .find_map(|a| a.strip_prefix("--manifest-path=").map(str::to_string))
-        });
-    let project = match manifest_path {
-        Some(p) => project_of(&cwd.join(p)),
-        None => cwd
-            .ancestors()
-            .map(|d| d.join("Cargo.toml"))
-            .find(|p| p.is_file())
-            .map(|p| project_of(&p))
-            .unwrap_or_default(),
-    };
+    let project = project_manifest(&args, cwd)
+        .map(|p| project_of(&p))
+        .unwrap_or_default();
     let vars: Vec<(&str, Option<String>)> = [
         "RUSTFLAGS",
         "CARGO_ENCODED_RUSTFLAGS",
@@ -182,6 +168,26 @@ pub fn index_key(args: &[OsString], cwd: &Path, var: impl Fn(&str) -> Option<Str
     .collect();
     let doc = serde_json::json!({ "v": 1, "project": project, "args": args, "env": vars });
     Digest::of(doc.to_string().as_bytes())
+}
+
+/// The `Cargo.toml` a cargo command with `args` run in `cwd` reads first: the one
+/// `--manifest-path` names, else the nearest one from `cwd` upwards.
+pub fn project_manifest(args: &[String], cwd: &Path) -> Option<std::path::PathBuf> {
+    let named = args
+        .iter()
+        .position(|a| a == "--manifest-path")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--manifest-path=").map(str::to_string))
+        });
+    match named {
+        Some(p) => Some(cwd.join(p)),
+        None => cwd
+            .ancestors()
+            .map(|d| d.join("Cargo.toml"))
+            .find(|p| p.is_file()),
+    }
 }
 
 /// The package name and workspace members a `Cargo.toml` declares (empty if it cannot

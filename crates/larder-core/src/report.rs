@@ -62,6 +62,11 @@ pub struct Event {
     /// For a hit of a rustc unit: how to compile it again (`larder verify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<crate::replay::Replay>,
+    /// For a unit of a registry or git package: its directory under cargo's
+    /// `.fingerprint` (absolute), which `larder cargo` may plant in the next build's
+    /// target directory ([`crate::seed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
 }
 
 fn is_zero(n: &i32) -> bool {

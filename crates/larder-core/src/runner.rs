@@ -95,6 +95,7 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     }
     let trace = crate::trace::start_build(&here);
     let prefetch = Prefetch::start(&config, &id, &args, trace.clone());
+    let seed = Seed::plant(&config, store.as_ref(), &args, trace.as_deref());
     let cargo_started = crate::trace::now();
     let status = if crate::progress::wanted() {
         crate::progress::run(&mut command, &report, skip)
@@ -126,6 +127,11 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     }
     if let Some(p) = prefetch {
         p.finish(&events);
+    }
+    if let (Some(seed), Some(store)) = (seed, &store)
+        && status.success()
+    {
+        seed.record(&config, store, &events);
     }
     eprint!("{}", summary.render());
     if let Some(path) = &trace {
@@ -227,6 +233,96 @@ impl Prefetch {
         }
         let index = crate::prefetch::index_of(tiers.local(), events);
         crate::prefetch::record(&tiers, &self.key, &index);
+    }
+}
+
+/// The seed of a build ([`crate::seed`]): the last build's registry and git units,
+/// planted before cargo starts; this build's, recorded after it succeeded.
+struct Seed {
+    key: larder_digest::Digest,
+    project_dir: PathBuf,
+    previous: Option<crate::seed::SeedRecord>,
+}
+
+impl Seed {
+    /// With `LARDER_SEED` on: plants the record of this command, if there is one and
+    /// its guard is this build's, in the target directory, and says what it planted.
+    fn plant(
+        config: &Config,
+        store: Option<&larder_store::DiskStore>,
+        args: &[OsString],
+        trace: Option<&Path>,
+    ) -> Option<Seed> {
+        if !config.seed || config.disable {
+            return None;
+        }
+        let store = store?;
+        let cwd = std::env::current_dir().ok()?;
+        let key = crate::prefetch::index_key(args, &cwd, env::var);
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let project_dir = crate::prefetch::project_manifest(&args, &cwd)?
+            .parent()?
+            .to_path_buf();
+        let previous = crate::seed::load(store, &key);
+        if let Some(record) = &previous {
+            let started = crate::trace::now();
+            if crate::seed::guard(config) == Some(record.guard) {
+                let target = crate::seed::target_dir(record, &args, &cwd, &project_dir);
+                let p = crate::seed::plant(store, record, &target);
+                if p.units > 0 {
+                    eprintln!(
+                        "larder: planted {} registry units ({}) of the last build in {} in \
+                         {:.2} s",
+                        p.units,
+                        crate::human::bytes(p.bytes),
+                        target.display(),
+                        p.secs
+                    );
+                }
+                if p.failed > 0 || (p.units == 0 && p.present == 0) {
+                    eprintln!(
+                        "larder: warning: {} of the last build's {} registry units not \
+                         planted ({}); cargo builds them",
+                        record.units.len() - p.units - p.present,
+                        record.units.len(),
+                        p.why.as_deref().unwrap_or("unknown")
+                    );
+                }
+            } else {
+                tracing::debug!("seed: another compiler, C compiler or environment");
+            }
+            if let Some(path) = trace {
+                crate::trace::append_build_span(path, "seed", started);
+            }
+        }
+        Some(Seed {
+            key,
+            project_dir,
+            previous,
+        })
+    }
+
+    /// Records this build's registry and git units for the next build.
+    fn record(self, config: &Config, store: &larder_store::DiskStore, events: &[Event]) {
+        let Some(guard) = crate::seed::guard(config) else {
+            return;
+        };
+        let record = crate::seed::capture(
+            store,
+            guard,
+            &self.project_dir,
+            events,
+            self.previous.as_ref(),
+        );
+        if let Some(r) = record
+            && Some(&r) != self.previous.as_ref()
+            && let Err(e) = crate::seed::save(store, &self.key, &r)
+        {
+            tracing::debug!(%e, "seed not recorded");
+        }
     }
 }
 

@@ -234,6 +234,7 @@ mod tests {
             package: None,
             exit_code: 0,
             replay: None,
+            seed: None,
         }
     }
 

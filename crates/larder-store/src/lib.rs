@@ -44,17 +44,22 @@ pub enum Namespace {
     /// records, blobs; `larder_core::prefetch::BuildIndex`, JSON): what the next build
     /// fetches from the remotes before cargo asks.
     Index,
+    /// Per project and cargo command, the registry and git units its last build left in
+    /// its target directory, file by file (`larder_core::seed::SeedRecord`, JSON): what
+    /// the next build plants in an empty target directory. Local only.
+    Seed,
 }
 
 impl Namespace {
     /// All namespaces.
-    pub const ALL: [Namespace; 6] = [
+    pub const ALL: [Namespace; 7] = [
         Namespace::Cas,
         Namespace::Action,
         Namespace::Manifest,
         Namespace::Link,
         Namespace::Inputs,
         Namespace::Index,
+        Namespace::Seed,
     ];
 
     /// The short name used in paths and reports.
@@ -66,6 +71,7 @@ impl Namespace {
             Namespace::Link => "link",
             Namespace::Inputs => "inputs",
             Namespace::Index => "index",
+            Namespace::Seed => "seed",
         }
     }
 }

@@ -211,6 +211,13 @@ pub trait CachedAction: Sized {
     /// Why an invocation of this tool is not cacheable.
     type Reason: Reason;
 
+    /// For a unit of a registry or git package (immutable sources), its directory under
+    /// cargo's `.fingerprint`: what the next build may plant ([`crate::seed`]). `None`
+    /// (the default) keeps the unit out of seeds.
+    fn fingerprint_dir(&self) -> Option<PathBuf> {
+        None
+    }
+
     /// The unit as far as it is known before parsing (`name: None` for probes, which
     /// are not units of a build).
     fn unit_of(tool: &Tool) -> Unit;
@@ -405,6 +412,7 @@ pub fn run<A: CachedAction>(mut tool: Tool) -> i32 {
         }
     };
     reporter.unit = action.unit();
+    reporter.seed = action.fingerprint_dir();
     let store = match open_tiers(&config) {
         Ok(s) => s.with_gate(crate::prefetch::wait),
         Err(e) => {

@@ -196,6 +196,8 @@ pub struct Reporter<'a> {
     pub invocation: Option<larder_digest::Digest>,
     /// For a hit: how to compile the unit again (`larder verify`).
     pub replay: Option<crate::replay::Replay>,
+    /// The unit's fingerprint directory, for a registry or git package's unit.
+    pub seed: Option<std::path::PathBuf>,
 }
 
 impl<'a> Reporter<'a> {
@@ -208,6 +210,7 @@ impl<'a> Reporter<'a> {
             key: None,
             invocation: None,
             replay: None,
+            seed: None,
         }
     }
 
@@ -241,6 +244,7 @@ impl<'a> Reporter<'a> {
             package: crate::config::env::var("CARGO_PKG_NAME"),
             exit_code: 0,
             replay: None,
+            seed: self.seed.as_ref().map(|p| p.display().to_string()),
         };
         match outcome {
             Outcome::Hit(r) => {

@@ -490,6 +490,7 @@ mod tests {
             package: None,
             exit_code: 0,
             replay: None,
+            seed: None,
         });
         let mine = layout
             .jobs()

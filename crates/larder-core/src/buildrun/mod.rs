@@ -189,7 +189,7 @@ fn collect_outputs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), NotCacheabl
 }
 
 /// Generated files larger than this are restored as they are, unsearched (bytes).
-const REWRITE_MAX_BYTES: u64 = 16 << 20;
+pub(crate) const REWRITE_MAX_BYTES: u64 = 16 << 20;
 
 /// A generated file in `OUT_DIR` as stored: a text file that names one of the build's
 /// directories (the package, the target directory, `CARGO_HOME`, the sysroot: a
@@ -234,11 +234,7 @@ impl BuildScriptRun {
     /// Whether the script's package is a registry or git checkout under `CARGO_HOME`,
     /// whose sources never change in place.
     fn immutable_package(&self) -> bool {
-        crate::roots::cargo_home().is_some_and(|home| {
-            ["registry/src", "git/checkouts"]
-                .iter()
-                .any(|d| self.cwd.starts_with(home.join(d)))
-        })
+        crate::roots::is_immutable_package(&self.cwd)
     }
 }
 
@@ -267,6 +263,19 @@ impl CachedAction for BuildScriptRun {
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             key_inputs: None,
         })
+    }
+
+    /// A run of a registry or git package's script, whose `OUT_DIR` is where cargo
+    /// puts it (`<profile>/build/<package>-<hash>/out`).
+    fn fingerprint_dir(&self) -> Option<PathBuf> {
+        if !self.immutable_package() || self.out_dir.file_name()? != "out" {
+            return None;
+        }
+        let unit = self.out_dir.parent()?;
+        let name = unit.file_name()?.to_str()?;
+        let hash = name.strip_prefix(&format!("{}-", self.package))?;
+        let profile = unit.parent()?.parent()?;
+        Some(crate::seed::fingerprint_dir(profile, &self.package, hash))
     }
 
     fn unit(&self) -> Unit {

@@ -82,6 +82,10 @@ pub const ENV_VARS: &[EnvVar] = &[
         "fetch the last build's entries from the remotes before cargo starts",
     ),
     user(
+        "LARDER_SEED",
+        "plant the last build's registry units in the target directory before cargo starts",
+    ),
+    user(
         "LARDER_MAX_AGE",
         "entries unused for this long are removed when the store is trimmed",
     ),

@@ -26,6 +26,7 @@
 //! | `LARDER_VERIFY` | `verify` | after each `larder cargo` build, compile this percentage of its hits again locally and compare ([`crate::verify`]); an entry that differs is quarantined and the command exits 1 | none |
 //! | `LARDER_INCREMENTAL` | `incremental` | whether rustc compiles with cargo's `-C incremental`: `auto` (dropped in a CI run, whose incremental state is thrown away), `on` (as cargo asks) or `off` (never); see [`incremental`] | `auto` |
 //! | `LARDER_PREFETCH` | `prefetch` | before cargo starts, fetch from the remotes in parallel what the last build of the same command used ([`crate::prefetch`]) | `true` |
+//! | `LARDER_SEED` | `seed` | before cargo starts, plant in an empty target directory the registry and git units the last build of the same command left, so that cargo finds them fresh ([`crate::seed`]) | `true` |
 //! | `LARDER_REMOTE_TIMEOUT` | `remote_timeout` | deadline of one remote call, in seconds (transfers get one more second per 4 MiB) | `5` |
 //! | `LARDER_TRACE` | | file to which `larder cargo` writes a timeline of the build, every process in its phases ([`crate::trace`]; Chrome trace event format) | none |
 //! | `LARDER_REPORT` | | file to which each wrapper invocation appends one JSON line (set by `larder cargo`) | none |
@@ -85,6 +86,9 @@ pub struct Config {
     pub background_store: bool,
     /// Fetch the last build's entries from the remotes before cargo starts.
     pub prefetch: bool,
+    /// Plant the last build's registry and git units in the target directory before
+    /// cargo starts (`LARDER_SEED`).
+    pub seed: bool,
     /// Whether rustc keeps cargo's `-C incremental`, and why.
     pub incremental: incremental::Incremental,
     /// Per-build report file.
@@ -179,6 +183,7 @@ struct FileConfig {
     build_script_cache: Option<bool>,
     background_store: Option<bool>,
     prefetch: Option<bool>,
+    seed: Option<bool>,
     incremental: Option<toml::Value>,
     remote: Option<OneOrMany>,
     remote_read_only: Option<OneOrMany>,
@@ -389,6 +394,10 @@ impl Config {
             Some(v) => parse_bool("LARDER_PREFETCH", &v)?,
             None => file.prefetch.unwrap_or(true),
         };
+        let seed = match get("LARDER_SEED") {
+            Some(v) => parse_bool("LARDER_SEED", &v)?,
+            None => file.seed.unwrap_or(true),
+        };
         let incremental = match (get("LARDER_INCREMENTAL"), file.incremental) {
             (Some(v), _) => parse_incremental("LARDER_INCREMENTAL", &v)?,
             (None, Some(v)) => parse_incremental(
@@ -531,6 +540,7 @@ impl Config {
             require_local_signatures,
             background_store,
             prefetch,
+            seed,
             incremental,
             build_script_cache,
             dir,

@@ -67,7 +67,7 @@ pub fn settings(config: &Config, env: &BTreeMap<String, String>) -> Vec<Setting>
                 .map(larder_remote::RemoteSpec::name),
         )
         .collect();
-    let rows: [(&'static str, Option<&'static str>, String); 24] = [
+    let rows: [(&'static str, Option<&'static str>, String); 25] = [
         (
             "LARDER_CONFIG",
             None,
@@ -153,6 +153,7 @@ pub fn settings(config: &Config, env: &BTreeMap<String, String>) -> Vec<Setting>
             Some("prefetch"),
             config.prefetch.to_string(),
         ),
+        ("LARDER_SEED", Some("seed"), config.seed.to_string()),
         ("LARDER_REMOTE", Some("remote"), remotes(false)),
         (
             "LARDER_REMOTE_READ_ONLY",

@@ -1,0 +1,705 @@
+//! Seeds: the registry and git units a build left in its target directory, planted in
+//! the next build's target directory before cargo starts, so that cargo finds them
+//! fresh and runs nothing for them.
+//!
+//! A hit still costs a wrapper process per unit: start, key, lookup, restore (about
+//! 7 ms for a library, more for a proc macro; a 780-unit build spends seconds on it
+//! where cargo alone, with a filled target directory, spends none). A registry or git
+//! package never changes in place, and cargo names each of its units' directories by a
+//! hash of everything cargo decides it by (package and version, features, profile,
+//! dependencies, compiler, flags). So after each successful `larder cargo` build the
+//! units of such packages that larder cached (hits and stored misses) are recorded,
+//! file by file, in a [`SeedRecord`] in the local store (its contents in the CAS, as
+//! entries' outputs are), under the same key as the build's prefetch index
+//! ([`crate::prefetch::index_key`]: project, command, flags; not the checkout). Before
+//! the next build of the same command, [`plant`] writes every recorded unit whose
+//! fingerprint directory the target directory lacks: another checkout, a fresh clone,
+//! after `cargo clean`.
+//!
+//! What keeps a planted unit equal to what a clean build would write:
+//! - **cargo decides.** A planted unit is what the same target directory held after
+//!   the recorded build, modification times included (cargo compares them): cargo's own
+//!   freshness check then rebuilds it (through larder) if its fingerprint, a
+//!   dependency, a variable it declared or a file it lists is not what it was, exactly
+//!   as in the target directory it came from.
+//! - **larder's own inputs beyond cargo's.** The record carries a [`guard`]: larder's
+//!   version, the compiler's identity (`rustc -vV` and its sysroot's libraries), the C
+//!   and C++ compilers' identities, `CARGO_HOME`, and every variable larder keys a
+//!   compile or a build script's run by. A build whose guard differs plants nothing.
+//! - **only what larder cached.** A unit larder did not cache (a build script that
+//!   probed the system, an uncacheable compile) is never recorded, and a unit reported
+//!   uncacheable in a later build leaves the record. Path packages are never recorded:
+//!   their sources change in place.
+//! - **contents checked.** Every file is checked against its digest as it is written; a
+//!   missing or corrupt blob leaves its unit out. A unit's fingerprint files are written
+//!   last and moved into place at once, so an interrupted plant leaves a unit cargo
+//!   builds, never one it trusts. Nothing already in the target directory is replaced.
+//! - Text files that named the recorded target directory (dep-info, a build script's
+//!   `output` and `root-output`, generated sources) are stored with a placeholder and
+//!   written with this build's target directory.
+//!
+//! Local only: a record is never written to or read from a remote (its files are
+//! unsigned, and `CARGO_HOME` and the compilers are this machine's).
+
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use larder_digest::{Digest, KeyHasher};
+use larder_key::Roots;
+use larder_key::paths::find_target_dir;
+use larder_store::{DiskStore, Namespace, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::config::env;
+use crate::report::Event;
+
+/// Format version of a [`SeedRecord`].
+pub const VERSION: u32 = 1;
+
+/// The most units a record holds.
+pub const MAX_UNITS: usize = crate::prefetch::MAX_UNITS;
+
+/// Units planted at once: writing files is mostly system calls, which overlap.
+const THREADS: usize = 4;
+
+/// The prefix of a fingerprint directory being planted.
+const STAGING: &str = ".larder-seed-";
+
+/// What cargo writes at the root of a target directory; larder finds target
+/// directories by it ([`find_target_dir`]), and cargo does not write it into a
+/// directory that already exists.
+const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This file is a cache directory tag created by cargo.\n\
+# For information about cache directory tags see https://bford.info/cachedir/\n";
+
+/// A build's registry and git units, file by file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeedRecord {
+    /// Format version: [`VERSION`].
+    pub version: u32,
+    /// The [`guard`] of the build that left the units.
+    pub guard: Digest,
+    /// The target directory the units were taken from: relative to the project's
+    /// directory (that of the `Cargo.toml` the command reads) when it can be, else
+    /// absolute.
+    pub target_dir: String,
+    /// The units.
+    pub units: Vec<SeedUnit>,
+}
+
+/// One unit of a [`SeedRecord`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeedUnit {
+    /// Its fingerprint directory, relative to the target directory
+    /// (`debug/.fingerprint/serde-3ce5af1e89b878e4`).
+    pub fingerprint: String,
+    /// Its files: outputs in `deps/`, its directory under `build/`, and its fingerprint
+    /// files (last).
+    pub files: Vec<SeedFile>,
+}
+
+/// One file of a [`SeedUnit`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeedFile {
+    /// Relative to the target directory.
+    pub path: String,
+    /// Digest of the content as stored (with the placeholder when `rewrite`).
+    pub digest: Digest,
+    /// Bytes of the content as stored.
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: u64,
+    /// Whether the file is executable.
+    pub executable: bool,
+    /// Text that named the target directory, stored with a placeholder.
+    #[serde(default)]
+    pub rewrite: bool,
+    /// Bytes on disk when recorded: with `mtime_ns`, whether the file changed since.
+    pub disk_size: u64,
+}
+
+/// What [`plant`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Planted {
+    /// Units planted.
+    pub units: usize,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Units the target directory already had.
+    pub present: usize,
+    /// Units left out: a blob missing or corrupt, a file that could not be written.
+    pub failed: usize,
+    /// The first reason a unit was left out.
+    pub why: Option<String>,
+    /// Wall time, in seconds.
+    pub secs: f64,
+}
+
+/// A unit's fingerprint directory: `<profile>/.fingerprint/<package>-<hash>`, where
+/// `profile` is where cargo puts the unit's `deps/` and `build/` (`target/debug`).
+pub fn fingerprint_dir(profile: &Path, package: &str, hash: &str) -> PathBuf {
+    profile
+        .join(".fingerprint")
+        .join(format!("{package}-{hash}"))
+}
+
+/// What planted units depend on beyond cargo's fingerprints: larder's version, the
+/// compiler's identity, the C and C++ compilers' identities, `CARGO_HOME`, and every
+/// variable of this process that larder keys a compile or a build script's run by.
+/// `None` if the compiler cannot be identified.
+pub fn guard(config: &Config) -> Option<Digest> {
+    let tools = config.layout().tools();
+    let rustc = env::var_os("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from);
+    let compiler = crate::identity::compiler(&rustc, None, Some(&tools)).ok()?;
+    let mut h = KeyHasher::new();
+    h.field("seed", "larder-seed-v1")
+        .field("larder", env!("CARGO_PKG_VERSION"))
+        .digest_field("rustc", &compiler.digest);
+    for (var, default) in [("CC", "cc"), ("CXX", "c++")] {
+        let program = env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| default.into());
+        match crate::identity::c_compiler(Path::new(&program), Some(&tools)) {
+            Ok(d) => h.digest_field(var, &d),
+            Err(_) => h.field(var, "none"),
+        };
+    }
+    let home = crate::roots::cargo_home().unwrap_or_default();
+    h.field("cargo_home", home.as_os_str().as_encoded_bytes());
+    let mut vars: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(n, v)| Some((n.into_string().ok()?, v.to_string_lossy().into_owned())))
+        .filter(|(n, _)| {
+            !n.starts_with("LARDER_")
+                && larder_key::env::is_keyed_for_build_script(n, &config.extra_env)
+        })
+        .collect();
+    vars.sort();
+    for (n, v) in &vars {
+        h.field(n, v);
+    }
+    Some(h.finish())
+}
+
+/// The record under `key` in the local store, if one parses and has this format.
+pub fn load(store: &DiskStore, key: &Digest) -> Option<SeedRecord> {
+    let bytes = store.peek(Namespace::Seed, key).ok()??;
+    let record: SeedRecord = serde_json::from_slice(&bytes).ok()?;
+    (record.version == VERSION).then_some(record)
+}
+
+/// The target directory to plant `record` in: `--target-dir` among cargo's `args`,
+/// else `CARGO_TARGET_DIR` or `CARGO_BUILD_TARGET_DIR`, else the recorded one, relative
+/// to `project_dir` (that of the `Cargo.toml` the command reads).
+pub fn target_dir(record: &SeedRecord, args: &[String], cwd: &Path, project_dir: &Path) -> PathBuf {
+    let named = args
+        .iter()
+        .position(|a| a == "--target-dir")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--target-dir=").map(str::to_string))
+        })
+        .or_else(|| env::var("CARGO_TARGET_DIR"))
+        .or_else(|| env::var("CARGO_BUILD_TARGET_DIR"));
+    let dir = match named {
+        Some(d) => cwd.join(d),
+        None => project_dir.join(&record.target_dir),
+    };
+    lexical(&dir)
+}
+
+/// `path` with `.` and `..` components resolved without reading the filesystem.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `to` relative to `from` (both absolute and lexical), with `..` where needed.
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<_> = from.components().collect();
+    let to: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for c in &to[common..] {
+        out.push(c);
+    }
+    out
+}
+
+fn mtime_ns(meta: &std::fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A relative path that stays inside the directory it is joined to.
+fn is_inside(rel: &str) -> bool {
+    let p = Path::new(rel);
+    !rel.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// The unit hash a cargo output file name carries (`libserde-3ce5af1e89b878e4.rlib`,
+/// `serde-3ce5af1e89b878e4.d`, `build_script_build-b2abab732441ffc7`): sixteen hex
+/// digits after a `-`, at the end of the name or before a `.`.
+fn file_hash(name: &str) -> Option<&str> {
+    let stem = name.split('.').next()?;
+    let (_, hash) = stem.rsplit_once('-')?;
+    (hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hash)
+}
+
+/// Records, after a successful build of `project_dir` whose report is `events`, the
+/// registry and git units larder cached in it, with those of the `previous` record
+/// that are still in the target directory (cargo found them fresh) and were not
+/// reported uncacheable. Returns the record, or `None` if there is nothing to record.
+pub fn capture(
+    store: &DiskStore,
+    guard: Digest,
+    project_dir: &Path,
+    events: &[Event],
+    previous: Option<&SeedRecord>,
+) -> Option<SeedRecord> {
+    let mut include = Vec::new();
+    let mut exclude = BTreeSet::new();
+    for e in events {
+        let Some(dir) = e.seed.as_deref().map(PathBuf::from) else {
+            continue;
+        };
+        if e.outcome == "hit" || (e.outcome == "miss" && e.stored) {
+            include.push(dir);
+        } else {
+            exclude.insert(dir);
+        }
+    }
+    let target = find_target_dir(include.first()?)?;
+    let previous = previous.filter(|p| p.guard == guard);
+    let mut seen = BTreeSet::new();
+    let mut candidates = Vec::new();
+    let from_previous = previous
+        .iter()
+        .flat_map(|p| &p.units)
+        .map(|u| target.join(&u.fingerprint));
+    for dir in include.into_iter().chain(from_previous) {
+        if dir.starts_with(&target) && !exclude.contains(&dir) && seen.insert(dir.clone()) {
+            candidates.push(dir);
+        }
+    }
+    candidates.truncate(MAX_UNITS);
+    let known: HashMap<&str, &SeedFile> = previous
+        .iter()
+        .flat_map(|p| &p.units)
+        .flat_map(|u| &u.files)
+        .map(|f| (f.path.as_str(), f))
+        .collect();
+    let roots = Roots::new([("target", target.clone())]);
+    let mut deps: HashMap<PathBuf, HashMap<String, Vec<PathBuf>>> = HashMap::new();
+    let mut units = Vec::new();
+    for dir in candidates {
+        let Some(profile) = dir.parent().and_then(Path::parent) else {
+            continue;
+        };
+        let by_hash = deps
+            .entry(profile.to_path_buf())
+            .or_insert_with(|| deps_by_hash(&profile.join("deps")));
+        let cx = CaptureCx {
+            store,
+            target: &target,
+            roots: &roots,
+            known: &known,
+        };
+        match capture_unit(&cx, &dir, profile, by_hash) {
+            Ok(Some(unit)) => units.push(unit),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(dir = %dir.display(), %e, "unit not recorded"),
+        }
+    }
+    if units.is_empty() {
+        return None;
+    }
+    // Relative where the target directory is the project's own (`target/`, or a
+    // workspace's `../../target` from a member); a shared one elsewhere stays absolute.
+    let rel = relative(&lexical(project_dir), &target);
+    let ups = rel
+        .components()
+        .take_while(|c| matches!(c, Component::ParentDir))
+        .count();
+    let target_dir = if ups <= 3 { rel } else { target.clone() }
+        .display()
+        .to_string();
+    Some(SeedRecord {
+        version: VERSION,
+        guard,
+        target_dir,
+        units,
+    })
+}
+
+/// Writes `record` under `key` in the local store.
+///
+/// # Errors
+/// If the store cannot be written.
+pub fn save(
+    store: &DiskStore,
+    key: &Digest,
+    record: &SeedRecord,
+) -> Result<(), larder_store::StoreError> {
+    let json = serde_json::to_vec(record).map_err(|e| io::Error::other(e.to_string()))?;
+    store.put(Namespace::Seed, key, &json)
+}
+
+/// The files of a `deps/` directory by the unit hash in their names.
+fn deps_by_hash(deps: &Path) -> HashMap<String, Vec<PathBuf>> {
+    let mut out: HashMap<String, Vec<PathBuf>> = HashMap::new();
+    let Ok(entries) = std::fs::read_dir(deps) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(hash) = file_hash(name) {
+            out.entry(hash.to_string()).or_default().push(e.path());
+        }
+    }
+    out
+}
+
+struct CaptureCx<'a> {
+    store: &'a DiskStore,
+    target: &'a Path,
+    roots: &'a Roots,
+    known: &'a HashMap<&'a str, &'a SeedFile>,
+}
+
+/// The files of the unit whose fingerprint directory is `dir`, stored in the CAS.
+/// `Ok(None)` if the unit is not (or not wholly) there, or holds a symlink or special
+/// file.
+fn capture_unit(
+    cx: &CaptureCx<'_>,
+    dir: &Path,
+    profile: &Path,
+    deps: &HashMap<String, Vec<PathBuf>>,
+) -> io::Result<Option<SeedUnit>> {
+    let Some(name) = dir.file_name().and_then(|n| n.to_str()) else {
+        return Ok(None);
+    };
+    let Some(hash) = file_hash(name) else {
+        return Ok(None);
+    };
+    let mut outputs: Vec<PathBuf> = deps.get(hash).cloned().unwrap_or_default();
+    let build = profile.join("build").join(name);
+    if build.exists() && !walk_files(&build, &mut outputs)? {
+        return Ok(None);
+    }
+    let mut fingerprint = Vec::new();
+    if !dir.is_dir() || !walk_files(dir, &mut fingerprint)? || fingerprint.is_empty() {
+        return Ok(None);
+    }
+    // A nested directory under `.fingerprint/<unit>` is not cargo's.
+    if fingerprint.iter().any(|f| f.parent() != Some(dir)) {
+        return Ok(None);
+    }
+    outputs.sort();
+    fingerprint.sort();
+    let mut files = Vec::with_capacity(outputs.len() + fingerprint.len());
+    for path in outputs.iter().chain(&fingerprint) {
+        files.push(capture_file(cx, path)?);
+    }
+    let rel = |p: &Path| p.strip_prefix(cx.target).map(|r| r.display().to_string());
+    let Ok(fingerprint) = rel(dir) else {
+        return Ok(None);
+    };
+    Ok(Some(SeedUnit { fingerprint, files }))
+}
+
+/// Adds every regular file under `dir` to `out`; `false` if it holds anything else.
+fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<bool> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let kind = e.file_type()?;
+        if kind.is_dir() {
+            if !walk_files(&e.path(), out)? {
+                return Ok(false);
+            }
+        } else if kind.is_file() {
+            out.push(e.path());
+        } else {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// One file, its content put in the CAS unless it is there. A file recorded before with
+/// the same size and time, whose content the CAS still has, is not read again.
+fn capture_file(cx: &CaptureCx<'_>, path: &Path) -> io::Result<SeedFile> {
+    let meta = std::fs::symlink_metadata(path)?;
+    let rel = path
+        .strip_prefix(cx.target)
+        .map_err(|_| io::Error::other("outside the target directory"))?
+        .display()
+        .to_string();
+    let mtime_ns = mtime_ns(&meta);
+    let executable = meta.permissions().mode() & 0o111 != 0;
+    if let Some(known) = cx.known.get(rel.as_str())
+        && known.disk_size == meta.len()
+        && known.mtime_ns == mtime_ns
+        && known.executable == executable
+        && cx
+            .store
+            .contains(Namespace::Cas, &known.digest)
+            .unwrap_or(false)
+    {
+        return Ok(SeedFile {
+            path: rel,
+            ..(*known).clone()
+        });
+    }
+    let (digest, size, rewrite) = if meta.len() <= crate::buildrun::REWRITE_MAX_BYTES {
+        let bytes = std::fs::read(path)?;
+        let text = (!bytes.contains(&0))
+            .then(|| std::str::from_utf8(&bytes).ok())
+            .flatten();
+        let normalized = text
+            .map(|t| cx.roots.normalize_text(t))
+            .filter(|n| Some(n.as_str()) != text);
+        let (content, rewrite) = match &normalized {
+            Some(n) => (n.as_bytes(), true),
+            None => (&bytes[..], false),
+        };
+        let digest = Digest::of(content);
+        put_blob(cx.store, &digest, || Ok(content.to_vec()))?;
+        (digest, content.len() as u64, rewrite)
+    } else {
+        let (digest, size) = Digest::of_reader(std::fs::File::open(path)?)?;
+        put_blob(cx.store, &digest, || std::fs::read(path))?;
+        (digest, size, false)
+    };
+    Ok(SeedFile {
+        path: rel,
+        digest,
+        size,
+        mtime_ns,
+        executable,
+        rewrite,
+        disk_size: meta.len(),
+    })
+}
+
+fn put_blob(
+    store: &DiskStore,
+    digest: &Digest,
+    content: impl FnOnce() -> io::Result<Vec<u8>>,
+) -> io::Result<()> {
+    if store.contains(Namespace::Cas, digest).unwrap_or(false) {
+        return Ok(());
+    }
+    store
+        .put(Namespace::Cas, digest, &content()?)
+        .map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// Writes every unit of `record` whose fingerprint directory `target` lacks (and whose
+/// directory under `build/` it lacks too), holding cargo's build lock of each profile
+/// directory meanwhile. Plants nothing if a cargo holds one of those locks.
+pub fn plant(store: &DiskStore, record: &SeedRecord, target: &Path) -> Planted {
+    let started = Instant::now();
+    let mut planted = Planted::default();
+    let units: Vec<&SeedUnit> = record
+        .units
+        .iter()
+        .filter(|u| is_inside(&u.fingerprint) && u.files.iter().all(|f| is_inside(&f.path)))
+        .collect();
+    // Cargo's lock of each profile directory (`target/debug/.cargo-lock`).
+    let profiles: BTreeSet<PathBuf> = units
+        .iter()
+        .filter_map(|u| {
+            Path::new(&u.fingerprint)
+                .parent()?
+                .parent()
+                .map(Path::to_path_buf)
+        })
+        .collect();
+    if let Err(e) = tag_target_dir(target, &profiles) {
+        planted.why = Some(format!("cannot create {}: {e}", target.display()));
+        return planted;
+    }
+    let mut locks = Vec::new();
+    for p in &profiles {
+        let dir = target.join(p);
+        let lock = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::File::create(dir.join(".cargo-lock")));
+        match lock.map(|f| f.try_lock().map(|()| f)) {
+            Ok(Ok(f)) => locks.push(f),
+            _ => {
+                planted.why = Some(format!("{} is in use", dir.display()));
+                return planted;
+            }
+        }
+    }
+    let roots = Roots::new([("target", target.to_path_buf())]);
+    let todo: Vec<&SeedUnit> = units
+        .into_iter()
+        .filter(|u| {
+            let dir = target.join(&u.fingerprint);
+            let there = dir.exists() || build_dir(target, u).is_some_and(|b| b.exists());
+            planted.present += usize::from(there);
+            !there
+        })
+        .collect();
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..THREADS.min(todo.len()) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(unit) = todo.get(i) else { break };
+                    let r = plant_unit(store, unit, target, &roots);
+                    results.lock().unwrap_or_else(|e| e.into_inner()).push(r);
+                }
+            });
+        }
+    });
+    for r in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        match r {
+            Ok(bytes) => {
+                planted.units += 1;
+                planted.bytes += bytes;
+            }
+            Err(e) => {
+                planted.failed += 1;
+                planted.why.get_or_insert(e);
+            }
+        }
+    }
+    drop(locks);
+    planted.secs = started.elapsed().as_secs_f64();
+    planted
+}
+
+/// The unit's directory under `build/`, if it has one
+/// (`debug/.fingerprint/serde-<hash>` -> `debug/build/serde-<hash>`).
+fn build_dir(target: &Path, unit: &SeedUnit) -> Option<PathBuf> {
+    let fp = Path::new(&unit.fingerprint);
+    let name = fp.file_name()?;
+    let profile = fp.parent()?.parent()?;
+    let build = profile.join("build").join(name);
+    unit.files
+        .iter()
+        .any(|f| Path::new(&f.path).starts_with(&build))
+        .then(|| target.join(build))
+}
+
+/// Writes `CACHEDIR.TAG` at the root of a new target directory (and of a
+/// `<target>/<triple>/` one), as cargo would have.
+fn tag_target_dir(target: &Path, profiles: &BTreeSet<PathBuf>) -> io::Result<()> {
+    let mut roots = vec![target.to_path_buf()];
+    for p in profiles {
+        if p.components().count() == 2
+            && let Some(triple) = p.parent()
+        {
+            roots.push(target.join(triple));
+        }
+    }
+    for dir in roots {
+        let tag = dir.join("CACHEDIR.TAG");
+        if !tag.exists() {
+            std::fs::create_dir_all(&dir)?;
+            crate::fsio::write_atomic(&tag, CACHEDIR_TAG.as_bytes(), false)?;
+        }
+    }
+    Ok(())
+}
+
+/// Plants one unit: its outputs, then its fingerprint files in a staging directory
+/// moved into place. Returns the bytes written, or why the unit was left out.
+fn plant_unit(
+    store: &DiskStore,
+    unit: &SeedUnit,
+    target: &Path,
+    roots: &Roots,
+) -> Result<u64, String> {
+    let fingerprint = target.join(&unit.fingerprint);
+    let parent = fingerprint.parent().ok_or("no parent")?;
+    let name = fingerprint
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staging = parent.join(format!("{STAGING}{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let mut bytes = 0;
+    let result = (|| {
+        for f in &unit.files {
+            let path = Path::new(&f.path);
+            let dest = match path.strip_prefix(&unit.fingerprint) {
+                Ok(rest) => staging.join(rest),
+                Err(_) => target.join(path),
+            };
+            bytes += plant_file(store, f, &dest, roots).map_err(|e| format!("{}: {e}", f.path))?;
+        }
+        std::fs::rename(&staging, &fingerprint)
+            .map_err(|e| format!("{}: {e}", fingerprint.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    result.map(|()| bytes)
+}
+
+/// Writes one file, checked against its digest, with its recorded time.
+fn plant_file(store: &DiskStore, f: &SeedFile, dest: &Path, roots: &Roots) -> io::Result<u64> {
+    let mtime = UNIX_EPOCH + Duration::from_nanos(f.mtime_ns);
+    if !f.rewrite
+        && let Some(raw) = store.raw_blob_path(&f.digest)
+    {
+        let size = crate::fsio::copy_verified_atomic(dest, &raw, &f.digest, f.executable, mtime)
+            .inspect_err(|e| {
+                if e.kind() == io::ErrorKind::InvalidData {
+                    let _ = store.delete(Namespace::Cas, &f.digest);
+                }
+            })?;
+        // Used: kept by eviction like a restored output.
+        if let Ok(file) = std::fs::File::open(&raw) {
+            let _ = file.set_modified(SystemTime::now());
+        }
+        return Ok(size);
+    }
+    let blob = store
+        .get_verified_blob(&f.digest, f.size)
+        .map_err(|e| io::Error::other(e.to_string()))?
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("blob {} is missing", f.digest),
+            )
+        })?;
+    let content = if f.rewrite {
+        let text = String::from_utf8(blob).map_err(|_| io::Error::other("not text"))?;
+        roots.denormalize_text(&text).into_bytes()
+    } else {
+        blob
+    };
+    crate::fsio::write_atomic_at(dest, &content, f.executable, mtime)?;
+    Ok(content.len() as u64)
+}
+
+#[cfg(test)]
+mod tests;
