@@ -95,7 +95,7 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     }
     let trace = crate::trace::start_build(&here);
     let prefetch = Prefetch::start(&config, &id, &args, trace.clone());
-    let seed = Seed::plant(&config, store.as_ref(), &args, trace.as_deref());
+    let seed = Seeding::plant(&config, store.as_ref(), &args, trace.as_deref());
     let cargo_started = crate::trace::now();
     let status = if crate::progress::wanted() {
         crate::progress::run(&mut command, &report, skip)
@@ -238,21 +238,22 @@ impl Prefetch {
 
 /// The seed of a build ([`crate::seed`]): the last build's registry and git units,
 /// planted before cargo starts; this build's, recorded after it succeeded.
-struct Seed {
+struct Seeding {
     key: larder_digest::Digest,
     project_dir: PathBuf,
-    previous: Option<crate::seed::SeedRecord>,
+    record: Option<crate::seed::SeedRecord>,
+    guard: Option<larder_digest::Digest>,
 }
 
-impl Seed {
-    /// With `LARDER_SEED` on: plants the record of this command, if there is one and
-    /// its guard is this build's, in the target directory, and says what it planted.
+impl Seeding {
+    /// With `LARDER_SEED` on: plants the seed of this command and this build's guard,
+    /// if there is one, in the target directory, and says what it planted.
     fn plant(
         config: &Config,
         store: Option<&larder_store::DiskStore>,
         args: &[OsString],
         trace: Option<&Path>,
-    ) -> Option<Seed> {
+    ) -> Option<Seeding> {
         if !config.seed || config.disable {
             return None;
         }
@@ -266,61 +267,63 @@ impl Seed {
         let project_dir = crate::prefetch::project_manifest(&args, &cwd)?
             .parent()?
             .to_path_buf();
-        let previous = crate::seed::load(store, &key);
-        if let Some(record) = &previous {
+        let record = crate::seed::load(store, &key);
+        // The guard needs the compiler's identity, hashed once per store: not computed
+        // here before the first build that could have left a seed.
+        let guard = record.as_ref().and_then(|_| crate::seed::guard(config));
+        if let (Some(record), Some(guard)) = (&record, &guard)
+            && let Some(seed) = record.seed_for(guard)
+        {
             let started = crate::trace::now();
-            if crate::seed::guard(config) == Some(record.guard) {
-                let target = crate::seed::target_dir(record, &args, &cwd, &project_dir);
-                let p = crate::seed::plant(store, record, &target);
-                if p.units > 0 {
-                    eprintln!(
-                        "larder: planted {} registry units ({}) of the last build in {} in \
-                         {:.2} s",
-                        p.units,
-                        crate::human::bytes(p.bytes),
-                        target.display(),
-                        p.secs
-                    );
-                }
-                if p.failed > 0 || (p.units == 0 && p.present == 0) {
-                    eprintln!(
-                        "larder: warning: {} of the last build's {} registry units not \
-                         planted ({}); cargo builds them",
-                        record.units.len() - p.units - p.present,
-                        record.units.len(),
-                        p.why.as_deref().unwrap_or("unknown")
-                    );
-                }
-            } else {
-                tracing::debug!("seed: another compiler, C compiler or environment");
+            let target = crate::seed::target_dir(seed, &args, &cwd, &project_dir);
+            let p = crate::seed::plant(store, seed, &target);
+            if p.units > 0 {
+                eprintln!(
+                    "larder: planted {} registry units ({}) of the last build in {} in \
+                     {:.2} s",
+                    p.units,
+                    crate::human::bytes(p.bytes),
+                    target.display(),
+                    p.secs
+                );
+            }
+            if p.failed > 0 || p.why.is_some() {
+                eprintln!(
+                    "larder: warning: {} of the last build's {} registry units not planted \
+                     ({}); cargo builds them",
+                    seed.units.len() - p.units - p.present,
+                    seed.units.len(),
+                    p.why.as_deref().unwrap_or("unknown")
+                );
             }
             if let Some(path) = trace {
                 crate::trace::append_build_span(path, "seed", started);
             }
         }
-        Some(Seed {
+        Some(Seeding {
             key,
             project_dir,
-            previous,
+            record,
+            guard,
         })
     }
 
     /// Records this build's registry and git units for the next build.
     fn record(self, config: &Config, store: &larder_store::DiskStore, events: &[Event]) {
-        let Some(guard) = crate::seed::guard(config) else {
+        let Some(guard) = self.guard.or_else(|| crate::seed::guard(config)) else {
             return;
         };
-        let record = crate::seed::capture(
-            store,
-            guard,
-            &self.project_dir,
-            events,
-            self.previous.as_ref(),
-        );
-        if let Some(r) = record
-            && Some(&r) != self.previous.as_ref()
-            && let Err(e) = crate::seed::save(store, &self.key, &r)
-        {
+        let mut record = self.record.unwrap_or_default();
+        let previous = record.seed_for(&guard);
+        let Some(seed) = crate::seed::capture(store, guard, &self.project_dir, events, previous)
+        else {
+            return;
+        };
+        if previous == Some(&seed) && record.seeds.first() == Some(&seed) {
+            return;
+        }
+        record.put(seed);
+        if let Err(e) = crate::seed::save(store, &self.key, &record) {
             tracing::debug!(%e, "seed not recorded");
         }
     }

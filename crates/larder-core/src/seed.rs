@@ -9,12 +9,12 @@
 //! hash of everything cargo decides it by (package and version, features, profile,
 //! dependencies, compiler, flags). So after each successful `larder cargo` build the
 //! units of such packages that larder cached (hits and stored misses) are recorded,
-//! file by file, in a [`SeedRecord`] in the local store (its contents in the CAS, as
-//! entries' outputs are), under the same key as the build's prefetch index
-//! ([`crate::prefetch::index_key`]: project, command, flags; not the checkout). Before
-//! the next build of the same command, [`plant`] writes every recorded unit whose
-//! fingerprint directory the target directory lacks: another checkout, a fresh clone,
-//! after `cargo clean`.
+//! file by file, as a [`Seed`] in the local store (their contents in the CAS, as
+//! entries' outputs are), in a [`SeedRecord`] under the same key as the build's
+//! prefetch index ([`crate::prefetch::index_key`]: project, command, flags; not the
+//! checkout). Before the next build of the same command, [`plant`] writes every unit
+//! of the seed with this build's [`guard`] whose fingerprint directory the target
+//! directory lacks: another checkout, a fresh clone, after `cargo clean`.
 //!
 //! What keeps a planted unit equal to what a clean build would write:
 //! - **cargo decides.** A planted unit is what the same target directory held after
@@ -22,13 +22,14 @@
 //!   freshness check then rebuilds it (through larder) if its fingerprint, a
 //!   dependency, a variable it declared or a file it lists is not what it was, exactly
 //!   as in the target directory it came from.
-//! - **larder's own inputs beyond cargo's.** The record carries a [`guard`]: larder's
-//!   version, the compiler's identity (`rustc -vV` and its sysroot's libraries), the C
-//!   and C++ compilers' identities, `CARGO_HOME`, and every variable larder keys a
-//!   compile or a build script's run by. A build whose guard differs plants nothing.
+//! - **larder's own inputs beyond cargo's.** A seed is kept under its [`guard`]:
+//!   larder's version, the compiler's identity (`rustc -vV` and its sysroot's
+//!   libraries), the C and C++ compilers' identities, `CARGO_HOME`, and every variable
+//!   larder keys a compile or a build script's run by. A build plants only the seed of
+//!   its own guard.
 //! - **only what larder cached.** A unit larder did not cache (a build script that
 //!   probed the system, an uncacheable compile) is never recorded, and a unit reported
-//!   uncacheable in a later build leaves the record. Path packages are never recorded:
+//!   uncacheable in a later build leaves the seed. Path packages are never recorded:
 //!   their sources change in place.
 //! - **contents checked.** Every file is checked against its digest as it is written; a
 //!   missing or corrupt blob leaves its unit out. A unit's fingerprint files are written
@@ -78,11 +79,38 @@ const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # This file is a cache directory tag created by cargo.\n\
 # For information about cache directory tags see https://bford.info/cachedir/\n";
 
-/// A build's registry and git units, file by file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The seeds of one project and cargo command, newest first: one per [`guard`] (at
+/// most [`MAX_SEEDS`]), so that builds that alternate between two environments keep
+/// both.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SeedRecord {
     /// Format version: [`VERSION`].
     pub version: u32,
+    /// The seeds.
+    pub seeds: Vec<Seed>,
+}
+
+/// The most seeds a record keeps.
+pub const MAX_SEEDS: usize = 4;
+
+impl SeedRecord {
+    /// The seed left under `guard`, if any.
+    pub fn seed_for(&self, guard: &Digest) -> Option<&Seed> {
+        self.seeds.iter().find(|s| s.guard == *guard)
+    }
+
+    /// Puts `seed` first, in place of the one with its guard; keeps [`MAX_SEEDS`].
+    pub fn put(&mut self, seed: Seed) {
+        self.version = VERSION;
+        self.seeds.retain(|s| s.guard != seed.guard);
+        self.seeds.insert(0, seed);
+        self.seeds.truncate(MAX_SEEDS);
+    }
+}
+
+/// A build's registry and git units, file by file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Seed {
     /// The [`guard`] of the build that left the units.
     pub guard: Digest,
     /// The target directory the units were taken from: relative to the project's
@@ -93,7 +121,7 @@ pub struct SeedRecord {
     pub units: Vec<SeedUnit>,
 }
 
-/// One unit of a [`SeedRecord`].
+/// One unit of a [`Seed`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeedUnit {
     /// Its fingerprint directory, relative to the target directory
@@ -172,7 +200,7 @@ pub fn guard(config: &Config) -> Option<Digest> {
     }
     let home = crate::roots::cargo_home().unwrap_or_default();
     h.field("cargo_home", home.as_os_str().as_encoded_bytes());
-    let mut vars: Vec<(String, String)> = std::env::vars_os()
+    let mut vars: Vec<(String, String)> = env::vars_os()
         .filter_map(|(n, v)| Some((n.into_string().ok()?, v.to_string_lossy().into_owned())))
         .filter(|(n, _)| {
             !n.starts_with("LARDER_")
@@ -193,10 +221,10 @@ pub fn load(store: &DiskStore, key: &Digest) -> Option<SeedRecord> {
     (record.version == VERSION).then_some(record)
 }
 
-/// The target directory to plant `record` in: `--target-dir` among cargo's `args`,
+/// The target directory to plant `seed` in: `--target-dir` among cargo's `args`,
 /// else `CARGO_TARGET_DIR` or `CARGO_BUILD_TARGET_DIR`, else the recorded one, relative
 /// to `project_dir` (that of the `Cargo.toml` the command reads).
-pub fn target_dir(record: &SeedRecord, args: &[String], cwd: &Path, project_dir: &Path) -> PathBuf {
+pub fn target_dir(seed: &Seed, args: &[String], cwd: &Path, project_dir: &Path) -> PathBuf {
     let named = args
         .iter()
         .position(|a| a == "--target-dir")
@@ -209,7 +237,7 @@ pub fn target_dir(record: &SeedRecord, args: &[String], cwd: &Path, project_dir:
         .or_else(|| env::var("CARGO_BUILD_TARGET_DIR"));
     let dir = match named {
         Some(d) => cwd.join(d),
-        None => project_dir.join(&record.target_dir),
+        None => project_dir.join(&seed.target_dir),
     };
     lexical(&dir)
 }
@@ -267,16 +295,17 @@ fn file_hash(name: &str) -> Option<&str> {
 }
 
 /// Records, after a successful build of `project_dir` whose report is `events`, the
-/// registry and git units larder cached in it, with those of the `previous` record
-/// that are still in the target directory (cargo found them fresh) and were not
-/// reported uncacheable. Returns the record, or `None` if there is nothing to record.
+/// registry and git units larder cached in it, with those of the `previous` seed (of
+/// the same guard) that are still in the target directory (cargo found them fresh) and were not
+/// reported uncacheable. `None` if the build reported no such unit at all (the previous
+/// seed stands).
 pub fn capture(
     store: &DiskStore,
     guard: Digest,
     project_dir: &Path,
     events: &[Event],
-    previous: Option<&SeedRecord>,
-) -> Option<SeedRecord> {
+    previous: Option<&Seed>,
+) -> Option<Seed> {
     let mut include = Vec::new();
     let mut exclude = BTreeSet::new();
     for e in events {
@@ -289,7 +318,8 @@ pub fn capture(
             exclude.insert(dir);
         }
     }
-    let target = find_target_dir(include.first()?)?;
+    let first = include.first().or_else(|| exclude.first())?;
+    let target = find_target_dir(first)?;
     let previous = previous.filter(|p| p.guard == guard);
     let mut seen = BTreeSet::new();
     let mut candidates = Vec::new();
@@ -331,9 +361,6 @@ pub fn capture(
             Err(e) => tracing::debug!(dir = %dir.display(), %e, "unit not recorded"),
         }
     }
-    if units.is_empty() {
-        return None;
-    }
     // Relative where the target directory is the project's own (`target/`, or a
     // workspace's `../../target` from a member); a shared one elsewhere stays absolute.
     let rel = relative(&lexical(project_dir), &target);
@@ -344,8 +371,7 @@ pub fn capture(
     let target_dir = if ups <= 3 { rel } else { target.clone() }
         .display()
         .to_string();
-    Some(SeedRecord {
-        version: VERSION,
+    Some(Seed {
         guard,
         target_dir,
         units,
@@ -516,13 +542,13 @@ fn put_blob(
         .map_err(|e| io::Error::other(e.to_string()))
 }
 
-/// Writes every unit of `record` whose fingerprint directory `target` lacks (and whose
+/// Writes every unit of `seed` whose fingerprint directory `target` lacks (and whose
 /// directory under `build/` it lacks too), holding cargo's build lock of each profile
 /// directory meanwhile. Plants nothing if a cargo holds one of those locks.
-pub fn plant(store: &DiskStore, record: &SeedRecord, target: &Path) -> Planted {
+pub fn plant(store: &DiskStore, seed: &Seed, target: &Path) -> Planted {
     let started = Instant::now();
     let mut planted = Planted::default();
-    let units: Vec<&SeedUnit> = record
+    let units: Vec<&SeedUnit> = seed
         .units
         .iter()
         .filter(|u| is_inside(&u.fingerprint) && u.files.iter().all(|f| is_inside(&f.path)))

@@ -1,1 +1,319 @@
+use super::*;
 
+const A: &str = "0123456789abcdef";
+const B: &str = "fedcba9876543210";
+
+/// A target directory as cargo leaves it after building `foo` (a library, hash `A`)
+/// and running its build script (hash `B`): fingerprints, outputs, a dep-info file
+/// and a build script `output` naming the target directory, and an unrelated unit.
+fn cargo_target(root: &Path) -> PathBuf {
+    let t = root.join("target");
+    let d = t.join("debug");
+    let target = t.display().to_string();
+    for (path, content) in [
+        ("CACHEDIR.TAG".to_string(), CACHEDIR_TAG.to_string()),
+        (format!("debug/.fingerprint/foo-{A}/lib-foo"), "91f6".into()),
+        (
+            format!("debug/.fingerprint/foo-{A}/lib-foo.json"),
+            "{}".into(),
+        ),
+        (
+            format!("debug/.fingerprint/foo-{A}/dep-lib-foo"),
+            "\u{1}".into(),
+        ),
+        (format!("debug/deps/libfoo-{A}.rlib"), "rlib\0bytes".into()),
+        (
+            format!("debug/deps/libfoo-{A}.rmeta"),
+            "rmeta\0bytes".into(),
+        ),
+        (
+            format!("debug/deps/foo-{A}.d"),
+            format!("{target}/debug/deps/libfoo-{A}.rlib: src/lib.rs\n"),
+        ),
+        (format!("debug/deps/libbar-{B}0.rlib"), "not foo's".into()),
+        (
+            format!("debug/.fingerprint/foo-{B}/run-build-script-build-script-build"),
+            "77".into(),
+        ),
+        (
+            format!("debug/build/foo-{B}/output"),
+            format!("cargo:rustc-link-search=native={target}/debug/build/foo-{B}/out\n"),
+        ),
+        (
+            format!("debug/build/foo-{B}/root-output"),
+            format!("{target}/debug/build/foo-{B}/out"),
+        ),
+        (
+            format!("debug/build/foo-{B}/out/gen.rs"),
+            "pub const X: u32 = 1;\n".into(),
+        ),
+        (
+            format!("debug/.fingerprint/app-{B}/bin-app"),
+            "path package".into(),
+        ),
+    ] {
+        let p = t.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+    }
+    // Distinct, older times, as a build leaves them.
+    for (i, p) in files_under(&d).iter().enumerate() {
+        let f = std::fs::File::options().write(true).open(p).unwrap();
+        f.set_modified(UNIX_EPOCH + Duration::from_secs(1_700_000_000 + i as u64))
+            .unwrap();
+    }
+    t
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    walk_files(dir, &mut out).unwrap();
+    out.sort();
+    out
+}
+
+fn event(dir: &Path, outcome: &str, stored: bool) -> Event {
+    Event {
+        crate_name: Some("foo".into()),
+        crate_types: vec![],
+        outcome: outcome.into(),
+        reason: None,
+        detail: None,
+        stored,
+        secs: 0.0,
+        saved_secs: 0.0,
+        bytes_restored: 0,
+        remote: None,
+        key: None,
+        invocation: None,
+        package: Some("foo".into()),
+        exit_code: 0,
+        replay: None,
+        seed: Some(dir.display().to_string()),
+    }
+}
+
+fn store(root: &Path) -> DiskStore {
+    DiskStore::open(&root.join("store"), u64::MAX)
+        .unwrap()
+        .with_compression_level(0)
+}
+
+fn recorded(root: &Path, t: &Path, s: &DiskStore) -> Seed {
+    let fp = t.join("debug/.fingerprint");
+    let events = [
+        event(&fp.join(format!("foo-{A}")), "hit", false),
+        event(&fp.join(format!("foo-{B}")), "miss", true),
+    ];
+    capture(s, Digest::of(b"guard"), root, &events, None).expect("a record")
+}
+
+#[test]
+fn unit_hashes_are_read_from_cargo_file_names() {
+    assert_eq!(file_hash(&format!("libserde-{A}.rlib")), Some(A));
+    assert_eq!(file_hash(&format!("serde-{A}.d")), Some(A));
+    assert_eq!(file_hash(&format!("build_script_build-{A}")), Some(A));
+    assert_eq!(file_hash("libserde.rlib"), None);
+    assert_eq!(file_hash("libserde-0123.rlib"), None);
+    assert_eq!(file_hash(&format!("x-{A}0.rlib")), None);
+}
+
+#[test]
+fn a_recorded_unit_is_planted_as_it_was_with_this_target_directory_in_its_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("one");
+    let t = cargo_target(&old);
+    let s = store(dir.path());
+    let record = recorded(&old, &t, &s);
+    assert_eq!(record.target_dir, "target");
+    let names: Vec<&str> = record
+        .units
+        .iter()
+        .map(|u| u.fingerprint.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            format!("debug/.fingerprint/foo-{A}"),
+            format!("debug/.fingerprint/foo-{B}")
+        ],
+        "only the units reported cached; the path package's unit is not recorded"
+    );
+    let lib = &record.units[0];
+    assert!(lib.files.iter().all(|f| !f.path.contains("libbar")));
+    assert!(
+        lib.files.last().unwrap().path.contains(".fingerprint"),
+        "fingerprint files come last"
+    );
+
+    // Another checkout: planted under its own target directory.
+    let new = dir.path().join("two");
+    std::fs::create_dir_all(&new).unwrap();
+    let t2 = target_dir_for(&record, &new);
+    assert_eq!(t2, new.join("target"));
+    let p = plant(&s, &record, &t2);
+    assert_eq!((p.units, p.failed, p.present), (2, 0, 0), "{p:?}");
+    assert!(
+        t2.join("CACHEDIR.TAG").is_file(),
+        "cargo finds a target directory"
+    );
+    for unit in &record.units {
+        for f in &unit.files {
+            let (a, b) = (t.join(&f.path), t2.join(&f.path));
+            let (ma, mb) = (
+                std::fs::metadata(&a).unwrap(),
+                std::fs::metadata(&b).unwrap(),
+            );
+            assert_eq!(ma.modified().unwrap(), mb.modified().unwrap(), "{}", f.path);
+            let (ca, cb) = (
+                std::fs::read_to_string(&a).unwrap(),
+                std::fs::read_to_string(&b).unwrap(),
+            );
+            let old_target = t.display().to_string();
+            let new_target = t2.display().to_string();
+            assert_eq!(ca.replace(&old_target, &new_target), cb, "{}", f.path);
+        }
+    }
+    assert!(
+        std::fs::read_to_string(t2.join(format!("debug/build/foo-{B}/root-output")))
+            .unwrap()
+            .starts_with(&t2.display().to_string())
+    );
+    assert!(!t2.join("debug/.fingerprint/app-".to_string() + B).exists());
+    let leftovers: Vec<_> = std::fs::read_dir(t2.join("debug/.fingerprint"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(STAGING))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+fn target_dir_for(record: &Seed, project: &Path) -> PathBuf {
+    super::target_dir(record, &[], project, project)
+}
+
+#[test]
+fn what_the_target_directory_has_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = cargo_target(dir.path());
+    let s = store(dir.path());
+    let record = recorded(dir.path(), &t, &s);
+    // The same target directory: both units are there.
+    std::fs::write(t.join(format!("debug/deps/libfoo-{A}.rlib")), "newer").unwrap();
+    let p = plant(&s, &record, &t);
+    assert_eq!((p.units, p.present), (0, 2));
+    assert_eq!(
+        std::fs::read(t.join(format!("debug/deps/libfoo-{A}.rlib"))).unwrap(),
+        b"newer"
+    );
+    // A build directory without its fingerprint (a run cut short) is cargo's to redo.
+    std::fs::remove_dir_all(t.join(format!("debug/.fingerprint/foo-{B}"))).unwrap();
+    let p = plant(&s, &record, &t);
+    assert_eq!((p.units, p.present), (0, 2));
+    assert!(!t.join(format!("debug/.fingerprint/foo-{B}")).exists());
+}
+
+#[test]
+fn a_corrupt_blob_leaves_its_unit_out_and_the_others_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = cargo_target(dir.path());
+    let s = store(dir.path());
+    let record = recorded(dir.path(), &t, &s);
+    let rlib = record.units[0]
+        .files
+        .iter()
+        .find(|f| f.path.ends_with(".rlib"))
+        .unwrap();
+    let raw = s.raw_blob_path(&rlib.digest).expect("stored uncompressed");
+    std::fs::write(&raw, "rlib\0bytez").unwrap();
+    let t2 = dir.path().join("elsewhere/target");
+    let p = plant(&s, &record, &t2);
+    assert_eq!((p.units, p.failed), (1, 1), "{p:?}");
+    assert!(p.why.unwrap().contains(".rlib"));
+    assert!(!t2.join(format!("debug/.fingerprint/foo-{A}")).exists());
+    assert!(!t2.join(format!("debug/deps/libfoo-{A}.rlib")).exists());
+    assert!(t2.join(format!("debug/.fingerprint/foo-{B}")).is_dir());
+    assert!(
+        s.raw_blob_path(&rlib.digest).is_none(),
+        "the corrupt blob is deleted"
+    );
+}
+
+#[test]
+fn a_unit_found_fresh_stays_and_one_reported_uncacheable_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = cargo_target(dir.path());
+    let s = store(dir.path());
+    let record = recorded(dir.path(), &t, &s);
+    let guard = Digest::of(b"guard");
+    let fp = t.join("debug/.fingerprint");
+    // cargo found foo's library fresh (no event); its build script's run was reported
+    // uncacheable this time.
+    let events = [event(&fp.join(format!("foo-{B}")), "not_cacheable", false)];
+    let next = capture(&s, guard, dir.path(), &events, Some(&record)).unwrap();
+    assert_eq!(
+        next.units,
+        record.units[..1],
+        "unchanged files are not read again"
+    );
+    // A build that reported no registry unit at all leaves the record as it is.
+    assert_eq!(capture(&s, guard, dir.path(), &[], Some(&record)), None);
+    // Nothing left: an empty record, which plants nothing.
+    let events = [
+        event(&fp.join(format!("foo-{A}")), "error", false),
+        event(&fp.join(format!("foo-{B}")), "not_cacheable", false),
+    ];
+    let empty = capture(&s, guard, dir.path(), &events, Some(&record)).unwrap();
+    assert!(empty.units.is_empty());
+    let p = plant(&s, &empty, &dir.path().join("t3"));
+    assert_eq!(
+        p,
+        Planted {
+            secs: p.secs,
+            ..Planted::default()
+        }
+    );
+    // Another guard: the previous record is not reused.
+    let events = [event(&fp.join(format!("foo-{A}")), "hit", false)];
+    let other = capture(&s, Digest::of(b"other"), dir.path(), &events, Some(&record)).unwrap();
+    assert_eq!(other.units.len(), 1);
+}
+
+#[test]
+fn a_record_keeps_one_seed_per_guard_newest_first() {
+    let seed = |g: &[u8]| Seed {
+        guard: Digest::of(g),
+        target_dir: "target".into(),
+        units: vec![],
+    };
+    let mut r = SeedRecord::default();
+    for g in [b"a", b"b", b"c", b"d", b"e", b"c"] {
+        r.put(seed(g));
+    }
+    let order: Vec<Digest> = r.seeds.iter().map(|s| s.guard).collect();
+    assert_eq!(
+        order,
+        [b"c", b"e", b"d", b"b"].map(|g| Digest::of(g)),
+        "at most {MAX_SEEDS}, the newest first, one per guard"
+    );
+    assert!(r.seed_for(&Digest::of(b"a")).is_none());
+    assert_eq!(r.version, VERSION);
+}
+
+#[test]
+fn paths_are_related_lexically() {
+    assert_eq!(
+        relative(Path::new("/w/a/b"), Path::new("/w/target")),
+        Path::new("../../target")
+    );
+    assert_eq!(
+        relative(Path::new("/w"), Path::new("/w/target")),
+        Path::new("target")
+    );
+    assert_eq!(
+        lexical(Path::new("/w/a/b/../../target")),
+        Path::new("/w/target")
+    );
+    assert!(is_inside("debug/deps/x"));
+    assert!(!is_inside("../x") && !is_inside("/x") && !is_inside(""));
+}

@@ -17,6 +17,7 @@ mod key_tables;
 mod manage;
 mod prefetch;
 mod remote;
+mod seed;
 mod signing;
 mod snapshots;
 mod store;

@@ -1,0 +1,156 @@
+//! Seeds (`crates/larder-core/src/seed.rs`): after a build, `larder cargo` records the
+//! registry units it cached; the next build of the same command plants them in an
+//! empty target directory before cargo starts, and cargo runs nothing for them.
+//!
+//! The project depends on two real registry crates from this workspace's
+//! `Cargo.lock` (so they are in the registry cache; builds run `--offline`): `itoa`
+//! (a library) and `libc` (a library with a build script, whose compile and run are
+//! units too).
+
+use std::path::{Path, PathBuf};
+
+use crate::support::{Project, Run, files_under, project};
+
+const BUILD: &[&str] = &["build", "--offline"];
+
+/// `app` (bin): prints a number formatted by `itoa` and whether `libc::getpid` is
+/// positive.
+fn registry_project() -> Project {
+    project()
+        .file(
+            "Cargo.toml",
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nitoa = \"=1.0.18\"\nlibc = \"=0.2.191\"\n",
+        )
+        .file(
+            "src/main.rs",
+            "fn main() {\n    let mut b = itoa::Buffer::new();\n    println!(\"{} {}\", b.format(4217), unsafe { libc::getpid() } > 0);\n}\n",
+        )
+        .build()
+}
+
+/// Another checkout of `p` with the same store and `CARGO_HOME` (the registry's
+/// sources are this machine's), its own target directory.
+fn checkout_of(p: &Project) -> Project {
+    let mut q = p.relocated_copy();
+    q.cargo_home = None;
+    q
+}
+
+fn planted(run: &Run) -> Option<usize> {
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("larder: planted "))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// Files under `dir` whose text names `path`.
+fn naming(dir: &Path, path: &Path) -> Vec<PathBuf> {
+    let needle = path.display().to_string();
+    files_under(dir)
+        .into_iter()
+        .filter(|f| {
+            let name = f.to_string_lossy();
+            (name.ends_with(".d") || name.ends_with("output"))
+                && std::fs::read_to_string(f).is_ok_and(|t| t.contains(&needle))
+        })
+        .collect()
+}
+
+/// Another checkout and a `cargo clean`: the registry units are planted, cargo finds
+/// them fresh (no wrapper runs for them, and plain cargo says `Fresh`), the binary is
+/// right, and text files name the new target directory, never the old one.
+#[test]
+fn registry_units_are_planted_and_cargo_finds_them_fresh() {
+    let p = registry_project();
+    let first = p.larder_cargo(BUILD).run();
+    first.assert_units(&["app", "itoa", "libc", "build_script_build"]);
+    assert_eq!(
+        planted(&first),
+        None,
+        "nothing to plant yet\n{}",
+        first.context()
+    );
+    assert_eq!(p.run_bin("debug", "app"), "4217 true");
+
+    let q = checkout_of(&p);
+    let second = q.larder_cargo(BUILD).run();
+    // itoa; libc's library, build script and run.
+    assert_eq!(planted(&second), Some(4), "{}", second.context());
+    second.assert_units(&["app"]);
+    second.assert_crate("app", "hit");
+    assert_eq!(q.run_bin("debug", "app"), "4217 true");
+    let plain = q.cargo(&["build", "--offline", "-v"]).run();
+    for krate in ["itoa", "libc"] {
+        assert!(
+            plain.stderr.contains(&format!("Fresh {krate} ")),
+            "cargo rebuilt {krate}\n{}",
+            plain.context()
+        );
+    }
+    assert!(!plain.stderr.contains("Compiling"), "{}", plain.context());
+    assert_eq!(naming(&q.target(), &p.target()), Vec::<PathBuf>::new());
+    assert!(
+        !naming(&q.target(), &q.target()).is_empty(),
+        "dep-info names this target"
+    );
+
+    q.clean();
+    let third = q.larder_cargo(BUILD).run();
+    assert_eq!(planted(&third), Some(4), "{}", third.context());
+    assert_eq!(q.run_bin("debug", "app"), "4217 true");
+}
+
+/// Nothing planted is ever wrong: a variable that build scripts are keyed by plants
+/// nothing (libc's run goes through larder again); a corrupt blob leaves its unit out
+/// (cargo builds it, and it is right) and plants the rest.
+#[test]
+fn another_environment_or_a_corrupt_blob_plants_nothing_wrong() {
+    let p = registry_project();
+    p.larder_cargo(BUILD).run();
+
+    let q = checkout_of(&p);
+    let other_env = q.larder_cargo(BUILD).env("CFLAGS", "-O1").run();
+    assert_eq!(planted(&other_env), None, "{}", other_env.context());
+    other_env.assert_units(&["app", "itoa", "libc", "build_script_build"]);
+    assert_eq!(q.run_bin("debug", "app"), "4217 true");
+
+    // itoa's library, as stored: damaged in the store.
+    let rlib = files_under(&p.target().join("debug/deps"))
+        .into_iter()
+        .find(|f| {
+            f.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("libitoa-")
+                && f.extension().is_some_and(|e| e == "rlib")
+        })
+        .expect("itoa's rlib");
+    let content = std::fs::read(&rlib).unwrap();
+    let mut damaged = 0;
+    for blob in p.store_files("cas") {
+        if std::fs::read(&blob).is_ok_and(|b| b == content) {
+            let mut bad = content.clone();
+            bad[content.len() / 2] ^= 0xff;
+            std::fs::write(&blob, bad).unwrap();
+            damaged += 1;
+        }
+    }
+    assert_eq!(damaged, 1, "itoa's rlib is one uncompressed blob");
+    let r = checkout_of(&p);
+    let run = r.larder_cargo(BUILD).run();
+    assert_eq!(planted(&run), Some(3), "{}", run.context());
+    assert!(
+        run.stderr
+            .contains("1 of the last build's 4 registry units not planted"),
+        "{}",
+        run.context()
+    );
+    run.assert_units(&["app", "itoa"]);
+    assert_eq!(r.run_bin("debug", "app"), "4217 true");
+    let rebuilt = files_under(&r.target().join("debug/deps"))
+        .into_iter()
+        .find(|f| f.file_name() == rlib.file_name())
+        .expect("itoa's rlib, built again");
+    assert_eq!(std::fs::read(rebuilt).unwrap(), content);
+}
