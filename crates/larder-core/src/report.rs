@@ -62,11 +62,13 @@ pub struct Event {
     /// For a hit of a rustc unit: how to compile it again (`larder verify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<crate::replay::Replay>,
-    /// For a unit of a registry or git package: its directory under cargo's
-    /// `.fingerprint` (absolute), which `larder cargo` may plant in the next build's
-    /// target directory ([`crate::seed`]).
+    /// The unit's directory under cargo's `.fingerprint` (absolute), where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<String>,
+    pub fingerprint: Option<String>,
+    /// Whether `larder cargo` may plant the unit in the next build's target directory
+    /// (a unit of a registry or git package: [`crate::seed`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub seedable: bool,
 }
 
 fn is_zero(n: &i32) -> bool {

@@ -29,7 +29,8 @@
 //!   its own guard.
 //! - **only what larder cached.** A unit larder did not cache (a build script that
 //!   probed the system, an uncacheable compile) is never recorded, and a unit reported
-//!   uncacheable in a later build leaves the seed. Path packages are never recorded:
+//!   uncacheable in a later build leaves the seed, as does one a later build did not
+//!   use (an older version after a lockfile change). Path packages are never recorded:
 //!   their sources change in place.
 //! - **contents checked.** Every file is checked against its digest as it is written; a
 //!   missing or corrupt blob leaves its unit out. A unit's fingerprint files are written
@@ -296,9 +297,10 @@ fn file_hash(name: &str) -> Option<&str> {
 
 /// Records, after a successful build of `project_dir` whose report is `events`, the
 /// registry and git units larder cached in it, with those of the `previous` seed (of
-/// the same guard) that are still in the target directory (cargo found them fresh) and were not
-/// reported uncacheable. `None` if the build reported no such unit at all (the previous
-/// seed stands).
+/// the same guard) that this build used without rebuilding them: still in the target
+/// directory, not reported uncacheable, and a dependency (through cargo's fingerprints,
+/// [`used_by`]) of a unit this build reported. `None` if the build reported no unit
+/// with a known fingerprint directory (the previous seed stands).
 pub fn capture(
     store: &DiskStore,
     guard: Digest,
@@ -306,27 +308,34 @@ pub fn capture(
     events: &[Event],
     previous: Option<&Seed>,
 ) -> Option<Seed> {
+    let mut reported = Vec::new();
     let mut include = Vec::new();
     let mut exclude = BTreeSet::new();
     for e in events {
-        let Some(dir) = e.seed.as_deref().map(PathBuf::from) else {
+        let Some(dir) = e.fingerprint.as_deref().map(PathBuf::from) else {
             continue;
         };
+        reported.push(dir.clone());
+        if !e.seedable {
+            continue;
+        }
         if e.outcome == "hit" || (e.outcome == "miss" && e.stored) {
             include.push(dir);
         } else {
             exclude.insert(dir);
         }
     }
-    let first = include.first().or_else(|| exclude.first())?;
-    let target = find_target_dir(first)?;
+    let target = find_target_dir(reported.first()?)?;
     let previous = previous.filter(|p| p.guard == guard);
-    let mut seen = BTreeSet::new();
-    let mut candidates = Vec::new();
-    let from_previous = previous
+    let previous_dirs: Vec<PathBuf> = previous
         .iter()
         .flat_map(|p| &p.units)
-        .map(|u| target.join(&u.fingerprint));
+        .map(|u| target.join(&u.fingerprint))
+        .collect();
+    let used = used_by(&reported, &previous_dirs);
+    let mut seen = BTreeSet::new();
+    let mut candidates = Vec::new();
+    let from_previous = previous_dirs.into_iter().filter(|d| used.contains(d));
     for dir in include.into_iter().chain(from_previous) {
         if dir.starts_with(&target) && !exclude.contains(&dir) && seen.insert(dir.clone()) {
             candidates.push(dir);
@@ -376,6 +385,80 @@ pub fn capture(
         target_dir,
         units,
     })
+}
+
+/// Which of the fingerprint directories `among` the units in `roots` depend on,
+/// directly or not, through cargo's fingerprints: each unit's `*.json` lists its
+/// dependencies' fingerprint hashes (`deps`: `[package hash, name, public, hash]`),
+/// and each unit's hash file (`lib-serde`) holds its own, as sixteen hex digits of the
+/// hash's little-endian bytes. A format this does not read finds no dependency: the
+/// unit is then not carried to the next seed (it is recorded again when a build
+/// restores it), never planted wrongly.
+fn used_by(roots: &[PathBuf], among: &[PathBuf]) -> BTreeSet<PathBuf> {
+    let by_hash: HashMap<u64, &PathBuf> = among
+        .iter()
+        .flat_map(|dir| own_hashes(dir).into_iter().map(move |h| (h, dir)))
+        .collect();
+    let mut used = BTreeSet::new();
+    let mut todo: Vec<PathBuf> = roots.to_vec();
+    let mut visited = BTreeSet::new();
+    while let Some(dir) = todo.pop() {
+        if !visited.insert(dir.clone()) {
+            continue;
+        }
+        for h in dependency_hashes(&dir) {
+            if let Some(dep) = by_hash.get(&h) {
+                used.insert((*dep).clone());
+                todo.push((*dep).clone());
+            }
+        }
+    }
+    used
+}
+
+/// The fingerprint hashes a unit's directory holds (a file of sixteen hex digits).
+fn own_hashes(dir: &Path) -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.metadata().is_ok_and(|m| m.len() == 16))
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.path()).ok()?;
+            let mut bytes = [0u8; 8];
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+            }
+            Some(u64::from_le_bytes(bytes))
+        })
+        .collect()
+}
+
+/// The fingerprint hashes of a unit's dependencies, from its `*.json` files.
+fn dependency_hashes(dir: &Path) -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        if e.path().extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let deps = doc.get("deps").and_then(|d| d.as_array());
+        out.extend(
+            deps.into_iter()
+                .flatten()
+                .filter_map(|d| d.as_array()?.get(3)?.as_u64()),
+        );
+    }
+    out
 }
 
 /// Writes `record` under `key` in the local store.

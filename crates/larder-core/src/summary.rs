@@ -234,7 +234,8 @@ mod tests {
             package: None,
             exit_code: 0,
             replay: None,
-            seed: None,
+            fingerprint: None,
+            seedable: false,
         }
     }
 

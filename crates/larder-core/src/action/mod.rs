@@ -211,10 +211,10 @@ pub trait CachedAction: Sized {
     /// Why an invocation of this tool is not cacheable.
     type Reason: Reason;
 
-    /// For a unit of a registry or git package (immutable sources), its directory under
-    /// cargo's `.fingerprint`: what the next build may plant ([`crate::seed`]). `None`
-    /// (the default) keeps the unit out of seeds.
-    fn fingerprint_dir(&self) -> Option<PathBuf> {
+    /// The unit's directory under cargo's `.fingerprint`, and whether the next build
+    /// may plant it (a unit of a registry or git package: [`crate::seed`]). `None`
+    /// (the default) where it is not known.
+    fn fingerprint_dir(&self) -> Option<(PathBuf, bool)> {
         None
     }
 
@@ -412,7 +412,7 @@ pub fn run<A: CachedAction>(mut tool: Tool) -> i32 {
         }
     };
     reporter.unit = action.unit();
-    reporter.seed = action.fingerprint_dir();
+    reporter.fingerprint = action.fingerprint_dir();
     let store = match open_tiers(&config) {
         Ok(s) => s.with_gate(crate::prefetch::wait),
         Err(e) => {

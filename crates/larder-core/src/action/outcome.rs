@@ -196,8 +196,8 @@ pub struct Reporter<'a> {
     pub invocation: Option<larder_digest::Digest>,
     /// For a hit: how to compile the unit again (`larder verify`).
     pub replay: Option<crate::replay::Replay>,
-    /// The unit's fingerprint directory, for a registry or git package's unit.
-    pub seed: Option<std::path::PathBuf>,
+    /// The unit's fingerprint directory, and whether it may be planted.
+    pub fingerprint: Option<(std::path::PathBuf, bool)>,
 }
 
 impl<'a> Reporter<'a> {
@@ -210,7 +210,7 @@ impl<'a> Reporter<'a> {
             key: None,
             invocation: None,
             replay: None,
-            seed: None,
+            fingerprint: None,
         }
     }
 
@@ -244,7 +244,11 @@ impl<'a> Reporter<'a> {
             package: crate::config::env::var("CARGO_PKG_NAME"),
             exit_code: 0,
             replay: None,
-            seed: self.seed.as_ref().map(|p| p.display().to_string()),
+            fingerprint: self
+                .fingerprint
+                .as_ref()
+                .map(|(p, _)| p.display().to_string()),
+            seedable: self.fingerprint.as_ref().is_some_and(|(_, s)| *s),
         };
         match outcome {
             Outcome::Hit(r) => {

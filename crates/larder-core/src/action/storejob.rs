@@ -490,7 +490,8 @@ mod tests {
             package: None,
             exit_code: 0,
             replay: None,
-            seed: None,
+            fingerprint: None,
+            seedable: false,
         });
         let mine = layout
             .jobs()

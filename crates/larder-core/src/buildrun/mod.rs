@@ -265,17 +265,18 @@ impl CachedAction for BuildScriptRun {
         })
     }
 
-    /// A run of a registry or git package's script, whose `OUT_DIR` is where cargo
-    /// puts it (`<profile>/build/<package>-<hash>/out`).
-    fn fingerprint_dir(&self) -> Option<PathBuf> {
-        if !self.immutable_package() || self.out_dir.file_name()? != "out" {
+    /// A run whose `OUT_DIR` is where cargo puts it (`<profile>/build/<package>-<hash>/out`);
+    /// seedable if the package is a registry or git one.
+    fn fingerprint_dir(&self) -> Option<(PathBuf, bool)> {
+        if self.out_dir.file_name()? != "out" {
             return None;
         }
         let unit = self.out_dir.parent()?;
         let name = unit.file_name()?.to_str()?;
         let hash = name.strip_prefix(&format!("{}-", self.package))?;
         let profile = unit.parent()?.parent()?;
-        Some(crate::seed::fingerprint_dir(profile, &self.package, hash))
+        let dir = crate::seed::fingerprint_dir(profile, &self.package, hash);
+        Some((dir, self.immutable_package()))
     }
 
     fn unit(&self) -> Unit {

@@ -152,29 +152,32 @@ impl CachedAction for RustcAction {
         })
     }
 
-    /// A library, proc macro or build script of a registry or git package, compiled
-    /// without incremental state, whose outputs are where cargo puts them.
-    fn fingerprint_dir(&self) -> Option<PathBuf> {
+    /// Any unit whose outputs are where cargo puts them; seedable if it is a library,
+    /// proc macro or build script of a registry or git package, compiled without
+    /// incremental state.
+    fn fingerprint_dir(&self) -> Option<(PathBuf, bool)> {
         let inv = &self.inv;
-        let manifest_dir = crate::config::env::var_os("CARGO_MANIFEST_DIR")?;
-        if !crate::roots::is_immutable_package(Path::new(&manifest_dir))
-            || inv.incremental.is_some()
-        {
-            return None;
-        }
         let package = crate::config::env::var("CARGO_PKG_NAME")?;
         let hash = inv.extra_filename.strip_prefix('-')?;
-        let profile = if inv.is_build_script() {
+        let build_script = inv.is_build_script();
+        let profile = if build_script {
             // `<profile>/build/<package>-<hash>/`
             let dir = inv.out_dir.as_path();
             (dir.file_name()? == format!("{package}-{hash}").as_str())
                 .then(|| dir.parent()?.parent())??
-        } else if inv.out_dir.file_name()? == "deps" && !inv.crate_types.contains(&CrateType::Bin) {
+        } else if inv.out_dir.file_name()? == "deps" {
             inv.out_dir.parent()?
         } else {
             return None;
         };
-        Some(crate::seed::fingerprint_dir(profile, &package, hash))
+        let seedable = crate::config::env::var_os("CARGO_MANIFEST_DIR")
+            .is_some_and(|d| crate::roots::is_immutable_package(Path::new(&d)))
+            && inv.incremental.is_none()
+            && (build_script || !inv.crate_types.contains(&CrateType::Bin));
+        Some((
+            crate::seed::fingerprint_dir(profile, &package, hash),
+            seedable,
+        ))
     }
 
     fn unit(&self) -> Unit {

@@ -2,20 +2,27 @@ use super::*;
 
 const A: &str = "0123456789abcdef";
 const B: &str = "fedcba9876543210";
+const C: &str = "00000000000000cc";
+const D: &str = "00000000000000dd";
 
-/// A target directory as cargo leaves it after building `foo` (a library, hash `A`)
-/// and running its build script (hash `B`): fingerprints, outputs, a dep-info file
-/// and a build script `output` naming the target directory, and an unrelated unit.
+/// A target directory as cargo leaves it after building `app` (a path package's bin,
+/// hash `C`) on `foo` (a library, hash `A`) and running foo's build script (hash `B`):
+/// fingerprints (hash files: a u64's little-endian bytes in hex; `*.json` listing the
+/// dependencies' hashes), outputs, a dep-info file and a build script `output` naming
+/// the target directory, and `old`, a unit of an older dependency that nothing uses.
 fn cargo_target(root: &Path) -> PathBuf {
     let t = root.join("target");
     let d = t.join("debug");
     let target = t.display().to_string();
     for (path, content) in [
         ("CACHEDIR.TAG".to_string(), CACHEDIR_TAG.to_string()),
-        (format!("debug/.fingerprint/foo-{A}/lib-foo"), "91f6".into()),
+        (
+            format!("debug/.fingerprint/foo-{A}/lib-foo"),
+            "0100000000000000".into(),
+        ),
         (
             format!("debug/.fingerprint/foo-{A}/lib-foo.json"),
-            "{}".into(),
+            r#"{"deps":[[9,"build_script_build",false,2]]}"#.into(),
         ),
         (
             format!("debug/.fingerprint/foo-{A}/dep-lib-foo"),
@@ -33,7 +40,7 @@ fn cargo_target(root: &Path) -> PathBuf {
         (format!("debug/deps/libbar-{B}0.rlib"), "not foo's".into()),
         (
             format!("debug/.fingerprint/foo-{B}/run-build-script-build-script-build"),
-            "77".into(),
+            "0200000000000000".into(),
         ),
         (
             format!("debug/build/foo-{B}/output"),
@@ -48,9 +55,18 @@ fn cargo_target(root: &Path) -> PathBuf {
             "pub const X: u32 = 1;\n".into(),
         ),
         (
-            format!("debug/.fingerprint/app-{B}/bin-app"),
-            "path package".into(),
+            format!("debug/.fingerprint/app-{C}/bin-app"),
+            "0300000000000000".into(),
         ),
+        (
+            format!("debug/.fingerprint/app-{C}/bin-app.json"),
+            r#"{"deps":[[8,"foo",false,1]]}"#.into(),
+        ),
+        (
+            format!("debug/.fingerprint/old-{D}/lib-old"),
+            "0400000000000000".into(),
+        ),
+        (format!("debug/deps/libold-{D}.rlib"), "old".into()),
     ] {
         let p = t.join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -89,7 +105,8 @@ fn event(dir: &Path, outcome: &str, stored: bool) -> Event {
         package: Some("foo".into()),
         exit_code: 0,
         replay: None,
-        seed: Some(dir.display().to_string()),
+        fingerprint: Some(dir.display().to_string()),
+        seedable: !dir.to_string_lossy().contains("/app-"),
     }
 }
 
@@ -179,7 +196,7 @@ fn a_recorded_unit_is_planted_as_it_was_with_this_target_directory_in_its_text()
             .unwrap()
             .starts_with(&t2.display().to_string())
     );
-    assert!(!t2.join("debug/.fingerprint/app-".to_string() + B).exists());
+    assert!(!t2.join(format!("debug/.fingerprint/app-{C}")).exists());
     let leftovers: Vec<_> = std::fs::read_dir(t2.join("debug/.fingerprint"))
         .unwrap()
         .flatten()
@@ -240,32 +257,50 @@ fn a_corrupt_blob_leaves_its_unit_out_and_the_others_in() {
 }
 
 #[test]
-fn a_unit_found_fresh_stays_and_one_reported_uncacheable_leaves() {
+fn units_used_again_stay_and_others_leave() {
     let dir = tempfile::tempdir().unwrap();
     let t = cargo_target(dir.path());
     let s = store(dir.path());
-    let record = recorded(dir.path(), &t, &s);
     let guard = Digest::of(b"guard");
     let fp = t.join("debug/.fingerprint");
-    // cargo found foo's library fresh (no event); its build script's run was reported
-    // uncacheable this time.
-    let events = [event(&fp.join(format!("foo-{B}")), "not_cacheable", false)];
-    let next = capture(&s, guard, dir.path(), &events, Some(&record)).unwrap();
-    assert_eq!(
-        next.units,
-        record.units[..1],
-        "unchanged files are not read again"
+    let (foo, run, app, old) = (
+        fp.join(format!("foo-{A}")),
+        fp.join(format!("foo-{B}")),
+        fp.join(format!("app-{C}")),
+        fp.join(format!("old-{D}")),
     );
-    // A build that reported no registry unit at all leaves the record as it is.
-    assert_eq!(capture(&s, guard, dir.path(), &[], Some(&record)), None);
-    // Nothing left: an empty record, which plants nothing.
-    let events = [
-        event(&fp.join(format!("foo-{A}")), "error", false),
-        event(&fp.join(format!("foo-{B}")), "not_cacheable", false),
+    let first = [
+        event(&foo, "hit", false),
+        event(&run, "hit", false),
+        event(&old, "hit", false),
     ];
-    let empty = capture(&s, guard, dir.path(), &events, Some(&record)).unwrap();
-    assert!(empty.units.is_empty());
-    let p = plant(&s, &empty, &dir.path().join("t3"));
+    let all = capture(&s, guard, dir.path(), &first, None).unwrap();
+    assert_eq!(all.units.len(), 3);
+    // Only the path package was compiled: foo and its run are its dependencies (found
+    // fresh, so carried over, their files not read again); `old` is used no more.
+    let next = capture(
+        &s,
+        guard,
+        dir.path(),
+        &[event(&app, "hit", false)],
+        Some(&all),
+    )
+    .unwrap();
+    assert_eq!(next.units, all.units[..2]);
+    // The run is reported uncacheable now: it leaves, the library stays.
+    let events = [
+        event(&run, "not_cacheable", false),
+        event(&foo, "hit", false),
+    ];
+    let next = capture(&s, guard, dir.path(), &events, Some(&all)).unwrap();
+    assert_eq!(next.units, all.units[..1]);
+    // A build that reported no unit leaves the seed as it is.
+    assert_eq!(capture(&s, guard, dir.path(), &[], Some(&all)), None);
+    // Another guard: the previous seed is not carried over.
+    let events = [event(&app, "hit", false)];
+    let other = capture(&s, Digest::of(b"other"), dir.path(), &events, Some(&all)).unwrap();
+    assert!(other.units.is_empty());
+    let p = plant(&s, &other, &dir.path().join("t3"));
     assert_eq!(
         p,
         Planted {
@@ -273,10 +308,6 @@ fn a_unit_found_fresh_stays_and_one_reported_uncacheable_leaves() {
             ..Planted::default()
         }
     );
-    // Another guard: the previous record is not reused.
-    let events = [event(&fp.join(format!("foo-{A}")), "hit", false)];
-    let other = capture(&s, Digest::of(b"other"), dir.path(), &events, Some(&record)).unwrap();
-    assert_eq!(other.units.len(), 1);
 }
 
 #[test]

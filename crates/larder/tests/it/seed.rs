@@ -95,6 +95,8 @@ fn registry_units_are_planted_and_cargo_finds_them_fresh() {
         "dep-info names this target"
     );
 
+    // The second build compiled only `app`; the registry units it used (found fresh
+    // through cargo's fingerprints) stay in the seed.
     q.clean();
     let third = q.larder_cargo(BUILD).run();
     assert_eq!(planted(&third), Some(4), "{}", third.context());
