@@ -319,7 +319,11 @@ impl Seeding {
         else {
             return;
         };
-        if previous == Some(&seed) && record.seeds.first() == Some(&seed) {
+        // Nothing new: the same seed, or no unit where there was no seed (a project with
+        // no registry package writes none).
+        if (previous == Some(&seed) && record.seeds.first() == Some(&seed))
+            || (previous.is_none() && seed.units.is_empty())
+        {
             return;
         }
         record.put(seed);

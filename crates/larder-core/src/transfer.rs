@@ -96,7 +96,8 @@ fn selected(store: &DiskStore, what: &Selection) -> Result<Vec<(Namespace, Diges
     let mut out: Vec<(Namespace, Digest)> = Vec::new();
     match what {
         Selection::All => {
-            for ns in Namespace::ALL {
+            // Seeds are this machine's ([`crate::seed`]): never exported.
+            for ns in Namespace::ALL.into_iter().filter(|n| *n != Namespace::Seed) {
                 out.extend(store.list(ns)?.into_iter().map(|e| (ns, e.key)));
             }
         }
