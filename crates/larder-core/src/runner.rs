@@ -95,7 +95,7 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     }
     let trace = crate::trace::start_build(&here);
     let prefetch = Prefetch::start(&config, &id, &args, trace.clone());
-    let seed = Seeding::plant(&config, store.as_ref(), &args, trace.as_deref());
+    let seed = Seeding::plant(&config, store.as_ref(), &args, &id, trace.as_deref());
     let cargo_started = crate::trace::now();
     let status = if crate::progress::wanted() {
         crate::progress::run(&mut command, &report, skip)
@@ -252,6 +252,7 @@ impl Seeding {
         config: &Config,
         store: Option<&larder_store::DiskStore>,
         args: &[OsString],
+        id: &str,
         trace: Option<&Path>,
     ) -> Option<Seeding> {
         if !config.seed || config.disable {
@@ -277,6 +278,12 @@ impl Seeding {
             let started = crate::trace::now();
             let target = crate::seed::target_dir(seed, &args, &cwd, &project_dir);
             let p = crate::seed::plant(store, seed, &target);
+            // The wrappers that key on these files (a link closure: every library)
+            // take their digests from here instead of reading them again.
+            let list = larder_store::BuildState::of(id).file(crate::hashing::PLANTED);
+            if let Err(e) = crate::hashing::write_planted(&list, &p.files) {
+                tracing::debug!(%e, "planted digests not recorded");
+            }
             if p.units > 0 {
                 eprintln!(
                     "larder: planted {} registry units ({}) of the last build in {} in \

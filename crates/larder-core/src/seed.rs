@@ -168,6 +168,9 @@ pub struct Planted {
     pub why: Option<String>,
     /// Wall time, in seconds.
     pub secs: f64,
+    /// The outputs written (not the fingerprint files), with the digests of what was
+    /// written: what [`crate::hashing::write_planted`] records for the build.
+    pub files: Vec<(PathBuf, Digest)>,
 }
 
 /// A unit's fingerprint directory: `<profile>/.fingerprint/<package>-<hash>`, where
@@ -689,9 +692,10 @@ pub fn plant(store: &DiskStore, seed: &Seed, target: &Path) -> Planted {
     });
     for r in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
         match r {
-            Ok(bytes) => {
+            Ok((bytes, files)) => {
                 planted.units += 1;
                 planted.bytes += bytes;
+                planted.files.extend(files);
             }
             Err(e) => {
                 planted.failed += 1;
@@ -739,13 +743,14 @@ fn tag_target_dir(target: &Path, profiles: &BTreeSet<PathBuf>) -> io::Result<()>
 }
 
 /// Plants one unit: its outputs, then its fingerprint files in a staging directory
-/// moved into place. Returns the bytes written, or why the unit was left out.
+/// moved into place. Returns the bytes written and the outputs with their digests, or
+/// why the unit was left out.
 fn plant_unit(
     store: &DiskStore,
     unit: &SeedUnit,
     target: &Path,
     roots: &Roots,
-) -> Result<u64, String> {
+) -> Result<(u64, Vec<(PathBuf, Digest)>), String> {
     let fingerprint = target.join(&unit.fingerprint);
     let parent = fingerprint.parent().ok_or("no parent")?;
     let name = fingerprint
@@ -755,14 +760,20 @@ fn plant_unit(
     let staging = parent.join(format!("{STAGING}{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     let mut bytes = 0;
+    let mut outputs = Vec::new();
     let result = (|| {
         for f in &unit.files {
             let path = Path::new(&f.path);
-            let dest = match path.strip_prefix(&unit.fingerprint) {
-                Ok(rest) => staging.join(rest),
-                Err(_) => target.join(path),
+            let (dest, output) = match path.strip_prefix(&unit.fingerprint) {
+                Ok(rest) => (staging.join(rest), false),
+                Err(_) => (target.join(path), true),
             };
-            bytes += plant_file(store, f, &dest, roots).map_err(|e| format!("{}: {e}", f.path))?;
+            let (size, digest) =
+                plant_file(store, f, &dest, roots).map_err(|e| format!("{}: {e}", f.path))?;
+            bytes += size;
+            if output {
+                outputs.push((dest, digest));
+            }
         }
         std::fs::rename(&staging, &fingerprint)
             .map_err(|e| format!("{}: {e}", fingerprint.display()))
@@ -770,11 +781,17 @@ fn plant_unit(
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&staging);
     }
-    result.map(|()| bytes)
+    result.map(|()| (bytes, outputs))
 }
 
-/// Writes one file, checked against its digest, with its recorded time.
-fn plant_file(store: &DiskStore, f: &SeedFile, dest: &Path, roots: &Roots) -> io::Result<u64> {
+/// Writes one file, checked against its digest, with its recorded time. Returns its size
+/// and the digest of what was written.
+fn plant_file(
+    store: &DiskStore,
+    f: &SeedFile,
+    dest: &Path,
+    roots: &Roots,
+) -> io::Result<(u64, Digest)> {
     let mtime = UNIX_EPOCH + Duration::from_nanos(f.mtime_ns);
     if !f.rewrite
         && let Some(raw) = store.raw_blob_path(&f.digest)
@@ -789,7 +806,7 @@ fn plant_file(store: &DiskStore, f: &SeedFile, dest: &Path, roots: &Roots) -> io
         if let Ok(file) = std::fs::File::open(&raw) {
             let _ = file.set_modified(SystemTime::now());
         }
-        return Ok(size);
+        return Ok((size, f.digest));
     }
     let blob = store
         .get_verified_blob(&f.digest, f.size)
@@ -807,7 +824,12 @@ fn plant_file(store: &DiskStore, f: &SeedFile, dest: &Path, roots: &Roots) -> io
         blob
     };
     crate::fsio::write_atomic_at(dest, &content, f.executable, mtime)?;
-    Ok(content.len() as u64)
+    let digest = if f.rewrite {
+        Digest::of(&content)
+    } else {
+        f.digest
+    };
+    Ok((content.len() as u64, digest))
 }
 
 #[cfg(test)]
