@@ -302,7 +302,7 @@ fn file_hash(name: &str) -> Option<&str> {
 /// registry and git units larder cached in it, with those of the `previous` seed (of
 /// the same guard) that this build used without rebuilding them: still in the target
 /// directory, not reported uncacheable, and a dependency (through cargo's fingerprints,
-/// [`used_by`]) of a unit this build reported. `None` if the build reported no unit
+/// `used_by`) of a unit this build reported. `None` if the build reported no unit
 /// with a known fingerprint directory (the previous seed stands).
 pub fn capture(
     store: &DiskStore,
