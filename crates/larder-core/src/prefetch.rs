@@ -170,18 +170,25 @@ pub fn index_key(args: &[OsString], cwd: &Path, var: impl Fn(&str) -> Option<Str
     Digest::of(doc.to_string().as_bytes())
 }
 
+/// The value of cargo's option `name` (`--target-dir`) among `args`, given as
+/// `name VALUE` or `name=VALUE`.
+pub fn cargo_option(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| {
+            args.iter().find_map(|a| {
+                a.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix('='))
+                    .map(str::to_string)
+            })
+        })
+}
+
 /// The `Cargo.toml` a cargo command with `args` run in `cwd` reads first: the one
 /// `--manifest-path` names, else the nearest one from `cwd` upwards.
 pub fn project_manifest(args: &[String], cwd: &Path) -> Option<std::path::PathBuf> {
-    let named = args
-        .iter()
-        .position(|a| a == "--manifest-path")
-        .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| {
-            args.iter()
-                .find_map(|a| a.strip_prefix("--manifest-path=").map(str::to_string))
-        });
-    match named {
+    match cargo_option(args, "--manifest-path") {
         Some(p) => Some(cwd.join(p)),
         None => cwd
             .ancestors()
@@ -439,6 +446,25 @@ fn fetch(tiers: &Tiers, item: Item) -> Fetch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cargo_options_are_read_in_both_spellings() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let a = args(&[
+            "build",
+            "--target-dir",
+            "t1",
+            "--manifest-path=m/Cargo.toml",
+        ]);
+        assert_eq!(cargo_option(&a, "--target-dir").as_deref(), Some("t1"));
+        assert_eq!(
+            cargo_option(&a, "--manifest-path").as_deref(),
+            Some("m/Cargo.toml")
+        );
+        let b = args(&["build", "--target-dir-extra=x", "--target-dir=t2"]);
+        assert_eq!(cargo_option(&b, "--target-dir").as_deref(), Some("t2"));
+        assert_eq!(cargo_option(&args(&["build"]), "--target-dir"), None);
+    }
 
     fn vars(_: &str) -> Option<String> {
         None

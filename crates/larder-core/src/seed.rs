@@ -229,14 +229,7 @@ pub fn load(store: &DiskStore, key: &Digest) -> Option<SeedRecord> {
 /// else `CARGO_TARGET_DIR` or `CARGO_BUILD_TARGET_DIR`, else the recorded one, relative
 /// to `project_dir` (that of the `Cargo.toml` the command reads).
 pub fn target_dir(seed: &Seed, args: &[String], cwd: &Path, project_dir: &Path) -> PathBuf {
-    let named = args
-        .iter()
-        .position(|a| a == "--target-dir")
-        .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| {
-            args.iter()
-                .find_map(|a| a.strip_prefix("--target-dir=").map(str::to_string))
-        })
+    let named = crate::prefetch::cargo_option(args, "--target-dir")
         .or_else(|| env::var("CARGO_TARGET_DIR"))
         .or_else(|| env::var("CARGO_BUILD_TARGET_DIR"));
     let dir = match named {
