@@ -322,18 +322,38 @@ pub fn prefetch(
         for _ in 0..PARALLEL.min(items.len()) {
             s.spawn(|| {
                 while let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    // A record's served mark is written before the record reaches the
+                    // local store: a wrapper that finds it there (without waiting for its
+                    // pending mark) then reports the remote, not the local store.
+                    let served = match item {
+                        Item::Record(key)
+                            if !tiers
+                                .local()
+                                .contains(Namespace::Action, key)
+                                .unwrap_or(false) =>
+                        {
+                            let mark = state.file(&marker_name(key));
+                            std::fs::write(&mark, from).ok().map(|()| mark)
+                        }
+                        _ => None,
+                    };
                     match fetch(tiers, *item) {
                         Fetch::Present => {}
                         Fetch::Fetched(n) => {
-                            if let Item::Record(key) = item {
-                                let _ = std::fs::write(state.file(&marker_name(key)), from);
-                            }
                             fetched.fetch_add(1, Ordering::Relaxed);
                             bytes.fetch_add(n, Ordering::Relaxed);
                         }
                         Fetch::Missing => {
                             missing.fetch_add(1, Ordering::Relaxed);
                         }
+                    }
+                    if let Some(mark) = served
+                        && !tiers
+                            .local()
+                            .contains(Namespace::Action, &item.entry().1)
+                            .unwrap_or(false)
+                    {
+                        let _ = std::fs::remove_file(mark);
                     }
                     let (ns, key) = item.entry();
                     let _ = std::fs::remove_file(state.file(&pending_name(ns, &key)));
