@@ -11,6 +11,10 @@
 
 use std::path::{Path, PathBuf};
 
+/// Generated files larger than this are stored and restored as they are, never searched
+/// for roots to replace (bytes).
+pub const REWRITE_MAX_BYTES: u64 = 16 << 20;
+
 /// One named root directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Root {

@@ -188,9 +188,6 @@ fn collect_outputs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), NotCacheabl
     Ok(())
 }
 
-/// Generated files larger than this are restored as they are, unsearched (bytes).
-pub(crate) const REWRITE_MAX_BYTES: u64 = 16 << 20;
-
 /// A generated file in `OUT_DIR` as stored: a text file that names one of the build's
 /// directories (the package, the target directory, `CARGO_HOME`, the sysroot: a
 /// `paths.rs` with `pub const OUT: &str = "/home/u/ws/target/debug/build/x-1/out"`, an
@@ -206,7 +203,7 @@ fn generated_output(
     let as_is =
         |digest: Digest, size: u64| (digest, size, BlobSource::File(path.to_path_buf()), false);
     let len = std::fs::metadata(path).map_err(|_| unreadable())?.len();
-    if len > REWRITE_MAX_BYTES {
+    if len > larder_key::paths::REWRITE_MAX_BYTES {
         // Hashed afresh: the run just wrote it.
         let (digest, size) = std::fs::File::open(path)
             .and_then(Digest::of_reader)
