@@ -18,6 +18,11 @@ a fresh, empty cache store:
   g  next commit: a fresh checkout of the pristine sources in another directory with the
      top crate edited (a one-line edit like c's, with a text no earlier build compiled), same
      (warm) store: what a CI runner sees on every push
+  r  fresh runner from a remote (needs BENCH_REMOTE=s3): every build of the series also
+     uses a remote S3 bucket (moto on loopback, started here; BENCH_REMOTE_RTT_MS puts a
+     delay line in front), so a pushes; r then builds a fresh checkout at another path with
+     the tool's local state (store, daemon, runtime dirs) empty: what a fresh CI runner
+     sees
 
 Each build is timed (wall), with CPU time (user+sys of cargo's whole process tree plus the
 tool's server/daemon processes, which compile outside cargo's tree for sccache and kache),
@@ -42,7 +47,7 @@ CLK = os.sysconf("SC_CLK_TCK")
 ALL_TOOLS = ["cargo", "larder", "sccache", "kache", "mbx"]
 # Tools found or installed like sccache (find_or_install), as opposed to larder (built here).
 EXTERNAL_TOOLS = ["sccache", "kache", "mbx"]
-ALL_SCENARIOS = ["a", "b", "c", "d", "e", "f", "g"]
+ALL_SCENARIOS = ["a", "b", "c", "d", "e", "f", "g", "r"]
 SCENARIO_NAMES = {
     "a": "(a) first build, empty cache",
     "b": "(b) no-change rebuild",
@@ -51,6 +56,7 @@ SCENARIO_NAMES = {
     "e": "(e) fresh checkout elsewhere, warm cache",
     "f": "(f) cargo clean + rebuild, warm cache",
     "g": "(g) next commit: fresh checkout + one-line edit, warm cache",
+    "r": "(r) fresh runner: fresh checkout, empty local cache, warm remote",
     "limit": "limit: fresh checkout + cp -a target + no-op build",
 }
 
@@ -305,7 +311,7 @@ def tool_version(path):
 class Tool:
     """One tool in one series: its environment, start/stop, and per-build counters."""
 
-    def __init__(self, name, bins, sdir, marker, port):
+    def __init__(self, name, bins, sdir, marker, port, remote=None, remote_prefix=None):
         self.name, self.bins, self.sdir, self.marker = name, bins, sdir, marker
         self.store = os.path.join(sdir, "store") if name != "cargo" else None
         self.env = base_env()
@@ -359,6 +365,11 @@ class Tool:
                 "XDG_STATE_HOME": os.path.join(sdir, "xdg-state"),
             })
         self.log = os.path.join(sdir, "tool.log")
+        self.remote = remote
+        if remote and name != "cargo":
+            self.env.update(remote.env_for(name, remote_prefix))
+            if name == "kache":
+                self.kache_remote = remote.kache_toml(remote_prefix)
 
     def start(self):
         os.makedirs(self.sdir, exist_ok=True)
@@ -369,7 +380,8 @@ class Tool:
             run_quiet([self.bins["sccache"], "--start-server"], cwd=self.sdir, env=self.env,
                       logf=self.log)
         elif self.name == "kache":
-            open(self.kache_cfg, "w").close()
+            with open(self.kache_cfg, "w") as f:
+                f.write(getattr(self, "kache_remote", ""))
             for d in ("KACHE_RUNTIME_DIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME"):
                 os.makedirs(self.env[d], exist_ok=True)
             run_quiet([self.bins["kache"], "daemon", "start"], cwd=self.sdir, env=self.env,
@@ -569,6 +581,108 @@ def prepare_sources(work, projects):
 
 
 # ------------------------------------------------------------------------------------------
+# The remote of scenario r: an S3 bucket (moto) on loopback, each series under its own prefix
+# ------------------------------------------------------------------------------------------
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class S3Remote:
+    """moto's S3 server on 127.0.0.1 (started with setsid, stopped by PID), one bucket, and
+    optionally bench/delay-proxy.py in front of it (BENCH_REMOTE_RTT_MS: round trip)."""
+
+    BUCKET = "larder-bench"
+    KEY, SECRET, REGION = "bench", "bench-secret", "us-east-1"
+
+    def __init__(self, work, rtt_ms):
+        self.pids = []
+        self.dir = os.path.join(work, "remote")
+        os.makedirs(self.dir, exist_ok=True)
+        servers = os.environ.get("LARDER_SERVERS_DIR", "/tmp/larder-servers")
+        moto = os.path.join(servers, "venv", "bin", "moto_server")
+        if not os.access(moto, os.X_OK):
+            moto = shutil.which("moto_server")
+        if not moto:
+            die("BENCH_REMOTE=s3 needs moto_server (scripts/remote-servers.sh install, or "
+                "pip install 'moto[server]')")
+        port = free_port()
+        self._spawn([moto, "-H", "127.0.0.1", "-p", str(port)], "moto.log")
+        self.server = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                import urllib.request
+                urllib.request.urlopen(self.server + "/", timeout=1).read()
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    die(f"moto did not answer on {self.server} (see {self.dir}/moto.log)")
+                time.sleep(0.2)
+        req = urllib.request.Request(f"{self.server}/{self.BUCKET}", method="PUT")
+        urllib.request.urlopen(req, timeout=10).read()
+        self.endpoint = self.server
+        self.rtt_ms = rtt_ms
+        if rtt_ms > 0:
+            pport = free_port()
+            self._spawn([sys.executable, os.path.join(HERE, "delay-proxy.py"), str(pport),
+                         f"127.0.0.1:{port}", str(rtt_ms / 2)], "delay-proxy.log")
+            self.endpoint = f"http://127.0.0.1:{pport}"
+            time.sleep(0.5)
+        log(f"remote: S3 bucket {self.BUCKET} at {self.server}"
+            + (f", through a {rtt_ms} ms round-trip delay line at {self.endpoint}"
+               if rtt_ms > 0 else ""))
+
+    def _spawn(self, cmd, logname):
+        with open(os.path.join(self.dir, logname), "w") as f:
+            p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        self.pids.append(p.pid)
+
+    def stop(self):
+        import signal
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        self.pids = []
+
+    def describe(self):
+        return (f"S3 (moto) on loopback" + (f" behind a {self.rtt_ms} ms round-trip delay line"
+                                            if self.rtt_ms > 0 else ""))
+
+    def env_for(self, tool, prefix):
+        """The variables that point `tool` at the bucket, under `prefix` (one per series)."""
+        env = {"AWS_ACCESS_KEY_ID": self.KEY, "AWS_SECRET_ACCESS_KEY": self.SECRET,
+               "AWS_REGION": self.REGION, "AWS_DEFAULT_REGION": self.REGION}
+        if tool == "larder":
+            env.update({"LARDER_REMOTE": f"s3://{self.BUCKET}/{prefix}",
+                        "AWS_ENDPOINT_URL": self.endpoint})
+        elif tool == "sccache":
+            env.update({"SCCACHE_BUCKET": self.BUCKET, "SCCACHE_ENDPOINT": self.endpoint,
+                        "SCCACHE_REGION": self.REGION, "SCCACHE_S3_USE_SSL": "false",
+                        "SCCACHE_S3_KEY_PREFIX": prefix})
+        elif tool == "mbx":
+            # mbx writes to a remote only from trusted CI unless told to trust writes.
+            env.update({"MBX_REMOTE_URL": f"s3://{self.BUCKET}/{prefix}",
+                        "MBX_REMOTE_NAMESPACE": "bench",
+                        "MBX_REMOTE_S3_ENDPOINT": self.endpoint,
+                        "MBX_REMOTE_S3_REGION": self.REGION,
+                        "MBX_REMOTE_S3_FORCE_PATH_STYLE": "true",
+                        "MBX_REMOTE_TRUST_WRITES": "true", "MBX_REMOTE_MODE": "read-write"})
+        return env
+
+    def kache_toml(self, prefix):
+        # kache's daemon drops KACHE_S3_* from its environment: its remote is in the file.
+        return (f'[cache.remote]\ntype = "s3"\nbucket = "{self.BUCKET}"\n'
+                f'endpoint = "{self.endpoint}"\nregion = "{self.REGION}"\nprefix = "{prefix}"\n')
+
+
+# ------------------------------------------------------------------------------------------
 # One series
 # ------------------------------------------------------------------------------------------
 def series(ctx, run_i, project, profile, tool_name):
@@ -580,8 +694,11 @@ def series(ctx, run_i, project, profile, tool_name):
     os.makedirs(os.path.join(sdir, "reports"))
     marker = f"LARDER_BENCH_SERIES={sid}-{os.getpid()}"
     port = 4300 + (os.getpid() % 500)
-    tool = Tool(tool_name, ctx["bins"], sdir, marker, port)
+    remote = ctx.get("remote")
+    prefix = f"{sid}-{os.getpid()}"
+    tool = Tool(tool_name, ctx["bins"], sdir, marker, port, remote, prefix)
     tool.start()
+    store = tool.store
     pristine = os.path.join(srcroot, project)
     ws = os.path.join(sdir, "ws", project)
     copy_tree(pristine, ws)
@@ -645,14 +762,31 @@ def series(ctx, run_i, project, profile, tool_name):
             append_edit(os.path.join(nxt, PROJECTS[project]["edit"]),
                         f"larder-bench-next-r{run_i:03d}")
             ok = build("g", nxt)
+        if ok and "r" in scenarios and tool_name != "cargo":
+            # A fresh runner: the tool's local state (store, daemon, runtime and XDG dirs)
+            # starts empty under runner/; the remote is the series' bucket prefix. Stopping
+            # the tool first (untimed) lets a daemon finish its uploads.
+            tool.stop()
+            tool = Tool(tool_name, ctx["bins"], os.path.join(sdir, "runner"), marker, port + 1,
+                        remote, prefix)
+            tool.start()
+            fresh = os.path.join(sdir, "runner", "ws", "build", f"{project}")
+            copy_tree(pristine, fresh)
+            ok = build("r", fresh)
+        elif ok and "r" in scenarios:
+            # plain cargo on a fresh runner: a full build in a fresh checkout
+            fresh = os.path.join(sdir, "runner", "ws", "build", f"{project}")
+            copy_tree(pristine, fresh)
+            ok = build("r", fresh)
     finally:
         tool.stop()
     ctx["sizes"].append({"project": project, "profile": profile, "tool": tool_name, "run": run_i,
-                         "what": "store", "bytes": du(tool.store) if tool.store else None})
+                         "what": "store", "bytes": du(store) if store else None})
     ctx["sizes"].append({"project": project, "profile": profile, "tool": tool_name, "run": run_i,
                          "what": "target", "bytes": du(os.path.join(ws, "target"))})
     if not ctx["keep"]:
-        for d in ("ws", "elsewhere", "next", "limit", "store", "mbx-targets", "xdg-cache"):
+        for d in ("ws", "elsewhere", "next", "limit", "store", "mbx-targets", "xdg-cache",
+                  "runner"):
             shutil.rmtree(os.path.join(sdir, d), ignore_errors=True)
     return results, ok
 
@@ -746,6 +880,11 @@ def make_report(meta, results, sizes):
       f"PROFILES={','.join(meta['profiles'])}, TOOLS={','.join(meta['tools'])}, "
       f"SCENARIOS={','.join(meta['scenarios'])}. Medians over runs; run order interleaved "
       f"(for each run: for each project/profile: for each tool: one series).")
+    if meta.get("remote"):
+        w("")
+        w(f"Remote: every build of every tool's series also used {meta['remote']}, one bucket "
+          "prefix per series (the cold build a pushes to it); r is a fresh runner: a fresh "
+          "checkout with the tool's local state empty, served by the remote.")
     w("")
     w("Cells: median wall seconds of the cargo command, (ratio to plain cargo's cold build a), "
       "then hits/misses of the tool (h/m, nc = not cacheable; for plain cargo and the limit: "
@@ -847,7 +986,9 @@ def main():
     projects = env_list("PROJECTS", ["ripgrep", "heavy"], list(PROJECTS))
     profiles = env_list("PROFILES", ["debug", "release"], ["debug", "release"])
     tools = env_list("TOOLS", ALL_TOOLS, ALL_TOOLS)
-    scenarios = env_list("SCENARIOS", ALL_SCENARIOS, ALL_SCENARIOS)
+    default_scenarios = [x for x in ALL_SCENARIOS
+                         if x != "r" or os.environ.get("BENCH_REMOTE")]
+    scenarios = env_list("SCENARIOS", default_scenarios, ALL_SCENARIOS)
     scenarios = [s for s in ALL_SCENARIOS if s in scenarios]
     work = os.path.abspath(os.environ.get("BENCH_WORK", "/tmp/larder-bench"))
     if work in ("/", os.path.expanduser("~"), REPO) or len(work) < 5:
@@ -913,6 +1054,14 @@ def main():
     }
     ctx = {"work": work, "srcroot": srcroot, "scenarios": scenarios, "bins": bins,
            "limit": "cargo" in tools, "keep": keep, "sizes": []}
+    remote_kind = os.environ.get("BENCH_REMOTE", "")
+    if remote_kind not in ("", "s3"):
+        die(f"BENCH_REMOTE={remote_kind}: the one remote known is s3")
+    if "r" in scenarios and not remote_kind:
+        die("scenario r (fresh runner from a remote) needs BENCH_REMOTE=s3")
+    if remote_kind:
+        ctx["remote"] = S3Remote(work, float(os.environ.get("BENCH_REMOTE_RTT_MS", "0")))
+        meta["remote"] = ctx["remote"].describe()
     results = []
     t_start = time.monotonic()
 
@@ -927,6 +1076,20 @@ def main():
         return md
 
     failures = []
+    try:
+        run_all(ctx, runs, projects, profiles, tools, results, failures, save)
+    finally:
+        if ctx.get("remote"):
+            ctx["remote"].stop()
+    md = save()
+    print(md)
+    log(f"done in {time.monotonic() - t_start:.0f}s; results in {work}/results.md and .json")
+    if failures:
+        log("builds failed in: " + "; ".join(failures))
+        sys.exit(1)
+
+
+def run_all(ctx, runs, projects, profiles, tools, results, failures, save):
     for i in range(1, runs + 1):
         for project in projects:
             for profile in profiles:
@@ -937,12 +1100,6 @@ def main():
                     if not ok:
                         failures.append(f"{project} {profile} {t} run {i}")
                     save()
-    md = save()
-    print(md)
-    log(f"done in {time.monotonic() - t_start:.0f}s; results in {work}/results.md and .json")
-    if failures:
-        log("builds failed in: " + "; ".join(failures))
-        sys.exit(1)
 
 
 if __name__ == "__main__":
