@@ -143,6 +143,10 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     {
         code = verify_sample(&config, &events, percent);
     }
+    // Every process of the build is done (cargo exited, the store jobs released the
+    // pending file): its state (warnings said, remotes switched off, planted digests)
+    // has no reader left.
+    larder_store::BuildState::of(&id).remove();
     if let Some(s) = &store {
         let after = s.evictions();
         if after.files > evicted_before.files {

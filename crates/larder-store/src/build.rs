@@ -13,9 +13,12 @@
 //!
 //! The build is `LARDER_BUILD_ID` (set by `larder cargo` and passed on to store jobs),
 //! else the parent process: the wrapper invocations of one build share cargo as their
-//! parent. The first process of a build to create its directory removes the
-//! directories of builds older than [`BUILD_STATE_TTL`] (and the single files that
-//! earlier versions of larder left in `$TMPDIR`), so state never accumulates.
+//! parent. `larder cargo` removes its build's directory when the build is over
+//! ([`BuildState::remove`]); for builds it did not run (plain cargo with
+//! `RUSTC_WRAPPER=larder`) or that were killed, the first process of a build to create
+//! its directory removes the directories of builds older than [`BUILD_STATE_TTL`] (and
+//! the single files that earlier versions of larder left in `$TMPDIR`), so state never
+//! accumulates.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -95,6 +98,13 @@ impl BuildState {
         self.dir.join(name)
     }
 
+    /// Removes the directory and everything in it: the build is over, and no process of
+    /// it runs any more. Best effort (a directory left behind goes after
+    /// [`BUILD_STATE_TTL`]).
+    pub fn remove(&self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
     /// Whether `topic` is marked for the first time in this build (then it is marked).
     /// If the state cannot be written, every call is a first time: a warning printed
     /// twice beats a warning lost.
@@ -159,6 +169,18 @@ mod tests {
         assert!(!a.first_time("store-open"));
         assert!(a.first_time("corrupt"));
         assert!(b.first_time("store-open"), "another build warns again");
+    }
+
+    #[test]
+    fn a_finished_build_leaves_no_state() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = BuildState::in_dir(tmp.path(), "build-a");
+        a.first_time("x");
+        std::fs::write(a.file("planted-digests"), b"...").unwrap();
+        a.remove();
+        assert!(!a.dir().exists());
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+        a.remove();
     }
 
     #[test]
