@@ -1,5 +1,14 @@
-//! Hashing input files, each at most once per process, and not at all when `larder
-//! cargo` has just written and checked it.
+//! Hashing input files, each at most once per process, and not at all when larder
+//! wrote or hashed it before and it has not changed since.
+//!
+//! Every output larder puts into a target directory (restored by a hit, planted by a
+//! seed) or hashes there (a miss's outputs, when they are stored) goes, with its digest
+//! and [`Stamp`], into that directory's list [`KNOWN`]. A later process that keys on
+//! such a file (a link closure hashes every library; hk's binary reads 180 MiB of
+//! them) takes the digest from the list instead of reading the file, while the file
+//! keeps its stamp. Nothing else writes a unit's outputs while cargo runs that unit, so
+//! a file changed later (rebuilt, written in place, replaced) has another change time
+//! or inode, and is read again.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -8,10 +17,13 @@ use std::path::{Path, PathBuf};
 
 use larder_digest::Digest;
 
-/// The file in a build's state directory ([`larder_store::BuildState`]) that lists the
-/// outputs `larder cargo` planted before cargo started ([`crate::seed`]), with their
-/// digests and [`Stamp`]s.
-pub const PLANTED: &str = "planted-digests";
+/// The file at the root of a target directory that lists the outputs larder wrote or
+/// hashed there, one per line: digest, [`Stamp`] and path (later lines win).
+pub const KNOWN: &str = ".larder-digests";
+
+/// Above this size the list starts anew (the process whose line took it past removes
+/// it): it is only a shortcut, and a build appends about 150 bytes per output.
+pub const KNOWN_MAX_BYTES: u64 = 4 << 20;
 
 /// What identifies one version of a file on disk: device, inode, size, modification and
 /// change times (nanoseconds). A file written in place keeps its inode but gets a new
@@ -39,15 +51,39 @@ impl Stamp {
     }
 }
 
-/// Writes the digests of `files` (each just written by this process, with the digest of
-/// what was written) and their stamps to `path`, one line each. A file that cannot be
-/// read back is left out.
-///
-/// # Errors
-/// If `path` cannot be written.
-pub fn write_planted(path: &Path, files: &[(PathBuf, Digest)]) -> std::io::Result<()> {
+/// Appends the digests of `files` (each just written or hashed by this process, with
+/// the digest of its content) and their stamps to the list [`KNOWN`] of the target
+/// directory `target`, in one write (parallel processes append whole lines). A file
+/// outside `target`, or one that cannot be stamped, is left out. Best effort.
+pub fn remember_in(target: &Path, files: &[(PathBuf, Digest)]) {
+    let text = known_lines(target, files);
+    if text.is_empty() {
+        return;
+    }
+    let list = target.join(KNOWN);
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&list)
+        .and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            f.metadata()
+        });
+    match appended {
+        Ok(m) if m.len() > KNOWN_MAX_BYTES => {
+            let _ = std::fs::remove_file(&list);
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(%e, "digests not remembered"),
+    }
+}
+
+fn known_lines(target: &Path, files: &[(PathBuf, Digest)]) -> String {
     let mut text = String::new();
     for (p, digest) in files {
+        if !p.starts_with(target) {
+            continue;
+        }
         let (Some(s), Some(name)) = (Stamp::of(p), p.to_str()) else {
             continue;
         };
@@ -64,14 +100,10 @@ pub fn write_planted(path: &Path, files: &[(PathBuf, Digest)]) -> std::io::Resul
             s.ctime_ns
         ));
     }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(text.as_bytes())?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    text
 }
 
-fn read_planted(path: &Path) -> HashMap<PathBuf, (Digest, Stamp)> {
+fn read_known(path: &Path) -> HashMap<PathBuf, (Digest, Stamp)> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return HashMap::new();
     };
@@ -96,15 +128,25 @@ fn read_planted(path: &Path) -> HashMap<PathBuf, (Digest, Stamp)> {
     out
 }
 
-/// Digests of files, memoized for the life of one wrapper process. A file `larder
-/// cargo` planted for this build ([`PLANTED`]) is not read while it keeps its stamp.
+/// Digests of files, memoized for the life of one wrapper process. A file in the
+/// target directory ([`FileHasher::set_target`]) that its list [`KNOWN`] names is not
+/// read while it keeps its stamp.
 #[derive(Debug, Default)]
 pub struct FileHasher {
     memo: HashMap<PathBuf, Option<(Digest, u64)>>,
-    planted: Option<HashMap<PathBuf, (Digest, Stamp)>>,
+    target: Option<PathBuf>,
+    known: Option<HashMap<PathBuf, (Digest, Stamp)>>,
 }
 
 impl FileHasher {
+    /// The target directory of this invocation, whose list [`KNOWN`] is consulted.
+    pub fn set_target(&mut self, target: Option<&Path>) {
+        if self.target.as_deref() != target {
+            self.target = target.map(Path::to_path_buf);
+            self.known = None;
+        }
+    }
+
     /// The digest of the file at `path`, or `None` if it cannot be read.
     pub fn digest(&mut self, path: &Path) -> Option<Digest> {
         self.digest_and_size(path).map(|(d, _)| d)
@@ -115,13 +157,15 @@ impl FileHasher {
         if let Some(v) = self.memo.get(path) {
             return *v;
         }
-        let planted = self.planted.get_or_insert_with(|| {
-            read_planted(&larder_store::BuildState::current().dir().join(PLANTED))
-        });
-        let known = planted
-            .get(path)
-            .filter(|(_, stamp)| Stamp::of(path) == Some(*stamp))
-            .map(|(digest, stamp)| (*digest, stamp.size));
+        let known = match &self.target {
+            Some(t) if path.starts_with(t) => self
+                .known
+                .get_or_insert_with(|| read_known(&t.join(KNOWN)))
+                .get(path)
+                .filter(|(_, stamp)| Stamp::of(path) == Some(*stamp))
+                .map(|(digest, stamp)| (*digest, stamp.size)),
+            _ => None,
+        };
         let v = known.or_else(|| std::fs::File::open(path).and_then(Digest::of_reader).ok());
         self.memo.insert(path.to_path_buf(), v);
         v
@@ -138,32 +182,63 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_planted_file_is_trusted_only_while_it_keeps_its_stamp() {
+    fn a_known_file_is_trusted_only_while_it_keeps_its_stamp() {
         let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let target = dir.path().join("target");
+        std::fs::create_dir(&target).unwrap();
+        let (a, b) = (target.join("a"), target.join("b"));
         std::fs::write(&a, "aaaa").unwrap();
         std::fs::write(&b, "bbbb").unwrap();
-        let list = dir.path().join(PLANTED);
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, "oooo").unwrap();
         // Recorded with digests that are not their contents, to see which is used.
         let (da, db) = (Digest::of(b"said a"), Digest::of(b"said b"));
-        write_planted(&list, &[(a.clone(), da), (b.clone(), db)]).unwrap();
-        let mut h = FileHasher {
-            planted: Some(read_planted(&list)),
-            ..FileHasher::default()
-        };
+        remember_in(&target, &[(a.clone(), da)]);
+        remember_in(&target, &[(b.clone(), db), (outside.clone(), da)]);
+        let mut h = FileHasher::default();
+        h.set_target(Some(&target));
         assert_eq!(h.digest_and_size(&a), Some((da, 4)), "unchanged: not read");
+        assert_eq!(
+            h.digest(&outside),
+            Some(Digest::of(b"oooo")),
+            "outside the target: never listed"
+        );
+        // Without the target directory, the list is not consulted.
+        assert_eq!(FileHasher::default().digest(&a), Some(Digest::of(b"aaaa")));
         // Written in place, same size: the change time moves on.
         std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(&b, "BBBB").unwrap();
         assert_eq!(h.digest(&b), Some(Digest::of(b"BBBB")));
         // Replaced by another file: another inode.
-        let c = dir.path().join("c");
+        let c = target.join("c");
         std::fs::write(&c, "aaaa").unwrap();
         std::fs::rename(&c, &a).unwrap();
-        let mut fresh = FileHasher {
-            planted: Some(read_planted(&list)),
-            ..FileHasher::default()
-        };
+        let mut fresh = FileHasher::default();
+        fresh.set_target(Some(&target));
         assert_eq!(fresh.digest(&a), Some(Digest::of(b"aaaa")));
+        // A later line wins; a torn last line is ignored.
+        remember_in(&target, &[(a.clone(), db)]);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(target.join(KNOWN))
+            .unwrap()
+            .write_all(b"0123 torn")
+            .unwrap();
+        let mut later = FileHasher::default();
+        later.set_target(Some(&target));
+        assert_eq!(later.digest(&a), Some(db));
+    }
+
+    #[test]
+    fn a_long_list_starts_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join(KNOWN);
+        let file = dir.path().join("f");
+        std::fs::write(&file, "f").unwrap();
+        remember_in(dir.path(), &[(file.clone(), Digest::of(b"f"))]);
+        assert!(list.exists());
+        std::fs::write(&list, vec![b'x'; KNOWN_MAX_BYTES as usize]).unwrap();
+        remember_in(dir.path(), &[(file, Digest::of(b"f"))]);
+        assert!(!list.exists());
     }
 }

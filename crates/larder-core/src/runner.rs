@@ -95,7 +95,7 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     }
     let trace = crate::trace::start_build(&here);
     let prefetch = Prefetch::start(&config, &id, &args, trace.clone());
-    let seed = Seeding::plant(&config, store.as_ref(), &args, &id, trace.as_deref());
+    let seed = Seeding::plant(&config, store.as_ref(), &args, trace.as_deref());
     let cargo_started = crate::trace::now();
     let status = if crate::progress::wanted() {
         crate::progress::run(&mut command, &report, skip)
@@ -144,8 +144,7 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
         code = verify_sample(&config, &events, percent);
     }
     // Every process of the build is done (cargo exited, the store jobs released the
-    // pending file): its state (warnings said, remotes switched off, planted digests)
-    // has no reader left.
+    // pending file): its state (warnings said, remotes switched off) has no reader left.
     larder_store::BuildState::of(&id).remove();
     if let Some(s) = &store {
         let after = s.evictions();
@@ -256,7 +255,6 @@ impl Seeding {
         config: &Config,
         store: Option<&larder_store::DiskStore>,
         args: &[OsString],
-        id: &str,
         trace: Option<&Path>,
     ) -> Option<Seeding> {
         if !config.seed || config.disable {
@@ -284,10 +282,7 @@ impl Seeding {
             let p = crate::seed::plant(store, seed, &target);
             // The wrappers that key on these files (a link closure: every library)
             // take their digests from here instead of reading them again.
-            let list = larder_store::BuildState::of(id).file(crate::hashing::PLANTED);
-            if let Err(e) = crate::hashing::write_planted(&list, &p.files) {
-                tracing::debug!(%e, "planted digests not recorded");
-            }
+            crate::hashing::remember_in(&target, &p.files);
             if p.units > 0 {
                 eprintln!(
                     "larder: planted {} registry units ({}) of the last build in {} in \

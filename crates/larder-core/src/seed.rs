@@ -169,7 +169,7 @@ pub struct Planted {
     /// Wall time, in seconds.
     pub secs: f64,
     /// The outputs written (not the fingerprint files), with the digests of what was
-    /// written: what [`crate::hashing::write_planted`] records for the build.
+    /// written: what [`crate::hashing::remember_in`] lists in the target directory.
     pub files: Vec<(PathBuf, Digest)>,
 }
 

@@ -176,7 +176,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let a = BuildState::in_dir(tmp.path(), "build-a");
         a.first_time("x");
-        std::fs::write(a.file("planted-digests"), b"...").unwrap();
+        std::fs::write(a.file("prefetch.lock"), b"...").unwrap();
         a.remove();
         assert!(!a.dir().exists());
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);

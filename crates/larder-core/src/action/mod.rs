@@ -161,6 +161,22 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Sets the roots of this invocation; files in its target directory (the `target`
+    /// root) are hashed through that directory's list of known digests
+    /// ([`crate::hashing::KNOWN`]).
+    pub fn set_roots(&mut self, roots: Roots) {
+        self.hasher.set_target(roots.get("target").map(Path::new));
+        self.roots = roots;
+    }
+
+    /// Lists `files` (each just written or hashed, with the digest of its content) as
+    /// known in the target directory, for later processes ([`crate::hashing::KNOWN`]).
+    pub fn remember_outputs(&self, files: &[(PathBuf, Digest)]) {
+        if let Some(target) = self.roots.get("target") {
+            crate::hashing::remember_in(Path::new(target), files);
+        }
+    }
+
     /// The directory where tool identities are memoized.
     pub fn tools_dir(&self) -> PathBuf {
         self.store.local().layout().tools()
@@ -497,6 +513,18 @@ pub fn run<A: CachedAction>(mut tool: Tool) -> i32 {
     crate::trace::phase("collect");
     let stored = match action.collect(&mut cx, &key, &captured, wall_start) {
         Ok(collected) => {
+            // The outputs as hashed for the record (not a dep-info's normalized text).
+            let hashed: Vec<(PathBuf, Digest)> = collected
+                .record
+                .outputs
+                .iter()
+                .zip(&collected.sources)
+                .filter_map(|(o, source)| match source {
+                    BlobSource::File(p) if !o.rewrite_paths => Some((p.clone(), o.digest)),
+                    _ => None,
+                })
+                .collect();
+            cx.remember_outputs(&hashed);
             crate::trace::phase("store");
             let mut job = StoreJob::new(&key, collected.entry, collected.record, collected.sources);
             if let Some(signer) = &config.signing_key {

@@ -307,7 +307,7 @@ impl CachedAction for BuildScriptRun {
             roots.push(("larder", exe));
         }
         roots.push(("larder-bin", cx.config.layout().bin()));
-        cx.roots = Roots::new(roots);
+        cx.set_roots(Roots::new(roots));
 
         let script = cx
             .hasher

@@ -151,7 +151,7 @@ impl CachedAction for CCompile {
     }
 
     fn key(&mut self, cx: &mut Ctx<'_>) -> Result<Key, Stop<CNotCacheable>> {
-        cx.roots = roots(&self.cwd, &self.output);
+        cx.set_roots(roots(&self.cwd, &self.output));
         let compiler = identity::c_compiler(&self.compiler, Some(&cx.tools_dir()))
             .map_err(ActionError::identity("C compiler", &self.compiler))?;
         let source = match self.inv.kind {

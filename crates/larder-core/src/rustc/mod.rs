@@ -206,7 +206,7 @@ impl CachedAction for RustcAction {
         if let Some(h) = crate::roots::cargo_home() {
             roots.push(("cargo-home", h));
         }
-        cx.roots = Roots::new(roots);
+        cx.set_roots(Roots::new(roots));
 
         let mut key = KeyInputs {
             compiler: Some(compiler.digest),

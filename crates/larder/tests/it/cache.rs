@@ -277,6 +277,51 @@ fn edit_in_a_misses_dependents_and_revert_hits() {
     p.assert_app(&[]);
 }
 
+/// A library's digest comes from the target directory's list of known digests
+/// (`.larder-digests`, written by the build that compiled it) only while the file is the
+/// one listed: `a`'s rlib written in place behind cargo's back, size and modification
+/// time put back, is read again, so `app` (whose link key hashes every library) is not
+/// served the entry keyed by the old rlib.
+#[test]
+fn a_library_written_in_place_is_hashed_again() {
+    use std::io::Write;
+    let p = Project::fixture();
+    p.build();
+    let list = fs::read_to_string(p.target().join(".larder-digests"))
+        .expect("the build lists its outputs' digests");
+    let rlib = fs::read_dir(p.target().join("debug/deps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|f| {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("liba-") && name.ends_with(".rlib")
+        })
+        .expect("liba's rlib");
+    assert!(list.contains(rlib.to_str().unwrap()), "{list}");
+    let mtime = fs::metadata(&rlib).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let mut bytes = fs::read(&rlib).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    let mut f = fs::OpenOptions::new().write(true).open(&rlib).unwrap();
+    f.write_all(&bytes).unwrap();
+    f.set_modified(mtime).unwrap();
+    drop(f);
+    assert_eq!(fs::metadata(&rlib).unwrap().modified().unwrap(), mtime);
+    // cargo sees `a` as it was; a newer `app` source (same text) makes it run `app`.
+    let main = p.path("app/src/main.rs");
+    let text = fs::read_to_string(&main).unwrap();
+    fs::write(&main, text).unwrap();
+    let run = p.larder_cargo(&["build"]).run_unchecked();
+    let outcomes = run.report.outcomes("app");
+    assert!(!outcomes.is_empty(), "cargo ran app\n{}", run.context());
+    assert!(
+        !outcomes.iter().any(|o| o == "hit"),
+        "app must not be served the old rlib's entry: {outcomes:?}\n{}",
+        run.context()
+    );
+}
+
 /// A file read through `include_str!` is an input: changing it misses `a` and its
 /// dependents.
 #[test]
