@@ -23,7 +23,7 @@ pub const KNOWN: &str = ".larder-digests";
 
 /// Above this size the list starts anew (the process whose line took it past removes
 /// it): it is only a shortcut, and a build appends about 150 bytes per output.
-pub const KNOWN_MAX_BYTES: u64 = 4 << 20;
+pub const KNOWN_MAX_BYTES: u64 = 2 << 20;
 
 /// What identifies one version of a file on disk: device, inode, size, modification and
 /// change times (nanoseconds). A file written in place keeps its inode but gets a new
@@ -103,29 +103,24 @@ fn known_lines(target: &Path, files: &[(PathBuf, Digest)]) -> String {
     text
 }
 
-fn read_known(path: &Path) -> HashMap<PathBuf, (Digest, Stamp)> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return HashMap::new();
+/// The latest line of the list `text` for `path`: its digest and stamp. Found from the
+/// end without parsing the rest (a wrapper asks for a few files of a list of
+/// thousands); a torn or foreign line is no entry.
+fn known_entry(text: &str, path: &Path) -> Option<(Digest, Stamp)> {
+    let name = path.to_str()?;
+    let needle = format!(" {name}\n");
+    let end = text.rfind(&needle)? + needle.len() - 1;
+    let start = text[..end].rfind('\n').map_or(0, |i| i + 1);
+    let mut f = text[start..end].splitn(7, ' ');
+    let digest = Digest::from_hex(f.next()?)?;
+    let stamp = Stamp {
+        dev: f.next()?.parse().ok()?,
+        ino: f.next()?.parse().ok()?,
+        size: f.next()?.parse().ok()?,
+        mtime_ns: f.next()?.parse().ok()?,
+        ctime_ns: f.next()?.parse().ok()?,
     };
-    let mut out = HashMap::new();
-    for line in text.lines() {
-        let mut f = line.splitn(7, ' ');
-        let parsed = (|| {
-            let digest = Digest::from_hex(f.next()?)?;
-            let stamp = Stamp {
-                dev: f.next()?.parse().ok()?,
-                ino: f.next()?.parse().ok()?,
-                size: f.next()?.parse().ok()?,
-                mtime_ns: f.next()?.parse().ok()?,
-                ctime_ns: f.next()?.parse().ok()?,
-            };
-            Some((PathBuf::from(f.next()?), (digest, stamp)))
-        })();
-        if let Some((p, v)) = parsed {
-            out.insert(p, v);
-        }
-    }
-    out
+    (f.next()? == name).then_some((digest, stamp))
 }
 
 /// Digests of files, memoized for the life of one wrapper process. A file in the
@@ -135,7 +130,8 @@ fn read_known(path: &Path) -> HashMap<PathBuf, (Digest, Stamp)> {
 pub struct FileHasher {
     memo: HashMap<PathBuf, Option<(Digest, u64)>>,
     target: Option<PathBuf>,
-    known: Option<HashMap<PathBuf, (Digest, Stamp)>>,
+    /// The target directory's list, read once.
+    known: Option<String>,
 }
 
 impl FileHasher {
@@ -158,12 +154,14 @@ impl FileHasher {
             return *v;
         }
         let known = match &self.target {
-            Some(t) if path.starts_with(t) => self
-                .known
-                .get_or_insert_with(|| read_known(&t.join(KNOWN)))
-                .get(path)
-                .filter(|(_, stamp)| Stamp::of(path) == Some(*stamp))
-                .map(|(digest, stamp)| (*digest, stamp.size)),
+            Some(t) if path.starts_with(t) => {
+                let text = self.known.get_or_insert_with(|| {
+                    std::fs::read_to_string(t.join(KNOWN)).unwrap_or_default()
+                });
+                known_entry(text, path)
+                    .filter(|(_, stamp)| Stamp::of(path) == Some(*stamp))
+                    .map(|(digest, stamp)| (digest, stamp.size))
+            }
             _ => None,
         };
         let v = known.or_else(|| std::fs::File::open(path).and_then(Digest::of_reader).ok());
@@ -227,6 +225,20 @@ mod tests {
         let mut later = FileHasher::default();
         later.set_target(Some(&target));
         assert_eq!(later.digest(&a), Some(db));
+    }
+
+    #[test]
+    fn an_entry_is_the_latest_whole_line_for_exactly_that_path() {
+        let d1 = Digest::of(b"1");
+        let d2 = Digest::of(b"2");
+        let line = |d: &Digest, path: &str| format!("{} 1 2 3 4 5 {path}\n", d.to_hex());
+        let text = [line(&d1, "/t/a"), line(&d1, "/t/x /t/b"), line(&d2, "/t/a")].concat();
+        let (d, stamp) = known_entry(&text, Path::new("/t/a")).unwrap();
+        assert_eq!((d, stamp.size), (d2, 3), "the later line wins");
+        // "/t/b" only ends another path's line: no entry.
+        assert_eq!(known_entry(&text, Path::new("/t/b")), None);
+        assert_eq!(known_entry(&text, Path::new("/t/c")), None);
+        assert_eq!(known_entry("garbage /t/a\n", Path::new("/t/a")), None);
     }
 
     #[test]
