@@ -223,9 +223,6 @@ struct Placed {
     executable: bool,
     digest: Digest,
     size: u64,
-    /// Whether the content is the stored text with this build's paths put in (then
-    /// `digest` is not the written content's).
-    rewritten: bool,
 }
 
 /// Reads the action record under `key`, fetches and verifies every output, then writes
@@ -308,7 +305,6 @@ fn restore<A: CachedAction>(
                 executable: o.executable,
                 digest: o.digest,
                 size: o.size,
-                rewritten: false,
             });
             continue;
         }
@@ -341,7 +337,6 @@ fn restore<A: CachedAction>(
             content: Content::Bytes(content),
             executable: o.executable,
             digest: o.digest,
-            rewritten: o.rewrite_paths,
         });
     }
     let mut bytes = 0;
@@ -356,13 +351,12 @@ fn restore<A: CachedAction>(
         write.map_err(|e| incomplete(format!("cannot write {}: {e}", f.dest.display())))?;
         bytes += f.size;
     }
-    // A rewritten text's digest is that of the stored form, not of what was written.
-    let known: Vec<(PathBuf, Digest)> = files
-        .iter()
-        .filter(|f| !f.rewritten)
-        .map(|f| (f.dest.clone(), f.digest))
-        .collect();
-    cx.remember_outputs(&known);
+    cx.remember_outputs(
+        record
+            .outputs
+            .iter()
+            .zip(files.iter().map(|f| f.dest.as_path())),
+    );
     let written: Vec<(PathBuf, Digest, u64)> = files
         .into_iter()
         .map(|f| (f.dest, f.digest, f.size))

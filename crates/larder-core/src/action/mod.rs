@@ -169,12 +169,23 @@ impl Ctx<'_> {
         self.roots = roots;
     }
 
-    /// Lists `files` (each just written or hashed, with the digest of its content) as
-    /// known in the target directory, for later processes ([`crate::hashing::KNOWN`]).
-    pub fn remember_outputs(&self, files: &[(PathBuf, Digest)]) {
-        if let Some(target) = self.roots.get("target") {
-            crate::hashing::remember_in(Path::new(target), files);
-        }
+    /// Lists the files just written or hashed for a record's `outputs` (each output with
+    /// its file) as known in the target directory, for later processes
+    /// ([`crate::hashing::KNOWN`]). An output stored with path placeholders is left out:
+    /// its digest is the stored text's, not the file's.
+    pub fn remember_outputs<'o>(
+        &self,
+        outputs: impl IntoIterator<Item = (&'o OutputFile, &'o Path)>,
+    ) {
+        let Some(target) = self.roots.get("target") else {
+            return;
+        };
+        let files: Vec<(PathBuf, Digest)> = outputs
+            .into_iter()
+            .filter(|(o, _)| !o.rewrite_paths)
+            .map(|(o, path)| (path.to_path_buf(), o.digest))
+            .collect();
+        crate::hashing::remember_in(Path::new(target), &files);
     }
 
     /// The directory where tool identities are memoized.
@@ -513,18 +524,17 @@ pub fn run<A: CachedAction>(mut tool: Tool) -> i32 {
     crate::trace::phase("collect");
     let stored = match action.collect(&mut cx, &key, &captured, wall_start) {
         Ok(collected) => {
-            // The outputs as hashed for the record (not a dep-info's normalized text).
-            let hashed: Vec<(PathBuf, Digest)> = collected
-                .record
-                .outputs
-                .iter()
-                .zip(&collected.sources)
-                .filter_map(|(o, source)| match source {
-                    BlobSource::File(p) if !o.rewrite_paths => Some((p.clone(), o.digest)),
-                    _ => None,
-                })
-                .collect();
-            cx.remember_outputs(&hashed);
+            cx.remember_outputs(
+                collected
+                    .record
+                    .outputs
+                    .iter()
+                    .zip(&collected.sources)
+                    .filter_map(|(o, source)| match source {
+                        BlobSource::File(p) => Some((o, p.as_path())),
+                        BlobSource::Inline(_) => None,
+                    }),
+            );
             crate::trace::phase("store");
             let mut job = StoreJob::new(&key, collected.entry, collected.record, collected.sources);
             if let Some(signer) = &config.signing_key {
