@@ -337,6 +337,12 @@ pub trait CachedAction: Sized {
         let _ = (cx, record, files);
     }
 
+    /// The arguments the tool runs with on a miss; the default is the invocation's
+    /// own. (A C compile keyed by its dependency file adds `-MD -MF <file>`.)
+    fn run_args(&mut self, tool: &Tool) -> Vec<OsString> {
+        tool.args.clone()
+    }
+
     /// Whether a failed run may be cached (its messages and exit code, no outputs).
     fn cache_failure(&self, captured: &Captured) -> bool {
         let _ = captured;
@@ -367,7 +373,7 @@ pub trait CachedAction: Sized {
 }
 
 /// Stands for a value that is not UTF-8 at lookup: no stored value can contain a NUL.
-const NON_UTF8: &str = "\0non-utf-8";
+pub(crate) const NON_UTF8: &str = "\0non-utf-8";
 
 /// The current value of a variable a compile read through `env!`/`option_env!`, as it
 /// is (see [`larder_key::key::env_dep_value`] for the form a manifest keeps).
@@ -496,7 +502,8 @@ pub fn run<A: CachedAction>(mut tool: Tool) -> i32 {
     };
 
     crate::trace::phase("compile");
-    let captured = match run_captured(&tool.program, &tool.args) {
+    let args = action.run_args(&tool);
+    let captured = match run_captured(&tool.program, &args) {
         Ok(c) => c,
         Err(e) => {
             warn_once(

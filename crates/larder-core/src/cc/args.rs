@@ -420,6 +420,121 @@ impl CInvocation {
             .map(|(_, a)| a.as_str())
     }
 
+    /// Whether the compile can be keyed by the dependency file it writes
+    /// ([`super::depend`]): C, C++ or Objective-C (not assembler, whose `.include` a
+    /// dependency file does not list), without arguments that pass options to the
+    /// preprocessor unseen (`-Wp,`, `-Xpreprocessor`) or build the search list from a
+    /// prefix (`-iprefix`, `-iwithprefix`, `-imultilib`).
+    pub fn depend_eligible(&self) -> bool {
+        self.kind == SourceKind::Preprocessed
+            && self.language == Language::C
+            && !self.args.iter().any(|a| {
+                a.starts_with("-Wp,")
+                    || a.starts_with("-Xpreprocessor")
+                    || a.starts_with("-iprefix")
+                    || a.starts_with("-iwithprefix")
+                    || a.starts_with("-imultilib")
+            })
+    }
+
+    /// The arguments of the compile with a dependency file written to `depfile`.
+    pub fn with_depfile(&self, depfile: &Path) -> Vec<String> {
+        let mut args = self.args.clone();
+        args.extend(["-MD".to_string(), "-MF".to_string()]);
+        args.push(depfile.to_string_lossy().into_owned());
+        args
+    }
+
+    /// The arguments that make the compiler print its header search list (`-E -v` of an
+    /// empty source in the same language): the source, the object, `-c`, and flags that
+    /// cannot change the list (`-D`, `-U`, `-W`, `-O`, `-g`, `-f`, `-include`,
+    /// `-imacros` and their values) are left out.
+    pub fn search_probe_args(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut skip_next = false;
+        let source = self.source.to_string_lossy();
+        for (i, a) in self.args.iter().enumerate() {
+            if skip_next {
+                skip_next = false;
+                continue;
+            }
+            if self.output_args.contains(&i) || i == self.compile_arg || *a == source {
+                continue;
+            }
+            if matches!(
+                a.as_str(),
+                "-D" | "-U" | "-include" | "--include" | "-imacros"
+            ) {
+                skip_next = true;
+                continue;
+            }
+            let dropped = ["-D", "-U", "-W", "-O", "-g", "-f", "-include", "--include="]
+                .iter()
+                .any(|p| a.starts_with(p))
+                || a.starts_with("-imacros");
+            if !dropped {
+                out.push(a.clone());
+            }
+        }
+        out.extend(["-E", "-v", "-x", self.language_name(), "/dev/null"].map(str::to_string));
+        out
+    }
+
+    /// The files `-include` and `-imacros` name, as given.
+    pub fn forced_includes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut args = self.args.iter();
+        while let Some(a) = args.next() {
+            if matches!(a.as_str(), "-include" | "--include" | "-imacros") {
+                out.extend(args.next().cloned());
+            } else if let Some(v) = a
+                .strip_prefix("--include=")
+                .or_else(|| a.strip_prefix("-include"))
+                .or_else(|| a.strip_prefix("-imacros"))
+            {
+                out.push(v.to_string());
+            }
+        }
+        out
+    }
+
+    /// The `-x` name of the source's language: the last `-x` before it, else its
+    /// extension's.
+    fn language_name(&self) -> &'static str {
+        let source = self.source.to_string_lossy();
+        let mut lang: Option<&str> = None;
+        let mut i = 0;
+        while i < self.args.len() {
+            let a = self.args[i].as_str();
+            if a == source {
+                break;
+            }
+            if a == "-x" {
+                lang = self.args.get(i + 1).map(String::as_str);
+                i += 1;
+            } else if let Some(l) = a.strip_prefix("-x") {
+                lang = Some(l);
+            }
+            i += 1;
+        }
+        let ext = Path::new(source.as_ref())
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default();
+        match lang.filter(|l| *l != "none") {
+            Some("c++") => "c++",
+            Some("objective-c") => "objective-c",
+            Some("objective-c++") => "objective-c++",
+            Some(_) => "c",
+            None => match ext {
+                "cc" | "cp" | "cxx" | "cpp" | "CPP" | "c++" | "C" => "c++",
+                "m" => "objective-c",
+                "mm" | "M" => "objective-c++",
+                _ => "c",
+            },
+        }
+    }
+
     /// The arguments that preprocess the source to standard output: `-c` becomes `-E`,
     /// `-o <object>` is left out.
     pub fn preprocess_args(&self) -> Vec<String> {

@@ -55,8 +55,12 @@ pub struct CKeyInputs {
     /// `(name, normalized value)` of the set variables among [`C_TOOL_VARS`] and the
     /// declared `extra_env`, sorted.
     pub env: Vec<(String, String)>,
-    /// The digest of the preprocessed text (markers normalized), or of the raw file.
+    /// The digest of the preprocessed text (markers normalized), or of the raw file;
+    /// with `depend`, of the source file.
     pub source: Digest,
+    /// Keyed by the dependency file ([`super::depend`]): this is an invocation key, whose
+    /// manifest lists what each compile read.
+    pub depend: bool,
     /// `(normalized path, digest)` of the declared `extra_files`.
     pub files: Vec<(String, Digest)>,
 }
@@ -67,7 +71,15 @@ impl CKeyInputs {
     pub fn inputs(&self) -> Vec<Input> {
         let mut out = vec![
             Input::digest(kind::C_COMPILER, "compiler", &self.compiler),
-            Input::digest(kind::SOURCE, "preprocessed source", &self.source),
+            Input::digest(
+                kind::SOURCE,
+                if self.depend {
+                    "source"
+                } else {
+                    "preprocessed source"
+                },
+                &self.source,
+            ),
         ];
         out.extend(arg_inputs(&self.args));
         for (k, v) in &self.env {
@@ -82,7 +94,12 @@ impl CKeyInputs {
     /// The key.
     pub fn key(&self) -> Digest {
         let mut h = KeyHasher::new();
-        h.field("version", C_KEY_VERSION)
+        let version = if self.depend {
+            super::depend::C_DEPEND_KEY_VERSION
+        } else {
+            C_KEY_VERSION
+        };
+        h.field("version", version)
             .digest_field("compiler", &self.compiler);
         for a in &self.args {
             h.field("arg", a);
@@ -249,6 +266,7 @@ mod tests {
                 "@@larder:cwd@@/extra.h".into(),
                 Digest::of(b"#define X 1\n"),
             )],
+            depend: false,
         };
         assert_eq!(
             k.key().to_hex(),
@@ -311,6 +329,7 @@ mod tests {
             env: vec![],
             source: Digest::of(b"int x;"),
             files: vec![],
+            depend: false,
         };
         let mut variants = vec![base.clone()];
         let mut v = base.clone();
@@ -328,11 +347,16 @@ mod tests {
         let mut v = base.clone();
         v.files.push(("f".into(), Digest::of(b"")));
         variants.push(v);
+        let mut v = base.clone();
+        v.depend = true;
+        variants.push(v);
         let keys: std::collections::BTreeSet<_> = variants.iter().map(CKeyInputs::key).collect();
         assert_eq!(keys.len(), variants.len());
         for v in &variants[1..] {
             let d = larder_key::inputs::diff(&base.inputs(), &v.inputs());
-            assert_eq!(d.len(), 1, "{v:?}: {d:?}");
+            // Depend mode names the source's digest otherwise.
+            let want = if v.depend { 2 } else { 1 };
+            assert_eq!(d.len(), want, "{v:?}: {d:?}");
         }
         assert_eq!(base.key(), base.clone().key());
     }

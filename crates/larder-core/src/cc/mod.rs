@@ -13,12 +13,19 @@
 //!    one object with known, harmless flags is cached; anything else (links, probes,
 //!    several sources, dependency files, flags that write or read other files, unknown
 //!    flags) runs the compiler as it is, with a [`CNotCacheable`] reason in the report.
-//! 2. Compute the key ("preprocessor mode", as ccache's): run the compiler with `-E`
-//!    instead of `-c` and hash its output, see the table below.
+//! 2. Compute the key. C, C++ and Objective-C compiles are keyed by the dependency
+//!    file the compile writes ("depend mode", [`depend`]; `LARDER_C_DEPEND=0` turns it
+//!    off): an invocation key of the table below with the source file's content, whose
+//!    manifest lists what each compile read (headers by content, the directories where
+//!    a shadowing header could appear by listing). Assembler and the rest use
+//!    "preprocessor mode" (as ccache's): run the compiler with `-E` instead of `-c` and
+//!    hash its output.
 //! 3. On a hit, fetch and verify the object, write it atomically where `-o` says, replay
-//!    the compiler's messages, exit 0. No compiler runs but the preprocessor.
-//! 4. On a miss, compile (messages streamed), and if it succeeded store the object and
-//!    an action record. Failed compiles are not stored.
+//!    the compiler's messages, exit 0. No compiler runs (in preprocessor mode, the
+//!    preprocessor does).
+//! 4. On a miss, compile (messages streamed; in depend mode with `-MD -MF <temporary>`
+//!    added), and if it succeeded store the object and an action record (and the
+//!    manifest entry). Failed compiles are not stored.
 //!
 //! A store that cannot be opened, read or written never fails the compile: it runs as
 //! without larder, with one warning per build.
@@ -35,7 +42,7 @@
 //! | key version | the string [`key::C_KEY_VERSION`] | a new definition never matches old entries, nor rustc keys | none: a constant, changed only with the definition |
 //! | compiler identity | content digest of the compiler executable after following symlinks, the file name it runs by, its `--version` output ([`crate::identity::c_compiler`]; cached in `<store>/v1/tools/`) | another compiler or version gives another object; `clang++` is `clang` by another name | `cc.rs`: `compiler_change_misses`; `larder-core` `identity::tests::c_compiler_identity_follows_content_and_name` |
 //! | arguments | every argument in order except `-o <object>`, absolute roots normalized | defines, include paths, optimization, target, debug info, warnings (they shape the messages) | `cc.rs`: `define_change_misses` |
-//! | source | plain C, C++, Objective-C, `.S`: the preprocessed text (`-E`, same flags) with the absolute roots in its line markers normalized; `.s`, `.i`, `.ii`: the file's content | every header included, with its content, and every macro | `cc.rs`: `header_change_misses_only_its_object` |
+//! | source | depend mode: the source file's content (its headers are in the manifest entry, [`depend`]); preprocessor mode (`.S`, or with `LARDER_C_DEPEND=0`): the preprocessed text (`-E`, same flags) with the absolute roots in its line markers normalized; `.s`, `.i`, `.ii`: the file's content | every header included, with its content, and every macro | `cc.rs`: `header_change_misses_only_its_object` |
 //! | environment | name and normalized value of each set variable among [`key::C_TOOL_VARS`] (`CPATH`, `C_INCLUDE_PATH`, `CPLUS_INCLUDE_PATH`, `SOURCE_DATE_EPOCH`, `GCC_EXEC_PREFIX`, `COMPILER_PATH`, locale, Apple SDK variables) and the declared `LARDER_EXTRA_ENV` | the driver reads them | `cc.rs`: `tool_variables_and_declared_inputs_are_in_the_c_key` |
 //! | host CPU | with `-march=native`, `-mtune=native` or `-mcpu=native`: this machine's CPU identification and feature flags (`/proc/cpuinfo`) | code for one CPU must not reach a machine with another | `larder-core` `host::tests::another_cpu_is_another_native` |
 //! | declared files | content of `LARDER_EXTRA_FILES`, as for rustc | same contract as for rustc | `cc.rs`: `tool_variables_and_declared_inputs_are_in_the_c_key` |
@@ -50,16 +57,18 @@
 //!   paths of the checkout that compiled it (`DW_AT_comp_dir`, `DW_AT_name`).
 //! - Paths outside line markers are not rewritten: `__FILE__` of an absolute source
 //!   path makes the text, and so the key, differ per checkout (a miss, never a wrong
-//!   hit).
+//!   hit). In depend mode, any `__FILE__` in a file read pins the roots the read paths
+//!   lie under ([`depend::ROOT_PIN`]), with the same effect.
 //! - The driver's helpers (`cc1`, `as`) are not hashed; a toolchain update replaces
 //!   the driver, whose content or `--version` changes.
-//! - Refused (not cacheable): `-MD`/`-MMD` and other dependency-file outputs (cc-rs
-//!   does not use them), `.incbin` anywhere and `.include` in assembler (the assembler
+//! - Refused (not cacheable): `-MD`/`-MMD` and other dependency-file outputs of the
+//!   caller's own (cc-rs does not ask for them), `.incbin` anywhere and `.include` in assembler (the assembler
 //!   reads files the preprocessor does not show), `-fplugin`, `-specs`, `-B`,
 //!   `-Xclang`, sanitizer lists, profile feedback and coverage, `-save-temps`,
 //!   `-gsplit-dwarf`, `@file` arguments, and any argument larder does not know.
 
 mod args;
+pub mod depend;
 mod key;
 mod reason;
 
@@ -68,8 +77,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use larder_digest::Digest;
-use larder_key::Roots;
 use larder_key::paths::find_target_dir;
+use larder_key::{ManifestEntry, Mismatch, Roots};
 use larder_store::{ActionRecord, OutputFile};
 
 pub use args::{CInvocation, Language, SourceKind, compile_name, is_compiler_name};
@@ -100,10 +109,20 @@ pub struct CCompile {
     cwd: PathBuf,
     /// The object, absolute.
     output: PathBuf,
-    /// The files the compile reads (from the preprocessor), for the check after it.
+    /// The files the compile reads (from the preprocessor, or from the dependency
+    /// file after the compile), for the check after it.
     inputs: Vec<PathBuf>,
     /// What the key was made of.
     key_inputs: Option<CKeyInputs>,
+    /// Keyed by the dependency file ([`depend`]) rather than the preprocessed text.
+    depend: bool,
+    /// The dependency file a miss's compile writes (removed when dropped).
+    depfile: Option<tempfile::TempPath>,
+    /// The compiler's identity, once known.
+    compiler_id: Option<Digest>,
+    /// The preprocessed text's digest, once computed for a fallback entry (`None`
+    /// inside: the preprocessor failed).
+    preprocessed: Option<Option<Digest>>,
 }
 
 impl CachedAction for CCompile {
@@ -136,6 +155,10 @@ impl CachedAction for CCompile {
             cwd,
             inputs: Vec::new(),
             key_inputs: None,
+            depend: false,
+            depfile: None,
+            compiler_id: None,
+            preprocessed: None,
         })
     }
 
@@ -154,10 +177,24 @@ impl CachedAction for CCompile {
         cx.set_roots(roots(&self.cwd, &self.output));
         let compiler = identity::c_compiler(&self.compiler, Some(&cx.tools_dir()))
             .map_err(ActionError::identity("C compiler", &self.compiler))?;
-        let source = match self.inv.kind {
-            SourceKind::Preprocessed => key::preprocess(&self.compiler, &self.inv, &cx.roots)?,
-            SourceKind::Raw => {
-                key::raw_source(&self.cwd.join(&self.inv.source), self.inv.language)?
+        self.compiler_id = Some(compiler);
+        self.depend = self.inv.depend_eligible() && cx.config.c_depend;
+        let source = if self.depend {
+            let path = self.cwd.join(&self.inv.source);
+            let digest = cx
+                .hasher
+                .digest(&path)
+                .ok_or_else(|| CNotCacheable::UnreadableInput(path.display().to_string()))?;
+            key::Preprocessed {
+                digest,
+                files: Vec::new(),
+            }
+        } else {
+            match self.inv.kind {
+                SourceKind::Preprocessed => key::preprocess(&self.compiler, &self.inv, &cx.roots)?,
+                SourceKind::Raw => {
+                    key::raw_source(&self.cwd.join(&self.inv.source), self.inv.language)?
+                }
             }
         };
         let mut env = Vec::new();
@@ -201,11 +238,70 @@ impl CachedAction for CCompile {
             env,
             source: source.digest,
             files,
+            depend: self.depend,
         };
         self.inputs = source.files;
         let digest = inputs.key();
         self.key_inputs = Some(inputs);
-        Ok(Key::Direct(digest))
+        Ok(if self.depend {
+            Key::Manifest(digest)
+        } else {
+            Key::Direct(digest)
+        })
+    }
+
+    /// A depend-mode entry's files, watched directories ([`depend::is_listing`]), the
+    /// preprocessed fallback ([`depend::PREPROCESSED`]) and pinned roots
+    /// ([`depend::ROOT_PIN`]) against this build.
+    fn entry_matches(&mut self, cx: &mut Ctx<'_>, entry: &ManifestEntry) -> Result<(), Mismatch> {
+        let roots = cx.roots.clone();
+        let hasher = &mut cx.hasher;
+        let (compiler, inv, memo) = (&self.compiler, &self.inv, &mut self.preprocessed);
+        entry.matches(
+            &roots,
+            |p| {
+                if p.file_name().is_some_and(|n| n == depend::PREPROCESSED) {
+                    *memo.get_or_insert_with(|| {
+                        key::preprocess(compiler, inv, &roots)
+                            .ok()
+                            .map(|p| p.digest)
+                    })
+                } else if depend::is_listing(p) {
+                    depend::listing_digest(p)
+                } else {
+                    hasher.digest(p)
+                }
+            },
+            |name| match name.strip_prefix(depend::ROOT_PIN) {
+                Some(root) => roots.get(root).map(str::to_string),
+                None => action::env_dep_value(name)
+                    .unwrap_or_else(|_| Some(action::NON_UTF8.to_string())),
+            },
+            &self.cwd,
+        )
+    }
+
+    /// With depend mode, the compile also writes its dependency file.
+    fn run_args(&mut self, tool: &Tool) -> Vec<OsString> {
+        if !self.depend {
+            return tool.args.clone();
+        }
+        let temp = tempfile::Builder::new()
+            .prefix("larder-dep-")
+            .suffix(".d")
+            .tempfile()
+            .map(tempfile::NamedTempFile::into_temp_path);
+        match temp {
+            Ok(path) => {
+                let args = self.inv.with_depfile(&path);
+                self.depfile = Some(path);
+                args.into_iter().map(OsString::from).collect()
+            }
+            Err(e) => {
+                tracing::debug!(%e, "no dependency file: this compile is not stored");
+                tool.args.clone()
+            }
+        }
     }
 
     /// The key's inputs and, by content, each file the preprocessor read (the source
@@ -216,7 +312,8 @@ impl CachedAction for CCompile {
             .as_ref()
             .map(CKeyInputs::inputs)
             .unwrap_or_default();
-        for f in &self.inputs {
+        // In depend mode the manifest entry lists them.
+        for f in self.inputs.iter().filter(|_| !self.depend) {
             let path = self.cwd.join(f);
             if let Some(d) = cx.hasher.digest(&path) {
                 out.push(larder_key::Input::digest(
@@ -255,10 +352,27 @@ impl CachedAction for CCompile {
     fn collect(
         &mut self,
         cx: &mut Ctx<'_>,
-        _key: &Key,
+        key: &Key,
         captured: &Captured,
         wall_start: SystemTime,
     ) -> Result<Collected, Stop<CNotCacheable>> {
+        let read = if self.depend {
+            let path = self.depfile.as_ref().ok_or_else(|| {
+                CNotCacheable::UnreadableInput("the dependency file (not created)".into())
+            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CNotCacheable::UnreadableInput(format!("the dependency file: {e}")))?;
+            let read = depend::parse_depfile(&text);
+            if read.is_empty() {
+                return Err(
+                    CNotCacheable::UnreadableInput("an empty dependency file".into()).into(),
+                );
+            }
+            self.inputs = read.iter().map(PathBuf::from).collect();
+            read
+        } else {
+            Vec::new()
+        };
         // The object must be this compile's, and no input may have changed since the
         // key was computed (the object would not match the key's content).
         let fresh = std::fs::metadata(&self.output)
@@ -292,14 +406,107 @@ impl CachedAction for CCompile {
             executable: false,
             rewrite_paths: false,
         };
+        let entry = if self.depend {
+            Some(self.depend_entry(cx, key.digest(), &read, wall_start)?)
+        } else {
+            None
+        };
         let name = compile_name(&self.inv.args).unwrap_or_else(|| "cc".into());
         let record = cx.record(name, vec![object], captured, &stdout, &stderr);
         Ok(Collected {
-            entry: None,
+            entry,
             record,
             sources: vec![BlobSource::File(self.output.clone())],
             background: false,
         })
+    }
+}
+
+impl CCompile {
+    /// The manifest entry of a depend-mode compile that read `read` (spelled as in its
+    /// dependency file, the source first); see [`depend`].
+    fn depend_entry(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        invocation_key: &Digest,
+        read: &[String],
+        wall_start: SystemTime,
+    ) -> Result<ManifestEntry, Stop<CNotCacheable>> {
+        let mut scan = depend::Scan::default();
+        scan.has_include.extend(self.inv.forced_includes());
+        let mut files = Vec::new();
+        let mut directives = Vec::new();
+        for f in read {
+            let path = self.cwd.join(f);
+            let bytes = std::fs::read(&path)
+                .map_err(|_| CNotCacheable::UnreadableInput(path.display().to_string()))?;
+            scan.add(&bytes);
+            directives.push((f.clone(), depend::Includes::of(&bytes)));
+            let digest = Digest::of(&bytes);
+            cx.hasher.remember(&path, digest, bytes.len() as u64);
+            files.push((cx.roots.normalize_path(&path), digest));
+        }
+        if let Some(why) = &scan.refusal {
+            tracing::debug!(%why, "keyed by the preprocessed text");
+            let digest = key::preprocess(&self.compiler, &self.inv, &cx.roots)?.digest;
+            self.preprocessed = Some(Some(digest));
+            return Ok(ManifestEntry::new(
+                invocation_key,
+                vec![(depend::PREPROCESSED.to_string(), digest)],
+                Vec::new(),
+                Vec::new(),
+            ));
+        }
+        let compiler_id = self.compiler_id.unwrap_or_else(|| Digest::of(b""));
+        let search = depend::search_dirs(
+            &self.compiler,
+            &compiler_id,
+            &self.inv,
+            &self.cwd,
+            Some(&cx.tools_dir()),
+        )?;
+        // A name created in a watched directory while the compiler ran may or may not
+        // have been seen: such a compile is not stored.
+        let since = wall_start - std::time::Duration::from_millis(20);
+        let mut absent = Vec::new();
+        for w in depend::watched_dirs(&search, &directives, &scan.has_include) {
+            let dir = if w.is_empty() {
+                self.cwd.clone()
+            } else {
+                self.cwd.join(&w)
+            };
+            match depend::listing_digest(&dir) {
+                Some(d) => {
+                    if let Some(new) = depend::changed_since(&dir, since) {
+                        return Err(CNotCacheable::InputModifiedDuringCompile(
+                            new.display().to_string(),
+                        )
+                        .into());
+                    }
+                    files.push((format!("{}/", cx.roots.normalize_path(&dir)), d));
+                }
+                None if dir.symlink_metadata().is_ok() => {
+                    return Err(CNotCacheable::UnreadableInput(dir.display().to_string()).into());
+                }
+                None => absent.push(cx.roots.normalize_path(&dir)),
+            }
+        }
+        let mut pins = Vec::new();
+        if scan.file_macro {
+            for r in cx.roots.roots() {
+                let under = |f: &String| {
+                    f.strip_prefix(r.path.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+                };
+                if read.iter().any(under) {
+                    pins.push((
+                        format!("{}{}", depend::ROOT_PIN, r.name),
+                        Some(r.path.clone()),
+                    ));
+                }
+            }
+        }
+        Ok(ManifestEntry::new(invocation_key, files, pins, absent))
     }
 }
 

@@ -70,6 +70,10 @@ pub const ENV_VARS: &[EnvVar] = &[
     ),
     user("LARDER_COMPRESSION_LEVEL", "zstd level for stored blobs"),
     user(
+        "LARDER_C_DEPEND",
+        "key C compiles by their dependency file, not their preprocessed text",
+    ),
+    user(
         "LARDER_TRACE",
         "file for a timeline of each larder cargo build (Chrome trace format)",
     ),

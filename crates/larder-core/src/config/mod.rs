@@ -15,6 +15,7 @@
 //! | `LARDER_EXTRA_ENV` | `extra_env` | environment variables to add to every key (comma-separated; a list in the file), for proc macros that read them | none |
 //! | `LARDER_EXTRA_FILES` | `extra_files` | files whose content goes into every key (comma-separated; a list in the file), for proc macros that read them; relative paths are relative to rustc's working directory | none |
 //! | `LARDER_BACKGROUND_STORE` | `background_store` | compress and write results in a background process, off cargo's critical path (`0`/`false`: in the wrapper) | `true` |
+//! | `LARDER_C_DEPEND` | `c_depend` | key a C or C++ compile by the dependency file the compiler writes while it compiles, not by its preprocessed text before it ([`crate::cc::depend`]; `0`/`false`: preprocessor mode) | `true` |
 //! | `LARDER_BUILD_SCRIPT_CACHE` | `build_script_cache` | cache build-script runs (`0`/`false` turns it off) | `true` |
 //! | `LARDER_COMPRESSION_LEVEL` | `compression_level` | zstd level for stored blobs, 1 to 19; 0 stores them uncompressed, restored by reflink where the filesystem can | `0` |
 //! | `LARDER_REMOTE` | `remote` | remote tiers read and written after the local store, in order: URLs (`memcached://`, `redis://`, `rediss://`, `s3://`, `http(s)://`, `webdav(s)://`, `grpc(s)://`, `file://`), comma-separated (a list in the file) | none |
@@ -84,6 +85,8 @@ pub struct Config {
     pub build_script_cache: bool,
     /// Store results in a background process.
     pub background_store: bool,
+    /// Key C and C++ compiles by their dependency file (`LARDER_C_DEPEND`).
+    pub c_depend: bool,
     /// Fetch the last build's entries from the remotes before cargo starts.
     pub prefetch: bool,
     /// Plant the last build's registry and git units in the target directory before
@@ -182,6 +185,7 @@ struct FileConfig {
     compression_level: Option<i64>,
     build_script_cache: Option<bool>,
     background_store: Option<bool>,
+    c_depend: Option<bool>,
     prefetch: Option<bool>,
     seed: Option<bool>,
     incremental: Option<toml::Value>,
@@ -390,6 +394,10 @@ impl Config {
             Some(v) => parse_bool("LARDER_BACKGROUND_STORE", &v)?,
             None => file.background_store.unwrap_or(true),
         };
+        let c_depend = match get("LARDER_C_DEPEND") {
+            Some(v) => parse_bool("LARDER_C_DEPEND", &v)?,
+            None => file.c_depend.unwrap_or(true),
+        };
         let prefetch = match get("LARDER_PREFETCH") {
             Some(v) => parse_bool("LARDER_PREFETCH", &v)?,
             None => file.prefetch.unwrap_or(true),
@@ -539,6 +547,7 @@ impl Config {
             trusted_keys,
             require_local_signatures,
             background_store,
+            c_depend,
             prefetch,
             seed,
             incremental,

@@ -67,7 +67,7 @@ pub fn settings(config: &Config, env: &BTreeMap<String, String>) -> Vec<Setting>
                 .map(larder_remote::RemoteSpec::name),
         )
         .collect();
-    let rows: [(&'static str, Option<&'static str>, String); 25] = [
+    let rows: [(&'static str, Option<&'static str>, String); 26] = [
         (
             "LARDER_CONFIG",
             None,
@@ -128,6 +128,11 @@ pub fn settings(config: &Config, env: &BTreeMap<String, String>) -> Vec<Setting>
             "LARDER_BACKGROUND_STORE",
             Some("background_store"),
             config.background_store.to_string(),
+        ),
+        (
+            "LARDER_C_DEPEND",
+            Some("c_depend"),
+            config.c_depend.to_string(),
         ),
         (
             "LARDER_COMPRESSION_LEVEL",

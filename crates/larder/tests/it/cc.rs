@@ -229,10 +229,128 @@ fn relocated_checkout_hits() {
     assert_eq!(q.run_bin("debug", "capp"), "value=101 other=7");
 }
 
+/// Keyed by the dependency file (the default), a header that would now be found earlier
+/// in the search path than the one a compile read is a miss, whether its directory
+/// existed (its listing changes) or not (it must stay absent).
+#[test]
+fn a_header_that_now_shadows_misses() {
+    let p = c_project();
+    p.edit(
+        "build.rs",
+        ".include(\"csrc\")",
+        ".include(\"early\").include(\"mid\").include(\"csrc\")",
+    );
+    p.edit("csrc/value.c", "#include \"value.h\"", "#include <value.h>");
+    p.write("mid/readme.txt", "not a header\n");
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "miss")]);
+    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
+
+    p.clean();
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
+
+    p.write("mid/value.h", "#define BASE 300\n");
+    p.clean();
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "miss")]);
+    assert_eq!(p.run_bin("debug", "capp"), "value=301 other=7");
+
+    p.write("early/value.h", "#define BASE 200\n");
+    p.clean();
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "miss")]);
+    assert_eq!(p.run_bin("debug", "capp"), "value=201 other=7");
+}
+
+/// A header a `__has_include` asked for in vain is a miss once it exists.
+#[test]
+fn a_header_asked_for_by_has_include_misses_when_it_appears() {
+    let p = c_project();
+    p.write(
+        "csrc/value.c",
+        "#if __has_include(<opt.h>)\n#include <opt.h>\n#else\n#define OPT 0\n#endif\n#include \"value.h\"\nint capp_value(void) { return BASE + VALUE + OPT; }\n",
+    );
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "miss")]);
+    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
+
+    p.clean();
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
+
+    p.write("csrc/opt.h", "#define OPT 40\n");
+    p.clean();
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "miss")]);
+    assert_eq!(p.run_bin("debug", "capp"), "value=141 other=7");
+}
+
+/// `__FILE__` writes the source's absolute path into the object: such an object is not
+/// shared with a checkout elsewhere (a miss there, whose object names its own path),
+/// while one without it still is.
+#[test]
+fn an_object_with_its_source_path_misses_in_another_checkout() {
+    let p = c_project();
+    // cc-rs passes the path as given: make it absolute.
+    p.edit(
+        "build.rs",
+        ".file(\"csrc/other.c\")",
+        ".file(format!(\"{}/csrc/other.c\", std::env::var(\"CARGO_MANIFEST_DIR\").unwrap()))",
+    );
+    p.write(
+        "csrc/other.c",
+        "#include <string.h>\nint capp_other(void) { return (int)strlen(__FILE__); }\n",
+    );
+    let len = |q: &crate::support::Project| q.path("csrc/other.c").to_string_lossy().len();
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "miss")]);
+    assert_eq!(
+        p.run_bin("debug", "capp"),
+        format!("value=101 other={}", len(&p))
+    );
+    p.clean();
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
+
+    let q = p.relocated_copy();
+    let run = build(&q, &[]);
+    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "hit")]);
+    assert_eq!(
+        q.run_bin("debug", "capp"),
+        format!("value=101 other={}", len(&q))
+    );
+}
+
+/// A text with `__DATE__` is keyed by its preprocessed text (the date is in it): a hit
+/// the same day, through the entry's preprocessor check.
+#[test]
+fn a_source_with_the_date_is_keyed_by_its_preprocessed_text() {
+    let p = c_project();
+    p.write(
+        "csrc/other.c",
+        "static const char *built = __DATE__;\nint capp_other(void) { return built[0] ? 7 : 0; }\n",
+    );
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "miss")]);
+    assert!(stored(&run, "cc:other.c"), "{}", run.context());
+    p.clean();
+    let run = build(&p, &[]);
+    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
+    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
+}
+
 /// A forced include in GCC's long spelling (`--include=<file>`, as aws-lc-sys passes it)
 /// is cacheable, and the forced header's content is in the key.
 #[test]
 fn forced_include_is_cacheable_and_in_the_key() {
+    // Keyed by the dependency file, the forced header's content is an input of both
+    // objects; keyed by the preprocessed text, only of the one that uses its macro.
+    forced_include_case(&[], "miss");
+    forced_include_case(&[("LARDER_C_DEPEND", "0")], "hit");
+}
+
+fn forced_include_case(env: &[(&str, &str)], value_after_edit: &str) {
     let p = c_project();
     p.edit(
         "build.rs",
@@ -246,20 +364,22 @@ fn forced_include_is_cacheable_and_in_the_key() {
     );
     p.write("forced/extra.h", "#define EXTRA 0\n");
     p.edit("csrc/other.c", "return 7;", "return 7 + EXTRA;");
-    let run = build(&p, &[]);
+    let run = build(&p, env);
     assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "miss")]);
     assert!(stored(&run, "cc:other.c"), "{}", run.context());
     assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
 
-    // value.c does not use EXTRA: its preprocessed text, and so its key, stay the same.
     p.write("forced/extra.h", "#define EXTRA 5\n");
-    let run = build(&p, &[]);
-    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "hit")]);
+    let run = build(&p, env);
+    assert_c(
+        &run,
+        &[("cc:other.c", "miss"), ("cc:value.c", value_after_edit)],
+    );
     assert_eq!(p.run_bin("debug", "capp"), "value=101 other=12");
 
     p.write("forced/extra.h", "#define EXTRA 0\n");
     p.clean();
-    let run = build(&p, &[]);
+    let run = build(&p, env);
     assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
     assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
 }

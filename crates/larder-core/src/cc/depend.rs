@@ -1,0 +1,850 @@
+//! The dependency-file key of a C or C++ compile ("depend mode"): what a compile read,
+//! taken from the dependency file the compiler writes while it compiles (`-MD -MF`),
+//! instead of a preprocessor run before every lookup.
+//!
+//! The invocation key covers what is known before the compile: the compiler, the
+//! arguments, the environment and the source file's content. Its manifest lists, per
+//! compile seen, a [`larder_key::ManifestEntry`] of:
+//!
+//! | what | how a lookup checks it | why |
+//! |---|---|---|
+//! | every file the compile read (the dependency file's prerequisites) | content digest | a header's content changes the object |
+//! | every directory where a header could newly appear, as `<dir>/` | [`listing_digest`]: the names in it | a header added earlier in the search path (or next to an includer) shadows the one read |
+//! | the same directories where they do not exist | must still not exist (`absent`) | a directory created with a shadowing header |
+//! | with `__FILE__` or `__BASE_FILE__` in any file read: the roots its paths lie under, as [`ROOT_PIN`]`<name>` | the root's path in this build | the expansion writes the absolute path into the object |
+//!
+//! The directories watched ([`watched_dirs`]): for every name a header could have been
+//! looked up by (its path less any candidate directory it lies under), that name's
+//! directory under every candidate: the compiler's search list ([`search_dirs`], from
+//! `-E -v`, nonexistent directories included), the directory of every file read (quote
+//! includes look there first) and the working directory.
+//!
+//! Some texts are not keyed this way ([`Scan::refusal`]): `__DATE__`, `__TIME__`,
+//! `__TIMESTAMP__` (the output changes without any input changing), `#embed` and
+//! `__has_embed` (files a dependency file may not list), `__has_include` of a macro (a
+//! name larder cannot watch) and `.incbin`. Their entry lists instead the digest of
+//! the preprocessed text under the pseudo-file [`PREPROCESSED`], which a lookup computes
+//! by running the preprocessor, as the preprocessor mode does.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path};
+use std::process::{Command, Stdio};
+
+use larder_digest::{Digest, KeyHasher};
+use memchr::memmem;
+
+use super::args::CInvocation;
+use super::key::C_TOOL_VARS;
+use super::reason::CNotCacheable;
+use crate::config::env;
+
+/// The version of the depend-mode invocation key; never equal to a preprocessor-mode
+/// key ([`super::key::C_KEY_VERSION`]) nor a rustc key.
+pub const C_DEPEND_KEY_VERSION: &str = "larder-c-depend-key-v1";
+
+/// The pseudo-file of a fallback entry: its digest is the preprocessed text's.
+pub const PREPROCESSED: &str = "@larder:preprocessed";
+
+/// The prefix of a pinned root in an entry's variables: `@larder:root:cwd` = its path.
+pub const ROOT_PIN: &str = "@larder:root:";
+
+/// The digest a watched path has when it exists but is not a directory.
+const NOT_A_DIRECTORY: &[u8] = b"larder:not-a-directory";
+
+/// Extensions of names a directory listing leaves out: build outputs written next to
+/// sources while other objects compile (cc-rs puts objects in `OUT_DIR`), which no
+/// compile includes.
+const UNLISTED: &[&str] = &[
+    "o", "obj", "a", "lib", "so", "dylib", "dll", "d", "rlib", "rmeta", "pdb", "exe", "tmp", "lock",
+];
+
+/// The prerequisites of the first rule of a Makefile dependency file (`obj.o: a.c b.h
+/// \`), unescaped (`\ `, `\#`, `$$`), in order, without duplicates.
+pub fn parse_depfile(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let mut in_target = true;
+    let mut chars = text.chars().peekable();
+    let push = |word: &mut String, in_target: &mut bool, out: &mut Vec<String>| {
+        if word.is_empty() {
+            return;
+        }
+        let w = std::mem::take(word);
+        if *in_target {
+            // `obj.o:` ends the target; a lone `:` too.
+            if w.ends_with(':') {
+                *in_target = false;
+            }
+        } else if !out.contains(&w) {
+            out.push(w);
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.peek() {
+                Some(' ' | '#' | '\\' | ':') => {
+                    word.push(chars.next().unwrap_or_default());
+                }
+                Some('\n') => {
+                    chars.next();
+                    push(&mut word, &mut in_target, &mut out);
+                }
+                Some('\r') => {
+                    chars.next();
+                    if chars.peek() == Some(&'\n') {
+                        chars.next();
+                    }
+                    push(&mut word, &mut in_target, &mut out);
+                }
+                _ => word.push('\\'),
+            },
+            '$' if chars.peek() == Some(&'$') => {
+                chars.next();
+                word.push('$');
+            }
+            ':' if in_target && matches!(chars.peek(), None | Some(' ' | '\t' | '\n' | '\r')) => {
+                word.push(':');
+                push(&mut word, &mut in_target, &mut out);
+            }
+            ' ' | '\t' | '\r' => push(&mut word, &mut in_target, &mut out),
+            '\n' => {
+                push(&mut word, &mut in_target, &mut out);
+                if !in_target {
+                    // The first rule is over (`-MP` phony targets follow).
+                    break;
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    push(&mut word, &mut in_target, &mut out);
+    out
+}
+
+/// What the texts a compile read say about how it may be keyed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// `__FILE__` or `__BASE_FILE__` appears: paths can reach the object.
+    pub file_macro: bool,
+    /// Why these texts need the preprocessed fallback, if they do.
+    pub refusal: Option<String>,
+    /// The names `__has_include` and `__has_include_next` ask for.
+    pub has_include: BTreeSet<String>,
+}
+
+impl Scan {
+    /// Scans one file's text.
+    pub fn add(&mut self, text: &[u8]) {
+        if !self.file_macro
+            && (memmem::find(text, b"__FILE__").is_some()
+                || memmem::find(text, b"__BASE_FILE__").is_some())
+        {
+            self.file_macro = true;
+        }
+        if self.refusal.is_none() {
+            for word in [
+                "__DATE__",
+                "__TIME__",
+                "__TIMESTAMP__",
+                "__has_embed",
+                ".incbin",
+            ] {
+                if memmem::find(text, word.as_bytes()).is_some() {
+                    self.refusal = Some(word.to_string());
+                    break;
+                }
+            }
+        }
+        if self.refusal.is_none() && has_embed_directive(text) {
+            self.refusal = Some("#embed".into());
+        }
+        for at in memmem::find_iter(text, b"__has_include") {
+            let rest = &text[at + "__has_include".len()..];
+            let rest = rest.strip_prefix(b"_next").unwrap_or(rest);
+            match include_name(rest) {
+                Some(name) => {
+                    self.has_include.insert(name);
+                }
+                // `defined(__has_include)`, `#ifdef __has_include`: a test for the
+                // feature, not a lookup.
+                None if is_feature_test(text, at, rest) => {}
+                None => {
+                    self.refusal
+                        .get_or_insert_with(|| "__has_include of a macro".into());
+                }
+            }
+        }
+    }
+}
+
+/// Whether `#embed` appears as a directive (`#`, blanks, `embed`).
+fn has_embed_directive(text: &[u8]) -> bool {
+    memmem::find_iter(text, b"embed").any(|at| {
+        let before = text[..at]
+            .iter()
+            .rev()
+            .find(|b| !matches!(b, b' ' | b'\t'))
+            .copied();
+        before == Some(b'#')
+    })
+}
+
+/// The name in `(<name>)` or `("name")` after `__has_include`, blanks allowed.
+fn include_name(rest: &[u8]) -> Option<String> {
+    let rest = trim_start(rest).strip_prefix(b"(")?;
+    let rest = trim_start(rest);
+    let close = match rest.first()? {
+        b'<' => b'>',
+        b'"' => b'"',
+        _ => return None,
+    };
+    let body = &rest[1..];
+    let end = body.iter().position(|&b| b == close || b == b'\n')?;
+    (body[end] == close)
+        .then(|| String::from_utf8(body[..end].to_vec()).ok())
+        .flatten()
+        .filter(|n| !n.is_empty())
+}
+
+/// `__has_include` not followed by `(`, or inside `defined(...)` / after `#ifdef`.
+fn is_feature_test(text: &[u8], at: usize, rest: &[u8]) -> bool {
+    let next = trim_start(rest).first().copied();
+    if next != Some(b'(') {
+        return true;
+    }
+    let before: Vec<u8> = text[..at]
+        .iter()
+        .rev()
+        .copied()
+        .filter(|b| !matches!(b, b' ' | b'\t'))
+        .take(8)
+        .collect();
+    // `defined(__has_include)` reads backwards as `(denifed`.
+    before.starts_with(b"(denifed")
+}
+
+fn trim_start(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| matches!(c, b' ' | b'\t')).count();
+    &b[n..]
+}
+
+/// The directories the compiler searches for headers with these arguments, as it
+/// prints them for `-E -v` (quote and angle lists, and the directories it ignores
+/// because they do not exist: one that appears later is searched). Memoized in
+/// `cache_dir` (the store's tools directory) per compiler, arguments that can change
+/// the list, and the compiler's variables.
+///
+/// # Errors
+/// [`CNotCacheable::PreprocessorFailed`] if the compiler cannot say.
+pub fn search_dirs(
+    compiler: &Path,
+    compiler_id: &Digest,
+    inv: &CInvocation,
+    cwd: &Path,
+    cache_dir: Option<&Path>,
+) -> Result<SearchList, CNotCacheable> {
+    let args = inv.search_probe_args();
+    let mut h = KeyHasher::new();
+    h.field("version", "larder-c-search-dirs-v1")
+        .digest_field("compiler", compiler_id)
+        .field("cwd", cwd.to_string_lossy().as_bytes());
+    for a in &args {
+        h.field("arg", a);
+    }
+    for name in C_TOOL_VARS {
+        if let Some(v) = env::var_os(name) {
+            h.field(name, v.to_string_lossy().as_bytes());
+        }
+    }
+    let memo = cache_dir.map(|d| d.join(format!("c-search-{}", &h.finish().to_hex()[..32])));
+    if let Some(text) = memo.as_ref().and_then(|m| std::fs::read_to_string(m).ok()) {
+        let mut list = SearchList::default();
+        for line in text.lines() {
+            match line.split_at_checked(2) {
+                Some(("+ ", d)) => list.dirs.push(d.to_string()),
+                Some(("- ", d)) => list.missing.push(d.to_string()),
+                _ => {}
+            }
+        }
+        return Ok(list);
+    }
+    let out = Command::new(compiler)
+        .args(&args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()
+        .map_err(|_| CNotCacheable::PreprocessorFailed)?;
+    if !out.status.success() {
+        return Err(CNotCacheable::PreprocessorFailed);
+    }
+    let dirs = parse_search_list(&String::from_utf8_lossy(&out.stderr))
+        .ok_or(CNotCacheable::PreprocessorFailed)?;
+    if let Some(m) = &memo {
+        let mut text = String::new();
+        for d in &dirs.dirs {
+            text.push_str(&format!("+ {d}\n"));
+        }
+        for d in &dirs.missing {
+            text.push_str(&format!("- {d}\n"));
+        }
+        let _ = crate::fsio::write_atomic(m, text.as_bytes(), false);
+    }
+    Ok(dirs)
+}
+
+/// A compiler's header search list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchList {
+    /// The directories searched, in order (quote-only ones first).
+    pub dirs: Vec<String>,
+    /// Directories named (by an argument or by default) that do not exist, so are not
+    /// searched until they do.
+    pub missing: Vec<String>,
+}
+
+/// The search list in a compiler's `-v` report, or `None` if it has none.
+pub fn parse_search_list(stderr: &str) -> Option<SearchList> {
+    let mut list = SearchList::default();
+    let clean = |d: &str| {
+        let d = d.trim();
+        d.strip_suffix(" (framework directory)")
+            .unwrap_or(d)
+            .to_string()
+    };
+    let mut inside = false;
+    let mut seen_list = false;
+    for line in stderr.lines() {
+        if let Some(rest) = line.strip_prefix("ignoring nonexistent directory \"") {
+            let d = clean(rest.trim_end().trim_end_matches('"'));
+            if !list.missing.contains(&d) {
+                list.missing.push(d);
+            }
+        } else if line.starts_with("#include ") && line.ends_with("search starts here:") {
+            inside = true;
+            seen_list = true;
+        } else if line.starts_with("End of search list.") {
+            inside = false;
+        } else if inside && line.starts_with(' ') {
+            let d = clean(line);
+            if !d.is_empty() && !list.dirs.contains(&d) {
+                list.dirs.push(d);
+            }
+        }
+    }
+    seen_list.then_some(list)
+}
+
+/// `path` with `.` and `dir/..` removed, without touching the file system (`..` at the
+/// start of a relative path stays).
+pub fn lexical(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    let absolute = path.starts_with('/');
+    for c in Path::new(path).components() {
+        match c {
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+            Component::ParentDir => {
+                if parts.last().is_some_and(|p| *p != "..") {
+                    parts.pop();
+                } else if !absolute {
+                    parts.push("..");
+                }
+            }
+            Component::Normal(s) => parts.push(s.to_str().unwrap_or_default()),
+        }
+    }
+    let joined = parts.join("/");
+    if absolute {
+        format!("/{joined}")
+    } else {
+        joined
+    }
+}
+
+/// `dir/name`, where an empty `dir` is the working directory.
+fn join(dir: &str, name: &str) -> String {
+    match (dir.is_empty(), name.is_empty()) {
+        (true, _) => name.to_string(),
+        (false, true) => dir.to_string(),
+        (false, false) => format!("{}/{name}", dir.trim_end_matches('/')),
+    }
+}
+
+/// The parent of a spelled path (`""` for a bare file name).
+fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) => "/",
+        Some(i) => &path[..i],
+        None => "",
+    }
+}
+
+/// The `#include`, `#include_next` and `#import` directives of one file's text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Includes {
+    /// Names in quotes (`#include "x.h"`): looked up next to the file first.
+    pub quoted: BTreeSet<String>,
+    /// Names in angle brackets.
+    pub angled: BTreeSet<String>,
+    /// Names of `#include_next`, either form: looked up after the includer's directory.
+    pub next: BTreeSet<String>,
+    /// A directive whose name is a macro (`#include HDR`), or one larder could not read.
+    pub computed: bool,
+}
+
+impl Includes {
+    /// Reads the directives of `text`, comments left out (also inside `#if 0`: more
+    /// names only watch more).
+    pub fn of(text: &[u8]) -> Includes {
+        let text = &without_comments(text);
+        let mut out = Includes::default();
+        for word in [&b"include"[..], b"import"] {
+            for at in memmem::find_iter(text, word) {
+                let line_start = text[..at]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                let before: Vec<u8> = text[line_start..at]
+                    .iter()
+                    .copied()
+                    .filter(|b| !matches!(b, b' ' | b'\t'))
+                    .collect();
+                if before != b"#" {
+                    continue;
+                }
+                let rest = &text[at + word.len()..];
+                let (rest, next) = match rest.strip_prefix(b"_next") {
+                    Some(r) => (r, true),
+                    None => (rest, false),
+                };
+                // `#includes`, `#import_foo`: not a directive.
+                if !rest
+                    .first()
+                    .is_some_and(|b| matches!(b, b' ' | b'\t' | b'<' | b'"'))
+                {
+                    if rest.first().is_some_and(|b| *b != b'\n') {
+                        continue;
+                    }
+                    out.computed = true;
+                    continue;
+                }
+                let rest = trim_start(rest);
+                let (close, quoted) = match rest.first() {
+                    Some(b'"') => (b'"', true),
+                    Some(b'<') => (b'>', false),
+                    _ => {
+                        out.computed = true;
+                        continue;
+                    }
+                };
+                let body = &rest[1..];
+                let name = body
+                    .iter()
+                    .position(|&b| b == close || b == b'\n')
+                    .filter(|&end| body[end] == close)
+                    .and_then(|end| String::from_utf8(body[..end].to_vec()).ok());
+                match name {
+                    Some(n) if next => {
+                        out.next.insert(n);
+                    }
+                    Some(n) if quoted => {
+                        out.quoted.insert(n);
+                    }
+                    Some(n) => {
+                        out.angled.insert(n);
+                    }
+                    None => out.computed = true,
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `text` with its C and C++ comments replaced by blanks (line breaks kept); string
+/// and character literals end at the end of their line.
+fn without_comments(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        match b {
+            b'/' if text.get(i + 1) == Some(&b'*') => {
+                let end = memmem::find(&text[i + 2..], b"*/").map_or(text.len(), |e| i + 2 + e + 2);
+                out.extend(
+                    text[i..end]
+                        .iter()
+                        .map(|&c| if c == b'\n' { b'\n' } else { b' ' }),
+                );
+                i = end;
+            }
+            b'/' if text.get(i + 1) == Some(&b'/') => {
+                let end = memchr::memchr(b'\n', &text[i..]).map_or(text.len(), |e| i + e);
+                out.extend(std::iter::repeat_n(b' ', end - i));
+                i = end;
+            }
+            b'"' | b'\'' => {
+                out.push(b);
+                i += 1;
+                while i < text.len() && text[i] != b && text[i] != b'\n' {
+                    if text[i] == b'\\' && i + 1 < text.len() && text[i + 1] != b'\n' {
+                        out.push(text[i]);
+                        i += 1;
+                    }
+                    out.push(text[i]);
+                    i += 1;
+                }
+                if i < text.len() && text[i] == b {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Every directory where a header could newly appear and change this compile, spelled
+/// relative to the working directory or absolute, lexically normalized, sorted.
+///
+/// `search` is the compiler's search list; `read` the files the compile read (the
+/// source first, spelled as in the dependency file) with their directives; `asked` the
+/// names `__has_include` asked for and the `-include` files. The compiler takes the
+/// first match in order, so for each name looked up:
+///
+/// - a quoted name found next to its includer (searched first) can be shadowed by
+///   nothing; otherwise that directory is watched and the name is looked up as an
+///   angled one;
+/// - an angled name is watched in every search directory before the one it was found
+///   in (all of them if it was not found, or for `#include_next`);
+/// - every name is watched in each missing directory of the list;
+/// - with a computed directive (`#include MACRO`) anywhere, every name any read file
+///   could have been found by (its path less a search directory) is watched in every
+///   search directory and next to each file with such a directive.
+///
+/// A name's directory is what is watched (`bits/types.h` in `/usr/local/include`:
+/// `/usr/local/include/bits`), so a new file or directory on the way shows.
+pub fn watched_dirs(
+    search: &SearchList,
+    read: &[(String, Includes)],
+    asked: &BTreeSet<String>,
+) -> Vec<String> {
+    let forms = |p: &str| -> Vec<String> {
+        let mut v = vec![p.trim_end_matches('/').to_string(), lexical(p)];
+        if p.starts_with('/')
+            && let Some(c) = std::fs::canonicalize(lexical(p))
+                .ok()
+                .and_then(|c| c.to_str().map(str::to_string))
+        {
+            v.push(c);
+        }
+        v.dedup();
+        v
+    };
+    let read_forms: BTreeSet<String> = read.iter().flat_map(|(f, _)| forms(f)).collect();
+    let found = |dir: &str, name: &str| {
+        let p = join(dir, name);
+        read_forms.contains(&p) || read_forms.contains(&lexical(&p))
+    };
+    let mut out: BTreeSet<String> = BTreeSet::new();
+    let mut watch = |dir: &str, name: &str| {
+        out.insert(lexical(&join(dir, parent(name))));
+    };
+    // Names looked up through the search list, and whether from its start to the end.
+    let mut angled: BTreeSet<(String, bool)> = BTreeSet::new();
+    for n in asked {
+        angled.insert((n.clone(), true));
+    }
+    let computed = read.iter().any(|(_, inc)| inc.computed);
+    for (f, inc) in read {
+        let here = parent(f);
+        for q in &inc.quoted {
+            if !found(here, q) {
+                watch(here, q);
+                angled.insert((q.clone(), false));
+            }
+        }
+        for n in &inc.angled {
+            angled.insert((n.clone(), false));
+        }
+        for n in &inc.next {
+            angled.insert((n.clone(), true));
+        }
+    }
+    if computed {
+        for (f, _) in read.iter().skip(1) {
+            for spelled in forms(f) {
+                for d in &search.dirs {
+                    for c in forms(d) {
+                        if let Some(name) = spelled
+                            .strip_prefix(c.as_str())
+                            .and_then(|r| r.strip_prefix('/'))
+                        {
+                            angled.insert((name.to_string(), true));
+                        }
+                    }
+                }
+                if !spelled.starts_with('/') {
+                    angled.insert((spelled.clone(), true));
+                }
+            }
+        }
+    }
+    for (n, everywhere) in &angled {
+        for d in &search.dirs {
+            if !everywhere && found(d, n) {
+                break;
+            }
+            watch(d, n);
+        }
+        for d in &search.missing {
+            watch(d, n);
+        }
+    }
+    if computed {
+        for (f, inc) in read.iter().filter(|(_, inc)| inc.computed) {
+            let _ = inc;
+            for (n, _) in &angled {
+                watch(parent(f), n);
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The digest of a directory's listing: each name (but [`UNLISTED`] build outputs) with
+/// its kind, sorted; a fixed digest for a path that is not a directory. `None` if
+/// nothing is there or it cannot be read.
+pub fn listing_digest(dir: &Path) -> Option<Digest> {
+    let meta = std::fs::metadata(dir).ok()?;
+    if !meta.is_dir() {
+        return Some(Digest::of(NOT_A_DIRECTORY));
+    }
+    let mut names: Vec<String> = Vec::new();
+    for e in std::fs::read_dir(dir).ok()? {
+        let e = e.ok()?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ext = Path::new(&name).extension().and_then(|x| x.to_str());
+        if ext.is_some_and(|x| UNLISTED.contains(&x)) {
+            continue;
+        }
+        let kind = match e.file_type() {
+            Ok(t) if t.is_dir() => 'd',
+            Ok(t) if t.is_symlink() => 'l',
+            Ok(t) if t.is_file() => 'f',
+            _ => 'o',
+        };
+        names.push(format!("{kind} {name}"));
+    }
+    names.sort();
+    Some(Digest::of(names.join("\n").as_bytes()))
+}
+
+/// In a directory changed at or after `since`: a listed name (not an [`UNLISTED`]
+/// build output) whose entry changed then too, if any.
+pub fn changed_since(dir: &Path, since: std::time::SystemTime) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let fresh = |m: &std::fs::Metadata| {
+        let ctime = std::time::UNIX_EPOCH
+            + std::time::Duration::new(
+                u64::try_from(m.ctime()).unwrap_or(0),
+                u32::try_from(m.ctime_nsec()).unwrap_or(0),
+            );
+        m.modified().is_ok_and(|t| t >= since) || ctime >= since
+    };
+    let meta = std::fs::metadata(dir).ok()?;
+    if !fresh(&meta) {
+        return None;
+    }
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let name = e.file_name();
+        let ext = Path::new(&name).extension().and_then(|x| x.to_str());
+        if ext.is_some_and(|x| UNLISTED.contains(&x)) {
+            return None;
+        }
+        let m = e.path().symlink_metadata().ok()?;
+        fresh(&m).then(|| e.path())
+    })
+}
+
+/// Whether a watched directory's path is written with a trailing `/` (a listing, not a
+/// file) in an entry.
+pub fn is_listing(path: &Path) -> bool {
+    path.as_os_str().as_encoded_bytes().ends_with(b"/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depfiles_are_parsed_with_escapes_and_continuations() {
+        let text = "out/a.o: src/a.c /usr/include/stdio.h \\\n inc/my\\ file.h inc/cost$$.h \\\n  src/a.c\n\ninc/x.h:\n";
+        assert_eq!(
+            parse_depfile(text),
+            [
+                "src/a.c",
+                "/usr/include/stdio.h",
+                "inc/my file.h",
+                "inc/cost$.h"
+            ]
+        );
+        assert_eq!(parse_depfile("/tmp/x y/a.o : a.c\n"), ["a.c"]);
+    }
+
+    #[test]
+    fn texts_are_scanned() {
+        let mut s = Scan::default();
+        s.add(b"#if __has_include(<sys/random.h>)\n#endif\n#if defined(__has_include)\n");
+        s.add(b"# if __has_include_next ( \"cfg.h\" )\n");
+        assert_eq!(
+            s.has_include.iter().cloned().collect::<Vec<_>>(),
+            ["cfg.h", "sys/random.h"]
+        );
+        assert!(s.refusal.is_none());
+        assert!(!s.file_macro);
+        s.add(b"#define A assert_fail(__FILE__)\n");
+        assert!(s.file_macro);
+        for (text, why) in [
+            (&b"#if __has_include(HDR)\n"[..], "__has_include of a macro"),
+            (b"const char *d = __DATE__;", "__DATE__"),
+            (b"#  embed \"x.bin\"", "#embed"),
+            (b"asm(\".incbin \\\"x\\\"\");", ".incbin"),
+        ] {
+            let mut s = Scan::default();
+            s.add(text);
+            assert_eq!(s.refusal.as_deref(), Some(why));
+        }
+    }
+
+    #[test]
+    fn search_lists_are_read_from_the_compilers_report() {
+        let gcc = "ignoring nonexistent directory \"/usr/local/include/x86_64-linux-gnu\"\nignoring nonexistent directory \"nothere\"\n#include \"...\" search starts here:\n quoted\n#include <...> search starts here:\n inc\n /usr/lib/gcc/x86_64-linux-gnu/12/include\n /usr/include\nEnd of search list.\n";
+        let list = parse_search_list(gcc).unwrap();
+        assert_eq!(
+            list.dirs,
+            [
+                "quoted",
+                "inc",
+                "/usr/lib/gcc/x86_64-linux-gnu/12/include",
+                "/usr/include"
+            ]
+        );
+        assert_eq!(
+            list.missing,
+            ["/usr/local/include/x86_64-linux-gnu", "nothere"]
+        );
+        assert_eq!(parse_search_list("gcc version 12\n"), None);
+    }
+
+    #[test]
+    fn lexical_forms() {
+        assert_eq!(lexical("/a/b/../c/./d"), "/a/c/d");
+        assert_eq!(
+            lexical("/usr/lib/gcc/x/12/../../../../include"),
+            "/usr/include"
+        );
+        assert_eq!(lexical("../x/../y"), "../y");
+        assert_eq!(lexical("a/"), "a");
+        assert_eq!(lexical(""), "");
+    }
+
+    #[test]
+    fn directives_are_read() {
+        let inc = Includes::of(
+            b"#include <stdio.h>\n  #  include_next \"cfg.h\"\n#import <Foo/Bar.h>\n// #include \"c.h\"\nint includes;\n#includes\n",
+        );
+        assert_eq!(
+            inc.angled.iter().collect::<Vec<_>>(),
+            ["Foo/Bar.h", "stdio.h"]
+        );
+        assert!(inc.quoted.is_empty());
+        assert_eq!(inc.next.iter().collect::<Vec<_>>(), ["cfg.h"]);
+        assert!(!inc.computed);
+        assert!(Includes::of(b"#include HDR(x)\n").computed);
+        let commented = Includes::of(
+            b"/* #include's protect themselves, and we may\n   #include_next through */\n// #include X\n#include <a.h> /* #include Y */\n",
+        );
+        assert!(!commented.computed, "{commented:?}");
+        assert_eq!(commented.angled.iter().collect::<Vec<_>>(), ["a.h"]);
+    }
+
+    #[test]
+    fn names_are_watched_where_they_could_shadow() {
+        let search = SearchList {
+            dirs: vec!["inc".into(), "/sys/local".into(), "/sys/inc".into()],
+            missing: vec!["gone".into()],
+        };
+        let read = vec![
+            (
+                "src/a.c".to_string(),
+                Includes::of(
+                    b"#include <openssl/ssl.h>\n#include \"../internal.h\"\n#include \"conf.h\"\n",
+                ),
+            ),
+            (
+                "inc/openssl/ssl.h".to_string(),
+                Includes::of(b"#include <stdio.h>\n"),
+            ),
+            ("src/../internal.h".to_string(), Includes::default()),
+            ("inc/conf.h".to_string(), Includes::default()),
+            ("/sys/inc/stdio.h".to_string(), Includes::default()),
+        ];
+        let asked: BTreeSet<String> = ["sys/random.h".to_string()].into();
+        let w = watched_dirs(&search, &read, &asked);
+        let expect = [
+            // `stdio.h`, found in the last directory: the two before it.
+            "inc",
+            "/sys/local",
+            // `conf.h` quoted but not next to `src/a.c`: there, then as angled (found
+            // in `inc`, the first).
+            "src",
+            // `sys/random.h` asked for: everywhere.
+            "inc/sys",
+            "/sys/local/sys",
+            "/sys/inc/sys",
+            "gone/sys",
+            // Every name in the missing directory.
+            "gone",
+            "gone/openssl",
+        ];
+        let mut want: Vec<&str> = expect.to_vec();
+        want.sort_unstable();
+        want.dedup();
+        // `openssl/ssl.h` found in `inc`, the first: nothing can shadow it; nor
+        // `../internal.h`, found next to `src/a.c`.
+        assert_eq!(w, want);
+        // A computed include anywhere: every name everywhere, and next to that file.
+        let mut read = read;
+        read[4].1.computed = true;
+        let w = watched_dirs(&search, &read, &asked);
+        for must in ["/sys/inc/openssl", "/sys/local/openssl", "/sys/inc"] {
+            assert!(w.iter().any(|x| x == must), "{must} not in {w:?}");
+        }
+    }
+
+    #[test]
+    fn listings_follow_names_but_not_objects() {
+        let d = tempfile::tempdir().unwrap();
+        let a = listing_digest(d.path()).unwrap();
+        std::fs::write(d.path().join("x.o"), b"").unwrap();
+        assert_eq!(listing_digest(d.path()).unwrap(), a);
+        std::fs::write(d.path().join("x.h"), b"").unwrap();
+        let b = listing_digest(d.path()).unwrap();
+        assert_ne!(a, b);
+        std::fs::write(d.path().join("x.h"), b"changed").unwrap();
+        assert_eq!(listing_digest(d.path()).unwrap(), b);
+        assert_eq!(listing_digest(&d.path().join("none")), None);
+        assert_eq!(
+            listing_digest(&d.path().join("x.h")),
+            Some(Digest::of(NOT_A_DIRECTORY))
+        );
+        let p = Path::new("/a").join("b/");
+        assert!(is_listing(&p));
+        assert!(!is_listing(Path::new("/a/b")));
+    }
+}
