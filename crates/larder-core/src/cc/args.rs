@@ -421,13 +421,13 @@ impl CInvocation {
     }
 
     /// Whether the compile can be keyed by the dependency file it writes
-    /// ([`super::depend`]): C, C++ or Objective-C (not assembler, whose `.include` a
-    /// dependency file does not list), without arguments that pass options to the
-    /// preprocessor unseen (`-Wp,`, `-Xpreprocessor`) or build the search list from a
-    /// prefix (`-iprefix`, `-iwithprefix`, `-imultilib`).
+    /// ([`super::depend`]): a source the preprocessor reads (C, C++, Objective-C,
+    /// assembler with `cpp`; an assembler text that may `.include` is keyed by its
+    /// preprocessed text), without arguments that pass options to the preprocessor
+    /// unseen (`-Wp,`, `-Xpreprocessor`) or build the search list from a prefix
+    /// (`-iprefix`, `-iwithprefix`, `-imultilib`).
     pub fn depend_eligible(&self) -> bool {
         self.kind == SourceKind::Preprocessed
-            && self.language == Language::C
             && !self.args.iter().any(|a| {
                 a.starts_with("-Wp,")
                     || a.starts_with("-Xpreprocessor")

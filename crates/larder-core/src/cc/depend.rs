@@ -134,7 +134,10 @@ pub struct Scan {
 
 impl Scan {
     /// Scans one file's text.
-    pub fn add(&mut self, text: &[u8]) {
+    /// Scans one file's text; in an `assembler` compile, any `include` that is not a
+    /// preprocessor directive may be the assembler's `.include`, which no dependency
+    /// file lists.
+    pub fn add(&mut self, text: &[u8], assembler: bool) {
         if !self.file_macro
             && (memmem::find(text, b"__FILE__").is_some()
                 || memmem::find(text, b"__BASE_FILE__").is_some())
@@ -147,7 +150,8 @@ impl Scan {
                 "__TIME__",
                 "__TIMESTAMP__",
                 "__has_embed",
-                ".incbin",
+                // With or without the dot: `.incbin` may be pasted or stringified.
+                "incbin",
             ] {
                 if memmem::find(text, word.as_bytes()).is_some() {
                     self.refusal = Some(word.to_string());
@@ -157,6 +161,9 @@ impl Scan {
         }
         if self.refusal.is_none() && has_embed_directive(text) {
             self.refusal = Some("#embed".into());
+        }
+        if assembler && self.refusal.is_none() && has_other_include(text) {
+            self.refusal = Some(".include".into());
         }
         for at in memmem::find_iter(text, b"__has_include") {
             let rest = &text[at + "__has_include".len()..];
@@ -175,6 +182,19 @@ impl Scan {
             }
         }
     }
+}
+
+/// Whether `include` appears other than as `#include`, `#include_next` or
+/// `__has_include` (in assembler: maybe `.include`).
+fn has_other_include(text: &[u8]) -> bool {
+    memmem::find_iter(text, b"include").any(|at| {
+        let before = text[..at]
+            .iter()
+            .rev()
+            .find(|b| !matches!(b, b' ' | b'\t'))
+            .copied();
+        before != Some(b'#') && !text[..at].ends_with(b"__has_")
+    })
 }
 
 /// Whether `#embed` appears as a directive (`#`, blanks, `embed`).
@@ -396,7 +416,15 @@ impl Includes {
     /// Reads the directives of `text`, comments left out (also inside `#if 0`: more
     /// names only watch more).
     pub fn of(text: &[u8]) -> Includes {
-        let text = &without_comments(text);
+        let out = Includes::parse(text);
+        if out.computed {
+            // Maybe a directive-like line in a comment: read again without comments.
+            return Includes::parse(&without_comments(text));
+        }
+        out
+    }
+
+    fn parse(text: &[u8]) -> Includes {
         let mut out = Includes::default();
         for word in [&b"include"[..], b"import"] {
             for at in memmem::find_iter(text, word) {
@@ -699,24 +727,36 @@ mod tests {
     #[test]
     fn texts_are_scanned() {
         let mut s = Scan::default();
-        s.add(b"#if __has_include(<sys/random.h>)\n#endif\n#if defined(__has_include)\n");
-        s.add(b"# if __has_include_next ( \"cfg.h\" )\n");
+        s.add(
+            b"#if __has_include(<sys/random.h>)\n#endif\n#if defined(__has_include)\n",
+            true,
+        );
+        s.add(b"# if __has_include_next ( \"cfg.h\" )\n", false);
         assert_eq!(
             s.has_include.iter().cloned().collect::<Vec<_>>(),
             ["cfg.h", "sys/random.h"]
         );
         assert!(s.refusal.is_none());
         assert!(!s.file_macro);
-        s.add(b"#define A assert_fail(__FILE__)\n");
+        s.add(b"#define A assert_fail(__FILE__)\n", false);
         assert!(s.file_macro);
+        // Assembler: `#include` is the preprocessor's, `.include` the assembler's.
+        let mut asm = Scan::default();
+        asm.add(
+            b"#include \"x.h\"\n  # include_next <y.h>\nmov %rax, %rbx\n",
+            true,
+        );
+        assert_eq!(asm.refusal, None);
+        asm.add(b".include \"macros.s\"\n", true);
+        assert_eq!(asm.refusal.as_deref(), Some(".include"));
         for (text, why) in [
             (&b"#if __has_include(HDR)\n"[..], "__has_include of a macro"),
             (b"const char *d = __DATE__;", "__DATE__"),
             (b"#  embed \"x.bin\"", "#embed"),
-            (b"asm(\".incbin \\\"x\\\"\");", ".incbin"),
+            (b"asm(\".incbin \\\"x\\\"\");", "incbin"),
         ] {
             let mut s = Scan::default();
-            s.add(text);
+            s.add(text, false);
             assert_eq!(s.refusal.as_deref(), Some(why));
         }
     }

@@ -440,7 +440,7 @@ impl CCompile {
             let path = self.cwd.join(f);
             let bytes = std::fs::read(&path)
                 .map_err(|_| CNotCacheable::UnreadableInput(path.display().to_string()))?;
-            scan.add(&bytes);
+            scan.add(&bytes, self.inv.language == Language::Assembler);
             directives.push((f.clone(), depend::Includes::of(&bytes)));
             let digest = Digest::of(&bytes);
             cx.hasher.remember(&path, digest, bytes.len() as u64);
