@@ -9,15 +9,19 @@
 //! | what | how a lookup checks it | why |
 //! |---|---|---|
 //! | every file the compile read (the dependency file's prerequisites) | content digest | a header's content changes the object |
-//! | every directory where a header could newly appear, as `<dir>/` | [`listing_digest`]: the names in it | a header added earlier in the search path (or next to an includer) shadows the one read |
+//! | every directory where a header could newly appear, with the names looked up there, as `<dir>/@larder:names/<name>/...` | [`names_digest`]: which of those names exist there, and as what | a header added earlier in the search path (or next to an includer) shadows the one read |
 //! | the same directories where they do not exist | must still not exist (`absent`) | a directory created with a shadowing header |
 //! | with `__FILE__` or `__BASE_FILE__` in any file read: the roots its paths lie under, as [`ROOT_PIN`]`<name>` | the root's path in this build | the expansion writes the absolute path into the object |
 //!
-//! The directories watched ([`watched_dirs`]): for every name a header could have been
-//! looked up by (its path less any candidate directory it lies under), that name's
-//! directory under every candidate: the compiler's search list ([`search_dirs`], from
-//! `-E -v`, nonexistent directories included), the directory of every file read (quote
-//! includes look there first) and the working directory.
+//! The names watched ([`watched_dirs`]): every name the compile looked up (each
+//! `#include`'s, each `__has_include`'s, each `-include`'s), in every directory the
+//! compiler would search before the one it found it in: earlier directories of its
+//! search list ([`search_dirs`], from `-E -v`; its missing directories always) and, for
+//! a quoted name not found next to its includer, that directory. A name's directory
+//! part goes with the directory (`bits/types.h` in `/usr/local/include` is `types.h`
+//! in `/usr/local/include/bits`), so a directory that appears on the way shows too.
+//! Other names in those directories do not matter: machines with other headers
+//! installed share entries as long as no name the compile looked up differs.
 //!
 //! Some texts are not keyed this way ([`Scan::refusal`]): `__DATE__`, `__TIME__`,
 //! `__TIMESTAMP__` (the output changes without any input changing), `#embed` and
@@ -26,7 +30,7 @@
 //! the preprocessed text under the pseudo-file [`PREPROCESSED`], which a lookup computes
 //! by running the preprocessor, as the preprocessor mode does.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path};
 use std::process::{Command, Stdio};
 
@@ -48,15 +52,12 @@ pub const PREPROCESSED: &str = "@larder:preprocessed";
 /// The prefix of a pinned root in an entry's variables: `@larder:root:cwd` = its path.
 pub const ROOT_PIN: &str = "@larder:root:";
 
-/// The digest a watched path has when it exists but is not a directory.
+/// The digest a watched directory has when it exists but is not a directory.
 const NOT_A_DIRECTORY: &[u8] = b"larder:not-a-directory";
 
-/// Extensions of names a directory listing leaves out: build outputs written next to
-/// sources while other objects compile (cc-rs puts objects in `OUT_DIR`), which no
-/// compile includes.
-const UNLISTED: &[&str] = &[
-    "o", "obj", "a", "lib", "so", "dylib", "dll", "d", "rlib", "rmeta", "pdb", "exe", "tmp", "lock",
-];
+/// The component that separates a watched directory from the names looked up in it,
+/// in an entry's path: `<dir>/@larder:names/<name>/<name>...` ([`names_digest`]).
+pub const NAMES: &str = "@larder:names";
 
 /// The prerequisites of the first rule of a Makefile dependency file (`obj.o: a.c b.h
 /// \`), unescaped (`\ `, `\#`, `$$`), in order, without duplicates.
@@ -554,13 +555,14 @@ fn without_comments(text: &[u8]) -> Vec<u8> {
 ///   could have been found by (its path less a search directory) is watched in every
 ///   search directory and next to each file with such a directive.
 ///
-/// A name's directory is what is watched (`bits/types.h` in `/usr/local/include`:
-/// `/usr/local/include/bits`), so a new file or directory on the way shows.
+/// A name is watched as its last component in its directory (`bits/types.h` in
+/// `/usr/local/include`: `types.h` in `/usr/local/include/bits`), so a new directory
+/// on the way shows too. Returns each directory with its names.
 pub fn watched_dirs(
     search: &SearchList,
     read: &[(String, Includes)],
     asked: &BTreeSet<String>,
-) -> Vec<String> {
+) -> BTreeMap<String, BTreeSet<String>> {
     let forms = |p: &str| -> Vec<String> {
         let mut v = vec![p.trim_end_matches('/').to_string(), lexical(p)];
         if p.starts_with('/')
@@ -578,9 +580,12 @@ pub fn watched_dirs(
         let p = join(dir, name);
         read_forms.contains(&p) || read_forms.contains(&lexical(&p))
     };
-    let mut out: BTreeSet<String> = BTreeSet::new();
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut watch = |dir: &str, name: &str| {
-        out.insert(lexical(&join(dir, parent(name))));
+        let base = name.rsplit('/').next().unwrap_or(name);
+        out.entry(lexical(&join(dir, parent(name))))
+            .or_default()
+            .insert(base.to_string());
     };
     // Names looked up through the search list, and whether from its start to the end.
     let mut angled: BTreeSet<(String, bool)> = BTreeSet::new();
@@ -641,68 +646,76 @@ pub fn watched_dirs(
             }
         }
     }
-    out.into_iter().collect()
+    out
 }
 
-/// The digest of a directory's listing: each name (but [`UNLISTED`] build outputs) with
-/// its kind, sorted; a fixed digest for a path that is not a directory. `None` if
-/// nothing is there or it cannot be read.
-pub fn listing_digest(dir: &Path) -> Option<Digest> {
+/// The digest of what `names` are in `dir`: each name with its kind (`d`irectory,
+/// `f`ile, `o`ther, `-` absent), following symbolic links; a fixed digest if `dir` is
+/// not a directory. `None` if nothing is at `dir` or it cannot be read.
+pub fn names_digest<'n>(dir: &Path, names: impl IntoIterator<Item = &'n str>) -> Option<Digest> {
     let meta = std::fs::metadata(dir).ok()?;
     if !meta.is_dir() {
         return Some(Digest::of(NOT_A_DIRECTORY));
     }
-    let mut names: Vec<String> = Vec::new();
-    for e in std::fs::read_dir(dir).ok()? {
-        let e = e.ok()?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        let ext = Path::new(&name).extension().and_then(|x| x.to_str());
-        if ext.is_some_and(|x| UNLISTED.contains(&x)) {
-            continue;
-        }
-        let kind = match e.file_type() {
-            Ok(t) if t.is_dir() => 'd',
-            Ok(t) if t.is_symlink() => 'l',
-            Ok(t) if t.is_file() => 'f',
-            _ => 'o',
+    let mut text = String::new();
+    for n in names {
+        let kind = match std::fs::metadata(dir.join(n)) {
+            Ok(m) if m.is_dir() => 'd',
+            Ok(m) if m.is_file() => 'f',
+            Ok(_) => 'o',
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => '-',
+            Err(e) if e.raw_os_error() == Some(20) => '-', // ENOTDIR
+            Err(_) => return None,
         };
-        names.push(format!("{kind} {name}"));
+        text.push(kind);
+        text.push(' ');
+        text.push_str(n);
+        text.push('\n');
     }
-    names.sort();
-    Some(Digest::of(names.join("\n").as_bytes()))
+    Some(Digest::of(text.as_bytes()))
 }
 
-/// In a directory changed at or after `since`: a listed name (not an [`UNLISTED`]
-/// build output) whose entry changed then too, if any.
-pub fn changed_since(dir: &Path, since: std::time::SystemTime) -> Option<std::path::PathBuf> {
+/// The entry path of `names` looked up in `dir` (`dir` already normalized).
+pub fn names_path<'n>(dir: &str, names: impl IntoIterator<Item = &'n String>) -> String {
+    let mut p = format!("{}/{NAMES}", dir.trim_end_matches('/'));
+    for n in names {
+        p.push('/');
+        p.push_str(n);
+    }
+    p
+}
+
+/// The directory and names of an entry path made by [`names_path`], or `None` for a
+/// plain file.
+pub fn split_names(path: &Path) -> Option<(&Path, Vec<&str>)> {
+    let text = path.to_str()?;
+    let marker = format!("/{NAMES}");
+    let at = text.find(&marker)?;
+    let names = text[at + marker.len()..]
+        .split('/')
+        .filter(|n| !n.is_empty())
+        .collect();
+    Some((Path::new(&text[..at.max(1)]), names))
+}
+
+/// Among `names` in `dir`, one created or changed at or after `since`, if any: the
+/// compiler may or may not have seen it.
+pub fn changed_since<'n>(
+    dir: &Path,
+    names: impl IntoIterator<Item = &'n String>,
+    since: std::time::SystemTime,
+) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::MetadataExt;
-    let fresh = |m: &std::fs::Metadata| {
-        let ctime = std::time::UNIX_EPOCH
-            + std::time::Duration::new(
-                u64::try_from(m.ctime()).unwrap_or(0),
-                u32::try_from(m.ctime_nsec()).unwrap_or(0),
-            );
-        m.modified().is_ok_and(|t| t >= since) || ctime >= since
-    };
-    let meta = std::fs::metadata(dir).ok()?;
-    if !fresh(&meta) {
-        return None;
-    }
-    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
-        let name = e.file_name();
-        let ext = Path::new(&name).extension().and_then(|x| x.to_str());
-        if ext.is_some_and(|x| UNLISTED.contains(&x)) {
-            return None;
-        }
-        let m = e.path().symlink_metadata().ok()?;
-        fresh(&m).then(|| e.path())
+    names.into_iter().map(|n| dir.join(n)).find(|p| {
+        p.symlink_metadata().is_ok_and(|m| {
+            let ctime = std::time::UNIX_EPOCH
+                + std::time::Duration::new(
+                    u64::try_from(m.ctime()).unwrap_or(0),
+                    u32::try_from(m.ctime_nsec()).unwrap_or(0),
+                );
+            m.modified().is_ok_and(|t| t >= since) || ctime >= since
+        })
     })
-}
-
-/// Whether a watched directory's path is written with a trailing `/` (a listing, not a
-/// file) in an entry.
-pub fn is_listing(path: &Path) -> bool {
-    path.as_os_str().as_encoded_bytes().ends_with(b"/")
 }
 
 #[cfg(test)]
@@ -835,7 +848,7 @@ mod tests {
             ("/sys/inc/stdio.h".to_string(), Includes::default()),
         ];
         let asked: BTreeSet<String> = ["sys/random.h".to_string()].into();
-        let w = watched_dirs(&search, &read, &asked);
+        let w: Vec<String> = watched_dirs(&search, &read, &asked).into_keys().collect();
         let expect = [
             // `stdio.h`, found in the last directory: the two before it.
             "inc",
@@ -861,30 +874,43 @@ mod tests {
         // A computed include anywhere: every name everywhere, and next to that file.
         let mut read = read;
         read[4].1.computed = true;
-        let w = watched_dirs(&search, &read, &asked);
+        let w: Vec<String> = watched_dirs(&search, &read, &asked).into_keys().collect();
         for must in ["/sys/inc/openssl", "/sys/local/openssl", "/sys/inc"] {
             assert!(w.iter().any(|x| x == must), "{must} not in {w:?}");
         }
     }
 
     #[test]
-    fn listings_follow_names_but_not_objects() {
+    fn names_are_checked_in_their_directory() {
         let d = tempfile::tempdir().unwrap();
-        let a = listing_digest(d.path()).unwrap();
-        std::fs::write(d.path().join("x.o"), b"").unwrap();
-        assert_eq!(listing_digest(d.path()).unwrap(), a);
+        let names = ["x.h", "sub"];
+        let a = names_digest(d.path(), names).unwrap();
+        std::fs::write(d.path().join("other.h"), b"").unwrap();
+        assert_eq!(names_digest(d.path(), names).unwrap(), a, "another name");
         std::fs::write(d.path().join("x.h"), b"").unwrap();
-        let b = listing_digest(d.path()).unwrap();
-        assert_ne!(a, b);
+        let b = names_digest(d.path(), names).unwrap();
+        assert_ne!(a, b, "a name appeared");
         std::fs::write(d.path().join("x.h"), b"changed").unwrap();
-        assert_eq!(listing_digest(d.path()).unwrap(), b);
-        assert_eq!(listing_digest(&d.path().join("none")), None);
         assert_eq!(
-            listing_digest(&d.path().join("x.h")),
+            names_digest(d.path(), names).unwrap(),
+            b,
+            "content is hashed elsewhere"
+        );
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        assert_ne!(
+            names_digest(d.path(), names).unwrap(),
+            b,
+            "a directory appeared"
+        );
+        assert_eq!(names_digest(&d.path().join("none"), names), None);
+        assert_eq!(
+            names_digest(&d.path().join("x.h"), names),
             Some(Digest::of(NOT_A_DIRECTORY))
         );
-        let p = Path::new("/a").join("b/");
-        assert!(is_listing(&p));
-        assert!(!is_listing(Path::new("/a/b")));
+        let p = names_path("/a/b", &["x.h".to_string(), "y".to_string()]);
+        assert_eq!(p, "/a/b/@larder:names/x.h/y");
+        let (dir, got) = split_names(Path::new(&p)).unwrap();
+        assert_eq!((dir, got), (Path::new("/a/b"), vec!["x.h", "y"]));
+        assert_eq!(split_names(Path::new("/a/b/x.h")), None);
     }
 }

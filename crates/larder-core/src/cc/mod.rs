@@ -250,7 +250,7 @@ impl CachedAction for CCompile {
         })
     }
 
-    /// A depend-mode entry's files, watched directories ([`depend::is_listing`]), the
+    /// A depend-mode entry's files, names looked up in watched directories ([`depend::names_digest`]), the
     /// preprocessed fallback ([`depend::PREPROCESSED`]) and pinned roots
     /// ([`depend::ROOT_PIN`]) against this build.
     fn entry_matches(&mut self, cx: &mut Ctx<'_>, entry: &ManifestEntry) -> Result<(), Mismatch> {
@@ -266,8 +266,8 @@ impl CachedAction for CCompile {
                             .ok()
                             .map(|p| p.digest)
                     })
-                } else if depend::is_listing(p) {
-                    depend::listing_digest(p)
+                } else if let Some((dir, names)) = depend::split_names(p) {
+                    depend::names_digest(dir, names)
                 } else {
                     hasher.digest(p)
                 }
@@ -469,21 +469,22 @@ impl CCompile {
         // have been seen: such a compile is not stored.
         let since = wall_start - std::time::Duration::from_millis(20);
         let mut absent = Vec::new();
-        for w in depend::watched_dirs(&search, &directives, &scan.has_include) {
+        for (w, names) in depend::watched_dirs(&search, &directives, &scan.has_include) {
             let dir = if w.is_empty() {
                 self.cwd.clone()
             } else {
                 self.cwd.join(&w)
             };
-            match depend::listing_digest(&dir) {
+            match depend::names_digest(&dir, names.iter().map(String::as_str)) {
                 Some(d) => {
-                    if let Some(new) = depend::changed_since(&dir, since) {
+                    if let Some(new) = depend::changed_since(&dir, &names, since) {
                         return Err(CNotCacheable::InputModifiedDuringCompile(
                             new.display().to_string(),
                         )
                         .into());
                     }
-                    files.push((format!("{}/", cx.roots.normalize_path(&dir)), d));
+                    let normalized = cx.roots.normalize_path(&dir);
+                    files.push((depend::names_path(&normalized, &names), d));
                 }
                 None if dir.symlink_metadata().is_ok() => {
                     return Err(CNotCacheable::UnreadableInput(dir.display().to_string()).into());
