@@ -167,8 +167,9 @@ pub fn update_totals(dir: &Path, f: impl FnOnce(&mut Totals)) -> std::io::Result
     lock.lock()?;
     let mut t = read_totals(dir);
     f(&mut t);
-    let tmp = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer_pretty(&tmp, &t)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    // One write: every wrapper process updates the totals.
+    std::io::Write::write_all(&mut tmp, &serde_json::to_vec_pretty(&t)?)?;
     tmp.persist(totals_path(dir)).map_err(|e| e.error)?;
     Ok(())
 }

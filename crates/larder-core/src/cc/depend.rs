@@ -563,9 +563,12 @@ pub fn watched_dirs(
     read: &[(String, Includes)],
     asked: &BTreeSet<String>,
 ) -> BTreeMap<String, BTreeSet<String>> {
-    let forms = |p: &str| -> Vec<String> {
+    // A search directory also in canonical form: the compiler may canonicalize a
+    // system header's path (`.../12/../../../../include/c++/12` is `/usr/include/c++/12`).
+    let forms = |p: &str, canonical: bool| -> Vec<String> {
         let mut v = vec![p.trim_end_matches('/').to_string(), lexical(p)];
-        if p.starts_with('/')
+        if canonical
+            && p.starts_with('/')
             && let Some(c) = std::fs::canonicalize(lexical(p))
                 .ok()
                 .and_then(|c| c.to_str().map(str::to_string))
@@ -575,7 +578,7 @@ pub fn watched_dirs(
         v.dedup();
         v
     };
-    let read_forms: BTreeSet<String> = read.iter().flat_map(|(f, _)| forms(f)).collect();
+    let read_forms: BTreeSet<String> = read.iter().flat_map(|(f, _)| forms(f, false)).collect();
     let found = |dir: &str, name: &str| {
         let p = join(dir, name);
         read_forms.contains(&p) || read_forms.contains(&lexical(&p))
@@ -610,9 +613,9 @@ pub fn watched_dirs(
     }
     if computed {
         for (f, _) in read.iter().skip(1) {
-            for spelled in forms(f) {
+            for spelled in forms(f, false) {
                 for d in &search.dirs {
-                    for c in forms(d) {
+                    for c in forms(d, true) {
                         if let Some(name) = spelled
                             .strip_prefix(c.as_str())
                             .and_then(|r| r.strip_prefix('/'))
