@@ -542,7 +542,8 @@ fn without_comments(text: &[u8]) -> Vec<u8> {
 ///
 /// `search` is the compiler's search list; `read` the files the compile read (the
 /// source first, spelled as in the dependency file) with their directives; `asked` the
-/// names `__has_include` asked for and the `-include` files. The compiler takes the
+/// names `__has_include` asked for and the `-include` files (watched everywhere: in the
+/// whole search list, next to every file read and in the working directory). The compiler takes the
 /// first match in order, so for each name looked up:
 ///
 /// - a quoted name found next to its includer (searched first) can be shadowed by
@@ -585,6 +586,10 @@ pub fn watched_dirs(
     };
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut watch = |dir: &str, name: &str| {
+        // An absolute name is opened as it is: nothing can shadow it.
+        if name.starts_with('/') {
+            return;
+        }
         let base = name.rsplit('/').next().unwrap_or(name);
         out.entry(lexical(&join(dir, parent(name))))
             .or_default()
@@ -592,8 +597,14 @@ pub fn watched_dirs(
     };
     // Names looked up through the search list, and whether from its start to the end.
     let mut angled: BTreeSet<(String, bool)> = BTreeSet::new();
+    // `__has_include("x.h")` looks next to its file first and `-include x.h` in the
+    // working directory: an asked name is watched next to every file read and there.
     for n in asked {
         angled.insert((n.clone(), true));
+        for (f, _) in read {
+            watch(parent(f), n);
+        }
+        watch("", n);
     }
     let computed = read.iter().any(|(_, inc)| inc.computed);
     for (f, inc) in read {
@@ -859,7 +870,12 @@ mod tests {
             // `conf.h` quoted but not next to `src/a.c`: there, then as angled (found
             // in `inc`, the first).
             "src",
-            // `sys/random.h` asked for: everywhere.
+            // `sys/random.h` asked for: everywhere, next to every file read too, and
+            // in the working directory.
+            "inc/openssl/sys",
+            "sys",
+            "src/sys",
+            "/sys/inc/sys",
             "inc/sys",
             "/sys/local/sys",
             "/sys/inc/sys",
