@@ -476,7 +476,20 @@ impl CInvocation {
                 out.push(a.clone());
             }
         }
-        out.extend(["-E", "-v", "-x", self.language_name(), "/dev/null"].map(str::to_string));
+        // `-MD -MF /dev/null`: a compiler that does not take them fails the probe.
+        out.extend(
+            [
+                "-E",
+                "-v",
+                "-MD",
+                "-MF",
+                "/dev/null",
+                "-x",
+                self.language_name(),
+                "/dev/null",
+            ]
+            .map(str::to_string),
+        );
         out
     }
 

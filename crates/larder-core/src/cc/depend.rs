@@ -251,9 +251,11 @@ fn trim_start(b: &[u8]) -> &[u8] {
 
 /// The directories the compiler searches for headers with these arguments, as it
 /// prints them for `-E -v` (quote and angle lists, and the directories it ignores
-/// because they do not exist: one that appears later is searched). Memoized in
-/// `cache_dir` (the store's tools directory) per compiler, arguments that can change
-/// the list, and the compiler's variables.
+/// because they do not exist: one that appears later is searched). The probe also
+/// passes `-MD -MF /dev/null`, so a compiler that does not take them fails it and its
+/// compiles stay in preprocessor mode. Memoized in `cache_dir` (the store's tools
+/// directory) per compiler, arguments that can change the list, and the compiler's
+/// variables.
 ///
 /// # Errors
 /// [`CNotCacheable::PreprocessorFailed`] if the compiler cannot say.

@@ -118,8 +118,8 @@ pub struct CCompile {
     depend: bool,
     /// The dependency file a miss's compile writes (removed when dropped).
     depfile: Option<tempfile::TempPath>,
-    /// The compiler's identity, once known.
-    compiler_id: Option<Digest>,
+    /// The compiler's header search list, in depend mode.
+    search: Option<depend::SearchList>,
     /// The preprocessed text's digest, once computed for a fallback entry (`None`
     /// inside: the preprocessor failed).
     preprocessed: Option<Option<Digest>>,
@@ -157,7 +157,7 @@ impl CachedAction for CCompile {
             key_inputs: None,
             depend: false,
             depfile: None,
-            compiler_id: None,
+            search: None,
             preprocessed: None,
         })
     }
@@ -177,8 +177,22 @@ impl CachedAction for CCompile {
         cx.set_roots(roots(&self.cwd, &self.output));
         let compiler = identity::c_compiler(&self.compiler, Some(&cx.tools_dir()))
             .map_err(ActionError::identity("C compiler", &self.compiler))?;
-        self.compiler_id = Some(compiler);
-        self.depend = self.inv.depend_eligible() && cx.config.c_depend;
+        // Depend mode needs the compiler's search list, and a compiler that takes `-MD
+        // -MF` (the probe passes them): otherwise preprocessor mode.
+        self.search = (self.inv.depend_eligible() && cx.config.c_depend)
+            .then(|| {
+                depend::search_dirs(
+                    &self.compiler,
+                    &compiler,
+                    &self.inv,
+                    &self.cwd,
+                    Some(&cx.tools_dir()),
+                )
+                .inspect_err(|e| tracing::debug!(%e, "preprocessor mode"))
+                .ok()
+            })
+            .flatten();
+        self.depend = self.search.is_some();
         let source = if self.depend {
             let path = self.cwd.join(&self.inv.source);
             let digest = cx
@@ -457,14 +471,7 @@ impl CCompile {
                 Vec::new(),
             ));
         }
-        let compiler_id = self.compiler_id.unwrap_or_else(|| Digest::of(b""));
-        let search = depend::search_dirs(
-            &self.compiler,
-            &compiler_id,
-            &self.inv,
-            &self.cwd,
-            Some(&cx.tools_dir()),
-        )?;
+        let search = self.search.take().unwrap_or_default();
         // A name created in a watched directory while the compiler ran may or may not
         // have been seen: such a compile is not stored.
         let since = wall_start - std::time::Duration::from_millis(20);
