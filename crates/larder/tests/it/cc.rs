@@ -219,6 +219,32 @@ fn compiler_change_misses() {
     assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
 }
 
+/// A compiler that does not take `-MD -MF` fails larder's search-list probe, so its
+/// compiles are keyed in preprocessor mode: cached, and never a build that fails on
+/// flags larder added.
+#[test]
+fn a_compiler_without_dependency_files_uses_preprocessor_mode() {
+    let p = c_project();
+    let dir = p.tmp().join("compiler");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gcc");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = -MD ] && { echo 'no -MD here' >&2; exit 1; }; done\nexec cc \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cc = path.to_str().unwrap();
+    let run = build(&p, &[("CC", cc)]);
+    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "miss")]);
+    assert!(stored(&run, "cc:value.c"), "{}", run.context());
+    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
+    p.clean();
+    let run = build(&p, &[("CC", cc)]);
+    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
+    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
+}
+
 #[test]
 fn relocated_checkout_hits() {
     let p = c_project();
