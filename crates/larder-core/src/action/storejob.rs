@@ -236,7 +236,8 @@ pub fn spawn(job: &StoreJob, layout: &Layout, locks: &[&File]) -> std::io::Resul
         .prefix(&job_prefix(&larder_remote::build_id()))
         .suffix(".json")
         .tempfile_in(layout.jobs())?;
-    serde_json::to_writer(&mut file, job)?;
+    // One write, not one per JSON token.
+    std::io::Write::write_all(&mut file, &serde_json::to_vec(job)?)?;
     let (_, path) = file.keep().map_err(|e| e.error)?;
     for lock in locks {
         // Inherited across exec: the background process holds the lock after we exit.
