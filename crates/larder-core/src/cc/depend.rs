@@ -188,26 +188,18 @@ impl Scan {
 /// Whether `include` appears other than as `#include`, `#include_next` or
 /// `__has_include` (in assembler: maybe `.include`).
 fn has_other_include(text: &[u8]) -> bool {
-    memmem::find_iter(text, b"include").any(|at| {
-        let before = text[..at]
-            .iter()
-            .rev()
-            .find(|b| !matches!(b, b' ' | b'\t'))
-            .copied();
-        before != Some(b'#') && !text[..at].ends_with(b"__has_")
-    })
+    memmem::find_iter(text, b"include")
+        .any(|at| !after_hash(text, at) && !text[..at].ends_with(b"__has_"))
 }
 
 /// Whether `#embed` appears as a directive (`#`, blanks, `embed`).
 fn has_embed_directive(text: &[u8]) -> bool {
-    memmem::find_iter(text, b"embed").any(|at| {
-        let before = text[..at]
-            .iter()
-            .rev()
-            .find(|b| !matches!(b, b' ' | b'\t'))
-            .copied();
-        before == Some(b'#')
-    })
+    memmem::find_iter(text, b"embed").any(|at| after_hash(text, at))
+}
+
+/// Whether the last character before `at` that is not a blank is `#`.
+fn after_hash(text: &[u8], at: usize) -> bool {
+    text[..at].iter().rev().find(|b| !matches!(b, b' ' | b'\t')) == Some(&b'#')
 }
 
 /// The name in `(<name>)` or `("name")` after `__has_include`, blanks allowed.
