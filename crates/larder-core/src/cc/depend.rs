@@ -16,14 +16,14 @@
 //! The names watched ([`watched_dirs`]): every name the compile looked up (each
 //! `#include`'s, each `__has_include`'s, each `-include`'s), in every directory the
 //! compiler would search before the one it found it in: earlier directories of its
-//! search list ([`search_dirs`], from `-E -v`; its missing directories always) and, for
+//! search list ([`super::search::search_dirs`], from `-E -v`; its missing directories always) and, for
 //! a quoted name not found next to its includer, that directory. A name's directory
 //! part goes with the directory (`bits/types.h` in `/usr/local/include` is `types.h`
 //! in `/usr/local/include/bits`), so a directory that appears on the way shows too.
 //! Other names in those directories do not matter: machines with other headers
 //! installed share entries as long as no name the compile looked up differs.
 //!
-//! Some texts are not keyed this way ([`Scan::refusal`]): `__DATE__`, `__TIME__`,
+//! Some texts are not keyed this way ([`super::directives::Scan::refusal`]): `__DATE__`, `__TIME__`,
 //! `__TIMESTAMP__` (the output changes without any input changing), `#embed` and
 //! `__has_embed` (files a dependency file may not list), `__has_include` of a macro (a
 //! name larder cannot watch) and `.incbin`. Their entry lists instead the digest of
@@ -32,15 +32,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path};
-use std::process::{Command, Stdio};
 
-use larder_digest::{Digest, KeyHasher};
-use memchr::memmem;
+use larder_digest::Digest;
 
-use super::args::CInvocation;
-use super::key::C_TOOL_VARS;
-use super::reason::CNotCacheable;
-use crate::config::env;
+use super::directives::Includes;
+use super::search::SearchList;
 
 /// The version of the depend-mode invocation key; never equal to a preprocessor-mode
 /// key ([`super::key::C_KEY_VERSION`]) nor a rustc key.
@@ -122,234 +118,6 @@ pub fn parse_depfile(text: &str) -> Vec<String> {
     out
 }
 
-/// What the texts a compile read say about how it may be keyed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Scan {
-    /// `__FILE__` or `__BASE_FILE__` appears: paths can reach the object.
-    pub file_macro: bool,
-    /// Why these texts need the preprocessed fallback, if they do.
-    pub refusal: Option<String>,
-    /// The names `__has_include` and `__has_include_next` ask for.
-    pub has_include: BTreeSet<String>,
-}
-
-impl Scan {
-    /// Scans one file's text.
-    /// Scans one file's text; in an `assembler` compile, any `include` that is not a
-    /// preprocessor directive may be the assembler's `.include`, which no dependency
-    /// file lists.
-    pub fn add(&mut self, text: &[u8], assembler: bool) {
-        if !self.file_macro
-            && (memmem::find(text, b"__FILE__").is_some()
-                || memmem::find(text, b"__BASE_FILE__").is_some())
-        {
-            self.file_macro = true;
-        }
-        if self.refusal.is_none() {
-            for word in [
-                "__DATE__",
-                "__TIME__",
-                "__TIMESTAMP__",
-                "__has_embed",
-                // With or without the dot: `.incbin` may be pasted or stringified.
-                "incbin",
-            ] {
-                if memmem::find(text, word.as_bytes()).is_some() {
-                    self.refusal = Some(word.to_string());
-                    break;
-                }
-            }
-        }
-        if self.refusal.is_none() && has_embed_directive(text) {
-            self.refusal = Some("#embed".into());
-        }
-        if assembler && self.refusal.is_none() && has_other_include(text) {
-            self.refusal = Some(".include".into());
-        }
-        for at in memmem::find_iter(text, b"__has_include") {
-            let rest = &text[at + "__has_include".len()..];
-            let rest = rest.strip_prefix(b"_next").unwrap_or(rest);
-            match include_name(rest) {
-                Some(name) => {
-                    self.has_include.insert(name);
-                }
-                // `defined(__has_include)`, `#ifdef __has_include`: a test for the
-                // feature, not a lookup.
-                None if is_feature_test(text, at, rest) => {}
-                None => {
-                    self.refusal
-                        .get_or_insert_with(|| "__has_include of a macro".into());
-                }
-            }
-        }
-    }
-}
-
-/// Whether `include` appears other than as `#include`, `#include_next` or
-/// `__has_include` (in assembler: maybe `.include`).
-fn has_other_include(text: &[u8]) -> bool {
-    memmem::find_iter(text, b"include")
-        .any(|at| !after_hash(text, at) && !text[..at].ends_with(b"__has_"))
-}
-
-/// Whether `#embed` appears as a directive (`#`, blanks, `embed`).
-fn has_embed_directive(text: &[u8]) -> bool {
-    memmem::find_iter(text, b"embed").any(|at| after_hash(text, at))
-}
-
-/// Whether the last character before `at` that is not a blank is `#`.
-fn after_hash(text: &[u8], at: usize) -> bool {
-    text[..at].iter().rev().find(|b| !matches!(b, b' ' | b'\t')) == Some(&b'#')
-}
-
-/// The name in `(<name>)` or `("name")` after `__has_include`, blanks allowed.
-fn include_name(rest: &[u8]) -> Option<String> {
-    let rest = trim_start(rest).strip_prefix(b"(")?;
-    let rest = trim_start(rest);
-    let close = match rest.first()? {
-        b'<' => b'>',
-        b'"' => b'"',
-        _ => return None,
-    };
-    let body = &rest[1..];
-    let end = body.iter().position(|&b| b == close || b == b'\n')?;
-    (body[end] == close)
-        .then(|| String::from_utf8(body[..end].to_vec()).ok())
-        .flatten()
-        .filter(|n| !n.is_empty())
-}
-
-/// `__has_include` not followed by `(`, or inside `defined(...)` / after `#ifdef`.
-fn is_feature_test(text: &[u8], at: usize, rest: &[u8]) -> bool {
-    let next = trim_start(rest).first().copied();
-    if next != Some(b'(') {
-        return true;
-    }
-    let before: Vec<u8> = text[..at]
-        .iter()
-        .rev()
-        .copied()
-        .filter(|b| !matches!(b, b' ' | b'\t'))
-        .take(8)
-        .collect();
-    // `defined(__has_include)` reads backwards as `(denifed`.
-    before.starts_with(b"(denifed")
-}
-
-fn trim_start(b: &[u8]) -> &[u8] {
-    let n = b.iter().take_while(|c| matches!(c, b' ' | b'\t')).count();
-    &b[n..]
-}
-
-/// The directories the compiler searches for headers with these arguments, as it
-/// prints them for `-E -v` (quote and angle lists, and the directories it ignores
-/// because they do not exist: one that appears later is searched). The probe also
-/// passes `-MD -MF /dev/null`, so a compiler that does not take them fails it and its
-/// compiles stay in preprocessor mode. Memoized in `cache_dir` (the store's tools
-/// directory) per compiler, arguments that can change the list, and the compiler's
-/// variables.
-///
-/// # Errors
-/// [`CNotCacheable::PreprocessorFailed`] if the compiler cannot say.
-pub fn search_dirs(
-    compiler: &Path,
-    compiler_id: &Digest,
-    inv: &CInvocation,
-    cwd: &Path,
-    cache_dir: Option<&Path>,
-) -> Result<SearchList, CNotCacheable> {
-    let args = inv.search_probe_args();
-    let mut h = KeyHasher::new();
-    h.field("version", "larder-c-search-dirs-v1")
-        .digest_field("compiler", compiler_id)
-        .field("cwd", cwd.to_string_lossy().as_bytes());
-    for a in &args {
-        h.field("arg", a);
-    }
-    for name in C_TOOL_VARS {
-        if let Some(v) = env::var_os(name) {
-            h.field(name, v.to_string_lossy().as_bytes());
-        }
-    }
-    let memo = cache_dir.map(|d| d.join(format!("c-search-{}", &h.finish().to_hex()[..32])));
-    if let Some(text) = memo.as_ref().and_then(|m| std::fs::read_to_string(m).ok()) {
-        let mut list = SearchList::default();
-        for line in text.lines() {
-            match line.split_at_checked(2) {
-                Some(("+ ", d)) => list.dirs.push(d.to_string()),
-                Some(("- ", d)) => list.missing.push(d.to_string()),
-                _ => {}
-            }
-        }
-        return Ok(list);
-    }
-    let out = Command::new(compiler)
-        .args(&args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .output()
-        .map_err(|_| CNotCacheable::PreprocessorFailed)?;
-    if !out.status.success() {
-        return Err(CNotCacheable::PreprocessorFailed);
-    }
-    let dirs = parse_search_list(&String::from_utf8_lossy(&out.stderr))
-        .ok_or(CNotCacheable::PreprocessorFailed)?;
-    if let Some(m) = &memo {
-        let mut text = String::new();
-        for d in &dirs.dirs {
-            text.push_str(&format!("+ {d}\n"));
-        }
-        for d in &dirs.missing {
-            text.push_str(&format!("- {d}\n"));
-        }
-        let _ = crate::fsio::write_atomic(m, text.as_bytes(), false);
-    }
-    Ok(dirs)
-}
-
-/// A compiler's header search list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SearchList {
-    /// The directories searched, in order (quote-only ones first).
-    pub dirs: Vec<String>,
-    /// Directories named (by an argument or by default) that do not exist, so are not
-    /// searched until they do.
-    pub missing: Vec<String>,
-}
-
-/// The search list in a compiler's `-v` report, or `None` if it has none.
-pub fn parse_search_list(stderr: &str) -> Option<SearchList> {
-    let mut list = SearchList::default();
-    let clean = |d: &str| {
-        let d = d.trim();
-        d.strip_suffix(" (framework directory)")
-            .unwrap_or(d)
-            .to_string()
-    };
-    let mut inside = false;
-    let mut seen_list = false;
-    for line in stderr.lines() {
-        if let Some(rest) = line.strip_prefix("ignoring nonexistent directory \"") {
-            let d = clean(rest.trim_end().trim_end_matches('"'));
-            if !list.missing.contains(&d) {
-                list.missing.push(d);
-            }
-        } else if line.starts_with("#include ") && line.ends_with("search starts here:") {
-            inside = true;
-            seen_list = true;
-        } else if line.starts_with("End of search list.") {
-            inside = false;
-        } else if inside && line.starts_with(' ') {
-            let d = clean(line);
-            if !d.is_empty() && !list.dirs.contains(&d) {
-                list.dirs.push(d);
-            }
-        }
-    }
-    seen_list.then_some(list)
-}
-
 /// `path` with `.` and `dir/..` removed, without touching the file system (`..` at the
 /// start of a relative path stays).
 pub fn lexical(path: &str) -> String {
@@ -392,143 +160,6 @@ fn parent(path: &str) -> &str {
         Some(i) => &path[..i],
         None => "",
     }
-}
-
-/// The `#include`, `#include_next` and `#import` directives of one file's text.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Includes {
-    /// Names in quotes (`#include "x.h"`): looked up next to the file first.
-    pub quoted: BTreeSet<String>,
-    /// Names in angle brackets.
-    pub angled: BTreeSet<String>,
-    /// Names of `#include_next`, either form: looked up after the includer's directory.
-    pub next: BTreeSet<String>,
-    /// A directive whose name is a macro (`#include HDR`), or one larder could not read.
-    pub computed: bool,
-}
-
-impl Includes {
-    /// Reads the directives of `text`, comments left out (also inside `#if 0`: more
-    /// names only watch more).
-    pub fn of(text: &[u8]) -> Includes {
-        let out = Includes::parse(text);
-        if out.computed {
-            // Maybe a directive-like line in a comment: read again without comments.
-            return Includes::parse(&without_comments(text));
-        }
-        out
-    }
-
-    fn parse(text: &[u8]) -> Includes {
-        let mut out = Includes::default();
-        for word in [&b"include"[..], b"import"] {
-            for at in memmem::find_iter(text, word) {
-                let line_start = text[..at]
-                    .iter()
-                    .rposition(|&b| b == b'\n')
-                    .map_or(0, |i| i + 1);
-                let before: Vec<u8> = text[line_start..at]
-                    .iter()
-                    .copied()
-                    .filter(|b| !matches!(b, b' ' | b'\t'))
-                    .collect();
-                if before != b"#" {
-                    continue;
-                }
-                let rest = &text[at + word.len()..];
-                let (rest, next) = match rest.strip_prefix(b"_next") {
-                    Some(r) => (r, true),
-                    None => (rest, false),
-                };
-                // `#includes`, `#import_foo`: not a directive.
-                if !rest
-                    .first()
-                    .is_some_and(|b| matches!(b, b' ' | b'\t' | b'<' | b'"'))
-                {
-                    if rest.first().is_some_and(|b| *b != b'\n') {
-                        continue;
-                    }
-                    out.computed = true;
-                    continue;
-                }
-                let rest = trim_start(rest);
-                let (close, quoted) = match rest.first() {
-                    Some(b'"') => (b'"', true),
-                    Some(b'<') => (b'>', false),
-                    _ => {
-                        out.computed = true;
-                        continue;
-                    }
-                };
-                let body = &rest[1..];
-                let name = body
-                    .iter()
-                    .position(|&b| b == close || b == b'\n')
-                    .filter(|&end| body[end] == close)
-                    .and_then(|end| String::from_utf8(body[..end].to_vec()).ok());
-                match name {
-                    Some(n) if next => {
-                        out.next.insert(n);
-                    }
-                    Some(n) if quoted => {
-                        out.quoted.insert(n);
-                    }
-                    Some(n) => {
-                        out.angled.insert(n);
-                    }
-                    None => out.computed = true,
-                }
-            }
-        }
-        out
-    }
-}
-
-/// `text` with its C and C++ comments replaced by blanks (line breaks kept); string
-/// and character literals end at the end of their line.
-fn without_comments(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut i = 0;
-    while i < text.len() {
-        let b = text[i];
-        match b {
-            b'/' if text.get(i + 1) == Some(&b'*') => {
-                let end = memmem::find(&text[i + 2..], b"*/").map_or(text.len(), |e| i + 2 + e + 2);
-                out.extend(
-                    text[i..end]
-                        .iter()
-                        .map(|&c| if c == b'\n' { b'\n' } else { b' ' }),
-                );
-                i = end;
-            }
-            b'/' if text.get(i + 1) == Some(&b'/') => {
-                let end = memchr::memchr(b'\n', &text[i..]).map_or(text.len(), |e| i + e);
-                out.extend(std::iter::repeat_n(b' ', end - i));
-                i = end;
-            }
-            b'"' | b'\'' => {
-                out.push(b);
-                i += 1;
-                while i < text.len() && text[i] != b && text[i] != b'\n' {
-                    if text[i] == b'\\' && i + 1 < text.len() && text[i + 1] != b'\n' {
-                        out.push(text[i]);
-                        i += 1;
-                    }
-                    out.push(text[i]);
-                    i += 1;
-                }
-                if i < text.len() && text[i] == b {
-                    out.push(b);
-                    i += 1;
-                }
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 /// Every directory where a header could newly appear and change this compile, spelled
@@ -647,8 +278,7 @@ pub fn watched_dirs(
         }
     }
     if computed {
-        for (f, inc) in read.iter().filter(|(_, inc)| inc.computed) {
-            let _ = inc;
+        for (f, _) in read.iter().filter(|(_, inc)| inc.computed) {
             for (n, _) in &angled {
                 watch(parent(f), n);
             }
@@ -746,63 +376,6 @@ mod tests {
     }
 
     #[test]
-    fn texts_are_scanned() {
-        let mut s = Scan::default();
-        s.add(
-            b"#if __has_include(<sys/random.h>)\n#endif\n#if defined(__has_include)\n",
-            true,
-        );
-        s.add(b"# if __has_include_next ( \"cfg.h\" )\n", false);
-        assert_eq!(
-            s.has_include.iter().cloned().collect::<Vec<_>>(),
-            ["cfg.h", "sys/random.h"]
-        );
-        assert!(s.refusal.is_none());
-        assert!(!s.file_macro);
-        s.add(b"#define A assert_fail(__FILE__)\n", false);
-        assert!(s.file_macro);
-        // Assembler: `#include` is the preprocessor's, `.include` the assembler's.
-        let mut asm = Scan::default();
-        asm.add(
-            b"#include \"x.h\"\n  # include_next <y.h>\nmov %rax, %rbx\n",
-            true,
-        );
-        assert_eq!(asm.refusal, None);
-        asm.add(b".include \"macros.s\"\n", true);
-        assert_eq!(asm.refusal.as_deref(), Some(".include"));
-        for (text, why) in [
-            (&b"#if __has_include(HDR)\n"[..], "__has_include of a macro"),
-            (b"const char *d = __DATE__;", "__DATE__"),
-            (b"#  embed \"x.bin\"", "#embed"),
-            (b"asm(\".incbin \\\"x\\\"\");", "incbin"),
-        ] {
-            let mut s = Scan::default();
-            s.add(text, false);
-            assert_eq!(s.refusal.as_deref(), Some(why));
-        }
-    }
-
-    #[test]
-    fn search_lists_are_read_from_the_compilers_report() {
-        let gcc = "ignoring nonexistent directory \"/usr/local/include/x86_64-linux-gnu\"\nignoring nonexistent directory \"nothere\"\n#include \"...\" search starts here:\n quoted\n#include <...> search starts here:\n inc\n /usr/lib/gcc/x86_64-linux-gnu/12/include\n /usr/include\nEnd of search list.\n";
-        let list = parse_search_list(gcc).unwrap();
-        assert_eq!(
-            list.dirs,
-            [
-                "quoted",
-                "inc",
-                "/usr/lib/gcc/x86_64-linux-gnu/12/include",
-                "/usr/include"
-            ]
-        );
-        assert_eq!(
-            list.missing,
-            ["/usr/local/include/x86_64-linux-gnu", "nothere"]
-        );
-        assert_eq!(parse_search_list("gcc version 12\n"), None);
-    }
-
-    #[test]
     fn lexical_forms() {
         assert_eq!(lexical("/a/b/../c/./d"), "/a/c/d");
         assert_eq!(
@@ -812,26 +385,6 @@ mod tests {
         assert_eq!(lexical("../x/../y"), "../y");
         assert_eq!(lexical("a/"), "a");
         assert_eq!(lexical(""), "");
-    }
-
-    #[test]
-    fn directives_are_read() {
-        let inc = Includes::of(
-            b"#include <stdio.h>\n  #  include_next \"cfg.h\"\n#import <Foo/Bar.h>\n// #include \"c.h\"\nint includes;\n#includes\n",
-        );
-        assert_eq!(
-            inc.angled.iter().collect::<Vec<_>>(),
-            ["Foo/Bar.h", "stdio.h"]
-        );
-        assert!(inc.quoted.is_empty());
-        assert_eq!(inc.next.iter().collect::<Vec<_>>(), ["cfg.h"]);
-        assert!(!inc.computed);
-        assert!(Includes::of(b"#include HDR(x)\n").computed);
-        let commented = Includes::of(
-            b"/* #include's protect themselves, and we may\n   #include_next through */\n// #include X\n#include <a.h> /* #include Y */\n",
-        );
-        assert!(!commented.computed, "{commented:?}");
-        assert_eq!(commented.angled.iter().collect::<Vec<_>>(), ["a.h"]);
     }
 
     #[test]

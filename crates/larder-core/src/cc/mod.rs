@@ -69,8 +69,10 @@
 
 mod args;
 pub mod depend;
+pub mod directives;
 mod key;
 mod reason;
+pub mod search;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -119,7 +121,7 @@ pub struct CCompile {
     /// The dependency file a miss's compile writes (removed when dropped).
     depfile: Option<tempfile::TempPath>,
     /// The compiler's header search list, in depend mode.
-    search: Option<depend::SearchList>,
+    search: Option<search::SearchList>,
     /// The preprocessed text's digest, once computed for a fallback entry (`None`
     /// inside: the preprocessor failed).
     preprocessed: Option<Option<Digest>>,
@@ -181,7 +183,7 @@ impl CachedAction for CCompile {
         // -MF` (the probe passes them): otherwise preprocessor mode.
         self.search = (self.inv.depend_eligible() && cx.config.c_depend)
             .then(|| {
-                depend::search_dirs(
+                search::search_dirs(
                     &self.compiler,
                     &compiler,
                     &self.inv,
@@ -446,7 +448,7 @@ impl CCompile {
         read: &[String],
         wall_start: SystemTime,
     ) -> Result<ManifestEntry, Stop<CNotCacheable>> {
-        let mut scan = depend::Scan::default();
+        let mut scan = directives::Scan::default();
         scan.has_include.extend(self.inv.forced_includes());
         let mut files = Vec::new();
         let mut directives = Vec::new();
@@ -455,7 +457,7 @@ impl CCompile {
             let bytes = std::fs::read(&path)
                 .map_err(|_| CNotCacheable::UnreadableInput(path.display().to_string()))?;
             scan.add(&bytes, self.inv.language == Language::Assembler);
-            directives.push((f.clone(), depend::Includes::of(&bytes)));
+            directives.push((f.clone(), directives::Includes::of(&bytes)));
             let digest = Digest::of(&bytes);
             cx.hasher.remember(&path, digest, bytes.len() as u64);
             files.push((cx.roots.normalize_path(&path), digest));
