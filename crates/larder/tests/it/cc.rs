@@ -91,6 +91,22 @@ fn stored(run: &Run, krate: &str) -> bool {
         .any(|e| e.krate.as_deref() == Some(krate) && e.line.contains("\"stored\":true"))
 }
 
+/// Builds `p` from nothing (both objects compiled and stored), then again after `cargo
+/// clean` (both restored); the program prints `prints` each time. Returns the second run.
+fn miss_then_hit(p: &Project, env: &[(&str, &str)], prints: &str) -> Run {
+    let run = build(p, env);
+    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "miss")]);
+    for object in ["cc:other.c", "cc:value.c"] {
+        assert!(stored(&run, object), "{object} stored\n{}", run.context());
+    }
+    assert_eq!(p.run_bin("debug", "capp"), prints);
+    p.clean();
+    let run = build(p, env);
+    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
+    assert_eq!(p.run_bin("debug", "capp"), prints);
+    run
+}
+
 #[test]
 fn c_objects_miss_then_hit_after_clean() {
     let p = c_project();
@@ -234,15 +250,7 @@ fn a_compiler_without_dependency_files_uses_preprocessor_mode() {
     )
     .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let cc = path.to_str().unwrap();
-    let run = build(&p, &[("CC", cc)]);
-    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "miss")]);
-    assert!(stored(&run, "cc:value.c"), "{}", run.context());
-    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
-    p.clean();
-    let run = build(&p, &[("CC", cc)]);
-    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
-    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
+    miss_then_hit(&p, &[("CC", path.to_str().unwrap())], "value=101 other=7");
 }
 
 #[test]
@@ -268,13 +276,7 @@ fn a_header_that_now_shadows_misses() {
     );
     p.edit("csrc/value.c", "#include \"value.h\"", "#include <value.h>");
     p.write("mid/readme.txt", "not a header\n");
-    let run = build(&p, &[]);
-    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "miss")]);
-    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
-
-    p.clean();
-    let run = build(&p, &[]);
-    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
+    miss_then_hit(&p, &[], "value=101 other=7");
 
     p.write("mid/value.h", "#define BASE 300\n");
     p.clean();
@@ -297,13 +299,7 @@ fn a_header_asked_for_by_has_include_misses_when_it_appears() {
         "csrc/value.c",
         "#if __has_include(<opt.h>)\n#include <opt.h>\n#else\n#define OPT 0\n#endif\n#include \"value.h\"\nint capp_value(void) { return BASE + VALUE + OPT; }\n",
     );
-    let run = build(&p, &[]);
-    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "miss")]);
-    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
-
-    p.clean();
-    let run = build(&p, &[]);
-    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
+    miss_then_hit(&p, &[], "value=101 other=7");
 
     p.write("csrc/opt.h", "#define OPT 40\n");
     p.clean();
@@ -329,15 +325,7 @@ fn an_object_with_its_source_path_misses_in_another_checkout() {
         "#include <string.h>\nint capp_other(void) { return (int)strlen(__FILE__); }\n",
     );
     let len = |q: &crate::support::Project| q.path("csrc/other.c").to_string_lossy().len();
-    let run = build(&p, &[]);
-    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "miss")]);
-    assert_eq!(
-        p.run_bin("debug", "capp"),
-        format!("value=101 other={}", len(&p))
-    );
-    p.clean();
-    let run = build(&p, &[]);
-    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
+    miss_then_hit(&p, &[], &format!("value=101 other={}", len(&p)));
 
     let q = p.relocated_copy();
     let run = build(&q, &[]);
@@ -357,13 +345,7 @@ fn a_source_with_the_date_is_keyed_by_its_preprocessed_text() {
         "csrc/other.c",
         "static const char *built = __DATE__;\nint capp_other(void) { return built[0] ? 7 : 0; }\n",
     );
-    let run = build(&p, &[]);
-    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "miss")]);
-    assert!(stored(&run, "cc:other.c"), "{}", run.context());
-    p.clean();
-    let run = build(&p, &[]);
-    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
-    assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
+    miss_then_hit(&p, &[], "value=101 other=7");
 }
 
 /// A forced include in GCC's long spelling (`--include=<file>`, as aws-lc-sys passes it)
