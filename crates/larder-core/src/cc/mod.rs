@@ -320,16 +320,20 @@ impl CachedAction for CCompile {
         }
     }
 
-    /// The key's inputs and, by content, each file the preprocessor read (the source
-    /// and its headers), so a miss names the header that changed.
+    /// The key's inputs and, in preprocessor mode, by content, each file the
+    /// preprocessor read (the source and its headers), so a miss names the header that
+    /// changed.
     fn inputs(&mut self, cx: &mut Ctx<'_>) -> Vec<larder_key::Input> {
         let mut out = self
             .key_inputs
             .as_ref()
             .map(CKeyInputs::inputs)
             .unwrap_or_default();
-        // In depend mode the manifest entry lists them.
-        for f in self.inputs.iter().filter(|_| !self.depend) {
+        if self.depend {
+            // The manifest entry lists them.
+            return out;
+        }
+        for f in &self.inputs {
             let path = self.cwd.join(f);
             if let Some(d) = cx.hasher.digest(&path) {
                 out.push(larder_key::Input::digest(
