@@ -402,12 +402,25 @@ impl DiskStore {
     }
 
     /// Updates the running total under its lock; `f` maps the old total to the new one.
+    ///
+    /// Every stored entry updates it, so it is rewritten in place, as a number of fixed
+    /// width in one write, rather than through a temporary file and a rename (two more
+    /// files created per update). The total only decides when to collect: one that is
+    /// missing or does not parse is counted anew from the store, and `gc` sets it to
+    /// what it counts.
     fn with_counter(&self, f: impl FnOnce(i64) -> i64) -> Result<i64, StoreError> {
+        use std::os::unix::fs::FileExt;
         let lock = File::create(self.layout.size_lock())?;
         lock.lock()?;
-        let path = self.layout.size();
-        let old = match std::fs::read_to_string(&path) {
-            Ok(s) => s.trim().parse::<i64>().ok(),
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.layout.size())?;
+        let mut text = String::new();
+        let old = match file.read_to_string(&mut text) {
+            Ok(_) => text.trim().parse::<i64>().ok(),
             Err(_) => None,
         };
         let old = match old {
@@ -415,9 +428,8 @@ impl DiskStore {
             None => self.usage()?.total_bytes() as i64,
         };
         let new = f(old).max(0);
-        let mut tmp = tempfile::NamedTempFile::new_in(self.layout.tmp())?;
-        write!(tmp, "{new}")?;
-        tmp.persist(&path).map_err(|e| e.error)?;
+        // 20 digits hold any i64: every total written covers the last one whole.
+        file.write_all_at(format!("{new:020}\n").as_bytes(), 0)?;
         Ok(new)
     }
 
@@ -669,6 +681,36 @@ mod tests {
             s.get(Namespace::Cas, &keys[1]).unwrap().is_none(),
             "LRU entry evicted"
         );
+    }
+
+    #[test]
+    fn the_running_total_follows_parallel_writers_and_is_recounted_when_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(dir.path(), 1 << 30)
+            .unwrap()
+            .with_compression_level(0);
+        std::thread::scope(|scope| {
+            for t in 0..4u32 {
+                let s = &s;
+                scope.spawn(move || {
+                    for i in 0..10u32 {
+                        let v = noise(t * 100 + i);
+                        s.put(Namespace::Cas, &Digest::of(&v), &v).unwrap();
+                    }
+                });
+            }
+        });
+        let counted = s.usage().unwrap().total_bytes() as i64;
+        assert!(counted >= 40 * 10_000, "{counted}");
+        assert_eq!(s.with_counter(|old| old).unwrap(), counted);
+        // A torn total (a crash while writing it) is counted anew.
+        std::fs::write(s.layout.size(), b"12x4").unwrap();
+        assert_eq!(s.with_counter(|old| old).unwrap(), counted);
+        // A shorter total than the one before it leaves no digits behind.
+        assert_eq!(s.with_counter(|_| 7).unwrap(), 7);
+        assert_eq!(s.with_counter(|old| old + 1).unwrap(), 8);
+        let text = std::fs::read_to_string(s.layout.size()).unwrap();
+        assert_eq!(text.trim().parse::<i64>().unwrap(), 8, "{text:?}");
     }
 
     #[test]
