@@ -31,7 +31,8 @@
 //! by running the preprocessor, as the preprocessor mode does.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
+use std::time::SystemTime;
 
 use larder_digest::Digest;
 
@@ -291,26 +292,83 @@ pub fn watched_dirs(
 /// `f`ile, `o`ther, `-` absent), following symbolic links; a fixed digest if `dir` is
 /// not a directory. `None` if nothing is at `dir` or it cannot be read.
 pub fn names_digest<'n>(dir: &Path, names: impl IntoIterator<Item = &'n str>) -> Option<Digest> {
+    names_listing(dir, names, None).map(|(digest, _)| digest)
+}
+
+/// [`names_digest`] of `names` in `dir` and, among them, one created or changed at or
+/// after `since` (the compiler may or may not have seen it), if any: one look at each
+/// name for both.
+pub fn names_digest_since<'n>(
+    dir: &Path,
+    names: impl IntoIterator<Item = &'n str>,
+    since: SystemTime,
+) -> Option<(Digest, Option<PathBuf>)> {
+    names_listing(dir, names, Some(since))
+}
+
+fn names_listing<'n>(
+    dir: &Path,
+    names: impl IntoIterator<Item = &'n str>,
+    since: Option<SystemTime>,
+) -> Option<(Digest, Option<PathBuf>)> {
     let meta = std::fs::metadata(dir).ok()?;
     if !meta.is_dir() {
-        return Some(Digest::of(NOT_A_DIRECTORY));
+        return Some((Digest::of(NOT_A_DIRECTORY), None));
     }
+    let absent = |e: &std::io::Error| {
+        // ENOTDIR: a file where the name's directory part would be.
+        e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(20)
+    };
     let mut text = String::new();
+    let mut changed = None;
     for n in names {
-        let kind = match std::fs::metadata(dir.join(n)) {
-            Ok(m) if m.is_dir() => 'd',
-            Ok(m) if m.is_file() => 'f',
-            Ok(_) => 'o',
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => '-',
-            Err(e) if e.raw_os_error() == Some(20) => '-', // ENOTDIR
+        let path = dir.join(n);
+        // The name itself, then (for a symbolic link) what it points to.
+        let mut metas = Vec::with_capacity(1);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_symlink() => {
+                metas.push(m);
+                match std::fs::metadata(&path) {
+                    Ok(target) => metas.push(target),
+                    Err(e) if absent(&e) => {}
+                    Err(_) => return None,
+                }
+            }
+            Ok(m) => metas.push(m),
+            Err(e) if absent(&e) => {}
             Err(_) => return None,
+        }
+        let kind = match metas.last() {
+            Some(m) if m.is_symlink() => '-', // a link to nothing
+            Some(m) if m.is_dir() => 'd',
+            Some(m) if m.is_file() => 'f',
+            Some(_) => 'o',
+            None => '-',
         };
+        if let Some(since) = since
+            && changed.is_none()
+            && metas.iter().any(|m| changed_at_or_after(m, since))
+        {
+            changed = Some(path);
+        }
         text.push(kind);
         text.push(' ');
         text.push_str(n);
         text.push('\n');
     }
-    Some(Digest::of(text.as_bytes()))
+    Some((Digest::of(text.as_bytes()), changed))
+}
+
+/// Whether the file `m` describes was modified, or its inode changed, at or after
+/// `since`.
+fn changed_at_or_after(m: &std::fs::Metadata, since: SystemTime) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let ctime = std::time::UNIX_EPOCH
+        + std::time::Duration::new(
+            u64::try_from(m.ctime()).unwrap_or(0),
+            u32::try_from(m.ctime_nsec()).unwrap_or(0),
+        );
+    m.modified().is_ok_and(|t| t >= since) || ctime >= since
 }
 
 /// The entry path of `names` looked up in `dir` (`dir` already normalized).
@@ -334,26 +392,6 @@ pub fn split_names(path: &Path) -> Option<(&Path, Vec<&str>)> {
         .filter(|n| !n.is_empty())
         .collect();
     Some((Path::new(&text[..at.max(1)]), names))
-}
-
-/// Among `names` in `dir`, one created or changed at or after `since`, if any: the
-/// compiler may or may not have seen it.
-pub fn changed_since<'n>(
-    dir: &Path,
-    names: impl IntoIterator<Item = &'n String>,
-    since: std::time::SystemTime,
-) -> Option<std::path::PathBuf> {
-    use std::os::unix::fs::MetadataExt;
-    names.into_iter().map(|n| dir.join(n)).find(|p| {
-        p.symlink_metadata().is_ok_and(|m| {
-            let ctime = std::time::UNIX_EPOCH
-                + std::time::Duration::new(
-                    u64::try_from(m.ctime()).unwrap_or(0),
-                    u32::try_from(m.ctime_nsec()).unwrap_or(0),
-                );
-            m.modified().is_ok_and(|t| t >= since) || ctime >= since
-        })
-    })
 }
 
 #[cfg(test)]
@@ -473,6 +511,20 @@ mod tests {
             names_digest(&d.path().join("x.h"), names),
             Some(Digest::of(NOT_A_DIRECTORY))
         );
+        // A link is what it points to; one to nothing is absent.
+        std::os::unix::fs::symlink("x.h", d.path().join("link.h")).unwrap();
+        std::os::unix::fs::symlink("nowhere.h", d.path().join("dangling.h")).unwrap();
+        assert_eq!(
+            names_digest(d.path(), ["link.h", "dangling.h"]).unwrap(),
+            Digest::of(b"f link.h\n- dangling.h\n")
+        );
+        // A name created or changed at or after `since` is named, with the same digest.
+        let before = SystemTime::now() - std::time::Duration::from_secs(5);
+        let (digest, changed) = names_digest_since(d.path(), names, before).unwrap();
+        assert_eq!(digest, names_digest(d.path(), names).unwrap());
+        assert_eq!(changed, Some(d.path().join("x.h")));
+        let later = SystemTime::now() + std::time::Duration::from_secs(5);
+        assert_eq!(names_digest_since(d.path(), names, later).unwrap().1, None);
         let p = names_path("/a/b", &["x.h".to_string(), "y".to_string()]);
         assert_eq!(p, "/a/b/@larder:names/x.h/y");
         let (dir, got) = split_names(Path::new(&p)).unwrap();

@@ -488,14 +488,14 @@ impl CCompile {
             } else {
                 self.cwd.join(&w)
             };
-            match depend::names_digest(&dir, names.iter().map(String::as_str)) {
-                Some(d) => {
-                    if let Some(new) = depend::changed_since(&dir, &names, since) {
-                        return Err(CNotCacheable::InputModifiedDuringCompile(
-                            new.display().to_string(),
-                        )
-                        .into());
-                    }
+            match depend::names_digest_since(&dir, names.iter().map(String::as_str), since) {
+                Some((_, Some(new))) => {
+                    return Err(CNotCacheable::InputModifiedDuringCompile(
+                        new.display().to_string(),
+                    )
+                    .into());
+                }
+                Some((d, None)) => {
                     let normalized = cx.roots.normalize_path(&dir);
                     files.push((depend::names_path(&normalized, &names), d));
                 }
