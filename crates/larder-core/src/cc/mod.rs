@@ -13,13 +13,15 @@
 //!    one object with known, harmless flags is cached; anything else (links, probes,
 //!    several sources, dependency files, flags that write or read other files, unknown
 //!    flags) runs the compiler as it is, with a [`CNotCacheable`] reason in the report.
-//! 2. Compute the key. C, C++ and Objective-C compiles are keyed by the dependency
-//!    file the compile writes ("depend mode", [`depend`]; `LARDER_C_DEPEND=0` turns it
-//!    off): an invocation key of the table below with the source file's content, whose
+//! 2. Compute the key. Sources the preprocessor reads (C, C++, Objective-C, `.S`) are
+//!    keyed by the dependency file the compile writes ("depend mode", [`depend`]):
+//!    an invocation key of the table below with the source file's content, whose
 //!    manifest lists what each compile read (headers by content, the directories where
-//!    a shadowing header could appear by listing). Assembler and the rest use
-//!    "preprocessor mode" (as ccache's): run the compiler with `-E` instead of `-c` and
-//!    hash its output.
+//!    a shadowing header could appear by listing). With `LARDER_C_DEPEND=0`, arguments
+//!    that pass options to the preprocessor unseen, or a compiler that cannot write a
+//!    dependency file, they use "preprocessor mode" (as ccache's): run the compiler
+//!    with `-E` instead of `-c` and hash its output. `.s`, `.i` and `.ii` are keyed by
+//!    their content.
 //! 3. On a hit, fetch and verify the object, write it atomically where `-o` says, replay
 //!    the compiler's messages, exit 0. No compiler runs (in preprocessor mode, the
 //!    preprocessor does).
@@ -42,7 +44,7 @@
 //! | key version | the string [`key::C_KEY_VERSION`] | a new definition never matches old entries, nor rustc keys | none: a constant, changed only with the definition |
 //! | compiler identity | content digest of the compiler executable after following symlinks, the file name it runs by, its `--version` output ([`crate::identity::c_compiler`]; cached in `<store>/v1/tools/`) | another compiler or version gives another object; `clang++` is `clang` by another name | `cc.rs`: `compiler_change_misses`; `larder-core` `identity::tests::c_compiler_identity_follows_content_and_name` |
 //! | arguments | every argument in order except `-o <object>`, absolute roots normalized | defines, include paths, optimization, target, debug info, warnings (they shape the messages) | `cc.rs`: `define_change_misses` |
-//! | source | depend mode: the source file's content (its headers are in the manifest entry, [`depend`]); preprocessor mode (`.S`, or with `LARDER_C_DEPEND=0`): the preprocessed text (`-E`, same flags) with the absolute roots in its line markers normalized; `.s`, `.i`, `.ii`: the file's content | every header included, with its content, and every macro | `cc.rs`: `header_change_misses_only_its_object` |
+//! | source | depend mode: the source file's content (its headers are in the manifest entry, [`depend`]); preprocessor mode (`LARDER_C_DEPEND=0`, `-Wp,`, a compiler without `-MD`): the preprocessed text (`-E`, same flags) with the absolute roots in its line markers normalized; `.s`, `.i`, `.ii`: the file's content | every header included, with its content, and every macro | `cc.rs`: `header_change_misses_only_its_object` |
 //! | environment | name and normalized value of each set variable among [`key::C_TOOL_VARS`] (`CPATH`, `C_INCLUDE_PATH`, `CPLUS_INCLUDE_PATH`, `SOURCE_DATE_EPOCH`, `GCC_EXEC_PREFIX`, `COMPILER_PATH`, locale, Apple SDK variables) and the declared `LARDER_EXTRA_ENV` | the driver reads them | `cc.rs`: `tool_variables_and_declared_inputs_are_in_the_c_key` |
 //! | host CPU | with `-march=native`, `-mtune=native` or `-mcpu=native`: this machine's CPU identification and feature flags (`/proc/cpuinfo`) | code for one CPU must not reach a machine with another | `larder-core` `host::tests::another_cpu_is_another_native` |
 //! | declared files | content of `LARDER_EXTRA_FILES`, as for rustc | same contract as for rustc | `cc.rs`: `tool_variables_and_declared_inputs_are_in_the_c_key` |
