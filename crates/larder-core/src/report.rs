@@ -149,28 +149,55 @@ pub fn totals_path(dir: &Path) -> PathBuf {
     Layout::new(dir).stats()
 }
 
-/// Reads the totals (zero if there are none yet).
+/// Reads the totals (zero if there are none yet), after any update under way.
 pub fn read_totals(dir: &Path) -> Totals {
+    // Best effort: without a lock file there has been no update to wait for.
+    let _lock = File::open(Layout::new(dir).stats_lock())
+        .and_then(|f| f.lock_shared().map(|()| f))
+        .ok();
     std::fs::read(totals_path(dir))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
+        .map(|b| parse_totals(&b))
+        .unwrap_or_default()
+}
+
+/// The totals in a totals file's text: its first JSON value (an update cut short after
+/// its write leaves the end of a longer, older text behind it); zero if it has none.
+fn parse_totals(text: &[u8]) -> Totals {
+    serde_json::Deserializer::from_slice(text)
+        .into_iter::<Totals>()
+        .next()
+        .and_then(Result::ok)
         .unwrap_or_default()
 }
 
 /// Updates the totals under their lock.
 ///
+/// Every wrapper process updates them, so the file is rewritten in place (one write,
+/// then cut to length) rather than through a temporary file and a rename. The totals
+/// are counters for `larder stats`: an update torn by a power loss sets them to zero,
+/// and nothing else depends on them.
+///
 /// # Errors
 /// If the store directory cannot be written.
 pub fn update_totals(dir: &Path, f: impl FnOnce(&mut Totals)) -> std::io::Result<()> {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
     std::fs::create_dir_all(dir)?;
     let lock = File::create(Layout::new(dir).stats_lock())?;
     lock.lock()?;
-    let mut t = read_totals(dir);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(totals_path(dir))?;
+    let mut text = Vec::new();
+    file.read_to_end(&mut text)?;
+    let mut t = parse_totals(&text);
     f(&mut t);
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    // One write: every wrapper process updates the totals.
-    std::io::Write::write_all(&mut tmp, &serde_json::to_vec_pretty(&t)?)?;
-    tmp.persist(totals_path(dir)).map_err(|e| e.error)?;
+    let text = serde_json::to_vec_pretty(&t)?;
+    file.write_all_at(&text, 0)?;
+    file.set_len(text.len() as u64)?;
     Ok(())
 }
 
@@ -346,4 +373,37 @@ fn emit_warning(message: &str) {
         return;
     }
     eprint!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_take_every_parallel_update_and_survive_a_cut_short_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..25 {
+                        update_totals(dir.path(), |t| t.hits += 1).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(read_totals(dir.path()).hits, 200);
+        // Written in place, cut to length: a smaller total leaves nothing behind.
+        update_totals(dir.path(), |t| *t = Totals::default()).unwrap();
+        update_totals(dir.path(), |t| t.misses = 3).unwrap();
+        let text = std::fs::read(totals_path(dir.path())).unwrap();
+        let whole: Totals = serde_json::from_slice(&text).expect("one JSON value");
+        assert_eq!((whole.hits, whole.misses), (0, 3));
+        // An update stopped between its write and the cut: the first value counts.
+        let mut cut = text.clone();
+        cut.extend_from_slice(b"\n  \"hits\": 12345\n}\n");
+        std::fs::write(totals_path(dir.path()), &cut).unwrap();
+        assert_eq!(read_totals(dir.path()).misses, 3);
+        update_totals(dir.path(), |t| t.misses += 1).unwrap();
+        assert_eq!(read_totals(dir.path()).misses, 4);
+    }
 }
