@@ -122,6 +122,15 @@ pub fn parse_depfile(text: &str) -> Vec<String> {
 /// `path` with `.` and `dir/..` removed, without touching the file system (`..` at the
 /// start of a relative path stays).
 pub fn lexical(path: &str) -> String {
+    // Most paths are already in this form: no components to drop.
+    let plain = !path.ends_with('/')
+        && path
+            .split('/')
+            .enumerate()
+            .all(|(i, c)| (i == 0 && c.is_empty()) || !matches!(c, "" | "." | ".."));
+    if plain {
+        return path.to_string();
+    }
     let mut parts: Vec<&str> = Vec::new();
     let absolute = path.starts_with('/');
     for c in Path::new(path).components() {
@@ -423,6 +432,11 @@ mod tests {
         assert_eq!(lexical("../x/../y"), "../y");
         assert_eq!(lexical("a/"), "a");
         assert_eq!(lexical(""), "");
+        assert_eq!(lexical("/"), "/");
+        assert_eq!(lexical("a//b"), "a/b");
+        assert_eq!(lexical("./a"), "a");
+        assert_eq!(lexical("/.."), "/");
+        assert_eq!(lexical("inc/openssl/ssl.h"), "inc/openssl/ssl.h");
     }
 
     #[test]
