@@ -49,6 +49,24 @@ impl Stamp {
             ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
         })
     }
+
+    /// Whether the file was last modified and last changed before `t`: then any later
+    /// change gives it a change time at or after `t`, so another stamp (the kernel sets
+    /// the change time; no process can set it back).
+    pub fn settled_before(&self, t: std::time::SystemTime) -> bool {
+        let t = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        self.mtime_ns < t && self.ctime_ns < t
+    }
+
+    /// The stamp as text (`dev ino size mtime ctime`), for a key.
+    pub fn to_key(&self) -> String {
+        format!(
+            "{} {} {} {} {}",
+            self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns
+        )
+    }
 }
 
 /// Appends the digests of `files` (each just written or hashed by this process, with

@@ -6,6 +6,70 @@
 use std::collections::BTreeSet;
 
 use memchr::memmem;
+use serde::{Deserialize, Serialize};
+
+/// What one file's text says, as a depend-mode entry needs it: the same for every
+/// compile that reads the file, so it can be remembered per file version
+/// ([`super::header_memo`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextFacts {
+    /// `__FILE__` or `__BASE_FILE__` appears: paths can reach the object.
+    pub file_macro: bool,
+    /// Why the text needs the preprocessed fallback in any compile, if it does.
+    pub refusal: Option<String>,
+    /// `include` appears other than as a directive or `__has_include`: in an
+    /// assembler compile, maybe the assembler's `.include`, which no dependency file
+    /// lists.
+    pub other_include: bool,
+    /// The names `__has_include` and `__has_include_next` ask for.
+    pub has_include: BTreeSet<String>,
+    /// Its `#include` directives.
+    pub includes: Includes,
+}
+
+impl TextFacts {
+    /// Reads the facts of one file's text.
+    pub fn of(text: &[u8]) -> TextFacts {
+        let mut out = TextFacts {
+            file_macro: memmem::find(text, b"__FILE__").is_some()
+                || memmem::find(text, b"__BASE_FILE__").is_some(),
+            other_include: has_other_include(text),
+            includes: Includes::of(text),
+            ..TextFacts::default()
+        };
+        out.refusal = [
+            "__DATE__",
+            "__TIME__",
+            "__TIMESTAMP__",
+            "__has_embed",
+            // With or without the dot: `.incbin` may be pasted or stringified.
+            "incbin",
+        ]
+        .into_iter()
+        .find(|word| memmem::find(text, word.as_bytes()).is_some())
+        .map(str::to_string);
+        if out.refusal.is_none() && has_embed_directive(text) {
+            out.refusal = Some("#embed".into());
+        }
+        for at in memmem::find_iter(text, b"__has_include") {
+            let rest = &text[at + "__has_include".len()..];
+            let rest = rest.strip_prefix(b"_next").unwrap_or(rest);
+            match include_name(rest) {
+                Some(name) => {
+                    out.has_include.insert(name);
+                }
+                // `defined(__has_include)`, `#ifdef __has_include`: a test for the
+                // feature, not a lookup.
+                None if is_feature_test(text, at, rest) => {}
+                None => {
+                    out.refusal
+                        .get_or_insert_with(|| "__has_include of a macro".into());
+                }
+            }
+        }
+        out
+    }
+}
 
 /// What the texts a compile read say about how it may be keyed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,53 +83,23 @@ pub struct Scan {
 }
 
 impl Scan {
-    /// Scans one file's text; in an `assembler` compile, any `include` that is not a
-    /// preprocessor directive may be the assembler's `.include`, which no dependency
-    /// file lists.
+    /// Scans one file's text; see [`Scan::merge`].
     pub fn add(&mut self, text: &[u8], assembler: bool) {
-        if !self.file_macro
-            && (memmem::find(text, b"__FILE__").is_some()
-                || memmem::find(text, b"__BASE_FILE__").is_some())
-        {
-            self.file_macro = true;
-        }
+        self.merge(&TextFacts::of(text), assembler);
+    }
+
+    /// Adds what one file's text says; in an `assembler` compile, any `include` that
+    /// is not a preprocessor directive may be the assembler's `.include`, which no
+    /// dependency file lists.
+    pub fn merge(&mut self, facts: &TextFacts, assembler: bool) {
+        self.file_macro |= facts.file_macro;
         if self.refusal.is_none() {
-            for word in [
-                "__DATE__",
-                "__TIME__",
-                "__TIMESTAMP__",
-                "__has_embed",
-                // With or without the dot: `.incbin` may be pasted or stringified.
-                "incbin",
-            ] {
-                if memmem::find(text, word.as_bytes()).is_some() {
-                    self.refusal = Some(word.to_string());
-                    break;
-                }
-            }
+            self.refusal = facts
+                .refusal
+                .clone()
+                .or_else(|| (assembler && facts.other_include).then(|| ".include".into()));
         }
-        if self.refusal.is_none() && has_embed_directive(text) {
-            self.refusal = Some("#embed".into());
-        }
-        if assembler && self.refusal.is_none() && has_other_include(text) {
-            self.refusal = Some(".include".into());
-        }
-        for at in memmem::find_iter(text, b"__has_include") {
-            let rest = &text[at + "__has_include".len()..];
-            let rest = rest.strip_prefix(b"_next").unwrap_or(rest);
-            match include_name(rest) {
-                Some(name) => {
-                    self.has_include.insert(name);
-                }
-                // `defined(__has_include)`, `#ifdef __has_include`: a test for the
-                // feature, not a lookup.
-                None if is_feature_test(text, at, rest) => {}
-                None => {
-                    self.refusal
-                        .get_or_insert_with(|| "__has_include of a macro".into());
-                }
-            }
-        }
+        self.has_include.extend(facts.has_include.iter().cloned());
     }
 }
 
@@ -126,7 +160,7 @@ fn trim_start(b: &[u8]) -> &[u8] {
 }
 
 /// The `#include`, `#include_next` and `#import` directives of one file's text.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Includes {
     /// Names in quotes (`#include "x.h"`): looked up next to the file first.
     pub quoted: BTreeSet<String>,

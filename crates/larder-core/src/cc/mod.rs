@@ -72,6 +72,7 @@
 mod args;
 pub mod depend;
 pub mod directives;
+pub mod header_memo;
 mod key;
 mod reason;
 pub mod search;
@@ -458,15 +459,15 @@ impl CCompile {
         scan.has_include.extend(self.inv.forced_includes());
         let mut files = Vec::new();
         let mut directives = Vec::new();
+        let tools = cx.tools_dir();
         for f in read {
             let path = self.cwd.join(f);
-            let bytes = std::fs::read(&path)
+            let file = header_memo::read(Some(&tools), &path)
                 .map_err(|_| CNotCacheable::UnreadableInput(path.display().to_string()))?;
-            scan.add(&bytes, self.inv.language == Language::Assembler);
-            directives.push((f.clone(), directives::Includes::of(&bytes)));
-            let digest = Digest::of(&bytes);
-            cx.hasher.remember(&path, digest, bytes.len() as u64);
-            files.push((cx.roots.normalize_path(&path), digest));
+            scan.merge(&file.facts, self.inv.language == Language::Assembler);
+            cx.hasher.remember(&path, file.digest, file.size);
+            files.push((cx.roots.normalize_path(&path), file.digest));
+            directives.push((f.clone(), file.facts.includes));
         }
         if let Some(why) = &scan.refusal {
             tracing::debug!(%why, "keyed by the preprocessed text");

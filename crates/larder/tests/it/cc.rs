@@ -159,6 +159,40 @@ fn header_change_misses_only_its_object() {
     assert_eq!(p.run_bin("debug", "capp"), "value=101 other=7");
 }
 
+/// A miss takes the headers it read from the memo of settled file versions
+/// (`cc/header_memo.rs`) once they are two seconds old. A header edited afterwards, to
+/// the same size, is another version: read again, so each stored object names the
+/// header it was compiled from (a stale memo would store the new object under the old
+/// header, and the revert below would restore it).
+#[test]
+fn a_remembered_header_edited_later_is_read_again() {
+    let p = c_project();
+    build(&p, &[]);
+    std::thread::sleep(std::time::Duration::from_millis(2300));
+    // Another define, so other keys: misses, whose settled headers are remembered.
+    let run = build(&p, &[("CAPP_VALUE", "2")]);
+    assert_c(&run, &[("cc:other.c", "miss"), ("cc:value.c", "miss")]);
+    assert_eq!(p.run_bin("debug", "capp"), "value=102 other=7");
+    assert!(
+        !p.store_files("tools/c-facts").is_empty(),
+        "settled headers are remembered\n{}",
+        run.context()
+    );
+
+    p.write("csrc/value.h", "#define BASE 300\n");
+    let run = build(&p, &[("CAPP_VALUE", "2")]);
+    assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "miss")]);
+    assert_eq!(p.run_bin("debug", "capp"), "value=302 other=7");
+
+    for (header, prints) in [("100", "value=102 other=7"), ("300", "value=302 other=7")] {
+        p.write("csrc/value.h", &format!("#define BASE {header}\n"));
+        p.clean();
+        let run = build(&p, &[("CAPP_VALUE", "2")]);
+        assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "hit")]);
+        assert_eq!(p.run_bin("debug", "capp"), prints);
+    }
+}
+
 #[test]
 fn define_change_misses() {
     let p = c_project();
