@@ -16,7 +16,8 @@
 //!   tmp/                         files being written, renamed into place
 //!   jobs/job-*.json              background store jobs waiting to run
 //!   locks/<key>                  single-flight locks, one per key being computed
-//!   tools/                       memoized tool identities (compilers, linkers)
+//!   tools/                       memoized tool identities (compilers, linkers), C
+//!                                search lists, header facts (`c-facts/ab/...`)
 //!   bin/<tag>/cc, c++            compiler shims: symlinks to larder
 //!   size, size.lock, gc.lock     the running total of entry bytes and its locks
 //!   evictions.json               entries evicted to keep within the bounds
