@@ -29,6 +29,9 @@
 //! name larder cannot watch) and `.incbin`. Their entry lists instead the digest of
 //! the preprocessed text under the pseudo-file [`PREPROCESSED`], which a lookup computes
 //! by running the preprocessor, as the preprocessor mode does.
+//!
+//! A miss reads each file's digest and directives through [`super::header_memo`], which
+//! remembers them per settled file version.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
