@@ -60,6 +60,11 @@ impl Stamp {
         self.mtime_ns < t && self.ctime_ns < t
     }
 
+    /// The device the file is on.
+    pub fn dev(&self) -> u64 {
+        self.dev
+    }
+
     /// The stamp as text (`dev ino size mtime ctime`), for a key.
     pub fn to_key(&self) -> String {
         format!(

@@ -406,8 +406,9 @@ impl DiskStore {
     /// Every stored entry updates it, so it is rewritten in place, as a number of fixed
     /// width in one write, rather than through a temporary file and a rename (two more
     /// files created per update). The total only decides when to collect: one that is
-    /// missing or does not parse is counted anew from the store, and `gc` sets it to
-    /// what it counts.
+    /// missing or does not parse is counted anew from the store; a wrong one (a write
+    /// torn by a power loss) only moves the next collection, and `gc` sets it to what
+    /// it counts.
     fn with_counter(&self, f: impl FnOnce(i64) -> i64) -> Result<i64, StoreError> {
         use std::os::unix::fs::FileExt;
         let lock = File::create(self.layout.size_lock())?;

@@ -309,7 +309,7 @@ pub fn names_digest<'n>(dir: &Path, names: impl IntoIterator<Item = &'n str>) ->
 
 /// [`names_digest`] of `names` in `dir` and, among them, one created or changed at or
 /// after `since` (the compiler may or may not have seen it), if any: one look at each
-/// name for both.
+/// name for both (for a symbolic link, the link's times and its target's).
 pub fn names_digest_since<'n>(
     dir: &Path,
     names: impl IntoIterator<Item = &'n str>,
@@ -373,7 +373,7 @@ fn names_listing<'n>(
 
 /// Whether the file `m` describes was modified, or its inode changed, at or after
 /// `since`.
-fn changed_at_or_after(m: &std::fs::Metadata, since: SystemTime) -> bool {
+pub fn changed_at_or_after(m: &std::fs::Metadata, since: SystemTime) -> bool {
     use std::os::unix::fs::MetadataExt;
     let ctime = std::time::UNIX_EPOCH
         + std::time::Duration::new(

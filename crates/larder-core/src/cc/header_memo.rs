@@ -5,10 +5,15 @@
 //! [`Stamp`] (device, inode, size, modification and change times).
 //!
 //! A version is remembered only if its stamp was the same before and after larder read
-//! it and its times are at least [`SETTLED`] old: a later change gives it a change time
-//! after those, so another stamp, and the memo is not consulted for it. A file changed
-//! more recently is read every time. A memo entry that is missing or does not parse is
-//! no entry.
+//! it and both its times were at least [`SETTLED`] old when the read began: any later
+//! change gives it a change time after those (the kernel sets it; `touch -r`, `cp -p`
+//! and `rsync -a` set the modification time only), so another stamp, and the memo is
+//! not consulted for it. A file changed more recently is read every time, and so is one
+//! reached through a symbolic link, or on a file system whose stamps may lag its
+//! content (anything but the local ones in [`LOCAL_FILE_SYSTEMS`]: NFS, SMB, FUSE and
+//! 9p cache attributes). An entry's name also covers the code that reads the facts
+//! ([`facts_version`]), so a larder that reads them otherwise never takes another's. A
+//! memo entry that is missing or does not parse is no entry.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -19,8 +24,46 @@ use serde::{Deserialize, Serialize};
 use super::directives::TextFacts;
 use crate::hashing::Stamp;
 
-/// The version of the memo's entries: a new one when [`TextFacts`] changes.
+/// The version of the memo's entries' form.
 pub const VERSION: &str = "larder-c-facts-v1";
+
+/// The file systems (`statfs` types) whose stamps change with their content: ext2-4,
+/// XFS, Btrfs, tmpfs, overlayfs, F2FS, ZFS, bcachefs.
+pub const LOCAL_FILE_SYSTEMS: &[i64] = &[
+    0xEF53,
+    0x5846_5342,
+    0x9123_683E,
+    0x0102_1994,
+    0x794C_7630,
+    0xF2F5_2010,
+    0x2FC1_2FC1,
+    0xCA45_1A4E,
+];
+
+/// The digest of the code that reads [`TextFacts`] (`directives.rs`), in every entry's
+/// name: a change to how texts are read is a new memo.
+pub fn facts_version() -> Digest {
+    static VERSION_OF_FACTS: std::sync::OnceLock<Digest> = std::sync::OnceLock::new();
+    *VERSION_OF_FACTS.get_or_init(|| Digest::of(include_str!("directives.rs").as_bytes()))
+}
+
+/// Whether the file system of `path` (on device `dev`) is one of
+/// [`LOCAL_FILE_SYSTEMS`]; asked once per device and process.
+fn local(path: &Path, dev: u64) -> bool {
+    static SEEN: std::sync::Mutex<Vec<(u64, bool)>> = std::sync::Mutex::new(Vec::new());
+    let Ok(mut seen) = SEEN.lock() else {
+        return false;
+    };
+    if let Some((_, yes)) = seen.iter().find(|(d, _)| *d == dev) {
+        return *yes;
+    }
+    // `f_type`'s width differs between platforms.
+    #[allow(clippy::unnecessary_cast)]
+    let yes =
+        rustix::fs::statfs(path).is_ok_and(|s| LOCAL_FILE_SYSTEMS.contains(&(s.f_type as i64)));
+    seen.push((dev, yes));
+    yes
+}
 
 /// How old a file's times must be for its version to be remembered.
 pub const SETTLED: Duration = Duration::from_secs(2);
@@ -43,7 +86,8 @@ pub struct FileRead {
 /// # Errors
 /// If the file cannot be read.
 pub fn read(tools: Option<&Path>, path: &Path) -> std::io::Result<FileRead> {
-    let before = Stamp::of(path);
+    let start = SystemTime::now();
+    let before = Stamp::of(path).filter(|s| local(path, s.dev()));
     let entry = tools
         .zip(before.as_ref())
         .map(|(t, s)| entry_path(t, path, s));
@@ -57,7 +101,7 @@ pub fn read(tools: Option<&Path>, path: &Path) -> std::io::Result<FileRead> {
         facts: TextFacts::of(&bytes),
     };
     if let (Some(entry), Some(stamp)) = (&entry, before)
-        && stamp.settled_before(SystemTime::now() - SETTLED)
+        && stamp.settled_before(start - SETTLED)
         && Stamp::of(path) == Some(stamp)
         && let Ok(json) = serde_json::to_vec(&read)
     {
@@ -71,6 +115,7 @@ pub fn read(tools: Option<&Path>, path: &Path) -> std::io::Result<FileRead> {
 fn entry_path(tools: &Path, path: &Path, stamp: &Stamp) -> PathBuf {
     let mut h = KeyHasher::new();
     h.field("version", VERSION)
+        .digest_field("facts", &facts_version())
         .field("path", path.as_os_str().as_encoded_bytes())
         .field("stamp", stamp.to_key().as_bytes());
     let hex = h.finish().to_hex();
@@ -90,6 +135,24 @@ mod tests {
         let t = SystemTime::now() - Duration::from_secs(secs);
         let f = std::fs::File::options().write(true).open(path).unwrap();
         f.set_modified(t).unwrap();
+    }
+
+    fn stamp_size(s: &Stamp) -> u64 {
+        s.to_key().split(' ').nth(2).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn this_machines_temporary_directory_is_local() {
+        // The memo's tests (and the cc integration test) need a local file system.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"x").unwrap();
+        let dev = Stamp::of(&f).unwrap().dev();
+        assert!(
+            local(&f, dev),
+            "{} is not on a local file system",
+            f.display()
+        );
     }
 
     #[test]
@@ -121,10 +184,17 @@ mod tests {
         std::fs::write(&entry, serde_json::to_vec(&planted).unwrap()).unwrap();
         assert_eq!(read(Some(&tools), &h).unwrap().digest, planted.digest);
 
-        // Any change (even one that keeps the size and sets the old time back) is
-        // another version: read again.
+        // Any change, even one that keeps the size and puts the exact modification
+        // time back (`touch -r`, `cp -p`), is another version: read again.
+        let old_mtime = std::fs::metadata(&h).unwrap().modified().unwrap();
         std::fs::write(&h, "#include <z.h>\nconst char *f = __LINE__;\n").unwrap();
-        age(&h, 10);
+        std::fs::File::options()
+            .write(true)
+            .open(&h)
+            .unwrap()
+            .set_modified(old_mtime)
+            .unwrap();
+        assert_eq!(std::fs::metadata(&h).unwrap().len(), stamp_size(&stamp));
         let changed = read(Some(&tools), &h).unwrap();
         assert_eq!(changed.digest, Digest::of(&std::fs::read(&h).unwrap()));
         assert!(!changed.facts.file_macro);

@@ -409,7 +409,9 @@ impl CachedAction for CCompile {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
             };
-            if meta.is_file() && meta.modified().map_or(true, |m| m >= wall_start) {
+            // The change time too: `touch -r`, `cp -p` and `rsync -a` put an old
+            // modification time on new content.
+            if meta.is_file() && depend::changed_at_or_after(&meta, wall_start) {
                 return Err(
                     CNotCacheable::InputModifiedDuringCompile(f.display().to_string()).into(),
                 );

@@ -161,7 +161,7 @@ fn header_change_misses_only_its_object() {
 
 /// A miss takes the headers it read from the memo of settled file versions
 /// (`cc/header_memo.rs`) once they are two seconds old. A header edited afterwards, to
-/// the same size, is another version: read again, so each stored object names the
+/// the same size and with its old modification time, is another version: read again, so each stored object names the
 /// header it was compiled from (a stale memo would store the new object under the old
 /// header, and the revert below would restore it).
 #[test]
@@ -179,7 +179,18 @@ fn a_remembered_header_edited_later_is_read_again() {
         run.context()
     );
 
+    // Same size, and the exact modification time put back (as `touch -r` does).
+    let header = p.path("csrc/value.h");
+    let mtime = std::fs::metadata(&header).unwrap().modified().unwrap();
     p.write("csrc/value.h", "#define BASE 300\n");
+    std::fs::File::options()
+        .write(true)
+        .open(&header)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    // So that cargo runs the build script again (it goes by modification times).
+    p.write("csrc/notes.txt", "value.h edited\n");
     let run = build(&p, &[("CAPP_VALUE", "2")]);
     assert_c(&run, &[("cc:other.c", "hit"), ("cc:value.c", "miss")]);
     assert_eq!(p.run_bin("debug", "capp"), "value=302 other=7");
