@@ -462,9 +462,11 @@ impl CCompile {
         let mut files = Vec::new();
         let mut directives = Vec::new();
         let tools = cx.tools_dir();
-        for f in read {
+        for (i, f) in read.iter().enumerate() {
             let path = self.cwd.join(f);
-            let file = header_memo::read(Some(&tools), &path)
+            // The source (first) is read by this compile only: not worth an entry.
+            let memo = (i > 0).then_some(tools.as_path());
+            let file = header_memo::read(memo, &path)
                 .map_err(|_| CNotCacheable::UnreadableInput(path.display().to_string()))?;
             scan.merge(&file.facts, self.inv.language == Language::Assembler);
             cx.hasher.remember(&path, file.digest, file.size);
