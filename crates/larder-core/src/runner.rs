@@ -51,11 +51,11 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     // The compiler's identity (a hash of its sysroot) is memoized in the store: on an
     // empty one the first compiles would wait for it. It is computed while cargo starts;
     // then the C header memo is pruned, when due.
-    let tools = config.layout().tools();
+    let layout = config.layout();
     let rustc = env::var_os("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from);
     std::thread::spawn(move || {
-        let _ = crate::identity::compiler(&rustc, None, Some(&tools));
-        crate::cc::header_memo::prune_if_due(&tools);
+        let _ = crate::identity::compiler(&rustc, None, Some(&layout.tools()));
+        layout.prune_header_memo();
     });
     let exe = std::env::current_exe()
         .map_err(|e| RunnerError::Io(format!("cannot find larder's own path: {e}")))?;

@@ -113,14 +113,9 @@ impl DiskStore {
         let Some(cutoff) = self.age_cutoff() else {
             return Ok((0, 0));
         };
-        let marker = self.layout.root().join("aged");
-        let due = std::fs::metadata(&marker)
-            .and_then(|m| m.modified())
-            .map_or(true, |t| t.elapsed().map_or(true, |e| e >= AGE_TRIM_EVERY));
-        if !due {
+        if !crate::layout::due(&self.layout.root().join("aged"), AGE_TRIM_EVERY) {
             return Ok((0, 0));
         }
-        std::fs::write(&marker, b"")?;
         self.collect_garbage(None, Some(cutoff), false)
     }
 

@@ -107,6 +107,12 @@ impl Layout {
         self.root().join("tools")
     }
 
+    /// The memo of C header versions (`tools/c-facts/ab/<digest>`), pruned by
+    /// [`Layout::prune_header_memo`].
+    pub fn header_memo(&self) -> PathBuf {
+        self.tools().join("c-facts")
+    }
+
     /// Compiler shims.
     pub fn bin(&self) -> PathBuf {
         self.root().join("bin")
@@ -167,19 +173,61 @@ impl Layout {
             return;
         };
         for dir in [self.tmp(), self.jobs(), self.locks()] {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                if e.metadata()
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|t| t < cutoff)
-                {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
+            remove_older(&dir, cutoff);
         }
     }
+
+    /// Removes header memo entries written more than [`HEADER_MEMO_KEEP`] ago, at most
+    /// once per [`HEADER_MEMO_PRUNE_EVERY`] (entries are not touched when read: one in
+    /// use is written again, at the cost of one read). Returns the entries removed.
+    pub fn prune_header_memo(&self) -> u64 {
+        let dir = self.header_memo();
+        let Some(cutoff) = SystemTime::now().checked_sub(HEADER_MEMO_KEEP) else {
+            return 0;
+        };
+        if !dir.is_dir() || !due(&dir.join("pruned"), HEADER_MEMO_PRUNE_EVERY) {
+            return 0;
+        }
+        std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|shard| remove_older(&shard.path(), cutoff))
+            .sum()
+    }
+}
+
+/// How long a header memo entry is kept after it was written.
+pub const HEADER_MEMO_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How often [`Layout::prune_header_memo`] walks the memo.
+pub const HEADER_MEMO_PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// Whether the periodic task whose last run `marker`'s time records is due (never run,
+/// or `every` ago); if so, the marker is touched, so that other processes skip it.
+pub fn due(marker: &Path, every: Duration) -> bool {
+    let due = std::fs::metadata(marker)
+        .and_then(|m| m.modified())
+        .map_or(true, |t| t.elapsed().map_or(true, |e| e >= every));
+    due && std::fs::write(marker, b"").is_ok()
+}
+
+/// Removes the files in `dir` last modified before `cutoff`; returns how many.
+fn remove_older(dir: &Path, cutoff: SystemTime) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < cutoff);
+        if old && std::fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 #[cfg(test)]
@@ -217,6 +265,30 @@ mod tests {
             .unwrap();
         l.remove_stale();
         assert!(!old.exists());
+        assert!(new.exists());
+    }
+
+    #[test]
+    fn old_header_memo_entries_are_pruned_once_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::new(dir.path());
+        assert_eq!(l.prune_header_memo(), 0, "nothing to walk without a memo");
+        let shard = l.header_memo().join("ab");
+        std::fs::create_dir_all(&shard).unwrap();
+        let (old, new) = (shard.join("old"), shard.join("new"));
+        std::fs::write(&old, b"{}").unwrap();
+        std::fs::write(&new, b"{}").unwrap();
+        let age = |p: &Path| {
+            let t = SystemTime::now() - HEADER_MEMO_KEEP - Duration::from_secs(60);
+            let f = std::fs::File::options().write(true).open(p).unwrap();
+            f.set_modified(t).unwrap();
+        };
+        age(&old);
+        assert_eq!(l.prune_header_memo(), 1);
+        assert!(!old.exists() && new.exists());
+        // Not again within a day, whatever has aged meanwhile.
+        age(&new);
+        assert_eq!(l.prune_header_memo(), 0);
         assert!(new.exists());
     }
 }

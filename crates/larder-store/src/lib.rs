@@ -22,7 +22,10 @@ use larder_digest::Digest;
 
 pub use build::{BUILD_STATE_TTL, BuildState, build_id, join_build};
 pub use disk::{AGE_TRIM_EVERY, DiskStore, Evictions, StoredEntry, Usage};
-pub use layout::{KEPT_REPORTS, LAYOUT_VERSION, Layout, STALE_AFTER, build_tag, job_prefix};
+pub use layout::{
+    HEADER_MEMO_KEEP, HEADER_MEMO_PRUNE_EVERY, KEPT_REPORTS, LAYOUT_VERSION, Layout, STALE_AFTER,
+    build_tag, due, job_prefix,
+};
 pub use record::{ActionRecord, LinkRecord, OutputFile, RecordSignature};
 
 /// The kinds of entry a store holds.

@@ -1,6 +1,6 @@
 //! A memo of the files C compiles read: per file version, its content digest and what
 //! its text says ([`TextFacts`]), kept in the store's tools directory
-//! (`tools/c-facts/<xx>/<digest>`). The hundreds of compiles of a C library read the
+//! ([`larder_store::Layout::header_memo`]). The hundreds of compiles of a C library read the
 //! same headers; each version is read, hashed and scanned once, then known by its
 //! [`Stamp`] (device, inode, size, modification and change times).
 //!
@@ -11,7 +11,8 @@
 //! not consulted for it. A file changed more recently is read every time, and so is one
 //! reached through a symbolic link, or on a file system whose stamps may lag its
 //! content (anything but the local ones in [`LOCAL_FILE_SYSTEMS`]: NFS, SMB, FUSE and
-//! 9p cache attributes). Entries older than [`KEEP`] are pruned ([`prune_if_due`]). An entry's name also covers the code that reads the facts
+//! 9p cache attributes). Entries a week old are pruned
+//! ([`larder_store::Layout::prune_header_memo`]). An entry's name also covers the code that reads the facts
 //! ([`facts_version`]), so a larder that reads them otherwise never takes another's. A
 //! memo entry that is missing or does not parse is no entry.
 
@@ -79,18 +80,18 @@ pub struct FileRead {
     pub facts: TextFacts,
 }
 
-/// What the file at `path` holds: from the memo in `tools` if it knows this version of
-/// the file, else read (and remembered there if the version is settled). Without
-/// `tools`, always read.
+/// What the file at `path` holds: from the memo in `dir` (the store's
+/// [`larder_store::Layout::header_memo`]) if it knows this version of the file, else
+/// read (and remembered there if the version is settled). Without `dir`, always read.
 ///
 /// # Errors
 /// If the file cannot be read.
-pub fn read(tools: Option<&Path>, path: &Path) -> std::io::Result<FileRead> {
+pub fn read(dir: Option<&Path>, path: &Path) -> std::io::Result<FileRead> {
     let start = SystemTime::now();
     let before = Stamp::of(path).filter(|s| local(path, s.dev()));
-    let entry = tools
+    let entry = dir
         .zip(before.as_ref())
-        .map(|(t, s)| entry_path(t, path, s));
+        .map(|(d, s)| entry_path(d, path, s));
     if let Some(known) = entry.as_deref().and_then(load) {
         return Ok(known);
     }
@@ -111,56 +112,15 @@ pub fn read(tools: Option<&Path>, path: &Path) -> std::io::Result<FileRead> {
     Ok(read)
 }
 
-/// How long a memo entry is kept after it was written: entries are not touched when
-/// read, so one in use is written again after this, at the cost of one read.
-pub const KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// How often [`prune_if_due`] walks the memo.
-pub const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
-
-/// Removes memo entries in `tools` written more than [`KEEP`] ago, if the last prune
-/// was more than [`PRUNE_EVERY`] ago (a marker file's time says when). Returns the
-/// entries removed. Best effort; `larder cargo` calls it when a build starts.
-pub fn prune_if_due(tools: &Path) -> u64 {
-    let dir = tools.join("c-facts");
-    let marker = dir.join("pruned");
-    let due = std::fs::metadata(&marker)
-        .and_then(|m| m.modified())
-        .map_or(true, |t| t.elapsed().map_or(true, |e| e >= PRUNE_EVERY));
-    if !due || !dir.is_dir() || std::fs::write(&marker, b"").is_err() {
-        return 0;
-    }
-    let Some(cutoff) = SystemTime::now().checked_sub(KEEP) else {
-        return 0;
-    };
-    let mut removed = 0;
-    for shard in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-        for entry in std::fs::read_dir(shard.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t < cutoff);
-            if old && std::fs::remove_file(entry.path()).is_ok() {
-                removed += 1;
-            }
-        }
-    }
-    removed
-}
-
 /// The memo entry of `path` at version `stamp`.
-fn entry_path(tools: &Path, path: &Path, stamp: &Stamp) -> PathBuf {
+fn entry_path(dir: &Path, path: &Path, stamp: &Stamp) -> PathBuf {
     let mut h = KeyHasher::new();
     h.field("version", VERSION)
         .digest_field("facts", &facts_version())
         .field("path", path.as_os_str().as_encoded_bytes())
         .field("stamp", stamp.to_key().as_bytes());
     let hex = h.finish().to_hex();
-    tools.join("c-facts").join(&hex[..2]).join(hex)
+    dir.join(&hex[..2]).join(hex)
 }
 
 fn load(entry: &Path) -> Option<FileRead> {
@@ -245,25 +205,5 @@ mod tests {
         std::fs::write(&entry, b"{\"dig").unwrap();
         assert!(load(&entry).is_none());
         assert_eq!(read(None, &h).unwrap(), changed);
-    }
-
-    #[test]
-    fn old_entries_are_pruned_once_a_day() {
-        let dir = tempfile::tempdir().unwrap();
-        let tools = dir.path();
-        let shard = tools.join("c-facts").join("ab");
-        std::fs::create_dir_all(&shard).unwrap();
-        let (old, new) = (shard.join("old"), shard.join("new"));
-        std::fs::write(&old, b"{}").unwrap();
-        std::fs::write(&new, b"{}").unwrap();
-        age(&old, KEEP.as_secs() + 60);
-        assert_eq!(prune_if_due(tools), 1);
-        assert!(!old.exists() && new.exists());
-        // Not again within a day, whatever has aged meanwhile.
-        age(&new, KEEP.as_secs() + 60);
-        assert_eq!(prune_if_due(tools), 0);
-        assert!(new.exists());
-        // Nothing to walk without a memo.
-        assert_eq!(prune_if_due(&dir.path().join("none")), 0);
     }
 }

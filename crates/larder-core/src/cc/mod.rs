@@ -461,11 +461,11 @@ impl CCompile {
         scan.has_include.extend(self.inv.forced_includes());
         let mut files = Vec::new();
         let mut directives = Vec::new();
-        let tools = cx.tools_dir();
+        let memo_dir = cx.store.local().layout().header_memo();
         for (i, f) in read.iter().enumerate() {
             let path = self.cwd.join(f);
             // The source (first) is read by this compile only: not worth an entry.
-            let memo = (i > 0).then_some(tools.as_path());
+            let memo = (i > 0).then_some(memo_dir.as_path());
             let file = header_memo::read(memo, &path)
                 .map_err(|_| CNotCacheable::UnreadableInput(path.display().to_string()))?;
             scan.merge(&file.facts, self.inv.language == Language::Assembler);
