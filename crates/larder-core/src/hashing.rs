@@ -41,13 +41,17 @@ impl Stamp {
     /// The stamp of the file at `path` now.
     pub fn of(path: &Path) -> Option<Stamp> {
         let m = std::fs::symlink_metadata(path).ok()?;
-        m.is_file().then(|| Stamp {
+        m.is_file().then(|| Stamp::from_metadata(&m))
+    }
+
+    fn from_metadata(m: &std::fs::Metadata) -> Stamp {
+        Stamp {
             dev: m.dev(),
             ino: m.ino(),
             size: m.size(),
             mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
             ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
-        })
+        }
     }
 
     /// Whether the file was last modified and last changed before `t`: then any later
@@ -72,6 +76,13 @@ impl Stamp {
             self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns
         )
     }
+}
+
+/// Whether the file `m` describes was modified, or its inode changed, at or after `t`
+/// (the change time catches new content under an old modification time: `touch -r`,
+/// `cp -p`, `rsync -a`).
+pub fn changed_at_or_after(m: &std::fs::Metadata, t: std::time::SystemTime) -> bool {
+    !Stamp::from_metadata(m).settled_before(t)
 }
 
 /// Appends the digests of `files` (each just written or hashed by this process, with

@@ -359,7 +359,9 @@ fn names_listing<'n>(
         };
         if let Some(since) = since
             && changed.is_none()
-            && metas.iter().any(|m| changed_at_or_after(m, since))
+            && metas
+                .iter()
+                .any(|m| crate::hashing::changed_at_or_after(m, since))
         {
             changed = Some(path);
         }
@@ -369,18 +371,6 @@ fn names_listing<'n>(
         text.push('\n');
     }
     Some((Digest::of(text.as_bytes()), changed))
-}
-
-/// Whether the file `m` describes was modified, or its inode changed, at or after
-/// `since`.
-pub fn changed_at_or_after(m: &std::fs::Metadata, since: SystemTime) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let ctime = std::time::UNIX_EPOCH
-        + std::time::Duration::new(
-            u64::try_from(m.ctime()).unwrap_or(0),
-            u32::try_from(m.ctime_nsec()).unwrap_or(0),
-        );
-    m.modified().is_ok_and(|t| t >= since) || ctime >= since
 }
 
 /// The entry path of `names` looked up in `dir` (`dir` already normalized).

@@ -409,9 +409,7 @@ impl CachedAction for CCompile {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
             };
-            // The change time too: `touch -r`, `cp -p` and `rsync -a` put an old
-            // modification time on new content.
-            if meta.is_file() && depend::changed_at_or_after(&meta, wall_start) {
+            if meta.is_file() && crate::hashing::changed_at_or_after(&meta, wall_start) {
                 return Err(
                     CNotCacheable::InputModifiedDuringCompile(f.display().to_string()).into(),
                 );
