@@ -33,7 +33,7 @@
 //! A miss reads each file's digest and directives through [`super::header_memo`], which
 //! remembers them per settled file version.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Component, Path, PathBuf};
 use std::time::SystemTime;
 
@@ -126,12 +126,7 @@ pub fn parse_depfile(text: &str) -> Vec<String> {
 /// start of a relative path stays).
 pub fn lexical(path: &str) -> String {
     // Most paths are already in this form: no components to drop.
-    let plain = !path.ends_with('/')
-        && path
-            .split('/')
-            .enumerate()
-            .all(|(i, c)| (i == 0 && c.is_empty()) || !matches!(c, "" | "." | ".."));
-    if plain {
+    if is_lexical(path) {
         return path.to_string();
     }
     let mut parts: Vec<&str> = Vec::new();
@@ -157,12 +152,47 @@ pub fn lexical(path: &str) -> String {
     }
 }
 
+/// Whether [`lexical`] leaves `path` as it is: no empty, `.` or `..` component, and no
+/// trailing `/` (a leading `/` is the root).
+fn is_lexical(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    if bytes.last() == Some(&b'/') {
+        return false;
+    }
+    // One pass over the bytes: called a few thousand times per compile.
+    let mut start = 0;
+    for end in (0..bytes.len()).filter(|&i| bytes[i] == b'/').chain([bytes.len()]) {
+        let component = &bytes[start..end];
+        if (component.is_empty() && start > 0) || component == b"." || component == b".." {
+            return false;
+        }
+        start = end + 1;
+    }
+    true
+}
+
+/// [`lexical`] of an owned path, without a copy when it is already in that form.
+fn into_lexical(path: String) -> String {
+    if is_lexical(&path) {
+        path
+    } else {
+        lexical(&path)
+    }
+}
+
 /// `dir/name`, where an empty `dir` is the working directory.
 fn join(dir: &str, name: &str) -> String {
     match (dir.is_empty(), name.is_empty()) {
         (true, _) => name.to_string(),
         (false, true) => dir.to_string(),
-        (false, false) => format!("{}/{name}", dir.trim_end_matches('/')),
+        (false, false) => {
+            let dir = dir.trim_end_matches('/');
+            let mut p = String::with_capacity(dir.len() + 1 + name.len());
+            p.push_str(dir);
+            p.push('/');
+            p.push_str(name);
+            p
+        }
     }
 }
 
@@ -217,10 +247,12 @@ pub fn watched_dirs(
         v.dedup();
         v
     };
-    let read_forms: BTreeSet<String> = read.iter().flat_map(|(f, _)| forms(f, false)).collect();
+    // Looked up about once per name and search directory (a thousand times for an
+    // aws-lc source): no copy of a path already in lexical form, no second lookup.
+    let read_forms: HashSet<String> = read.iter().flat_map(|(f, _)| forms(f, false)).collect();
     let found = |dir: &str, name: &str| {
         let p = join(dir, name);
-        read_forms.contains(&p) || read_forms.contains(&lexical(&p))
+        read_forms.contains(&p) || (!is_lexical(&p) && read_forms.contains(&lexical(&p)))
     };
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut watch = |dir: &str, name: &str| {
@@ -229,9 +261,16 @@ pub fn watched_dirs(
             return;
         }
         let base = name.rsplit('/').next().unwrap_or(name);
-        out.entry(lexical(&join(dir, parent(name))))
-            .or_default()
-            .insert(base.to_string());
+        let at = into_lexical(join(dir, parent(name)));
+        match out.get_mut(&at) {
+            Some(names) if names.contains(base) => {}
+            Some(names) => {
+                names.insert(base.to_string());
+            }
+            None => {
+                out.insert(at, BTreeSet::from([base.to_string()]));
+            }
+        }
     };
     // Names looked up through the search list, and whether from its start to the end.
     let mut angled: BTreeSet<(String, bool)> = BTreeSet::new();
@@ -261,10 +300,11 @@ pub fn watched_dirs(
         }
     }
     if computed {
+        let search_forms: Vec<Vec<String>> = search.dirs.iter().map(|d| forms(d, true)).collect();
         for (f, _) in read.iter().skip(1) {
             for spelled in forms(f, false) {
-                for d in &search.dirs {
-                    for c in forms(d, true) {
+                for d in &search_forms {
+                    for c in d {
                         if let Some(name) = spelled
                             .strip_prefix(c.as_str())
                             .and_then(|r| r.strip_prefix('/'))
@@ -413,6 +453,29 @@ mod tests {
             ]
         );
         assert_eq!(parse_depfile("/tmp/x y/a.o : a.c\n"), ["a.c"]);
+    }
+
+    #[test]
+    fn paths_already_in_lexical_form_are_told_apart() {
+        for (path, plain) in [
+            ("", true),
+            ("/", false),
+            ("/a/b.h", true),
+            ("a", true),
+            ("a/", false),
+            ("a//b", false),
+            ("//a", false),
+            ("./a", false),
+            ("a/.", false),
+            ("a/../b", false),
+            ("..", false),
+            ("a/.b/c..", true),
+        ] {
+            assert_eq!(is_lexical(path), plain, "{path:?}");
+            if plain {
+                assert_eq!(lexical(path), path);
+            }
+        }
     }
 
     #[test]

@@ -124,7 +124,13 @@ fn entry_path(dir: &Path, path: &Path, stamp: &Stamp) -> PathBuf {
 }
 
 fn load(entry: &Path) -> Option<FileRead> {
-    let bytes = std::fs::read(entry).ok()?;
+    use std::io::Read;
+    // An entry is a few hundred bytes: read it without asking its size first.
+    let mut bytes = Vec::with_capacity(1024);
+    std::fs::File::open(entry)
+        .ok()?
+        .read_to_end(&mut bytes)
+        .ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
