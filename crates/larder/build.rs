@@ -18,8 +18,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LARDER_BUILD_PIE");
     let var = |name: &str| std::env::var(name).unwrap_or_default();
     let wants_pie = !var("LARDER_BUILD_PIE").is_empty();
-    if var("CARGO_CFG_TARGET_OS") == "linux" && var("CARGO_CFG_TARGET_ENV") == "gnu" && !wants_pie
-    {
+    if var("CARGO_CFG_TARGET_OS") == "linux" && var("CARGO_CFG_TARGET_ENV") == "gnu" && !wants_pie {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
 }
