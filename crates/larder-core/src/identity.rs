@@ -32,16 +32,7 @@ pub struct Compiler {
     pub release: String,
 }
 
-/// Finds `program` on `PATH` unless it names a path.
-pub fn resolve_program(program: &Path) -> Option<PathBuf> {
-    if program.components().count() > 1 {
-        return Some(program.to_path_buf());
-    }
-    let path = crate::config::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-}
+pub use crate::exec::resolve_program;
 
 fn stat_key(tag: &str, path: &Path) -> io::Result<Digest> {
     let meta = std::fs::metadata(path)?;

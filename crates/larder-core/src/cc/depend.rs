@@ -161,7 +161,10 @@ fn is_lexical(path: &str) -> bool {
     }
     // One pass over the bytes: called a few thousand times per compile.
     let mut start = 0;
-    for end in (0..bytes.len()).filter(|&i| bytes[i] == b'/').chain([bytes.len()]) {
+    for end in (0..bytes.len())
+        .filter(|&i| bytes[i] == b'/')
+        .chain([bytes.len()])
+    {
         let component = &bytes[start..end];
         if (component.is_empty() && start > 0) || component == b"." || component == b".." {
             return false;
