@@ -128,6 +128,10 @@ pub const ENV_VARS: &[EnvVar] = &[
         "per-build JSON-lines report file (`larder cargo` sets one when unset)",
     ),
     user("LARDER_LOG", "tracing filter for debug logs on stderr"),
+    user(
+        "LARDER_BUILD_PIE",
+        "when building larder (crates/larder/build.rs): link a position-independent executable",
+    ),
     internal(
         "LARDER_PENDING",
         "lock file `larder cargo` waits on for background stores",
