@@ -98,7 +98,8 @@ pub fn spawn_path(program: &Path) -> Cow<'_, Path> {
 }
 
 /// The program `execvp` would run for `program`: a path as it is, a bare name looked up
-/// on `PATH` ([`find_on_path`]; `PATH` unset: `/bin:/usr/bin`). `None` if no such
+/// on `PATH` (the first regular file with an execute bit; an empty entry is the
+/// working directory; `PATH` unset: `/bin:/usr/bin`). `None` if no such
 /// program is found.
 pub fn resolve_program(program: &Path) -> Option<PathBuf> {
     if program.as_os_str().is_empty() {
