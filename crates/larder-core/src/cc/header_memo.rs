@@ -125,10 +125,12 @@ fn entry_path(dir: &Path, path: &Path, stamp: &Stamp) -> PathBuf {
 
 fn load(entry: &Path) -> Option<FileRead> {
     use std::io::Read;
-    // An entry is a few hundred bytes: read it without asking its size first.
+    // An entry is a few hundred bytes: read it without asking its size first (a
+    // `File`'s own `read_to_end` does; through `take` it reads into the buffer as is).
     let mut bytes = Vec::with_capacity(1024);
     std::fs::File::open(entry)
         .ok()?
+        .take(1 << 20)
         .read_to_end(&mut bytes)
         .ok()?;
     serde_json::from_slice(&bytes).ok()
