@@ -18,7 +18,11 @@
 //!   background store jobs), the remote is switched off for that direction. A remote
 //!   that answers every call in 4 s, under its 5 s deadline, so costs a build about the
 //!   budget, not 4 s per call.
-//!   Slow calls are counted (`slow` in `larder stats`).
+//!   Slow calls are counted (`slow` in `larder stats`). A call's time is the time it
+//!   kept its thread waiting ([`Stopwatch`]): its wall time less the time the thread
+//!   spent on a CPU or queued for one meanwhile, so that a loaded machine (a
+//!   prefetch's threads and a build's compiles on 2 cores) does not make a remote that
+//!   answers at once look slow.
 //! - **A refused connection** switches the remote off at once. The first process of a
 //!   build probes the remote before its first call ([`Store::probe`]: a TCP connect for
 //!   memcached and Redis, whose clients would retry until the deadline), so a dead
@@ -53,6 +57,43 @@ pub const LATENCY_BUDGET: Duration = Duration::from_secs(3);
 /// loaded machine's uploads of large blobs are slow and still worth it); it bounds how
 /// long `larder cargo` waits for the uploads after cargo.
 pub const WRITE_LATENCY_BUDGET: Duration = Duration::from_secs(20);
+
+/// Times a remote call by what it kept its thread waiting: the wall time less the time
+/// the thread spent on a CPU or queued for one meanwhile (the first two fields of
+/// `/proc/thread-self/schedstat`, nanoseconds). Verifying and decompressing what came
+/// back, and the other threads and processes on the same cores, are the machine's time,
+/// not the remote's. Where that file cannot be read, the wall time.
+struct Stopwatch {
+    started: Instant,
+    local: Option<Duration>,
+}
+
+impl Stopwatch {
+    fn start() -> Stopwatch {
+        Stopwatch {
+            local: thread_local_time(),
+            started: Instant::now(),
+        }
+    }
+
+    /// The time the call spent waiting for the remote so far.
+    fn remote_time(&self) -> Duration {
+        let wall = self.started.elapsed();
+        match (self.local, thread_local_time()) {
+            (Some(before), Some(now)) => wall.saturating_sub(now.saturating_sub(before)),
+            _ => wall,
+        }
+    }
+}
+
+/// This thread's time on a CPU plus its time queued for one, since it started.
+fn thread_local_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    let on_cpu = fields.next()?.ok()?;
+    let queued = fields.next()?.ok()?;
+    Some(Duration::from_nanos(on_cpu.saturating_add(queued)))
+}
 
 /// Which calls a failure counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,9 +295,9 @@ impl<S: Store> Breaker<S> {
         if !self.usable(Dir::Read) || !self.probed() {
             return T::default();
         }
-        let started = Instant::now();
+        let watch = Stopwatch::start();
         let result = call(&self.inner);
-        let took = started.elapsed();
+        let took = watch.remote_time();
         match result {
             Ok(v) => {
                 self.succeeded(Dir::Read, took, bytes(&v));
@@ -275,9 +316,9 @@ impl<S: Store> Breaker<S> {
         if !self.usable(Dir::Write) || !self.probed() {
             return;
         }
-        let started = Instant::now();
+        let watch = Stopwatch::start();
         let result = call(&self.inner);
-        let took = started.elapsed();
+        let took = watch.remote_time();
         match result {
             Ok(()) => self.succeeded(Dir::Write, took, len),
             Err(StoreError::TooLarge { .. }) => {}
@@ -335,12 +376,12 @@ impl<S: Store> Store for Breaker<S> {
         if !self.usable(Dir::Write) || !self.usable(Dir::Read) {
             return Ok(());
         }
-        let started = Instant::now();
+        let watch = Stopwatch::start();
         let current = match self.inner.get(ns, key) {
             Ok(v) => v,
             Err(StoreError::Corrupt { .. }) => None,
             Err(e) => {
-                self.failed(Dir::Read, &e, started.elapsed());
+                self.failed(Dir::Read, &e, watch.remote_time());
                 return Ok(());
             }
         };
@@ -404,5 +445,33 @@ impl<S: Store> Store for ReadOnly<S> {
         _f: &dyn Fn(Option<Vec<u8>>) -> Vec<u8>,
     ) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_is_timed_by_its_wait_not_by_the_machines_work() {
+        if thread_local_time().is_none() {
+            return; // no /proc/thread-self/schedstat: wall time, as before
+        }
+        // Waiting (a remote's answer) counts.
+        let watch = Stopwatch::start();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(watch.remote_time() >= Duration::from_millis(250));
+        // Working on a CPU (verifying, decompressing) does not.
+        let watch = Stopwatch::start();
+        let mut x = 0u64;
+        let spin = Instant::now();
+        while spin.elapsed() < Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        assert!(
+            watch.remote_time() < Duration::from_millis(150),
+            "{:?} of 300 ms of work counted as waiting",
+            watch.remote_time()
+        );
     }
 }
