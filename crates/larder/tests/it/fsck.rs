@@ -59,9 +59,16 @@ fn fsck_finds_injected_corruption_and_repair_removes_it() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x55;
     std::fs::write(&blob, &bytes).unwrap();
-    // A record changed under its signature (its messages), and another record's bytes
-    // replaced by something that does not parse.
-    let ac = p.store_files("ac");
+    // A record changed under its signature (its messages): one that does not name the
+    // damaged blob, so that the record naming it is reported for the blob (a record
+    // with a bad signature is reported for that alone).
+    let blob_digest = blob.file_stem().unwrap().to_str().unwrap().to_owned();
+    let mut ac = p.store_files("ac");
+    let names_blob = |f: &std::path::PathBuf| {
+        String::from_utf8_lossy(&std::fs::read(f).unwrap()).contains(&blob_digest)
+    };
+    ac.sort_by_key(|f| names_blob(f));
+    assert!(!names_blob(&ac[0]), "every record names the largest blob");
     let mut rec: Value = serde_json::from_slice(&std::fs::read(&ac[0]).unwrap()).unwrap();
     rec["stderr"] = Value::String("warning: planted\n".into());
     std::fs::write(&ac[0], serde_json::to_vec(&rec).unwrap()).unwrap();
