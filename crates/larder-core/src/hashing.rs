@@ -5,8 +5,8 @@
 //! seed) or hashes there (a miss's outputs, when they are stored) goes, with its digest
 //! and [`Stamp`], into that directory's list [`KNOWN`]. A later process that keys on
 //! such a file (a link closure hashes every library; hk's binary reads 180 MiB of
-//! them) takes the digest from the list instead of reading the file, while the file
-//! keeps its stamp. Nothing else writes a unit's outputs while cargo runs that unit, so
+//! them), and `larder cargo` recording the build's seed ([`crate::seed`]), take the
+//! digest from the list instead of reading the file, while the file keeps its stamp. Nothing else writes a unit's outputs while cargo runs that unit, so
 //! a file changed later (rebuilt, written in place, replaced) has another change time
 //! or inode, and is read again.
 
@@ -145,7 +145,13 @@ fn known_entry(text: &str, path: &Path) -> Option<(Digest, Stamp)> {
     let needle = format!(" {name}\n");
     let end = text.rfind(&needle)? + needle.len() - 1;
     let start = text[..end].rfind('\n').map_or(0, |i| i + 1);
-    let mut f = text[start..end].splitn(7, ' ');
+    let (digest, stamp, listed) = known_line(&text[start..end])?;
+    (listed == name).then_some((digest, stamp))
+}
+
+/// One line of a list [`KNOWN`] (without its newline): digest, stamp and path.
+fn known_line(line: &str) -> Option<(Digest, Stamp, &str)> {
+    let mut f = line.splitn(7, ' ');
     let digest = Digest::from_hex(f.next()?)?;
     let stamp = Stamp {
         dev: f.next()?.parse().ok()?,
@@ -154,7 +160,34 @@ fn known_entry(text: &str, path: &Path) -> Option<(Digest, Stamp)> {
         mtime_ns: f.next()?.parse().ok()?,
         ctime_ns: f.next()?.parse().ok()?,
     };
-    (f.next()? == name).then_some((digest, stamp))
+    Some((digest, stamp, f.next()?))
+}
+
+/// The whole list [`KNOWN`] of a target directory, read once: for a process that asks
+/// about many of its files (recording a seed after a build), where [`FileHasher`] asks
+/// about a few.
+#[derive(Debug, Default)]
+pub struct KnownDigests(HashMap<PathBuf, (Digest, Stamp)>);
+
+impl KnownDigests {
+    /// The list of the target directory `target` (empty if it has none).
+    pub fn read(target: &Path) -> KnownDigests {
+        let text = std::fs::read_to_string(target.join(KNOWN)).unwrap_or_default();
+        // Later lines win; a torn or foreign line is no entry.
+        KnownDigests(
+            text.lines()
+                .filter_map(known_line)
+                .map(|(digest, stamp, path)| (PathBuf::from(path), (digest, stamp)))
+                .collect(),
+        )
+    }
+
+    /// The listed digest of the file at `path` whose metadata is `meta`, while it keeps
+    /// the stamp it was listed with.
+    pub fn digest(&self, path: &Path, meta: &std::fs::Metadata) -> Option<Digest> {
+        let (digest, stamp) = self.0.get(path)?;
+        (meta.is_file() && Stamp::from_metadata(meta) == *stamp).then_some(*digest)
+    }
 }
 
 /// Digests of files, memoized for the life of one wrapper process. A file in the

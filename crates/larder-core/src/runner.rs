@@ -129,6 +129,7 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
         eprint!("{text}");
         let _ = std::fs::remove_file(&warnings);
     }
+    let recording = crate::trace::now();
     if let Some(p) = prefetch {
         p.finish(&events);
     }
@@ -136,6 +137,9 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
         && status.success()
     {
         seed.record(&config, store, &events);
+    }
+    if let Some(path) = &trace {
+        crate::trace::append_build_span(path, "recording the seed and prefetch index", recording);
     }
     eprint!("{}", summary.render());
     if let Some(path) = &trace {

@@ -10,7 +10,8 @@
 //! dependencies, compiler, flags). So after each successful `larder cargo` build the
 //! units of such packages that larder cached (hits and stored misses) are recorded,
 //! file by file, as a [`Seed`] in the local store (their contents in the CAS, as
-//! entries' outputs are), in a [`SeedRecord`] under the same key as the build's
+//! entries' outputs are; small text files, cargo's fingerprints among them, in the
+//! record itself: [`INLINE_MAX_BYTES`]), in a [`SeedRecord`] under the same key as the build's
 //! prefetch index ([`crate::prefetch::index_key`]: project, command, flags; not the
 //! checkout). Before the next build of the same command, [`plant`] writes every unit
 //! of the seed with this build's [`guard`] whose fingerprint directory the target
@@ -33,7 +34,8 @@
 //!   use (an older version after a lockfile change). Path packages are never recorded:
 //!   their sources change in place.
 //! - **contents checked.** Every file is checked against its digest as it is written; a
-//!   missing or corrupt blob leaves its unit out. A unit's fingerprint files are written
+//!   missing or corrupt blob, or text that does not match its digest, leaves its unit
+//!   out. A unit's fingerprint files are written
 //!   last and moved into place at once, so an interrupted plant leaves a unit cargo
 //!   builds, never one it trusts. Nothing already in the target directory is replaced.
 //! - Text files that named the recorded target directory (dep-info, a build script's
@@ -43,9 +45,8 @@
 //! Local only: a record is never written to or read from a remote (its files are
 //! unsigned, and `CARGO_HOME` and the compilers are this machine's).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -53,16 +54,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use larder_digest::{Digest, KeyHasher};
 use larder_key::Roots;
-use larder_key::paths::find_target_dir;
 use larder_store::{DiskStore, Namespace, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::config::env;
-use crate::report::Event;
 
 /// Format version of a [`SeedRecord`].
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+
+/// Text files up to this size (cargo's fingerprints, dependency files, build-script
+/// output) are kept in the record itself ([`SeedFile::text`]), not as blobs: a blob is a
+/// file created in the store, hundreds of them for one build's units (bytes).
+pub const INLINE_MAX_BYTES: usize = 4096;
 
 /// The most units a record holds.
 pub const MAX_UNITS: usize = crate::prefetch::MAX_UNITS;
@@ -151,6 +155,10 @@ pub struct SeedFile {
     pub rewrite: bool,
     /// Bytes on disk when recorded: with `mtime_ns`, whether the file changed since.
     pub disk_size: u64,
+    /// The content as stored, for a small text file ([`INLINE_MAX_BYTES`]); else it is
+    /// the blob `digest` in the CAS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// What [`plant`] did.
@@ -291,98 +299,6 @@ fn file_hash(name: &str) -> Option<&str> {
     (hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hash)
 }
 
-/// Records, after a successful build of `project_dir` whose report is `events`, the
-/// registry and git units larder cached in it, with those of the `previous` seed (of
-/// the same guard) that this build used without rebuilding them: still in the target
-/// directory, not reported uncacheable, and a dependency (through cargo's fingerprints,
-/// `used_by`) of a unit this build reported. `None` if the build reported no unit
-/// with a known fingerprint directory (the previous seed stands).
-pub fn capture(
-    store: &DiskStore,
-    guard: Digest,
-    project_dir: &Path,
-    events: &[Event],
-    previous: Option<&Seed>,
-) -> Option<Seed> {
-    let mut reported = Vec::new();
-    let mut include = Vec::new();
-    let mut exclude = BTreeSet::new();
-    for e in events {
-        let Some(dir) = e.fingerprint.as_deref().map(PathBuf::from) else {
-            continue;
-        };
-        reported.push(dir.clone());
-        if !e.seedable {
-            continue;
-        }
-        if e.outcome == "hit" || (e.outcome == "miss" && e.stored) {
-            include.push(dir);
-        } else {
-            exclude.insert(dir);
-        }
-    }
-    let target = find_target_dir(reported.first()?)?;
-    let previous = previous.filter(|p| p.guard == guard);
-    let previous_dirs: Vec<PathBuf> = previous
-        .iter()
-        .flat_map(|p| &p.units)
-        .map(|u| target.join(&u.fingerprint))
-        .collect();
-    let used = fingerprints::used_by(&reported, &previous_dirs);
-    let mut seen = BTreeSet::new();
-    let mut candidates = Vec::new();
-    let from_previous = previous_dirs.into_iter().filter(|d| used.contains(d));
-    for dir in include.into_iter().chain(from_previous) {
-        if dir.starts_with(&target) && !exclude.contains(&dir) && seen.insert(dir.clone()) {
-            candidates.push(dir);
-        }
-    }
-    candidates.truncate(MAX_UNITS);
-    let known: HashMap<&str, &SeedFile> = previous
-        .iter()
-        .flat_map(|p| &p.units)
-        .flat_map(|u| &u.files)
-        .map(|f| (f.path.as_str(), f))
-        .collect();
-    let roots = Roots::new([("target", target.clone())]);
-    let mut deps: HashMap<PathBuf, HashMap<String, Vec<PathBuf>>> = HashMap::new();
-    let mut units = Vec::new();
-    for dir in candidates {
-        let Some(profile) = dir.parent().and_then(Path::parent) else {
-            continue;
-        };
-        let by_hash = deps
-            .entry(profile.to_path_buf())
-            .or_insert_with(|| deps_by_hash(&profile.join("deps")));
-        let cx = CaptureCx {
-            store,
-            target: &target,
-            roots: &roots,
-            known: &known,
-        };
-        match capture_unit(&cx, &dir, profile, by_hash) {
-            Ok(Some(unit)) => units.push(unit),
-            Ok(None) => {}
-            Err(e) => tracing::debug!(dir = %dir.display(), %e, "unit not recorded"),
-        }
-    }
-    // Relative where the target directory is the project's own (`target/`, or a
-    // workspace's `../../target` from a member); a shared one elsewhere stays absolute.
-    let rel = relative(&lexical(project_dir), &target);
-    let ups = rel
-        .components()
-        .take_while(|c| matches!(c, Component::ParentDir))
-        .count();
-    let target_dir = if ups <= 3 { rel } else { target.clone() }
-        .display()
-        .to_string();
-    Some(Seed {
-        guard,
-        target_dir,
-        units,
-    })
-}
-
 /// Writes `record` under `key` in the local store.
 ///
 /// # Errors
@@ -394,157 +310,6 @@ pub fn save(
 ) -> Result<(), larder_store::StoreError> {
     let json = serde_json::to_vec(record).map_err(|e| io::Error::other(e.to_string()))?;
     store.put(Namespace::Seed, key, &json)
-}
-
-/// The files of a `deps/` directory by the unit hash in their names.
-fn deps_by_hash(deps: &Path) -> HashMap<String, Vec<PathBuf>> {
-    let mut out: HashMap<String, Vec<PathBuf>> = HashMap::new();
-    let Ok(entries) = std::fs::read_dir(deps) else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(hash) = file_hash(name) {
-            out.entry(hash.to_string()).or_default().push(e.path());
-        }
-    }
-    out
-}
-
-struct CaptureCx<'a> {
-    store: &'a DiskStore,
-    target: &'a Path,
-    roots: &'a Roots,
-    known: &'a HashMap<&'a str, &'a SeedFile>,
-}
-
-/// The files of the unit whose fingerprint directory is `dir`, stored in the CAS.
-/// `Ok(None)` if the unit is not (or not wholly) there, or holds a symlink or special
-/// file.
-fn capture_unit(
-    cx: &CaptureCx<'_>,
-    dir: &Path,
-    profile: &Path,
-    deps: &HashMap<String, Vec<PathBuf>>,
-) -> io::Result<Option<SeedUnit>> {
-    let Some(name) = dir.file_name().and_then(|n| n.to_str()) else {
-        return Ok(None);
-    };
-    let Some(hash) = file_hash(name) else {
-        return Ok(None);
-    };
-    let mut outputs: Vec<PathBuf> = deps.get(hash).cloned().unwrap_or_default();
-    let build = profile.join("build").join(name);
-    if build.exists() && !walk_files(&build, &mut outputs)? {
-        return Ok(None);
-    }
-    let mut fingerprint = Vec::new();
-    if !dir.is_dir() || !walk_files(dir, &mut fingerprint)? || fingerprint.is_empty() {
-        return Ok(None);
-    }
-    // A nested directory under `.fingerprint/<unit>` is not cargo's.
-    if fingerprint.iter().any(|f| f.parent() != Some(dir)) {
-        return Ok(None);
-    }
-    outputs.sort();
-    fingerprint.sort();
-    let mut files = Vec::with_capacity(outputs.len() + fingerprint.len());
-    for path in outputs.iter().chain(&fingerprint) {
-        files.push(capture_file(cx, path)?);
-    }
-    let rel = |p: &Path| p.strip_prefix(cx.target).map(|r| r.display().to_string());
-    let Ok(fingerprint) = rel(dir) else {
-        return Ok(None);
-    };
-    Ok(Some(SeedUnit { fingerprint, files }))
-}
-
-/// Adds every regular file under `dir` to `out`; `false` if it holds anything else.
-fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<bool> {
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        let kind = e.file_type()?;
-        if kind.is_dir() {
-            if !walk_files(&e.path(), out)? {
-                return Ok(false);
-            }
-        } else if kind.is_file() {
-            out.push(e.path());
-        } else {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// One file, its content put in the CAS unless it is there. A file recorded before with
-/// the same size and time, whose content the CAS still has, is not read again.
-fn capture_file(cx: &CaptureCx<'_>, path: &Path) -> io::Result<SeedFile> {
-    let meta = std::fs::symlink_metadata(path)?;
-    let rel = path
-        .strip_prefix(cx.target)
-        .map_err(|_| io::Error::other("outside the target directory"))?
-        .display()
-        .to_string();
-    let mtime_ns = mtime_ns(&meta);
-    let executable = meta.permissions().mode() & 0o111 != 0;
-    if let Some(known) = cx.known.get(rel.as_str())
-        && known.disk_size == meta.len()
-        && known.mtime_ns == mtime_ns
-        && known.executable == executable
-        && cx
-            .store
-            .contains(Namespace::Cas, &known.digest)
-            .unwrap_or(false)
-    {
-        return Ok(SeedFile {
-            path: rel,
-            ..(*known).clone()
-        });
-    }
-    let (digest, size, rewrite) = if meta.len() <= larder_key::paths::REWRITE_MAX_BYTES {
-        let bytes = std::fs::read(path)?;
-        let text = (!bytes.contains(&0))
-            .then(|| std::str::from_utf8(&bytes).ok())
-            .flatten();
-        let normalized = text
-            .map(|t| cx.roots.normalize_text(t))
-            .filter(|n| Some(n.as_str()) != text);
-        let (content, rewrite) = match &normalized {
-            Some(n) => (n.as_bytes(), true),
-            None => (&bytes[..], false),
-        };
-        let digest = Digest::of(content);
-        put_blob(cx.store, &digest, || Ok(content.to_vec()))?;
-        (digest, content.len() as u64, rewrite)
-    } else {
-        let (digest, size) = Digest::of_reader(std::fs::File::open(path)?)?;
-        put_blob(cx.store, &digest, || std::fs::read(path))?;
-        (digest, size, false)
-    };
-    Ok(SeedFile {
-        path: rel,
-        digest,
-        size,
-        mtime_ns,
-        executable,
-        rewrite,
-        disk_size: meta.len(),
-    })
-}
-
-fn put_blob(
-    store: &DiskStore,
-    digest: &Digest,
-    content: impl FnOnce() -> io::Result<Vec<u8>>,
-) -> io::Result<()> {
-    if store.contains(Namespace::Cas, digest).unwrap_or(false) {
-        return Ok(());
-    }
-    store
-        .put(Namespace::Cas, digest, &content()?)
-        .map_err(|e| io::Error::other(e.to_string()))
 }
 
 /// Writes every unit of `seed` whose fingerprint directory `target` lacks (and whose
@@ -712,7 +477,8 @@ fn plant_file(
     roots: &Roots,
 ) -> io::Result<(u64, Digest)> {
     let mtime = UNIX_EPOCH + Duration::from_nanos(f.mtime_ns);
-    if !f.rewrite
+    if f.text.is_none()
+        && !f.rewrite
         && let Some(raw) = store.raw_blob_path(&f.digest)
     {
         let size = crate::fsio::copy_verified_atomic(dest, &raw, &f.digest, f.executable, mtime)
@@ -727,15 +493,24 @@ fn plant_file(
         }
         return Ok((size, f.digest));
     }
-    let blob = store
-        .get_verified_blob(&f.digest, f.size)
-        .map_err(|e| io::Error::other(e.to_string()))?
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("blob {} is missing", f.digest),
-            )
-        })?;
+    let blob = match &f.text {
+        Some(text) if Digest::of(text.as_bytes()) == f.digest => text.clone().into_bytes(),
+        Some(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "its text does not match its digest",
+            ));
+        }
+        None => store
+            .get_verified_blob(&f.digest, f.size)
+            .map_err(|e| io::Error::other(e.to_string()))?
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("blob {} is missing", f.digest),
+                )
+            })?,
+    };
     let content = if f.rewrite {
         let text = String::from_utf8(blob).map_err(|_| io::Error::other("not text"))?;
         roots.denormalize_text(&text).into_bytes()
@@ -751,7 +526,10 @@ fn plant_file(
     Ok((content.len() as u64, digest))
 }
 
+mod capture;
 mod fingerprints;
+
+pub use capture::capture;
 
 #[cfg(test)]
 mod tests;

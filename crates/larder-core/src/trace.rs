@@ -9,9 +9,10 @@
 //! to bring an entry), `lookup`, `restore`, `compile`, `collect` (hashing outputs),
 //! `store`. It appends them as JSON lines, one write per process, when it ends; a process
 //! that replaces itself with the tool (an invocation run uncached) records nothing.
-//! `larder cargo` adds its own spans (`cargo`, `prefetch`, waiting for the stores) and
-//! turns the lines into one JSON document at the end. Times are microseconds since the
-//! Unix epoch, so the processes line up.
+//! `larder cargo` adds its own spans (`seed`, `cargo`, `prefetch`, waiting for the
+//! stores, recording the seed and prefetch index) and turns the lines into one JSON
+//! document at the end. Times are microseconds since the Unix epoch, so the processes
+//! line up.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -290,9 +290,13 @@ impl CachedAction for BuildScriptRun {
     fn key(&mut self, cx: &mut Ctx<'_>) -> Result<Key, Stop<NotCacheable>> {
         let tools = cx.tools_dir();
         let rustc = env::var_os("RUSTC").map(PathBuf::from);
+        // A build for the host is the host's identity (cargo names both triples), so
+        // that its memo is the one `larder cargo` and rustc's units without `--target`
+        // share: one hashing of the sysroot per store, not two.
+        let target = env::var("TARGET").filter(|t| env::var("HOST").as_ref() != Some(t));
         let compiler = rustc
             .as_deref()
-            .and_then(|r| identity::compiler(r, env::var("TARGET").as_deref(), Some(&tools)).ok());
+            .and_then(|r| identity::compiler(r, target.as_deref(), Some(&tools)).ok());
         let mut roots = vec![("cwd", self.cwd.clone())];
         if let Some(t) = find_target_dir(&self.out_dir) {
             roots.push(("target", t));

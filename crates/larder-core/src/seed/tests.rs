@@ -1,4 +1,6 @@
+use super::capture::walk_files;
 use super::*;
+use crate::report::Event;
 
 const A: &str = "0123456789abcdef";
 const B: &str = "fedcba9876543210";
@@ -347,4 +349,73 @@ fn paths_are_related_lexically() {
     );
     assert!(is_inside("debug/deps/x"));
     assert!(!is_inside("../x") && !is_inside("/x") && !is_inside(""));
+}
+
+#[test]
+fn small_text_is_kept_in_the_record_and_checked_when_planted() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = cargo_target(dir.path());
+    let s = store(dir.path());
+    let mut record = recorded(dir.path(), &t, &s);
+    let file = |record: &Seed, end: &str| -> SeedFile {
+        record
+            .units
+            .iter()
+            .flat_map(|u| &u.files)
+            .find(|f| f.path.ends_with(end))
+            .unwrap()
+            .clone()
+    };
+    // Fingerprints and text outputs are in the record, not blobs; binaries are blobs.
+    for end in ["lib-foo.json", "root-output", ".d"] {
+        let f = file(&record, end);
+        assert!(f.text.is_some(), "{end}: {f:?}");
+        assert!(!s.contains(Namespace::Cas, &f.digest).unwrap(), "{end}");
+    }
+    let rlib = file(&record, ".rlib");
+    assert!(rlib.text.is_none() && s.contains(Namespace::Cas, &rlib.digest).unwrap());
+    // Text changed under its digest: that unit is left out, the other planted.
+    for u in &mut record.units {
+        for f in &mut u.files {
+            if f.path.ends_with("root-output") {
+                f.text = Some("/somewhere/else".into());
+            }
+        }
+    }
+    let t2 = dir.path().join("elsewhere/target");
+    let p = plant(&s, &record, &t2);
+    assert_eq!((p.units, p.failed), (1, 1), "{p:?}");
+    assert!(p.why.unwrap().contains("root-output"));
+    // Without its fingerprint, cargo runs the unit again.
+    assert!(!t2.join(format!("debug/.fingerprint/foo-{B}")).exists());
+    assert!(t2.join(format!("debug/.fingerprint/foo-{A}")).is_dir());
+}
+
+#[test]
+fn a_library_larder_listed_with_its_digest_is_not_read_while_it_keeps_its_stamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = cargo_target(dir.path());
+    let s = store(dir.path());
+    let rlib = t.join(format!("debug/deps/libfoo-{A}.rlib"));
+    // Listed with a digest that is not its content (but in the CAS), to see which is used.
+    let said = Digest::of(b"said\0rlib");
+    s.put(Namespace::Cas, &said, b"said\0rlib").unwrap();
+    crate::hashing::remember_in(&t, &[(rlib.clone(), said)]);
+    let digest_of_rlib = |record: &Seed| {
+        record
+            .units
+            .iter()
+            .flat_map(|u| &u.files)
+            .find(|f| f.path.ends_with(".rlib"))
+            .unwrap()
+            .digest
+    };
+    assert_eq!(digest_of_rlib(&recorded(dir.path(), &t, &s)), said);
+    // Written again (another change time): read.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&rlib, "rlib\0bytes").unwrap();
+    assert_eq!(
+        digest_of_rlib(&recorded(dir.path(), &t, &s)),
+        Digest::of(b"rlib\0bytes")
+    );
 }
