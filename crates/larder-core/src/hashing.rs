@@ -6,9 +6,10 @@
 //! and [`Stamp`], into that directory's list [`KNOWN`]. A later process that keys on
 //! such a file (a link closure hashes every library; hk's binary reads 180 MiB of
 //! them), and `larder cargo` recording the build's seed ([`crate::seed`]), take the
-//! digest from the list instead of reading the file, while the file keeps its stamp. Nothing else writes a unit's outputs while cargo runs that unit, so
-//! a file changed later (rebuilt, written in place, replaced) has another change time
-//! or inode, and is read again.
+//! digest from the list instead of reading the file, while the file keeps its stamp.
+//! Nothing else writes a unit's outputs while cargo runs that unit, so a file changed
+//! later (rebuilt, written in place, replaced) has another change time or inode, and is
+//! read again.
 
 use std::collections::HashMap;
 use std::io::Write;

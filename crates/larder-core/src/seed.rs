@@ -11,9 +11,9 @@
 //! units of such packages that larder cached (hits and stored misses) are recorded,
 //! file by file, as a [`Seed`] in the local store (their contents in the CAS, as
 //! entries' outputs are; small text files, cargo's fingerprints among them, in the
-//! record itself: [`INLINE_MAX_BYTES`]), in a [`SeedRecord`] under the same key as the build's
-//! prefetch index ([`crate::prefetch::index_key`]: project, command, flags; not the
-//! checkout). Before the next build of the same command, [`plant`] writes every unit
+//! record itself: [`INLINE_MAX_BYTES`]), in a [`SeedRecord`] under the same key as the
+//! build's prefetch index ([`crate::prefetch::index_key`]: project, command, flags; not
+//! the checkout). Before the next build of the same command, [`plant`] writes every unit
 //! of the seed with this build's [`guard`] whose fingerprint directory the target
 //! directory lacks: another checkout, a fresh clone, after `cargo clean`.
 //!
@@ -35,9 +35,9 @@
 //!   their sources change in place.
 //! - **contents checked.** Every file is checked against its digest as it is written; a
 //!   missing or corrupt blob, or text that does not match its digest, leaves its unit
-//!   out. A unit's fingerprint files are written
-//!   last and moved into place at once, so an interrupted plant leaves a unit cargo
-//!   builds, never one it trusts. Nothing already in the target directory is replaced.
+//!   out. A unit's fingerprint files are written last and moved into place at once, so
+//!   an interrupted plant leaves a unit cargo builds, never one it trusts. Nothing
+//!   already in the target directory is replaced.
 //! - Text files that named the recorded target directory (dep-info, a build script's
 //!   `output` and `root-output`, generated sources) are stored with a placeholder and
 //!   written with this build's target directory.
