@@ -231,14 +231,13 @@ fn capture_file(cx: &CaptureCx<'_>, path: &Path) -> io::Result<SeedFile> {
         .listed
         .digest(path, &meta)
         .filter(|d| cx.store.contains(Namespace::Cas, d).unwrap_or(false));
-    let mut inline = None;
-    let (digest, size, rewrite) = match listed {
+    let (digest, size, rewrite, text) = match listed {
         // Large, or binary (a NUL in its first bytes): kept as it is, never normalized,
         // so its listed digest is its stored content's.
         Some(digest)
             if meta.len() > larder_key::paths::REWRITE_MAX_BYTES || starts_binary(path)? =>
         {
-            (digest, meta.len(), false)
+            (digest, meta.len(), false, None)
         }
         _ if meta.len() <= larder_key::paths::REWRITE_MAX_BYTES => {
             let bytes = std::fs::read(path)?;
@@ -253,7 +252,7 @@ fn capture_file(cx: &CaptureCx<'_>, path: &Path) -> io::Result<SeedFile> {
                 None => (&bytes[..], false),
             };
             let digest = Digest::of(content);
-            inline = normalized
+            let inline = normalized
                 .as_deref()
                 .or(text)
                 .filter(|t| t.len() <= INLINE_MAX_BYTES)
@@ -261,12 +260,12 @@ fn capture_file(cx: &CaptureCx<'_>, path: &Path) -> io::Result<SeedFile> {
             if inline.is_none() {
                 put_blob(cx.store, &digest, || Ok(content.to_vec()))?;
             }
-            (digest, content.len() as u64, rewrite)
+            (digest, content.len() as u64, rewrite, inline)
         }
         _ => {
             let (digest, size) = Digest::of_reader(std::fs::File::open(path)?)?;
             put_blob(cx.store, &digest, || std::fs::read(path))?;
-            (digest, size, false)
+            (digest, size, false, None)
         }
     };
     Ok(SeedFile {
@@ -277,7 +276,7 @@ fn capture_file(cx: &CaptureCx<'_>, path: &Path) -> io::Result<SeedFile> {
         executable,
         rewrite,
         disk_size: meta.len(),
-        text: inline,
+        text,
     })
 }
 
