@@ -197,10 +197,11 @@ pub(super) fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<bool>
     Ok(true)
 }
 
-/// One file, its content put in the CAS unless it is there. A file recorded before with
-/// the same size and time, whose content the CAS still has, is not read again; a binary
-/// or large one in the target directory's list of digests with its stamp
-/// ([`crate::hashing::KnownDigests`]), whose content the CAS has, is not hashed.
+/// One file, its content kept in the record (small text: [`INLINE_MAX_BYTES`]) or put in
+/// the CAS unless it is there. A file recorded before with the same size and time, whose
+/// content is still kept, is not read again; a binary or large one in the target
+/// directory's list of digests with its stamp ([`crate::hashing::KnownDigests`]), whose
+/// content the CAS has, is not hashed.
 fn capture_file(cx: &CaptureCx<'_>, path: &Path) -> io::Result<SeedFile> {
     let meta = std::fs::symlink_metadata(path)?;
     let rel = path
@@ -226,7 +227,7 @@ fn capture_file(cx: &CaptureCx<'_>, path: &Path) -> io::Result<SeedFile> {
         });
     }
     // A file larder wrote down this build with its digest, unchanged since, whose
-    // content the CAS has (a restored library): not read again.
+    // content the CAS has (a restored library): not hashed again.
     let listed = cx
         .listed
         .digest(path, &meta)
