@@ -105,6 +105,23 @@ pub fn fsck(config: &Config, repair: bool) -> Result<FsckReport, StoreError> {
         r.blobs += 1;
         match store.peek(Namespace::Cas, &e.key) {
             Ok(Some(v)) if Digest::of(&v) == e.key => {
+                // An uncompressed blob's check is what restores verify it by.
+                let check = store
+                    .raw_blob_path(&e.key)
+                    .and_then(|p| std::fs::File::open(p).ok())
+                    .and_then(|f| larder_store::check::recorded(&f));
+                if check.is_some_and(|c| c != larder_store::check::of(&e.key, &v)) {
+                    found(
+                        &mut r,
+                        Namespace::Cas,
+                        &e.key,
+                        format!(
+                            "its check ({}) does not match its content: restores refuse it",
+                            larder_store::check::XATTR
+                        ),
+                    )?;
+                    continue;
+                }
                 sizes.insert(e.key, v.len() as u64);
             }
             Ok(Some(_)) => found(

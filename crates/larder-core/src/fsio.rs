@@ -9,6 +9,8 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use larder_store::check::Verifier;
+
 fn temp_beside(dest: &Path) -> std::io::Result<tempfile::NamedTempFile> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
@@ -65,9 +67,10 @@ pub fn write_atomic_at(
     persist(tmp, dest, executable)
 }
 
-/// Writes a copy of `src` to `dest` like [`clone_atomic`], with modification time
-/// `mtime`, if its content hashes to `digest`; else writes nothing and fails with
-/// [`std::io::ErrorKind::InvalidData`]. Returns the bytes written.
+/// Writes a copy of `src` (the local store's file of the blob `digest`) to `dest` like
+/// [`clone_atomic`], with modification time `mtime`, if its content is the blob's
+/// ([`larder_store::check`]: its check, else its digest); else writes nothing and fails
+/// with [`std::io::ErrorKind::InvalidData`]. Returns the bytes written.
 ///
 /// # Errors
 /// As [`clone_atomic`], or `InvalidData`.
@@ -80,38 +83,21 @@ pub fn copy_verified_atomic(
 ) -> std::io::Result<u64> {
     let mut tmp = temp_beside(dest)?;
     let from = std::fs::File::open(src)?;
-    // A clone is checked by reading it back; a copy is hashed on its way.
-    let (actual, size) = if rustix::fs::ioctl_ficlone(tmp.as_file(), &from).is_ok() {
-        larder_digest::Digest::of_reader(std::fs::File::open(tmp.path())?)?
+    // A clone is checked by reading it back; a copy is checked on its way.
+    let checked = if rustix::fs::ioctl_ficlone(tmp.as_file(), &from).is_ok() {
+        Verifier::for_file(&from, digest).read_all(std::fs::File::open(tmp.path())?)
     } else {
-        larder_digest::Digest::of_reader(Tee {
-            from,
-            to: tmp.as_file_mut(),
-        })?
+        larder_store::check::copy_verified(from, tmp.as_file_mut(), digest)
     };
-    if actual != *digest {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{} hashes to {actual}, not {digest}", src.display()),
-        ));
-    }
+    let size = checked.map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => {
+            std::io::Error::new(e.kind(), format!("{}: {e}", src.display()))
+        }
+        _ => e,
+    })?;
     tmp.as_file().set_modified(mtime)?;
     persist(tmp, dest, executable)?;
     Ok(size)
-}
-
-/// A reader that writes what it reads.
-struct Tee<'a> {
-    from: std::fs::File,
-    to: &'a mut std::fs::File,
-}
-
-impl std::io::Read for Tee<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.from.read(buf)?;
-        self.to.write_all(&buf[..n])?;
-        Ok(n)
-    }
 }
 
 #[cfg(test)]

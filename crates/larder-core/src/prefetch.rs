@@ -679,11 +679,12 @@ mod tests {
                 &serde_json::to_vec(&forged).unwrap(),
             )
             .unwrap();
-        // A blob whose content is not its digest's.
+        // A blob whose content is not its digest's (written as a damaged disk would:
+        // the store itself keeps a blob only under its own digest).
         let fake = Digest::of(b"claimed");
-        remote
-            .put(Namespace::Cas, &fake, b"something else")
-            .unwrap();
+        let file = remote.layout().entry(Namespace::Cas, &fake);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, zstd::encode_all(&b"something else"[..], 3).unwrap()).unwrap();
         let index = BuildIndex {
             version: 1,
             units: vec![IndexedUnit {

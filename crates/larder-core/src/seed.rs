@@ -33,7 +33,8 @@
 //!   uncacheable in a later build leaves the seed, as does one a later build did not
 //!   use (an older version after a lockfile change). Path packages are never recorded:
 //!   their sources change in place.
-//! - **contents checked.** Every file is checked against its digest as it is written; a
+//! - **contents checked.** Every file is checked as it is written (a blob by its check,
+//!   [`larder_store::check`], else its digest; a small text by its digest); a
 //!   missing or corrupt blob, or text that does not match its digest, leaves its unit
 //!   out. A unit's fingerprint files are written last and moved into place at once, so
 //!   an interrupted plant leaves a unit cargo builds, never one it trusts. Nothing

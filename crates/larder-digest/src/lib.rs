@@ -34,7 +34,7 @@ impl Digest {
     /// # Errors
     /// Any error the reader returns.
     pub fn of_reader(mut reader: impl Read) -> io::Result<(Digest, u64)> {
-        let mut hasher = Sha256::new();
+        let mut hasher = ContentHasher::default();
         let mut buf = vec![0u8; 256 * 1024];
         let mut total = 0u64;
         loop {
@@ -47,7 +47,7 @@ impl Digest {
             hasher.update(&buf[..n]);
             total += n as u64;
         }
-        Ok((Digest(hasher.finalize().into()), total))
+        Ok((hasher.finish(), total))
     }
 
     /// The digest whose raw bytes are `bytes` (as stored by [`Digest::as_bytes`]).
@@ -118,6 +118,25 @@ impl<'de> serde::Deserialize<'de> for Digest {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The [`Digest`] of bytes given a piece at a time: the same as [`Digest::of`] of all
+/// of them.
+#[derive(Clone, Default)]
+pub struct ContentHasher {
+    inner: Sha256,
+}
+
+impl ContentHasher {
+    /// Adds the next bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.inner.update(bytes);
+    }
+
+    /// The digest of all bytes added.
+    pub fn finish(self) -> Digest {
+        Digest(self.inner.finalize().into())
     }
 }
 

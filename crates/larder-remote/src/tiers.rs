@@ -476,6 +476,10 @@ impl Store for Tiers {
 
     fn put(&self, ns: Namespace, key: &Digest, value: &[u8]) -> Result<(), StoreError> {
         let local = self.local.put(ns, key, value);
+        // Bytes that are not the blob (the local store hashes what it stores) go nowhere.
+        if matches!(local, Err(StoreError::Corrupt { .. })) {
+            return local;
+        }
         if ns != Namespace::Link {
             for r in writable(&self.remotes) {
                 let _ = r.put(ns, key, value);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use larder_digest::Digest;
 use larder_remote::{Hooks, RemoteCounters, RemoteSpec, Tiers};
-use larder_store::{DiskStore, Namespace, Store, get_verified_blob};
+use larder_store::{DiskStore, Namespace, Store, StoreError, get_verified_blob};
 
 static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
@@ -149,13 +149,21 @@ fn link_records_stay_local() {
     );
 }
 
+/// Leaves `bytes` under `digest` in `store`'s directory, as a damaged disk or a bad upload
+/// would: the store itself keeps a blob only under its own digest.
+fn put_wrong_blob(store: &DiskStore, digest: &Digest, bytes: &[u8]) {
+    let file = store.layout().entry(Namespace::Cas, digest);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, zstd::encode_all(bytes, 3).unwrap()).unwrap();
+}
+
 #[test]
 fn a_corrupt_remote_blob_is_a_miss_and_the_next_tier_serves() {
     let c = chain();
     let good = b"the right bytes".to_vec();
     let d = Digest::of(&good);
     // The team tier holds other bytes under the digest (a bad disk, a bad upload).
-    c.team.put(Namespace::Cas, &d, b"the wrong bytes").unwrap();
+    put_wrong_blob(&c.team, &d, b"the wrong bytes");
     c.public.put(Namespace::Cas, &d, &good).unwrap();
     assert_eq!(
         get_verified_blob(&c.tiers, &d, good.len() as u64)
@@ -169,11 +177,25 @@ fn a_corrupt_remote_blob_is_a_miss_and_the_next_tier_serves() {
     // Only corrupt copies anywhere: a miss, never the wrong bytes.
     let other = b"another".to_vec();
     let d2 = Digest::of(&other);
-    c.team.put(Namespace::Cas, &d2, b"garbage").unwrap();
+    put_wrong_blob(&c.team, &d2, b"garbage");
     assert_eq!(
         get_verified_blob(&c.tiers, &d2, other.len() as u64).unwrap(),
         None
     );
+}
+
+#[test]
+fn bytes_that_are_not_the_blob_are_refused_and_reach_no_remote() {
+    let c = chain();
+    let d = Digest::of(b"the compiled rlib");
+    // An output that changed after it was hashed.
+    let e = c
+        .tiers
+        .put(Namespace::Cas, &d, b"overwritten since")
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+    assert!(!c.tiers.local().contains(Namespace::Cas, &d).unwrap());
+    assert!(!c.team.contains(Namespace::Cas, &d).unwrap());
 }
 
 #[test]

@@ -509,7 +509,19 @@ impl Store for DiskStore {
         }
     }
 
+    /// A blob is stored only under its own digest (else [`StoreError::Corrupt`]): an
+    /// uncompressed one gets its [`crate::check`], which restores then trust.
     fn put(&self, ns: Namespace, key: &Digest, value: &[u8]) -> Result<(), StoreError> {
+        if ns == Namespace::Cas {
+            let actual = Digest::of(value);
+            if actual != *key {
+                return Err(StoreError::corrupt(
+                    ns,
+                    key,
+                    format!("the bytes given hash to {actual}"),
+                ));
+            }
+        }
         // An existing blob is rewritten rather than trusted: it may be the corrupt copy
         // whose detection caused this write.
         let path = if ns == Namespace::Cas && self.level == 0 {
@@ -526,6 +538,9 @@ impl Store for DiskStore {
         };
         let mut tmp = tempfile::NamedTempFile::new_in(self.layout.tmp())?;
         tmp.write_all(bytes)?;
+        if ns == Namespace::Cas && self.level == 0 {
+            crate::check::record(tmp.as_file(), &crate::check::of(key, bytes));
+        }
         let parent = path.parent().expect("entry paths have a shard directory");
         fs_err::create_dir_all(parent)?;
         let old_len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -595,6 +610,17 @@ mod tests {
         s.put(Namespace::Cas, &d, &data).unwrap();
         let raw = s.raw_blob_path(&d).expect("stored raw");
         assert_eq!(std::fs::read(&raw).unwrap(), data);
+        // With its check, where the filesystem keeps extended attributes.
+        if let Some(check) = crate::check::recorded(&std::fs::File::open(&raw).unwrap()) {
+            assert_eq!(check, crate::check::of(&d, &data));
+        }
+        assert_eq!(crate::check::verify_file(&raw, &d).unwrap(), 800);
+        // A blob is stored only under its own digest.
+        assert!(matches!(
+            s.put(Namespace::Cas, &Digest::of(b"another"), &data),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(s.raw_blob_path(&Digest::of(b"another")).is_none());
         assert_eq!(
             get_verified_blob(&s, &d, data.len() as u64)
                 .unwrap()

@@ -9,11 +9,13 @@
 //!
 //! [`DiskStore`] is the local store: one file per entry in a versioned layout, written
 //! atomically, CAS blobs compressed with zstd, bounded in size by least-recently-used
-//! eviction. [`get_verified_blob`] is the only way blobs are read for restoring: it
-//! checks the content against its digest and removes an entry that fails.
+//! eviction. Blobs are read for restoring only through [`get_verified_blob`] (checks the
+//! content against its digest, removes an entry that fails) or, for an uncompressed
+//! blob's file, [`check`] (against the check the store recorded, else the digest).
 #![deny(missing_docs)]
 
 mod build;
+pub mod check;
 mod disk;
 mod layout;
 mod record;

@@ -280,7 +280,8 @@ fn restore<A: CachedAction>(
 
     let mut files = Vec::with_capacity(record.outputs.len());
     for (o, dest) in record.outputs.iter().zip(destinations) {
-        // An uncompressed blob is checked by hashing it once, then cloned into place.
+        // An uncompressed blob is checked by reading it once (`larder_store::check`),
+        // then cloned into place.
         // One this build's prefetch is bringing is waited for here, so that it is too.
         let mut raw = cx.store.local().raw_blob_path(&o.digest);
         if raw.is_none() && cx.store.pass_gate(Namespace::Cas, &o.digest) {
@@ -289,9 +290,9 @@ fn restore<A: CachedAction>(
         if !o.rewrite_paths
             && let Some(raw) = raw
         {
-            let size = match std::fs::File::open(&raw).and_then(Digest::of_reader) {
-                Ok((d, size)) if d == o.digest => size,
-                _ => {
+            let size = match larder_store::check::verify_file(&raw, &o.digest) {
+                Ok(size) => size,
+                Err(_) => {
                     let _ = cx.store.delete(Namespace::Cas, &o.digest);
                     return Err(corrupt("blob", &o.digest, &"content does not match"));
                 }

@@ -132,7 +132,9 @@ impl StoreJob {
         }
     }
 
-    /// Stores blobs, then the action record, then the manifest entry.
+    /// Stores blobs, then the action record, then the manifest entry, in `store`: the
+    /// tiers or the local store, whose local store hashes each blob it is given (an
+    /// output that changed since it was hashed is refused there).
     ///
     /// # Errors
     /// [`StoreJobError`] if an output changed since it was hashed or the store failed.
@@ -151,10 +153,14 @@ impl StoreJob {
                 })?,
                 BlobSource::Inline(text) => text.clone().into_bytes(),
             };
-            if Digest::of(&data) != o.digest {
-                return Err(StoreJobError::Changed(o.path.clone()));
+            // The store hashes what it is given: bytes that are not the digest's (the
+            // output changed since it was hashed) are refused, and reach no remote.
+            match store.put(Namespace::Cas, &o.digest, &data) {
+                Err(larder_store::StoreError::Corrupt { .. }) => {
+                    return Err(StoreJobError::Changed(o.path.clone()));
+                }
+                other => other?,
             }
-            store.put(Namespace::Cas, &o.digest, &data)?;
         }
         let json = serde_json::to_vec(&self.record)?;
         store.put(Namespace::Action, &self.action_key, &json)?;

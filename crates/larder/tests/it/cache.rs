@@ -479,6 +479,14 @@ fn corrupt_blobs_are_misses_not_hits() {
     p.build().assert_all("miss", FIXTURE_UNITS);
     let damaged = corrupt_blobs(&p);
     assert!(damaged > 0, "the cold build stored no blobs under v1/cas");
+    // Damaged in place, the uncompressed blobs keep the check the store recorded: what
+    // the restores verify them by (`larder_store::check`).
+    let checked = p
+        .store_files("cas")
+        .iter()
+        .filter(|b| larder_store::check::recorded(&fs::File::open(b).unwrap()).is_some())
+        .count();
+    assert_eq!(checked, damaged, "every blob keeps its check");
     p.clean();
     let run = p.build();
     run.assert_no_hits();

@@ -59,6 +59,15 @@ fn fsck_finds_injected_corruption_and_repair_removes_it() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x55;
     std::fs::write(&blob, &bytes).unwrap();
+    // Another blob whose content is right but whose check (what restores verify it by)
+    // is not.
+    let checked = blobs[blobs.len() - 2].clone();
+    let file = std::fs::File::open(&checked).unwrap();
+    assert!(
+        larder_store::check::recorded(&file).is_some(),
+        "stored with its check"
+    );
+    larder_store::check::record(&file, &[7u8; 32]);
     // A record changed under its signature (its messages): one that does not name the
     // damaged blob, so that the record naming it is reported for the blob (a record
     // with a bad signature is reported for that alone).
@@ -93,6 +102,7 @@ fn fsck_finds_injected_corruption_and_repair_removes_it() {
     let list = problems(&found).join("\n");
     for want in [
         "cas ",
+        "cas its check (user.larder.check) does not match its content",
         "ac invalid signature by team-ci-1",
         "manifest does not parse",
         "file not an entry of ac",
@@ -113,6 +123,7 @@ fn fsck_finds_injected_corruption_and_repair_removes_it() {
     let (code, repaired) = fsck(&p, &key, &["--repair"]);
     assert_eq!(code, 0, "{repaired}");
     assert!(!blob.exists() && !stray.exists() && !stale.exists() && !ac[0].exists());
+    assert!(!checked.exists());
     let (code, after) = fsck(&p, &key, &[]);
     assert_eq!(code, 0, "{after}");
     assert!(problems(&after).is_empty(), "{after}");
