@@ -4,7 +4,7 @@
 //! The compiler identity is the digest of `rustc -vV` (version, commit, host, LLVM
 //! version) and of the content of every file under the sysroot's `lib/rustlib/*/lib`
 //! (the standard library every crate links; BLAKE3 of each file, on up to 4 threads:
-//! [`fingerprints`]). Computing it reads ~160 MB, so it is cached
+//! `fingerprints`). Computing it reads ~160 MB, so it is cached
 //! in `<store>/v1/tools/`, keyed by the sysroot path and the size, modification time and
 //! inode of `<sysroot>/bin/rustc`: a toolchain update replaces that file.
 //!
