@@ -315,9 +315,16 @@ impl Tiers {
     }
 
     /// Writes `value` to the local store and the remotes before remote `i` (backfill
-    /// after a hit there).
+    /// after a hit there). A blob came through remote `i`'s [`Verified`] layer (every
+    /// remote has one: [`Tiers::new`]), which hashed it: the local store keeps it without
+    /// hashing it again.
     fn backfill(&self, i: usize, ns: Namespace, key: &Digest, value: &[u8]) {
-        if let Err(e) = self.local.put(ns, key, value) {
+        let local = if ns == Namespace::Cas {
+            self.local.put_verified_blob(key, value)
+        } else {
+            self.local.put(ns, key, value)
+        };
+        if let Err(e) = local {
             tracing::debug!(error = %e, "backfill of the local store failed");
         }
         for r in writable(&self.remotes[..i]) {

@@ -174,7 +174,14 @@ fn a_corrupt_remote_blob_is_a_miss_and_the_next_tier_serves() {
     let counters = c.tiers.take_counters();
     let team = counters.iter().find(|(n, _)| n.contains("team")).unwrap().1;
     assert_eq!(team.corrupt, 1);
-    // Only corrupt copies anywhere: a miss, never the wrong bytes.
+    // The local store keeps the checked copy (backfilled without a second hash).
+    assert_eq!(
+        get_verified_blob(c.tiers.local(), &d, good.len() as u64)
+            .unwrap()
+            .unwrap(),
+        good
+    );
+    // Only corrupt copies anywhere: a miss, never the wrong bytes, and nothing kept.
     let other = b"another".to_vec();
     let d2 = Digest::of(&other);
     put_wrong_blob(&c.team, &d2, b"garbage");
@@ -182,6 +189,7 @@ fn a_corrupt_remote_blob_is_a_miss_and_the_next_tier_serves() {
         get_verified_blob(&c.tiers, &d2, other.len() as u64).unwrap(),
         None
     );
+    assert!(!c.tiers.local().contains(Namespace::Cas, &d2).unwrap());
 }
 
 #[test]

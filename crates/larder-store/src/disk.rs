@@ -149,6 +149,47 @@ impl DiskStore {
         self.path(Namespace::Cas, key).with_extension("raw")
     }
 
+    /// Stores `value` as the blob `digest`, whose bytes the caller has just checked
+    /// against `digest` (the tiers' copy of a remote's blob, checked on its way in by
+    /// `Verified`): [`Store::put`] without hashing it a second time. Anything not checked
+    /// goes through [`Store::put`].
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store cannot be written.
+    pub fn put_verified_blob(&self, digest: &Digest, value: &[u8]) -> Result<(), StoreError> {
+        self.write_entry(Namespace::Cas, digest, value)
+    }
+
+    /// Writes `value` under `key` (a temporary file renamed into place), with the check of
+    /// an uncompressed blob; the caller has checked a blob's content.
+    fn write_entry(&self, ns: Namespace, key: &Digest, value: &[u8]) -> Result<(), StoreError> {
+        // An existing blob is rewritten rather than trusted: it may be the corrupt copy
+        // whose detection caused this write.
+        let path = if ns == Namespace::Cas && self.level == 0 {
+            self.raw_path(key)
+        } else {
+            self.path(ns, key)
+        };
+        let data;
+        let bytes = if ns == Namespace::Cas && self.level != 0 {
+            data = zstd::encode_all(value, self.level)?;
+            &data[..]
+        } else {
+            value
+        };
+        let mut tmp = tempfile::NamedTempFile::new_in(self.layout.tmp())?;
+        tmp.write_all(bytes)?;
+        if ns == Namespace::Cas && self.level == 0 {
+            crate::check::record(tmp.as_file(), &crate::check::of(key, bytes));
+        }
+        let parent = path.parent().expect("entry paths have a shard directory");
+        fs_err::create_dir_all(parent)?;
+        let old_len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        tmp.persist(&path)
+            .map_err(|e| fs_err_like(e.error, &path))?;
+        self.account(bytes.len() as i64 - old_len as i64)
+    }
+
     /// The file of an uncompressed blob (stored at compression level 0), if there is one:
     /// it can be cloned (reflinked) into place instead of copied. Its content is not
     /// checked here.
@@ -522,33 +563,8 @@ impl Store for DiskStore {
                 ));
             }
         }
-        // An existing blob is rewritten rather than trusted: it may be the corrupt copy
-        // whose detection caused this write.
-        let path = if ns == Namespace::Cas && self.level == 0 {
-            self.raw_path(key)
-        } else {
-            self.path(ns, key)
-        };
-        let data;
-        let bytes = if ns == Namespace::Cas && self.level != 0 {
-            data = zstd::encode_all(value, self.level)?;
-            &data[..]
-        } else {
-            value
-        };
-        let mut tmp = tempfile::NamedTempFile::new_in(self.layout.tmp())?;
-        tmp.write_all(bytes)?;
-        if ns == Namespace::Cas && self.level == 0 {
-            crate::check::record(tmp.as_file(), &crate::check::of(key, bytes));
-        }
-        let parent = path.parent().expect("entry paths have a shard directory");
-        fs_err::create_dir_all(parent)?;
-        let old_len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        tmp.persist(&path)
-            .map_err(|e| fs_err_like(e.error, &path))?;
-        self.account(bytes.len() as i64 - old_len as i64)
+        self.write_entry(ns, key, value)
     }
-
     fn delete(&self, ns: Namespace, key: &Digest) -> Result<(), StoreError> {
         if ns == Namespace::Cas {
             let raw = self.raw_path(key);
