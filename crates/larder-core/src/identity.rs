@@ -16,6 +16,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use larder_digest::{Digest, KeyHasher};
 use serde::{Deserialize, Serialize};
@@ -195,60 +196,48 @@ pub fn compiler(
 
 /// The BLAKE3 hash of each file's content, in the order of `files`. The sysroot's
 /// libraries are about 160 MB (one of them, `libcore`'s metadata, 60 MB): hashed by as many
-/// threads as the machine has cores (up to 4), largest files first, on the one miss of an
-/// empty store, where every unit of the build waits for this identity. BLAKE3 is about
-/// four times as fast as SHA-256 here (8.5 against 2.0 GB/s); these hashes are fields of
-/// the identity's SHA-256 digest, never store digests.
+/// threads as the machine has cores (up to 4), each taking the largest file left, on the
+/// one miss of an empty store, where every unit of the build waits for this identity.
+/// BLAKE3 is about four times as fast as SHA-256 here (8.5 against 2.0 GB/s); these hashes
+/// are fields of the identity's SHA-256 digest, never store digests.
 fn fingerprints(files: &[PathBuf]) -> io::Result<Vec<blake3::Hash>> {
     let hash = |path: &Path| -> io::Result<blake3::Hash> {
         let mut h = blake3::Hasher::new();
         h.update_reader(std::fs::File::open(path)?)?;
         Ok(h.finalize())
     };
+    // Largest first, so that no thread starts the 60 MB file when the others are done.
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by_cached_key(|&i| {
+        std::cmp::Reverse(std::fs::metadata(&files[i]).map_or(0, |m| m.len()))
+    });
+    let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    if workers < 2 || files.len() < 2 {
-        return files.iter().map(|f| hash(f)).collect();
-    }
-    // Largest first, each to the least loaded worker.
-    let mut order: Vec<(u64, usize)> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| Ok((std::fs::metadata(f)?.len(), i)))
-        .collect::<io::Result<_>>()?;
-    order.sort_unstable_by(|a, b| b.cmp(a));
-    let mut shares: Vec<(u64, Vec<usize>)> = vec![(0, Vec::new()); workers];
-    for (len, i) in order {
-        let least = shares
-            .iter_mut()
-            .min_by_key(|(load, _)| *load)
-            .expect("at least two workers");
-        least.0 += len;
-        least.1.push(i);
-    }
-    let mut out = vec![None; files.len()];
-    std::thread::scope(|scope| -> io::Result<()> {
-        let handles: Vec<_> = shares
-            .iter()
-            .map(|(_, share)| {
-                scope.spawn(move || -> io::Result<Vec<(usize, blake3::Hash)>> {
-                    share.iter().map(|&i| Ok((i, hash(&files[i])?))).collect()
+    let mut done: Vec<(usize, blake3::Hash)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| -> io::Result<Vec<(usize, blake3::Hash)>> {
+                    let mut mine = Vec::new();
+                    while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        mine.push((i, hash(&files[i])?));
+                    }
+                    Ok(mine)
                 })
             })
             .collect();
-        for handle in handles {
-            let done = handle
-                .join()
-                .map_err(|_| io::Error::other("a hashing thread panicked"))??;
-            for (i, h) in done {
-                out[i] = Some(h);
-            }
-        }
-        Ok(())
-    })?;
-    Ok(out
-        .into_iter()
-        .map(|h| h.expect("every file was given to a worker"))
-        .collect())
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| io::Error::other("a hashing thread panicked"))?
+            })
+            .collect::<io::Result<Vec<_>>>()
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
+    done.sort_unstable_by_key(|&(i, _)| i);
+    Ok(done.into_iter().map(|(_, h)| h).collect())
 }
 
 /// The standard library's sources that the `rust-src` component installs, under the

@@ -565,6 +565,7 @@ impl Store for DiskStore {
         }
         self.write_entry(ns, key, value)
     }
+
     fn delete(&self, ns: Namespace, key: &Digest) -> Result<(), StoreError> {
         if ns == Namespace::Cas {
             let raw = self.raw_path(key);
