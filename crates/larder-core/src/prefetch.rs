@@ -148,7 +148,9 @@ pub struct Prefetched {
 /// package name and workspace members, from `--manifest-path` or `cwd` upwards), the
 /// command's arguments, and the variables that change every unit's key
 /// (`RUSTFLAGS`, `CARGO_ENCODED_RUSTFLAGS`, `CARGO_BUILD_TARGET`, `RUSTUP_TOOLCHAIN`).
-/// Not the checkout's path: another checkout of the project shares the index.
+/// Not the checkout's path: another checkout of the project shares the index; nor the
+/// arguments that change only what cargo prints or how it schedules ([`QUIET_FLAGS`],
+/// [`QUIET_OPTIONS`]): `cargo build -q` shares the index of `cargo build -v -j 4`.
 pub fn index_key(args: &[OsString], cwd: &Path, var: impl Fn(&str) -> Option<String>) -> Digest {
     let args: Vec<String> = args
         .iter()
@@ -157,6 +159,7 @@ pub fn index_key(args: &[OsString], cwd: &Path, var: impl Fn(&str) -> Option<Str
     let project = project_manifest(&args, cwd)
         .map(|p| project_of(&p))
         .unwrap_or_default();
+    let args = what_it_builds(&args);
     let vars: Vec<(&str, Option<String>)> = [
         "RUSTFLAGS",
         "CARGO_ENCODED_RUSTFLAGS",
@@ -168,6 +171,54 @@ pub fn index_key(args: &[OsString], cwd: &Path, var: impl Fn(&str) -> Option<Str
     .collect();
     let doc = serde_json::json!({ "v": 1, "project": project, "args": args, "env": vars });
     Digest::of(doc.to_string().as_bytes())
+}
+
+/// cargo flags that never change what a command builds: its output, and whether it may
+/// update the lockfile or reach the network (a build that succeeds with them builds
+/// the same units without).
+pub const QUIET_FLAGS: [&str; 9] = [
+    "-q",
+    "--quiet",
+    "-v",
+    "-vv",
+    "--verbose",
+    "--locked",
+    "--offline",
+    "--frozen",
+    "--timings",
+];
+
+/// cargo options (with a value) that never change what a command builds.
+pub const QUIET_OPTIONS: [&str; 4] = ["--color", "-j", "--jobs", "--message-format"];
+
+/// `args` without [`QUIET_FLAGS`] and [`QUIET_OPTIONS`] (`--color always`,
+/// `--color=always`, `-j4`), up to a `--` (what follows is the program's or the test
+/// harness's, kept as it is).
+fn what_it_builds(args: &[String]) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut it = args.iter().map(String::as_str);
+    while let Some(a) = it.next() {
+        if a == "--" {
+            out.push(a);
+            out.extend(it);
+            break;
+        }
+        if QUIET_FLAGS.contains(&a) || a.starts_with("--timings=") {
+            continue;
+        }
+        if QUIET_OPTIONS.contains(&a) {
+            it.next();
+            continue;
+        }
+        let attached = QUIET_OPTIONS.iter().any(|o| {
+            a.strip_prefix(o)
+                .is_some_and(|rest| rest.starts_with('=') || (*o == "-j" && !rest.is_empty()))
+        });
+        if !attached {
+            out.push(a);
+        }
+    }
+    out
 }
 
 /// The value of cargo's option `name` (`--target-dir`) among `args`, given as
@@ -548,6 +599,27 @@ mod tests {
         );
         std::fs::write(b.path().join("Cargo.toml"), "[package]\nname = \"other\"\n").unwrap();
         assert_ne!(k, index_key(&release, b.path(), vars));
+        // What cargo prints and how it schedules are not what it builds.
+        for same in [
+            "build --release -q",
+            "-v build --locked --release --offline",
+            "build --release --color always -j 2 --message-format=json",
+            "build --color=never --release -j2 --jobs=3 --timings --frozen -vv",
+        ] {
+            assert_eq!(k, index_key(&args(same), a.path(), vars), "{same}");
+        }
+        for other in [
+            "build --release --bin rg",
+            "build --release -p quiet",
+            "run --release -- -q",
+            "build --release --features j",
+        ] {
+            assert_ne!(k, index_key(&args(other), a.path(), vars), "{other}");
+        }
+        assert_ne!(
+            index_key(&args("run --release -- -q"), a.path(), vars),
+            index_key(&args("run --release -- -v"), a.path(), vars)
+        );
     }
 
     fn quiet(_: &str, _: &str) {}

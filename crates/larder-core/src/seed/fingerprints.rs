@@ -7,14 +7,32 @@ use std::path::{Path, PathBuf};
 /// directly or not, through cargo's fingerprints: each unit's `*.json` lists its
 /// dependencies' fingerprint hashes (`deps`: `[package hash, name, public, hash]`),
 /// and each unit's hash file (`lib-serde`) holds its own, as sixteen hex digits of the
-/// hash's little-endian bytes. A format this does not read finds no dependency: the
-/// unit is then not carried to the next seed (it is recorded again when a build
-/// restores it), never planted wrongly.
+/// hash's little-endian bytes. The walk goes through every unit of the `.fingerprint`
+/// directories involved, not only `among`: a path package's units are never recorded,
+/// yet they link a reported unit to recorded ones (a build script's dependencies are
+/// reached only through the path package's build script). A format this does not read
+/// finds no dependency: the unit is then not carried to the next seed (it is recorded
+/// again when a build restores it), never planted wrongly.
 pub(super) fn used_by(roots: &[PathBuf], among: &[PathBuf]) -> BTreeSet<PathBuf> {
-    let by_hash: HashMap<u64, &PathBuf> = among
+    let wanted: BTreeSet<&PathBuf> = among.iter().collect();
+    let parents: BTreeSet<&Path> = roots
         .iter()
-        .flat_map(|dir| own_hashes(dir).into_iter().map(move |h| (h, dir)))
+        .chain(among)
+        .filter_map(|d| d.parent())
         .collect();
+    let mut by_hash: HashMap<u64, PathBuf> = HashMap::new();
+    for parent in parents {
+        let Ok(entries) = std::fs::read_dir(parent) else {
+            continue;
+        };
+        for dir in entries.flatten().map(|e| e.path()) {
+            by_hash.extend(own_hashes(&dir).into_iter().map(|h| (h, dir.clone())));
+        }
+    }
+    // `among`'s own spelling of each directory wins, for the lookup in `wanted`.
+    for dir in among {
+        by_hash.extend(own_hashes(dir).into_iter().map(|h| (h, dir.clone())));
+    }
     let mut used = BTreeSet::new();
     let mut todo: Vec<PathBuf> = roots.to_vec();
     let mut visited = BTreeSet::new();
@@ -24,8 +42,10 @@ pub(super) fn used_by(roots: &[PathBuf], among: &[PathBuf]) -> BTreeSet<PathBuf>
         }
         for h in dependency_hashes(&dir) {
             if let Some(dep) = by_hash.get(&h) {
-                used.insert((*dep).clone());
-                todo.push((*dep).clone());
+                if wanted.contains(dep) {
+                    used.insert(dep.clone());
+                }
+                todo.push(dep.clone());
             }
         }
     }

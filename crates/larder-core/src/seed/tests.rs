@@ -6,9 +6,11 @@ const A: &str = "0123456789abcdef";
 const B: &str = "fedcba9876543210";
 const C: &str = "00000000000000cc";
 const D: &str = "00000000000000dd";
+const E: &str = "00000000000000ee";
 
 /// A target directory as cargo leaves it after building `app` (a path package's bin,
-/// hash `C`) on `foo` (a library, hash `A`) and running foo's build script (hash `B`):
+/// hash `C`) on `applib` (its library, hash `E`, never recorded), on `foo` (a library,
+/// hash `A`) and running foo's build script (hash `B`):
 /// fingerprints (hash files: a u64's little-endian bytes in hex; `*.json` listing the
 /// dependencies' hashes), outputs, a dep-info file and a build script `output` naming
 /// the target directory, and `old`, a unit of an older dependency that nothing uses.
@@ -62,6 +64,14 @@ fn cargo_target(root: &Path) -> PathBuf {
         ),
         (
             format!("debug/.fingerprint/app-{C}/bin-app.json"),
+            r#"{"deps":[[7,"applib",false,5]]}"#.into(),
+        ),
+        (
+            format!("debug/.fingerprint/applib-{E}/lib-applib"),
+            "0500000000000000".into(),
+        ),
+        (
+            format!("debug/.fingerprint/applib-{E}/lib-applib.json"),
             r#"{"deps":[[8,"foo",false,1]]}"#.into(),
         ),
         (
@@ -278,8 +288,9 @@ fn units_used_again_stay_and_others_leave() {
     ];
     let all = capture(&s, guard, dir.path(), &first, None).unwrap();
     assert_eq!(all.units.len(), 3);
-    // Only the path package was compiled: foo and its run are its dependencies (found
-    // fresh, so carried over, their files not read again); `old` is used no more.
+    // Only the path package's bin was compiled: foo and its run are dependencies of
+    // its library (found fresh, so carried over, their files not read again); `old` is
+    // used no more.
     let next = capture(
         &s,
         guard,
