@@ -191,13 +191,34 @@ pub const QUIET_FLAGS: [&str; 9] = [
 /// cargo options (with a value) that never change what a command builds.
 pub const QUIET_OPTIONS: [&str; 4] = ["--color", "-j", "--jobs", "--message-format"];
 
+/// cargo's built-in short spellings, written out: the subcommand aliases (as the first
+/// argument that is not an option) and short options.
+const SPELLED_OUT: [(&str, &str); 8] = [
+    ("b", "build"),
+    ("c", "check"),
+    ("t", "test"),
+    ("r", "run"),
+    ("d", "doc"),
+    ("-r", "--release"),
+    ("-p", "--package"),
+    ("-F", "--features"),
+];
+
 /// `args` without [`QUIET_FLAGS`] and [`QUIET_OPTIONS`] (`--color always`,
-/// `--color=always`, `-j4`), up to a `--` (what follows is the program's or the test
-/// harness's, kept as it is).
+/// `--color=always`, `-j4`) and with cargo's short spellings written out
+/// ([`SPELLED_OUT`]: `cargo b -r` is `cargo build --release`), up to a `--` (what follows
+/// is the program's or the test harness's, kept as it is).
 fn what_it_builds(args: &[String]) -> Vec<&str> {
     let mut out = Vec::new();
+    let mut subcommand_seen = false;
     let mut it = args.iter().map(String::as_str);
     while let Some(a) = it.next() {
+        let is_subcommand = !subcommand_seen && !a.starts_with(['-', '+']);
+        subcommand_seen |= is_subcommand;
+        let a = SPELLED_OUT
+            .iter()
+            .find(|(short, _)| *short == a && (is_subcommand || short.starts_with('-')))
+            .map_or(a, |(_, long)| *long);
         if a == "--" {
             out.push(a);
             out.extend(it);
@@ -605,6 +626,8 @@ mod tests {
             "-v build --locked --release --offline",
             "build --release --color always -j 2 --message-format=json",
             "build --color=never --release -j2 --jobs=3 --timings --frozen -vv",
+            "b -r",
+            "-q b --release",
         ] {
             assert_eq!(k, index_key(&args(same), a.path(), vars), "{same}");
         }
@@ -613,12 +636,30 @@ mod tests {
             "build --release -p quiet",
             "run --release -- -q",
             "build --release --features j",
+            "build --release --bin b",
+            "c --release",
         ] {
             assert_ne!(k, index_key(&args(other), a.path(), vars), "{other}");
         }
         assert_ne!(
             index_key(&args("run --release -- -q"), a.path(), vars),
             index_key(&args("run --release -- -v"), a.path(), vars)
+        );
+        assert_eq!(
+            index_key(&args("t -p x -F y -- -r"), a.path(), vars),
+            index_key(&args("test --package x --features y -- -r"), a.path(), vars)
+        );
+        assert_eq!(
+            index_key(&args("+stable b -r"), a.path(), vars),
+            index_key(&args("+stable build --release"), a.path(), vars)
+        );
+        assert_ne!(
+            k,
+            index_key(&args("+stable build --release"), a.path(), vars)
+        );
+        assert_ne!(
+            index_key(&args("test -- -r"), a.path(), vars),
+            index_key(&args("test -- --release"), a.path(), vars)
         );
     }
 
