@@ -12,6 +12,7 @@ pub mod action;
 pub mod buildrun;
 pub mod catalog;
 pub mod cc;
+pub mod command;
 pub mod config;
 pub mod docker;
 pub mod doctor;

@@ -205,7 +205,7 @@ impl Prefetch {
         };
         let tiers = crate::action::open_tiers(&raw).ok()?.with_quiet_refusals();
         let cwd = std::env::current_dir().ok()?;
-        let key = crate::prefetch::index_key(args, &cwd, env::var);
+        let key = crate::command::index_key(args, &cwd, env::var);
         let max_bytes = config.max_size / 2;
         let state = larder_store::BuildState::of(id);
         let lock = std::fs::File::create(state.file(crate::prefetch::LOCK)).ok()?;
@@ -270,12 +270,12 @@ impl Seeding {
         }
         let store = store?;
         let cwd = std::env::current_dir().ok()?;
-        let key = crate::prefetch::index_key(args, &cwd, env::var);
+        let key = crate::command::index_key(args, &cwd, env::var);
         let args: Vec<String> = args
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
-        let project_dir = crate::prefetch::project_manifest(&args, &cwd)?
+        let project_dir = crate::command::project_manifest(&args, &cwd)?
             .parent()?
             .to_path_buf();
         let record = crate::seed::load(store, &key);

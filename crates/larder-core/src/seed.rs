@@ -12,7 +12,7 @@
 //! file by file, as a [`Seed`] in the local store (their contents in the CAS, as
 //! entries' outputs are; small text files, cargo's fingerprints among them, in the
 //! record itself: [`INLINE_MAX_BYTES`]), in a [`SeedRecord`] under the same key as the
-//! build's prefetch index ([`crate::prefetch::index_key`]: project, command, flags; not
+//! build's prefetch index ([`crate::command::index_key`]: project, command, flags; not
 //! the checkout). Before the next build of the same command, [`plant`] writes every unit
 //! of the seed with this build's [`guard`] whose fingerprint directory the target
 //! directory lacks: another checkout, a fresh clone, after `cargo clean`.
@@ -238,7 +238,7 @@ pub fn load(store: &DiskStore, key: &Digest) -> Option<SeedRecord> {
 /// else `CARGO_TARGET_DIR` or `CARGO_BUILD_TARGET_DIR`, else the recorded one, relative
 /// to `project_dir` (that of the `Cargo.toml` the command reads).
 pub fn target_dir(seed: &Seed, args: &[String], cwd: &Path, project_dir: &Path) -> PathBuf {
-    let named = crate::prefetch::cargo_option(args, "--target-dir")
+    let named = crate::command::cargo_option(args, "--target-dir")
         .or_else(|| env::var("CARGO_TARGET_DIR"))
         .or_else(|| env::var("CARGO_BUILD_TARGET_DIR"));
     let dir = match named {
