@@ -199,14 +199,17 @@ enum Item {
 }
 
 /// Fetches what the index under `key` (read from the first remote that has one) lists
-/// and the local store lacks, [`PARALLEL`] calls at a time, blobs up to `max_bytes`.
-/// Each action record fetched is marked in the build's `state` ([`served`]). Never
-/// fails: what cannot be fetched is left to the wrappers' own lookups.
+/// and the local store lacks, [`PARALLEL`] calls at a time, blobs up to `max_bytes`,
+/// leaving out each unit whose outputs are all among the digests `planted` gives once
+/// the index is read (the units of the seed this build plants: cargo starts no wrapper
+/// for them). Each action record fetched is marked in the build's `state` ([`served`]).
+/// Never fails: what cannot be fetched is left to the wrappers' own lookups.
 pub fn prefetch(
     tiers: &Tiers,
     key: &Digest,
     max_bytes: u64,
     state: &larder_store::BuildState,
+    planted: impl FnOnce() -> std::collections::HashSet<Digest>,
 ) -> Prefetched {
     let started = Instant::now();
     let mut out = Prefetched::default();
@@ -221,7 +224,7 @@ pub fn prefetch(
     // As the remote's counters name it (`served_by`), as a lookup's report does.
     out.from = Some(tiers.served_by().unwrap_or(from));
     out.units = index.units.len().min(MAX_UNITS);
-    let items = items_of(&index, max_bytes);
+    let items = items_of(&index, max_bytes, &planted());
     for item in &items {
         let (ns, key) = item.entry();
         let _ = std::fs::write(state.file(&pending_name(ns, &key)), b"");
@@ -293,13 +296,30 @@ impl Item {
     }
 }
 
+/// A unit of the index with an output of at least this size among the planted files
+/// is taken for a planted unit (a library or an executable names its own unit; small
+/// files, empty ones first, can be equal across units; its dep-info, written with
+/// other placeholders, is not the planted one).
+const PLANTED_MIN_BYTES: u64 = 4096;
+
 /// The index as a list of fetches, in its order, each blob once, blobs up to
-/// `max_bytes` in all.
-fn items_of(index: &BuildIndex, max_bytes: u64) -> Vec<Item> {
+/// `max_bytes` in all, without the blobs in `planted` nor the units with an output of
+/// [`PLANTED_MIN_BYTES`] or more there.
+fn items_of(
+    index: &BuildIndex,
+    max_bytes: u64,
+    planted: &std::collections::HashSet<Digest>,
+) -> Vec<Item> {
     let mut items = Vec::new();
     let mut blobs = std::collections::HashSet::new();
     let mut total = 0u64;
     for u in index.units.iter().take(MAX_UNITS) {
+        if u.blobs
+            .iter()
+            .any(|(d, size)| *size >= PLANTED_MIN_BYTES && planted.contains(d))
+        {
+            continue;
+        }
         if let Some(manifest) = u.manifest {
             items.push(Item::Entry {
                 manifest,
@@ -308,6 +328,9 @@ fn items_of(index: &BuildIndex, max_bytes: u64) -> Vec<Item> {
         }
         items.push(Item::Record(u.record));
         for &(d, size) in &u.blobs {
+            if planted.contains(&d) {
+                continue;
+            }
             if blobs.insert(d) && total.saturating_add(size) <= max_bytes {
                 total += size;
                 items.push(Item::Blob(d, size));
@@ -494,7 +517,7 @@ mod tests {
         remote
             .put(Namespace::Index, &key, &serde_json::to_vec(&index).unwrap())
             .unwrap();
-        let p = prefetch(&tiers, &key, u64::MAX, &state);
+        let p = prefetch(&tiers, &key, u64::MAX, &state, Default::default);
         assert_eq!(p.units, 2);
         assert_eq!((p.fetched, p.missing), (6, 0), "{p:?}");
         let local = tiers.local();
@@ -511,7 +534,7 @@ mod tests {
             assert_eq!(m.entries[0].key, u.record);
         }
         // Again: everything is there, nothing is fetched.
-        let p = prefetch(&tiers, &key, u64::MAX, &state);
+        let p = prefetch(&tiers, &key, u64::MAX, &state, Default::default);
         assert_eq!((p.fetched, p.missing), (0, 0), "{p:?}");
         // The index is written where the build's entries go.
         record(&tiers, &Digest::of(b"next"), &index);
@@ -564,7 +587,7 @@ mod tests {
         remote
             .put(Namespace::Index, &key, &serde_json::to_vec(&index).unwrap())
             .unwrap();
-        let p = prefetch(&tiers, &key, u64::MAX, &state);
+        let p = prefetch(&tiers, &key, u64::MAX, &state, Default::default);
         let local = tiers.local();
         assert!(
             local
@@ -581,7 +604,10 @@ mod tests {
         assert_eq!((p.fetched, p.missing), (1, 3), "{p:?}");
         // An index that does not parse is no index.
         remote.put(Namespace::Index, &key, b"{").unwrap();
-        assert_eq!(prefetch(&tiers, &key, u64::MAX, &state).from, None);
+        assert_eq!(
+            prefetch(&tiers, &key, u64::MAX, &state, Default::default).from,
+            None
+        );
     }
 
     #[test]
@@ -603,9 +629,31 @@ mod tests {
             ],
         };
         let count = |items: &[Item]| items.iter().filter(|i| matches!(i, Item::Blob(..))).count();
-        let all = items_of(&index, u64::MAX);
+        let all = items_of(&index, u64::MAX, &Default::default());
         assert_eq!(all.len(), 1 + 1 + 2 + 1 + 1);
         assert_eq!(count(&all), 3);
-        assert_eq!(count(&items_of(&index, 50)), 2);
+        assert_eq!(count(&items_of(&index, 50, &Default::default())), 2);
+        // A unit with a large output planted from the seed is left out; one with only
+        // a small file equal to a planted one is not, and fetches the rest.
+        let index = BuildIndex {
+            version: 1,
+            units: vec![
+                IndexedUnit {
+                    manifest: Some(d("m1")),
+                    record: d("r1"),
+                    blobs: vec![(d("rlib"), 5000), (d("dep-info"), 10)],
+                },
+                IndexedUnit {
+                    manifest: None,
+                    record: d("r2"),
+                    blobs: vec![(d("empty"), 0), (d("b3"), 100)],
+                },
+            ],
+        };
+        let planted = [d("rlib"), d("empty")].into_iter().collect();
+        let rest = items_of(&index, u64::MAX, &planted);
+        assert_eq!(rest.len(), 1 + 1);
+        assert!(matches!(rest[0], Item::Record(r) if r == d("r2")));
+        assert!(matches!(rest[1], Item::Blob(b, 100) if b == d("b3")));
     }
 }

@@ -2,9 +2,17 @@
 //! C++ compiler of build scripts that use the `cc` crate, through `CC`/`CXX`) and reports
 //! on the build.
 
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+
+use larder_digest::Digest;
+
+use crate::seed::remote::Fetched;
+use crate::seed::{Seed, SeedRecord};
 
 use crate::config::Config;
 use crate::config::env;
@@ -98,8 +106,25 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
         command.env(var, value);
     }
     let trace = crate::trace::start_build(&here);
-    let prefetch = Prefetch::start(&config, &id, &args, trace.clone());
-    let seed = Seeding::plant(&config, store.as_ref(), &args, trace.as_deref());
+    let tiers = remote_tiers(&config);
+    // The prefetch leaves out the units of the seed to be planted, once it is known.
+    let (planted_tx, planted_rx) = std::sync::mpsc::channel();
+    let prefetch = Prefetch::start(
+        &config,
+        &id,
+        &args,
+        tiers.clone(),
+        planted_rx,
+        trace.clone(),
+    );
+    let seed = Seeding::plant(
+        &config,
+        store.as_ref(),
+        tiers.as_deref(),
+        &args,
+        planted_tx,
+        trace.as_deref(),
+    );
     let cargo_started = crate::trace::now();
     let status = if crate::progress::wanted() {
         crate::progress::run(&mut command, &report, skip)
@@ -136,7 +161,7 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     if let (Some(seed), Some(store)) = (seed, &store)
         && status.success()
     {
-        seed.record(&config, store, &events);
+        seed.record(&config, store, tiers.as_deref(), &events);
     }
     if let Some(path) = &trace {
         crate::trace::append_build_span(path, "recording the seed and prefetch index", recording);
@@ -177,33 +202,43 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     Ok(code)
 }
 
+/// The remotes of a build's prefetch and seed, with the local store: `None` without
+/// remotes, or with neither `LARDER_PREFETCH` nor `LARDER_SEED` on. Blobs fetched are
+/// kept uncompressed: a restore or a plant then hashes and copies each, where a
+/// compressed one would be compressed here and decompressed again.
+fn remote_tiers(config: &Config) -> Option<Arc<larder_remote::Tiers>> {
+    if config.remotes.is_empty() || config.disable || !(config.prefetch || config.seed) {
+        return None;
+    }
+    let raw = Config {
+        compression_level: 0,
+        ..config.clone()
+    };
+    let tiers = crate::action::open_tiers(&raw).ok()?.with_quiet_refusals();
+    Some(Arc::new(tiers))
+}
+
 /// The prefetch of a build ([`crate::prefetch`]): runs while cargo starts, and writes
 /// the build's index when it is done.
 struct Prefetch {
-    key: larder_digest::Digest,
-    running: std::thread::JoinHandle<(larder_remote::Tiers, crate::prefetch::Prefetched)>,
+    key: Digest,
+    running: std::thread::JoinHandle<(Arc<larder_remote::Tiers>, crate::prefetch::Prefetched)>,
 }
 
 impl Prefetch {
     /// With remotes configured and `LARDER_PREFETCH` on: starts fetching what the index
-    /// of this command lists, holding the build's prefetch lock until it is done.
-    /// The prefetch's span goes to the build's `trace`, if any.
+    /// of this command lists (but the blobs `planted` sends: the seed's), holding the
+    /// build's prefetch lock until it is done. The prefetch's span goes to the build's
+    /// `trace`, if any.
     fn start(
         config: &Config,
         id: &str,
         args: &[OsString],
+        tiers: Option<Arc<larder_remote::Tiers>>,
+        planted: Receiver<HashSet<Digest>>,
         trace: Option<PathBuf>,
     ) -> Option<Prefetch> {
-        if !config.prefetch || config.remotes.is_empty() {
-            return None;
-        }
-        // Blobs are kept uncompressed: a restore then hashes and copies each, where a
-        // compressed one would be compressed here and decompressed by the wrapper.
-        let raw = Config {
-            compression_level: 0,
-            ..config.clone()
-        };
-        let tiers = crate::action::open_tiers(&raw).ok()?.with_quiet_refusals();
+        let tiers = tiers.filter(|_| config.prefetch)?;
         let cwd = std::env::current_dir().ok()?;
         let key = crate::command::index_key(args, &cwd, env::var);
         let max_bytes = config.max_size / 2;
@@ -212,7 +247,8 @@ impl Prefetch {
         lock.lock().ok()?;
         let running = std::thread::spawn(move || {
             let started = crate::trace::now();
-            let p = crate::prefetch::prefetch(&tiers, &key, max_bytes, &state);
+            let planted = || planted.recv().unwrap_or_default();
+            let p = crate::prefetch::prefetch(&tiers, &key, max_bytes, &state, planted);
             drop(lock);
             if let Some(path) = &trace {
                 crate::trace::append_build_span(path, "prefetch", started);
@@ -248,21 +284,28 @@ impl Prefetch {
 }
 
 /// The seed of a build ([`crate::seed`]): the last build's registry and git units,
-/// planted before cargo starts; this build's, recorded after it succeeded.
+/// planted before cargo starts (from the local store, else from a remote); this
+/// build's, recorded after it succeeded (and published to the remotes).
 struct Seeding {
-    key: larder_digest::Digest,
+    key: Digest,
     project_dir: PathBuf,
-    record: Option<crate::seed::SeedRecord>,
-    guard: Option<larder_digest::Digest>,
+    record: Option<SeedRecord>,
+    guard: Option<Digest>,
+    /// The seed planted from a remote, and the digest of the remote's bytes.
+    from_remote: Option<(Seed, Digest)>,
 }
 
 impl Seeding {
     /// With `LARDER_SEED` on: plants the seed of this command and this build's guard,
-    /// if there is one, in the target directory, and says what it planted.
+    /// if there is one (in the local store, else on a remote of `tiers`), in the target
+    /// directory, and says what it planted. Sends the digests of the seed's files to
+    /// `planted` (the prefetch leaves them out) as soon as the seed is known.
     fn plant(
         config: &Config,
         store: Option<&larder_store::DiskStore>,
+        tiers: Option<&larder_remote::Tiers>,
         args: &[OsString],
+        planted: Sender<HashSet<Digest>>,
         trace: Option<&Path>,
     ) -> Option<Seeding> {
         if !config.seed || config.disable {
@@ -278,66 +321,153 @@ impl Seeding {
         let project_dir = crate::command::project_manifest(&args, &cwd)?
             .parent()?
             .to_path_buf();
+        let started = crate::trace::now();
+        let clock = std::time::Instant::now();
         let record = crate::seed::load(store, &key);
         // The guard needs the compiler's identity, hashed once per store: not computed
-        // here before the first build that could have left a seed.
-        let guard = record.as_ref().and_then(|_| crate::seed::guard(config));
-        if let (Some(record), Some(guard)) = (&record, &guard)
-            && let Some(seed) = record.seed_for(guard)
-        {
-            let started = crate::trace::now();
-            let target = crate::seed::target_dir(seed, &args, &cwd, &project_dir);
-            let p = crate::seed::plant(store, seed, &target);
-            // The wrappers that key on these files (a link closure: every library)
-            // take their digests from here instead of reading them again.
-            crate::hashing::remember_in(&target, &p.files);
-            if p.units > 0 {
-                eprintln!(
-                    "larder: planted {} registry units ({}) of the last build in {} in \
-                     {:.2} s",
-                    p.units,
-                    crate::human::bytes(p.bytes),
-                    target.display(),
-                    p.secs
-                );
-            }
-            if p.failed > 0 || p.why.is_some() {
-                eprintln!(
-                    "larder: warning: {} of the last build's {} registry units not planted \
-                     ({}); cargo builds them",
-                    seed.units.len() - p.units - p.present,
-                    seed.units.len(),
-                    p.why.as_deref().unwrap_or("unknown")
-                );
-            }
-            if let Some(path) = trace {
-                crate::trace::append_build_span(path, "seed", started);
-            }
-        }
-        Some(Seeding {
+        // here before the first build that could have left a seed, unless a remote
+        // may have one.
+        let guard = if record.is_some() || tiers.is_some() {
+            crate::seed::guard(config)
+        } else {
+            None
+        };
+        let mut seeding = Seeding {
             key,
             project_dir,
             record,
             guard,
-        })
+            from_remote: None,
+        };
+        let Some(guard) = guard else {
+            return Some(seeding);
+        };
+        let local = seeding
+            .record
+            .as_ref()
+            .and_then(|r| r.seed_for(&guard))
+            .cloned();
+        let (seed, from) = match (local, tiers) {
+            (Some(seed), _) => (seed, None),
+            (None, Some(tiers)) => {
+                let remote_key = crate::seed::remote::remote_key(&key, &guard);
+                match crate::seed::remote::fetch(tiers, &remote_key, &guard, &config.trust()) {
+                    Fetched::Found {
+                        from,
+                        seed,
+                        payload,
+                    } => {
+                        seeding.from_remote = Some((seed.clone(), payload));
+                        (seed, Some(from))
+                    }
+                    Fetched::Refused { from, reason } => {
+                        eprintln!(
+                            "larder: warning: the seed on {from} is refused ({reason}); \
+                             nothing planted (LARDER_TRUSTED_KEYS, LARDER_REQUIRE_SIGNATURES)"
+                        );
+                        return Some(seeding);
+                    }
+                    Fetched::None => return Some(seeding),
+                }
+            }
+            (None, None) => return Some(seeding),
+        };
+        let _ = planted.send(crate::seed::remote::digests(&seed));
+        drop(planted);
+        let mut fetched = String::new();
+        if let (Some(from), Some(tiers)) = (&from, tiers) {
+            let b = crate::seed::remote::fetch_blobs(tiers, &seed, config.max_size / 2);
+            fetched = format!(
+                " from {from} ({} blobs, {}, fetched{})",
+                b.fetched,
+                crate::human::bytes(b.bytes),
+                if b.missing > 0 {
+                    format!("; {} not found", b.missing)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        let target = crate::seed::target_dir(&seed, &args, &cwd, &seeding.project_dir);
+        let p = crate::seed::plant(store, &seed, &target);
+        // The wrappers that key on these files (a link closure: every library)
+        // take their digests from here instead of reading them again.
+        crate::hashing::remember_in(&target, &p.files);
+        if p.units > 0 {
+            eprintln!(
+                "larder: planted {} registry units ({}) of the last build{fetched} in {} in \
+                 {:.2} s",
+                p.units,
+                crate::human::bytes(p.bytes),
+                target.display(),
+                clock.elapsed().as_secs_f64()
+            );
+        }
+        if p.failed > 0 || p.why.is_some() {
+            eprintln!(
+                "larder: warning: {} of the last build's {} registry units not planted \
+                 ({}); cargo builds them",
+                seed.units.len() - p.units - p.present,
+                seed.units.len(),
+                p.why.as_deref().unwrap_or("unknown")
+            );
+        }
+        if let Some(path) = trace {
+            crate::trace::append_build_span(path, "seed", started);
+        }
+        Some(seeding)
     }
 
-    /// Records this build's registry and git units for the next build.
-    fn record(self, config: &Config, store: &larder_store::DiskStore, events: &[Event]) {
+    /// Records this build's registry and git units for the next build, in the local
+    /// store and, when it is new to them, on the writable remotes of `tiers`.
+    fn record(
+        self,
+        config: &Config,
+        store: &larder_store::DiskStore,
+        tiers: Option<&larder_remote::Tiers>,
+        events: &[Event],
+    ) {
         let Some(guard) = self.guard.or_else(|| crate::seed::guard(config)) else {
             return;
         };
         let mut record = self.record.unwrap_or_default();
-        let previous = record.seed_for(&guard);
+        let previous = match &self.from_remote {
+            Some((seed, _)) => Some(seed),
+            None => record.seed_for(&guard),
+        };
         let Some(seed) = crate::seed::capture(store, guard, &self.project_dir, events, previous)
         else {
             return;
         };
-        // Nothing new: the same seed, or no unit where there was no seed (a project with
-        // no registry package writes none).
-        if (previous == Some(&seed) && record.seeds.first() == Some(&seed))
-            || (previous.is_none() && seed.units.is_empty())
+        // No unit where there was no seed: a project with no registry package writes none.
+        if previous.is_none() && seed.units.is_empty() {
+            return;
+        }
+        let unchanged = previous == Some(&seed);
+        let mut changed = record.seeds.first() != Some(&seed);
+        // Published unless the remote it was planted from has it, or this store
+        // published it last.
+        if let Some(tiers) = tiers
+            && !(unchanged && self.from_remote.is_some())
         {
+            let remote_key = crate::seed::remote::remote_key(&self.key, &guard);
+            let payload =
+                crate::seed::remote::payload(&remote_key, &seed, config.signing_key.as_ref());
+            let digest = Digest::of(&payload);
+            if !record.published.contains(&digest)
+                && crate::seed::remote::publish(
+                    tiers,
+                    &remote_key,
+                    &seed,
+                    &payload,
+                    config.signing_key.is_some(),
+                )
+            {
+                record.mark_published(digest);
+                changed = true;
+            }
+        }
+        if !changed {
             return;
         }
         record.put(seed);

@@ -43,8 +43,9 @@
 //!   `output` and `root-output`, generated sources) are stored with a placeholder and
 //!   written with this build's target directory.
 //!
-//! Local only: a record is never written to or read from a remote (its files are
-//! unsigned, and `CARGO_HOME` and the compilers are this machine's).
+//! With remotes, a build's seed is also published to them and planted from them on a
+//! machine whose local store has none ([`remote`]: one seed per command and guard,
+//! signed like action records).
 
 use std::collections::BTreeSet;
 use std::io;
@@ -94,6 +95,11 @@ pub struct SeedRecord {
     pub version: u32,
     /// The seeds.
     pub seeds: Vec<Seed>,
+    /// The digests of the last seeds this store published to the remotes
+    /// ([`remote::payload`]), newest first, at most [`MAX_SEEDS`]: an unchanged seed is
+    /// not written again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<Digest>,
 }
 
 /// The most seeds a record keeps.
@@ -111,6 +117,13 @@ impl SeedRecord {
         self.seeds.retain(|s| s.guard != seed.guard);
         self.seeds.insert(0, seed);
         self.seeds.truncate(MAX_SEEDS);
+    }
+
+    /// Remembers that the remote seed whose bytes have digest `payload` was published.
+    pub fn mark_published(&mut self, payload: Digest) {
+        self.published.retain(|p| *p != payload);
+        self.published.insert(0, payload);
+        self.published.truncate(MAX_SEEDS);
     }
 }
 
@@ -160,6 +173,11 @@ pub struct SeedFile {
     /// the blob `digest` in the CAS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// For an rlib, the file names of the libraries it was compiled against (its
+    /// [`larder_store::LinkRecord`]): a wrapper that links it reads them, and a store
+    /// that got the unit only by a plant (a fresh runner, from a remote) has no other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_deps: Option<Vec<String>>,
 }
 
 /// What [`plant`] did.
@@ -456,6 +474,9 @@ fn plant_unit(
             let (size, digest) =
                 plant_file(store, f, &dest, roots).map_err(|e| format!("{}: {e}", f.path))?;
             bytes += size;
+            if let Some(deps) = &f.link_deps {
+                put_link_record(store, &digest, deps);
+            }
             if output {
                 outputs.push((dest, digest));
             }
@@ -467,6 +488,25 @@ fn plant_unit(
         let _ = std::fs::remove_dir_all(&staging);
     }
     result.map(|()| (bytes, outputs))
+}
+
+/// Writes the link record of the rlib whose digest is `digest`, unless the store has
+/// one that says the same.
+fn put_link_record(store: &DiskStore, digest: &Digest, deps: &[String]) {
+    let current = store
+        .peek(Namespace::Link, digest)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice::<larder_store::LinkRecord>(&b).ok());
+    if current.is_some_and(|c| c.deps == deps) {
+        return;
+    }
+    let record = larder_store::LinkRecord {
+        deps: deps.to_vec(),
+    };
+    if let Ok(json) = serde_json::to_vec(&record) {
+        let _ = store.put(Namespace::Link, digest, &json);
+    }
 }
 
 /// Writes one file, checked against its digest, with its recorded time. Returns its size
@@ -529,6 +569,7 @@ fn plant_file(
 
 mod capture;
 mod fingerprints;
+pub mod remote;
 
 pub use capture::capture;
 

@@ -78,16 +78,24 @@ impl Trust {
         if record.signatures.is_empty() {
             return Verdict::Unsigned;
         }
-        let message = record.signed_bytes(key);
+        self.check_message(&record.signed_bytes(key), &record.signatures)
+    }
+
+    /// What `signatures` say about `message` (the bytes a signer signed: a record's
+    /// [`ActionRecord::signed_bytes`], a seed's [`crate::seed::remote::signed_bytes`]).
+    pub fn check_message(&self, message: &[u8], signatures: &[RecordSignature]) -> Verdict {
+        if signatures.is_empty() {
+            return Verdict::Unsigned;
+        }
         let mut invalid = None;
         let mut untrusted = Vec::new();
-        for s in &record.signatures {
+        for s in signatures {
             let mut named = self.keys.iter().filter(|k| k.name == s.key).peekable();
             if named.peek().is_none() {
                 untrusted.push(s.key.clone());
                 continue;
             }
-            if named.any(|k| k.verifies(&message, &s.sig)) {
+            if named.any(|k| k.verifies(message, &s.sig)) {
                 return Verdict::Trusted(s.key.clone());
             }
             invalid.get_or_insert_with(|| s.key.clone());
@@ -95,6 +103,20 @@ impl Trust {
         match invalid {
             Some(name) => Verdict::Invalid(name),
             None => Verdict::Untrusted(untrusted),
+        }
+    }
+}
+
+impl Trust {
+    /// `Ok` for a trusted verdict, else why it is refused (naming `LARDER_TRUSTED_KEYS`
+    /// when no key is trusted at all).
+    pub fn refusal(&self, verdict: &Verdict) -> Result<(), String> {
+        match verdict.refusal() {
+            None => Ok(()),
+            Some(reason) if self.keys.is_empty() => {
+                Err(format!("{reason}; no key is trusted (LARDER_TRUSTED_KEYS)"))
+            }
+            Some(reason) => Err(reason),
         }
     }
 }
@@ -110,13 +132,7 @@ impl larder_remote::Admit for Trust {
         let Ok(record) = serde_json::from_slice::<ActionRecord>(record) else {
             return Ok(());
         };
-        match self.check(key, &record).refusal() {
-            None => Ok(()),
-            Some(reason) if self.keys.is_empty() => {
-                Err(format!("{reason}; no key is trusted (LARDER_TRUSTED_KEYS)"))
-            }
-            Some(reason) => Err(reason),
-        }
+        self.refusal(&self.check(key, &record))
     }
 }
 

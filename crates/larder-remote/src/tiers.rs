@@ -131,6 +131,38 @@ impl Tier<'_> {
         self.store().get(ns, key)
     }
 
+    /// Whether an action record (or anything signed like one) read from this tier is
+    /// used only with a trusted signature: the remote's
+    /// [`RemoteSpec::require_signatures`]; for the local store, what
+    /// [`Tiers::with_admission`] said (`false` without admission).
+    pub fn requires_signatures(&self) -> bool {
+        match self.at {
+            0 => self
+                .tiers
+                .admission
+                .as_ref()
+                .is_some_and(|a| a.local_requires),
+            i => self.tiers.remote_requires[i - 1].1,
+        }
+    }
+
+    /// Whether this tier has the entry; a remote's failure is `false`.
+    pub fn contains(&self, ns: Namespace, key: &Digest) -> bool {
+        self.store().contains(ns, key).unwrap_or(false)
+    }
+
+    /// Whether this tier is a remote that can be written.
+    pub fn is_writable_remote(&self) -> bool {
+        self.at > 0 && self.store().capabilities().write
+    }
+
+    /// Writes `value` to this tier if it is a writable remote (the local store and a
+    /// read-only remote are left alone). Returns whether the remote was written to: a
+    /// failed write is counted (and may switch the remote off), never returned.
+    pub fn put_remote(&self, ns: Namespace, key: &Digest, value: &[u8]) -> bool {
+        self.is_writable_remote() && self.store().put(ns, key, value).is_ok()
+    }
+
     /// Drops a corrupt entry where larder owns it: in the local store. A shared entry is
     /// replaced by the next write instead.
     pub fn discard(&self, ns: Namespace, key: &Digest) {

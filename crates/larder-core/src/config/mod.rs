@@ -27,7 +27,7 @@
 //! | `LARDER_VERIFY` | `verify` | after each `larder cargo` build, compile this percentage of its hits again locally and compare ([`crate::verify`]); an entry that differs is quarantined and the command exits 1 | none |
 //! | `LARDER_INCREMENTAL` | `incremental` | whether rustc compiles with cargo's `-C incremental`: `auto` (dropped in a CI run, whose incremental state is thrown away), `on` (as cargo asks) or `off` (never); see [`incremental`] | `auto` |
 //! | `LARDER_PREFETCH` | `prefetch` | before cargo starts, fetch from the remotes in parallel what the last build of the same command used ([`crate::prefetch`]) | `true` |
-//! | `LARDER_SEED` | `seed` | before cargo starts, plant in an empty target directory the registry and git units the last build of the same command left, so that cargo finds them fresh ([`crate::seed`]) | `true` |
+//! | `LARDER_SEED` | `seed` | before cargo starts, plant in an empty target directory the registry and git units the last build of the same command left, so that cargo finds them fresh, from the local store or else a remote, and publish this build's to the writable remotes ([`crate::seed`]) | `true` |
 //! | `LARDER_REMOTE_TIMEOUT` | `remote_timeout` | deadline of one remote call, in seconds (transfers get one more second per 4 MiB) | `5` |
 //! | `LARDER_TRACE` | | file to which `larder cargo` writes a timeline of the build, every process in its phases ([`crate::trace`]; Chrome trace event format) | none |
 //! | `LARDER_REPORT` | | file to which each wrapper invocation appends one JSON line (set by `larder cargo`) | none |

@@ -170,13 +170,24 @@ fn capture_unit(
     fingerprint.sort();
     let mut files = Vec::with_capacity(outputs.len() + fingerprint.len());
     for path in outputs.iter().chain(&fingerprint) {
-        files.push(capture_file(cx, path)?);
+        let mut file = capture_file(cx, path)?;
+        if file.link_deps.is_none() && file.path.ends_with(".rlib") {
+            file.link_deps = link_deps(cx.store, &file.digest);
+        }
+        files.push(file);
     }
     let rel = |p: &Path| p.strip_prefix(cx.target).map(|r| r.display().to_string());
     let Ok(fingerprint) = rel(dir) else {
         return Ok(None);
     };
     Ok(Some(SeedUnit { fingerprint, files }))
+}
+
+/// The libraries the rlib with `digest` was compiled against, from its link record.
+fn link_deps(store: &DiskStore, digest: &Digest) -> Option<Vec<String>> {
+    let bytes = store.peek(Namespace::Link, digest).ok()??;
+    let record: larder_store::LinkRecord = serde_json::from_slice(&bytes).ok()?;
+    Some(record.deps)
 }
 
 /// Adds every regular file under `dir` to `out`; `false` if it holds anything else.
@@ -278,6 +289,7 @@ fn capture_file(cx: &CaptureCx<'_>, path: &Path) -> io::Result<SeedFile> {
         rewrite,
         disk_size: meta.len(),
         text,
+        link_deps: None,
     })
 }
 

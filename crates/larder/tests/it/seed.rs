@@ -156,3 +156,162 @@ fn another_environment_or_a_corrupt_blob_plants_nothing_wrong() {
         .expect("itoa's rlib, built again");
     assert_eq!(std::fs::read(rebuilt).unwrap(), content);
 }
+
+// ---- Seeds on the remotes (`crates/larder-core/src/seed/remote.rs`) ----
+
+/// The remotes a remote-seed test runs against: a shared directory always, Redis when
+/// its server is up.
+fn seed_remotes(p: &Project) -> Vec<String> {
+    let mut out = vec![format!("file://{}", p.tmp().join("shared").display())];
+    out.extend(crate::remote::server_url("LARDER_TEST_REDIS"));
+    out
+}
+
+/// A fresh runner: a copy of `p` with an empty store of its own, the machine's
+/// `CARGO_HOME` (as a fleet built from one image has).
+fn fresh_runner_of(p: &Project) -> Project {
+    let mut q = p.on_new_machine();
+    q.cargo_home = None;
+    q
+}
+
+/// `larder cargo build --offline` with `url` as the remote and this test's own flags.
+fn remote_build(p: &Project, url: &str, flags: &str) -> crate::support::Cmd {
+    p.larder_cargo(BUILD)
+        .env("LARDER_REMOTE", url)
+        .env("RUSTFLAGS", flags)
+}
+
+/// The registry units of a build are published with its seed; a fresh runner (empty
+/// store and target directory) plants them from the remote before cargo starts: cargo
+/// finds them fresh, the binary is right; a runner of another environment plants
+/// nothing.
+#[test]
+fn a_fresh_runner_plants_the_seed_of_a_remote() {
+    let p = registry_project();
+    for url in seed_remotes(&p) {
+        let flags = crate::support::own_cfg("larder_seed_remote");
+        p.clean();
+        let first = remote_build(&p, &url, &flags).run();
+        first.assert_units(&["app", "itoa", "libc", "build_script_build"]);
+        assert_eq!(planted(&first), None, "{url}\n{}", first.context());
+
+        let q = fresh_runner_of(&p);
+        let run = remote_build(&q, &url, &flags).run();
+        assert_eq!(planted(&run), Some(4), "{url}\n{}", run.context());
+        assert!(
+            run.stderr
+                .contains(&format!("of the last build from {url} (")),
+            "{url}\n{}",
+            run.context()
+        );
+        run.assert_units(&["app"]);
+        run.assert_crate("app", "hit");
+        assert!(!run.stderr.contains("larder: warning"), "{}", run.context());
+        assert_eq!(q.run_bin("debug", "app"), "4217 true");
+        let plain = q
+            .cargo(&["build", "--offline", "-v"])
+            .env("RUSTFLAGS", &flags)
+            .run();
+        for krate in ["itoa", "libc"] {
+            assert!(
+                plain.stderr.contains(&format!("Fresh {krate} ")),
+                "{url}: cargo rebuilt {krate}\n{}",
+                plain.context()
+            );
+        }
+        assert!(!plain.stderr.contains("Compiling"), "{}", plain.context());
+        assert_eq!(naming(&q.target(), &p.target()), Vec::<PathBuf>::new());
+
+        // The runner keeps the seed: after `cargo clean` it plants from its own store.
+        q.clean();
+        let again = remote_build(&q, &url, &flags).run();
+        assert_eq!(planted(&again), Some(4), "{}", again.context());
+        let line = again
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("larder: planted "));
+        assert!(
+            !line.unwrap_or_default().contains(" from "),
+            "{}",
+            again.context()
+        );
+
+        // Another environment (a variable build scripts are keyed by): nothing planted.
+        let r = fresh_runner_of(&p);
+        let other = remote_build(&r, &url, &flags).env("CFLAGS", "-O1").run();
+        assert_eq!(planted(&other), None, "{url}\n{}", other.context());
+        other.assert_units(&["app", "itoa", "libc", "build_script_build"]);
+        assert_eq!(r.run_bin("debug", "app"), "4217 true");
+    }
+}
+
+/// Where a remote requires signatures, a seed is planted only as signed by a trusted
+/// key: an unsigned one and a changed one are refused with a warning (nothing planted,
+/// the build right), and a reader without a signing key does not publish over it.
+#[test]
+fn a_remote_seed_is_planted_only_as_signed_where_signatures_are_required() {
+    let p = registry_project();
+    let shared = p.tmp().join("shared");
+    let url = format!("file://{}", shared.display());
+    let flags = crate::support::own_cfg("larder_seed_signed");
+    let (secret, public) = crate::signing::keypair(&p, "team-ci-1");
+    remote_build(&p, &url, &flags).run();
+    let strict = |q: &Project| {
+        remote_build(q, &url, &flags)
+            .env("LARDER_TRUSTED_KEYS", &public)
+            .env("LARDER_REQUIRE_SIGNATURES", "1")
+            .run()
+    };
+    let seed_files = || files_under(&shared.join("v1").join("seed"));
+    assert_eq!(seed_files().len(), 1, "one seed: {:?}", seed_files());
+    let unsigned = std::fs::read(&seed_files()[0]).unwrap();
+
+    let r = fresh_runner_of(&p);
+    let run = strict(&r);
+    assert_eq!(planted(&run), None, "{}", run.context());
+    assert!(
+        run.stderr
+            .contains(&format!("the seed on {url} is refused (unsigned")),
+        "{}",
+        run.context()
+    );
+    assert_eq!(r.run_bin("debug", "app"), "4217 true");
+    assert_eq!(
+        std::fs::read(&seed_files()[0]).unwrap(),
+        unsigned,
+        "not replaced"
+    );
+
+    // The team's build signs its seed (`app` changed: the build reports a unit).
+    p.edit(
+        "src/main.rs",
+        "fn main() {",
+        "fn main() {\n    let _signed = 1;",
+    );
+    remote_build(&p, &url, &flags)
+        .env("LARDER_SIGNING_KEY", &secret)
+        .run();
+    let signed = std::fs::read(&seed_files()[0]).unwrap();
+    assert_ne!(signed, unsigned);
+    let s = fresh_runner_of(&p);
+    let run = strict(&s);
+    assert_eq!(planted(&run), Some(4), "{}", run.context());
+    assert_eq!(s.run_bin("debug", "app"), "4217 true");
+
+    // A changed seed (one file's time) under the signature: refused.
+    let mut doc: serde_json::Value = serde_json::from_slice(&signed).unwrap();
+    let mtime = &mut doc["seed"]["units"][0]["files"][0]["mtime_ns"];
+    *mtime = serde_json::json!(mtime.as_u64().unwrap() + 1);
+    std::fs::write(&seed_files()[0], serde_json::to_vec(&doc).unwrap()).unwrap();
+    let t = fresh_runner_of(&p);
+    let run = strict(&t);
+    assert_eq!(planted(&run), None, "{}", run.context());
+    assert!(
+        run.stderr
+            .contains("is refused (invalid signature by team-ci-1)"),
+        "{}",
+        run.context()
+    );
+    assert_eq!(t.run_bin("debug", "app"), "4217 true");
+}
