@@ -141,6 +141,9 @@ pub struct Prefetched {
     pub missing: u64,
     /// Wall time, in seconds.
     pub secs: f64,
+    /// The index read: [`record`] does not write the same one again.
+    #[serde(skip)]
+    pub index: Option<BuildIndex>,
 }
 
 /// The index of a build from its events: every unit that hit or stored, with the
@@ -176,10 +179,11 @@ pub fn index_of(local: &dyn Store, events: &[Event]) -> BuildIndex {
     BuildIndex { version: 1, units }
 }
 
-/// Writes `index` under `key` to the local store and every writable remote. An empty
-/// index is not written (a build that cached nothing keeps the last one's).
-pub fn record(tiers: &Tiers, key: &Digest, index: &BuildIndex) {
-    if index.units.is_empty() {
+/// Writes `index` under `key` to the local store and every writable remote, unless it
+/// is `read`, the one this build's prefetch read. An empty index is not written (a
+/// build that cached nothing keeps the last one's).
+pub fn record(tiers: &Tiers, key: &Digest, index: &BuildIndex, read: Option<&BuildIndex>) {
+    if index.units.is_empty() || read == Some(index) {
         return;
     }
     if let Ok(json) = serde_json::to_vec(index) {
@@ -225,6 +229,7 @@ pub fn prefetch(
     out.from = Some(tiers.served_by().unwrap_or(from));
     out.units = index.units.len().min(MAX_UNITS);
     let items = items_of(&index, max_bytes, &planted());
+    out.index = Some(index);
     for item in &items {
         let (ns, key) = item.entry();
         let _ = std::fs::write(state.file(&pending_name(ns, &key)), b"");
@@ -536,8 +541,15 @@ mod tests {
         // Again: everything is there, nothing is fetched.
         let p = prefetch(&tiers, &key, u64::MAX, &state, Default::default);
         assert_eq!((p.fetched, p.missing), (0, 0), "{p:?}");
-        // The index is written where the build's entries go.
-        record(&tiers, &Digest::of(b"next"), &index);
+        // The index is written where the build's entries go, unless it is the one read.
+        assert_eq!(p.index.as_ref(), Some(&index));
+        record(&tiers, &Digest::of(b"same"), &index, p.index.as_ref());
+        assert!(
+            !remote
+                .contains(Namespace::Index, &Digest::of(b"same"))
+                .unwrap()
+        );
+        record(&tiers, &Digest::of(b"next"), &index, None);
         assert!(
             remote
                 .contains(Namespace::Index, &Digest::of(b"next"))

@@ -158,6 +158,9 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     if let Some(p) = prefetch {
         p.finish(&events);
     }
+    if let Some(path) = &trace {
+        crate::trace::append_build_span(path, "recording the prefetch index", recording);
+    }
     if let (Some(seed), Some(store)) = (seed, &store)
         && status.success()
     {
@@ -279,7 +282,7 @@ impl Prefetch {
             );
         }
         let index = crate::prefetch::index_of(tiers.local(), events);
-        crate::prefetch::record(&tiers, &self.key, &index);
+        crate::prefetch::record(&tiers, &self.key, &index, p.index.as_ref());
     }
 }
 
@@ -332,6 +335,12 @@ impl Seeding {
         } else {
             None
         };
+        let span = |name: &str, since: u64| {
+            if let Some(path) = trace {
+                crate::trace::append_build_span(path, name, since);
+            }
+        };
+        span("seed: guard", started);
         let mut seeding = Seeding {
             key,
             project_dir,
@@ -350,6 +359,7 @@ impl Seeding {
         let (seed, from) = match (local, tiers) {
             (Some(seed), _) => (seed, None),
             (None, Some(tiers)) => {
+                let fetching = crate::trace::now();
                 let remote_key = crate::seed::remote::remote_key(&key, &guard);
                 match crate::seed::remote::fetch(tiers, &remote_key, &guard, &config.trust()) {
                     Fetched::Found {
@@ -357,6 +367,7 @@ impl Seeding {
                         seed,
                         payload,
                     } => {
+                        span("seed: remote record", fetching);
                         seeding.from_remote = Some((seed.clone(), payload));
                         (seed, Some(from))
                     }
@@ -376,7 +387,9 @@ impl Seeding {
         drop(planted);
         let mut fetched = String::new();
         if let (Some(from), Some(tiers)) = (&from, tiers) {
+            let fetching = crate::trace::now();
             let b = crate::seed::remote::fetch_blobs(tiers, &seed, config.max_size / 2);
+            span("seed: remote blobs", fetching);
             fetched = format!(
                 " from {from} ({} blobs, {}, fetched{})",
                 b.fetched,
@@ -389,7 +402,9 @@ impl Seeding {
             );
         }
         let target = crate::seed::target_dir(&seed, &args, &cwd, &seeding.project_dir);
+        let planting = crate::trace::now();
         let p = crate::seed::plant(store, &seed, &target);
+        span("seed: plant", planting);
         // The wrappers that key on these files (a link closure: every library)
         // take their digests from here instead of reading them again.
         crate::hashing::remember_in(&target, &p.files);

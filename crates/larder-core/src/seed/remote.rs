@@ -217,21 +217,23 @@ pub fn fetch_blobs(tiers: &Tiers, seed: &Seed, max_bytes: u64) -> Blobs {
     let local = tiers.local();
     let mut todo = Vec::new();
     let mut total = 0u64;
-    let mut out = Blobs::default();
+    let mut missing = 0;
     for (d, size) in blobs_of(seed) {
         if local.contains(Namespace::Cas, &d).unwrap_or(false) {
             continue;
         }
         if total.saturating_add(size) > max_bytes {
-            out.missing += 1;
+            missing += 1;
             continue;
         }
         total += size;
         todo.push((d, size));
     }
+    // The largest first: the last to arrive is then a small one.
+    todo.sort_by_key(|&(_, size)| std::cmp::Reverse(size));
     let fetched = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
-    let missing = AtomicU64::new(out.missing);
+    let missing = AtomicU64::new(missing);
     parallel(&todo, |&(d, size)| {
         match tiers.get_verified_blob(&d, size) {
             Ok(Some(v)) => {
