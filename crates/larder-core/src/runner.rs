@@ -401,7 +401,23 @@ impl Seeding {
                 }
             );
         }
-        let target = crate::seed::target_dir(&seed, &args, &cwd, &seeding.project_dir);
+        let target = if from.is_some() && !crate::seed::remote::target_dir_allowed(&seed) {
+            match crate::seed::named_target_dir(&args, &cwd) {
+                Some(t) => t,
+                None => {
+                    eprintln!(
+                        "larder: warning: the seed on {} names the target directory {}, \
+                         outside the project; nothing planted (name one: \
+                         CARGO_TARGET_DIR)",
+                        from.as_deref().unwrap_or_default(),
+                        seed.target_dir
+                    );
+                    return Some(seeding);
+                }
+            }
+        } else {
+            crate::seed::target_dir(&seed, &args, &cwd, &seeding.project_dir)
+        };
         let planting = crate::trace::now();
         let p = crate::seed::plant(store, &seed, &target);
         span("seed: plant", planting);
@@ -458,22 +474,23 @@ impl Seeding {
         if previous.is_none() && seed.units.is_empty() {
             return;
         }
-        let unchanged = previous == Some(&seed);
         let mut changed = record.seeds.first() != Some(&seed);
         // Published unless the remote it was planted from has it, or this store
-        // published it last.
+        // published it last; as any machine would record it (`portable`).
+        let portable = seed.portable();
         if let Some(tiers) = tiers
-            && !(unchanged && self.from_remote.is_some())
+            && !(self.from_remote.is_some()
+                && previous.map(Seed::portable) == Some(portable.clone()))
         {
             let remote_key = crate::seed::remote::remote_key(&self.key, &guard);
             let payload =
-                crate::seed::remote::payload(&remote_key, &seed, config.signing_key.as_ref());
+                crate::seed::remote::payload(&remote_key, &portable, config.signing_key.as_ref());
             let digest = Digest::of(&payload);
             if !record.published.contains(&digest)
                 && crate::seed::remote::publish(
                     tiers,
                     &remote_key,
-                    &seed,
+                    &portable,
                     &payload,
                     config.signing_key.is_some(),
                 )

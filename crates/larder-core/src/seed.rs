@@ -140,6 +140,22 @@ pub struct Seed {
     pub units: Vec<SeedUnit>,
 }
 
+impl Seed {
+    /// The seed as any machine would record it: a rewritten file's size on disk
+    /// (`disk_size`, which depends on the length of the target directory's path) left
+    /// out. What a remote keeps ([`remote`]), and what decides whether a seed is new to
+    /// it; planting never reads `disk_size`.
+    pub fn portable(&self) -> Seed {
+        let mut seed = self.clone();
+        for f in seed.units.iter_mut().flat_map(|u| &mut u.files) {
+            if f.rewrite {
+                f.disk_size = 0;
+            }
+        }
+        seed
+    }
+}
+
 /// One unit of a [`Seed`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeedUnit {
@@ -256,14 +272,16 @@ pub fn load(store: &DiskStore, key: &Digest) -> Option<SeedRecord> {
 /// else `CARGO_TARGET_DIR` or `CARGO_BUILD_TARGET_DIR`, else the recorded one, relative
 /// to `project_dir` (that of the `Cargo.toml` the command reads).
 pub fn target_dir(seed: &Seed, args: &[String], cwd: &Path, project_dir: &Path) -> PathBuf {
-    let named = crate::command::cargo_option(args, "--target-dir")
+    named_target_dir(args, cwd).unwrap_or_else(|| lexical(&project_dir.join(&seed.target_dir)))
+}
+
+/// The target directory cargo's `args` or its variables name (`--target-dir`,
+/// `CARGO_TARGET_DIR`, `CARGO_BUILD_TARGET_DIR`), relative to `cwd`, if any.
+pub fn named_target_dir(args: &[String], cwd: &Path) -> Option<PathBuf> {
+    crate::command::cargo_option(args, "--target-dir")
         .or_else(|| env::var("CARGO_TARGET_DIR"))
-        .or_else(|| env::var("CARGO_BUILD_TARGET_DIR"));
-    let dir = match named {
-        Some(d) => cwd.join(d),
-        None => project_dir.join(&seed.target_dir),
-    };
-    lexical(&dir)
+        .or_else(|| env::var("CARGO_BUILD_TARGET_DIR"))
+        .map(|d| lexical(&cwd.join(d)))
 }
 
 /// `path` with `.` and `..` components resolved without reading the filesystem.

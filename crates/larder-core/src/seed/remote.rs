@@ -21,6 +21,7 @@
 //!   given; every blob is checked against its digest as it arrives and again as it is
 //!   planted, and cargo's freshness check still decides each unit.
 
+use std::path::{Component, Path};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use larder_digest::{Digest, KeyHasher};
@@ -198,6 +199,20 @@ pub fn fetch(tiers: &Tiers, key: &Digest, guard: &Digest, trust: &Trust) -> Fetc
     }
 }
 
+/// Whether a remote seed's recorded target directory may be planted in when the build
+/// names none: `target` under the project's directory or up to three directories above
+/// it (a workspace's, from a member), never an absolute path nor one elsewhere (a
+/// remote does not choose where this machine writes).
+pub fn target_dir_allowed(seed: &Seed) -> bool {
+    let parts: Vec<Component<'_>> = Path::new(&seed.target_dir).components().collect();
+    match parts.split_last() {
+        Some((Component::Normal(last), ups)) => {
+            *last == "target" && ups.len() <= 3 && ups.iter().all(|c| *c == Component::ParentDir)
+        }
+        _ => false,
+    }
+}
+
 /// What [`fetch_blobs`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Blobs {
@@ -362,6 +377,28 @@ mod tests {
         let c = machine(dir.path(), "c", false);
         let blobs = fetch_blobs(&c, &got, 4);
         assert_eq!((blobs.fetched, blobs.missing), (0, 1));
+    }
+
+    #[test]
+    fn a_remote_seed_plants_only_in_a_target_directory_of_the_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStore::open(dir.path(), u64::MAX).unwrap();
+        let mut s = seed(&store, Digest::of(b"guard"));
+        for (target_dir, allowed) in [
+            ("target", true),
+            ("../../target", true),
+            ("../../../target", true),
+            ("../../../../target", false),
+            ("/home/u/.ssh", false),
+            ("/tmp/target", false),
+            ("../other-target", false),
+            ("target/../..", false),
+            ("./target", false),
+            ("", false),
+        ] {
+            s.target_dir = target_dir.into();
+            assert_eq!(target_dir_allowed(&s), allowed, "{target_dir}");
+        }
     }
 
     #[test]

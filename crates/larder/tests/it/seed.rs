@@ -168,10 +168,12 @@ fn seed_remotes(p: &Project) -> Vec<String> {
 }
 
 /// A fresh runner: a copy of `p` with an empty store of its own, the machine's
-/// `CARGO_HOME` (as a fleet built from one image has).
+/// `CARGO_HOME` (as a fleet built from one image has), and cargo's own target directory
+/// (`target/` in the checkout, as `p`'s).
 fn fresh_runner_of(p: &Project) -> Project {
     let mut q = p.on_new_machine();
     q.cargo_home = None;
+    q.target_dir = None;
     q
 }
 
@@ -196,9 +198,23 @@ fn a_fresh_runner_plants_the_seed_of_a_remote() {
         first.assert_units(&["app", "itoa", "libc", "build_script_build"]);
         assert_eq!(planted(&first), None, "{url}\n{}", first.context());
 
+        let shared = p.tmp().join("shared").join("v1").join("seed");
+        let published = || {
+            files_under(&shared)
+                .into_iter()
+                .map(|f| larder_digest::Digest::of(&std::fs::read(f).unwrap()))
+                .collect::<Vec<_>>()
+        };
+        let before = published();
+        if url.starts_with("file://") {
+            assert_eq!(before.len(), 1, "one seed published");
+        }
         let q = fresh_runner_of(&p);
         let run = remote_build(&q, &url, &flags).run();
         assert_eq!(planted(&run), Some(4), "{url}\n{}", run.context());
+        // The runner's seed is the one it planted (its checkout's path, of another
+        // length, does not count): nothing is published again.
+        assert_eq!(published(), before, "{url}: published again");
         assert!(
             run.stderr
                 .contains(&format!("of the last build from {url} (")),
