@@ -120,7 +120,7 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     let seed = Seeding::plant(
         &config,
         store.as_ref(),
-        tiers.as_deref(),
+        tiers.as_ref(),
         &args,
         planted_tx,
         trace.as_deref(),
@@ -286,6 +286,9 @@ impl Prefetch {
     }
 }
 
+/// How long a build waits for a remote's seed before cargo starts without it.
+const SEED_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The seed of a build ([`crate::seed`]): the last build's registry and git units,
 /// planted before cargo starts (from the local store, else from a remote); this
 /// build's, recorded after it succeeded (and published to the remotes).
@@ -306,7 +309,7 @@ impl Seeding {
     fn plant(
         config: &Config,
         store: Option<&larder_store::DiskStore>,
-        tiers: Option<&larder_remote::Tiers>,
+        tiers: Option<&Arc<larder_remote::Tiers>>,
         args: &[OsString],
         planted: Sender<HashSet<Digest>>,
         trace: Option<&Path>,
@@ -361,7 +364,21 @@ impl Seeding {
             (None, Some(tiers)) => {
                 let fetching = crate::trace::now();
                 let remote_key = crate::seed::remote::remote_key(&key, &guard);
-                match crate::seed::remote::fetch(tiers, &remote_key, &guard, &config.trust()) {
+                // A remote that is slow to answer holds up cargo's start for at most
+                // SEED_WAIT; its answer after that is not waited for.
+                let (tx, rx) = std::sync::mpsc::channel();
+                let (t, trust) = (Arc::clone(tiers), config.trust());
+                std::thread::spawn(move || {
+                    let _ = tx.send(crate::seed::remote::fetch(&t, &remote_key, &guard, &trust));
+                });
+                let Ok(found) = rx.recv_timeout(SEED_WAIT) else {
+                    eprintln!(
+                        "larder: no seed planted: the remotes did not answer within {} s",
+                        SEED_WAIT.as_secs_f64()
+                    );
+                    return Some(seeding);
+                };
+                match found {
                     Fetched::Found {
                         from,
                         seed,

@@ -291,6 +291,13 @@ fn a_slow_remote_is_switched_off_once_it_has_cost_its_latency_budget() {
         "{}",
         run.context()
     );
+    // cargo did not wait for the remote's seed longer than `larder cargo` allows.
+    assert!(
+        run.stderr
+            .contains("no seed planted: the remotes did not answer within 1 s"),
+        "{}",
+        run.context()
+    );
     let c = &p.stats()["remotes"][&name];
     assert!(c["slow"].as_u64().unwrap_or(0) >= 2, "{c}");
     assert!(c["skipped_off"].as_u64().unwrap_or(0) >= 1, "{c}");
