@@ -585,6 +585,7 @@ fn plant_file(
     Ok((content.len() as u64, digest))
 }
 
+pub(crate) mod build;
 mod capture;
 mod fingerprints;
 pub mod remote;

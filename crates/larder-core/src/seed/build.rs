@@ -1,0 +1,257 @@
+//! The seed of one `larder cargo` build ([`super`]): planted before cargo starts, from
+//! the local store or else a remote ([`super::remote`]), and recorded (and published)
+//! after the build succeeded.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+
+use larder_digest::Digest;
+
+use super::remote::Fetched;
+use super::{Seed, SeedRecord};
+use crate::config::Config;
+use crate::config::env;
+use crate::report::Event;
+
+/// How long a build waits for a remote's seed before cargo starts without it.
+const SEED_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The seed of a build ([`crate::seed`]): the last build's registry and git units,
+/// planted before cargo starts (from the local store, else from a remote); this
+/// build's, recorded after it succeeded (and published to the remotes).
+pub(crate) struct Seeding {
+    key: Digest,
+    project_dir: PathBuf,
+    record: Option<SeedRecord>,
+    guard: Option<Digest>,
+    /// The seed planted from a remote, and the digest of the remote's bytes.
+    from_remote: Option<(Seed, Digest)>,
+}
+
+impl Seeding {
+    /// With `LARDER_SEED` on: plants the seed of this command and this build's guard,
+    /// if there is one (in the local store, else on a remote of `tiers`), in the target
+    /// directory, and says what it planted. Sends the digests of the seed's files to
+    /// `planted` (the prefetch leaves them out) as soon as the seed is known.
+    pub(crate) fn plant(
+        config: &Config,
+        store: Option<&larder_store::DiskStore>,
+        tiers: Option<&Arc<larder_remote::Tiers>>,
+        args: &[OsString],
+        planted: Sender<HashSet<Digest>>,
+        trace: Option<&Path>,
+    ) -> Option<Seeding> {
+        if !config.seed || config.disable {
+            return None;
+        }
+        let store = store?;
+        let cwd = std::env::current_dir().ok()?;
+        let key = crate::command::index_key(args, &cwd, env::var);
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let project_dir = crate::command::project_manifest(&args, &cwd)?
+            .parent()?
+            .to_path_buf();
+        let started = crate::trace::now();
+        let clock = std::time::Instant::now();
+        let record = crate::seed::load(store, &key);
+        // The guard needs the compiler's identity, hashed once per store: not computed
+        // here before the first build that could have left a seed, unless a remote
+        // may have one.
+        let guard = if record.is_some() || tiers.is_some() {
+            crate::seed::guard(config)
+        } else {
+            None
+        };
+        let span = |name: &str, since: u64| {
+            if let Some(path) = trace {
+                crate::trace::append_build_span(path, name, since);
+            }
+        };
+        span("seed: guard", started);
+        let mut seeding = Seeding {
+            key,
+            project_dir,
+            record,
+            guard,
+            from_remote: None,
+        };
+        let Some(guard) = guard else {
+            return Some(seeding);
+        };
+        let local = seeding
+            .record
+            .as_ref()
+            .and_then(|r| r.seed_for(&guard))
+            .cloned();
+        let (seed, from) = match (local, tiers) {
+            (Some(seed), _) => (seed, None),
+            (None, Some(tiers)) => {
+                let fetching = crate::trace::now();
+                let remote_key = crate::seed::remote::remote_key(&key, &guard);
+                // A remote that is slow to answer holds up cargo's start for at most
+                // SEED_WAIT; its answer after that is not waited for.
+                let (tx, rx) = std::sync::mpsc::channel();
+                let (t, trust) = (Arc::clone(tiers), config.trust());
+                std::thread::spawn(move || {
+                    let _ = tx.send(crate::seed::remote::fetch(&t, &remote_key, &guard, &trust));
+                });
+                let Ok(found) = rx.recv_timeout(SEED_WAIT) else {
+                    eprintln!(
+                        "larder: no seed planted: the remotes did not answer within {} s",
+                        SEED_WAIT.as_secs_f64()
+                    );
+                    return Some(seeding);
+                };
+                match found {
+                    Fetched::Found {
+                        from,
+                        seed,
+                        payload,
+                    } => {
+                        span("seed: remote record", fetching);
+                        seeding.from_remote = Some((seed.clone(), payload));
+                        (seed, Some(from))
+                    }
+                    Fetched::Refused { from, reason } => {
+                        eprintln!(
+                            "larder: warning: the seed on {from} is refused ({reason}); \
+                             nothing planted (LARDER_TRUSTED_KEYS, LARDER_REQUIRE_SIGNATURES)"
+                        );
+                        return Some(seeding);
+                    }
+                    Fetched::None => return Some(seeding),
+                }
+            }
+            (None, None) => return Some(seeding),
+        };
+        let _ = planted.send(crate::seed::remote::digests(&seed));
+        drop(planted);
+        let mut fetched = String::new();
+        if let (Some(from), Some(tiers)) = (&from, tiers) {
+            let fetching = crate::trace::now();
+            let b = crate::seed::remote::fetch_blobs(tiers, &seed, config.max_size / 2);
+            span("seed: remote blobs", fetching);
+            fetched = format!(
+                " from {from} ({} blobs, {}, fetched{})",
+                b.fetched,
+                crate::human::bytes(b.bytes),
+                if b.missing > 0 {
+                    format!("; {} not found", b.missing)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        let target = if from.is_some() && !crate::seed::remote::target_dir_allowed(&seed) {
+            match crate::seed::named_target_dir(&args, &cwd) {
+                Some(t) => t,
+                None => {
+                    eprintln!(
+                        "larder: warning: the seed on {} names the target directory {}, \
+                         outside the project; nothing planted (name one: \
+                         CARGO_TARGET_DIR)",
+                        from.as_deref().unwrap_or_default(),
+                        seed.target_dir
+                    );
+                    return Some(seeding);
+                }
+            }
+        } else {
+            crate::seed::target_dir(&seed, &args, &cwd, &seeding.project_dir)
+        };
+        let planting = crate::trace::now();
+        let p = crate::seed::plant(store, &seed, &target);
+        span("seed: plant", planting);
+        // The wrappers that key on these files (a link closure: every library)
+        // take their digests from here instead of reading them again.
+        crate::hashing::remember_in(&target, &p.files);
+        if p.units > 0 {
+            eprintln!(
+                "larder: planted {} registry units ({}) of the last build{fetched} in {} in \
+                 {:.2} s",
+                p.units,
+                crate::human::bytes(p.bytes),
+                target.display(),
+                clock.elapsed().as_secs_f64()
+            );
+        }
+        if p.failed > 0 || p.why.is_some() {
+            eprintln!(
+                "larder: warning: {} of the last build's {} registry units not planted \
+                 ({}); cargo builds them",
+                seed.units.len() - p.units - p.present,
+                seed.units.len(),
+                p.why.as_deref().unwrap_or("unknown")
+            );
+        }
+        if let Some(path) = trace {
+            crate::trace::append_build_span(path, "seed", started);
+        }
+        Some(seeding)
+    }
+
+    /// Records this build's registry and git units for the next build, in the local
+    /// store and, when it is new to them, on the writable remotes of `tiers`.
+    pub(crate) fn record(
+        self,
+        config: &Config,
+        store: &larder_store::DiskStore,
+        tiers: Option<&larder_remote::Tiers>,
+        events: &[Event],
+    ) {
+        let Some(guard) = self.guard.or_else(|| crate::seed::guard(config)) else {
+            return;
+        };
+        let mut record = self.record.unwrap_or_default();
+        let previous = match &self.from_remote {
+            Some((seed, _)) => Some(seed),
+            None => record.seed_for(&guard),
+        };
+        let Some(seed) = crate::seed::capture(store, guard, &self.project_dir, events, previous)
+        else {
+            return;
+        };
+        // No unit where there was no seed: a project with no registry package writes none.
+        if previous.is_none() && seed.units.is_empty() {
+            return;
+        }
+        let mut changed = record.seeds.first() != Some(&seed);
+        // Published unless the remote it was planted from has it, or this store
+        // published it last; as any machine would record it (`portable`).
+        let portable = seed.portable();
+        if let Some(tiers) = tiers
+            && !(self.from_remote.is_some()
+                && previous.map(Seed::portable) == Some(portable.clone()))
+        {
+            let remote_key = crate::seed::remote::remote_key(&self.key, &guard);
+            let payload =
+                crate::seed::remote::payload(&remote_key, &portable, config.signing_key.as_ref());
+            let digest = Digest::of(&payload);
+            if !record.published.contains(&digest)
+                && crate::seed::remote::publish(
+                    tiers,
+                    &remote_key,
+                    &portable,
+                    &payload,
+                    config.signing_key.is_some(),
+                )
+            {
+                record.mark_published(digest);
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
+        record.put(seed);
+        if let Err(e) = crate::seed::save(store, &self.key, &record) {
+            tracing::debug!(%e, "seed not recorded");
+        }
+    }
+}
