@@ -625,21 +625,23 @@ mod tests {
     #[test]
     fn items_list_each_blob_once_within_the_byte_bound() {
         let d = |s: &str| Digest::of(s.as_bytes());
-        let index = BuildIndex {
+        // Two units: r1 (with manifest m1) and r2 (one-step), with their blobs.
+        let two = |one: [(&str, u64); 2], other: [(&str, u64); 2]| BuildIndex {
             version: 1,
             units: vec![
                 IndexedUnit {
                     manifest: Some(d("m1")),
                     record: d("r1"),
-                    blobs: vec![(d("b1"), 10), (d("b2"), 20)],
+                    blobs: one.iter().map(|&(b, n)| (d(b), n)).collect(),
                 },
                 IndexedUnit {
                     manifest: None,
                     record: d("r2"),
-                    blobs: vec![(d("b1"), 10), (d("b3"), 100)],
+                    blobs: other.iter().map(|&(b, n)| (d(b), n)).collect(),
                 },
             ],
         };
+        let index = two([("b1", 10), ("b2", 20)], [("b1", 10), ("b3", 100)]);
         let count = |items: &[Item]| items.iter().filter(|i| matches!(i, Item::Blob(..))).count();
         let all = items_of(&index, u64::MAX, &Default::default());
         assert_eq!(all.len(), 1 + 1 + 2 + 1 + 1);
@@ -647,21 +649,10 @@ mod tests {
         assert_eq!(count(&items_of(&index, 50, &Default::default())), 2);
         // A unit with a large output planted from the seed is left out; one with only
         // a small file equal to a planted one is not, and fetches the rest.
-        let index = BuildIndex {
-            version: 1,
-            units: vec![
-                IndexedUnit {
-                    manifest: Some(d("m1")),
-                    record: d("r1"),
-                    blobs: vec![(d("rlib"), 5000), (d("dep-info"), 10)],
-                },
-                IndexedUnit {
-                    manifest: None,
-                    record: d("r2"),
-                    blobs: vec![(d("empty"), 0), (d("b3"), 100)],
-                },
-            ],
-        };
+        let index = two(
+            [("rlib", 5000), ("dep-info", 10)],
+            [("empty", 0), ("b3", 100)],
+        );
         let planted = [d("rlib"), d("empty")].into_iter().collect();
         let rest = items_of(&index, u64::MAX, &planted);
         assert_eq!(rest.len(), 1 + 1);

@@ -493,7 +493,7 @@ fn plant_unit(
                 plant_file(store, f, &dest, roots).map_err(|e| format!("{}: {e}", f.path))?;
             bytes += size;
             if let Some(deps) = &f.link_deps {
-                put_link_record(store, &digest, deps);
+                crate::action::storejob::keep_link_record(store, &digest, deps);
             }
             if output {
                 outputs.push((dest, digest));
@@ -506,25 +506,6 @@ fn plant_unit(
         let _ = std::fs::remove_dir_all(&staging);
     }
     result.map(|()| (bytes, outputs))
-}
-
-/// Writes the link record of the rlib whose digest is `digest`, unless the store has
-/// one that says the same.
-fn put_link_record(store: &DiskStore, digest: &Digest, deps: &[String]) {
-    let current = store
-        .peek(Namespace::Link, digest)
-        .ok()
-        .flatten()
-        .and_then(|b| serde_json::from_slice::<larder_store::LinkRecord>(&b).ok());
-    if current.is_some_and(|c| c.deps == deps) {
-        return;
-    }
-    let record = larder_store::LinkRecord {
-        deps: deps.to_vec(),
-    };
-    if let Ok(json) = serde_json::to_vec(&record) {
-        let _ = store.put(Namespace::Link, digest, &json);
-    }
 }
 
 /// Writes one file, checked against its digest, with its recorded time. Returns its size

@@ -75,9 +75,6 @@ impl Trust {
 
     /// What `record`'s signatures say, for a record stored under `key`.
     pub fn check(&self, key: &Digest, record: &ActionRecord) -> Verdict {
-        if record.signatures.is_empty() {
-            return Verdict::Unsigned;
-        }
         self.check_message(&record.signed_bytes(key), &record.signatures)
     }
 
@@ -105,9 +102,7 @@ impl Trust {
             None => Verdict::Untrusted(untrusted),
         }
     }
-}
 
-impl Trust {
     /// `Ok` for a trusted verdict, else why it is refused (naming `LARDER_TRUSTED_KEYS`
     /// when no key is trusted at all).
     pub fn refusal(&self, verdict: &Verdict) -> Result<(), String> {

@@ -230,6 +230,26 @@ pub fn put_link_records(store: &dyn Store, record: &ActionRecord) -> Result<(), 
     Ok(())
 }
 
+/// Keeps the link record of the rlib whose digest is `digest` saying `deps`: writes it
+/// unless the store has one that says the same (a missing, corrupt or different one is
+/// replaced). Best effort: a store that cannot be written keeps what it had.
+pub(crate) fn keep_link_record(store: &dyn Store, digest: &Digest, deps: &[String]) {
+    let current = store
+        .get(Namespace::Link, digest)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice::<LinkRecord>(&b).ok());
+    if current.is_some_and(|c| c.deps == deps) {
+        return;
+    }
+    let record = LinkRecord {
+        deps: deps.to_vec(),
+    };
+    if let Ok(json) = serde_json::to_vec(&record) {
+        let _ = store.put(Namespace::Link, digest, &json);
+    }
+}
+
 /// Writes `job` into the store's jobs directory and starts `larder store-job` on it,
 /// detached, passing it the open `locks` (they stay held until it exits).
 ///

@@ -29,7 +29,7 @@ use larder_key::depinfo::DepInfo;
 use larder_key::key::{alternate_module_file, normalized_args};
 use larder_key::paths::find_target_dir;
 use larder_key::{CrateType, Invocation, KeyInputs, ManifestEntry, NotCacheable, Roots, env};
-use larder_store::{ActionRecord, LinkRecord, Namespace, OutputFile, Store};
+use larder_store::{ActionRecord, OutputFile};
 
 use crate::action::{
     self, ActionError, BlobSource, CachedAction, Collected, Ctx, Key, Stop, Tool, Unit, UnitKind,
@@ -319,23 +319,8 @@ impl CachedAction for RustcAction {
     ) {
         for (dest, digest, size) in files {
             cx.hasher.remember(dest, *digest, *size);
-            if dest.extension().is_none_or(|x| x != "rlib") {
-                continue;
-            }
-            let current: Option<LinkRecord> = cx
-                .store
-                .get(Namespace::Link, digest)
-                .ok()
-                .flatten()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            if current.is_some_and(|c| c.deps == record.link_deps) {
-                continue;
-            }
-            let rec = LinkRecord {
-                deps: record.link_deps.clone(),
-            };
-            if let Ok(json) = serde_json::to_vec(&rec) {
-                let _ = cx.store.put(Namespace::Link, digest, &json);
+            if dest.extension().is_some_and(|x| x == "rlib") {
+                crate::action::storejob::keep_link_record(cx.store, digest, &record.link_deps);
             }
         }
     }

@@ -27,8 +27,8 @@ pub(crate) struct Seeding {
     project_dir: PathBuf,
     record: Option<SeedRecord>,
     guard: Option<Digest>,
-    /// The seed planted from a remote, and the digest of the remote's bytes.
-    from_remote: Option<(Seed, Digest)>,
+    /// The seed planted from a remote, as the remote keeps it ([`Seed::portable`]).
+    from_remote: Option<Seed>,
 }
 
 impl Seeding {
@@ -93,40 +93,12 @@ impl Seeding {
             (Some(seed), _) => (seed, None),
             (None, Some(tiers)) => {
                 let fetching = crate::trace::now();
-                let remote_key = crate::seed::remote::remote_key(&key, &guard);
-                // A remote that is slow to answer holds up cargo's start for at most
-                // SEED_WAIT; its answer after that is not waited for.
-                let (tx, rx) = std::sync::mpsc::channel();
-                let (t, trust) = (Arc::clone(tiers), config.trust());
-                std::thread::spawn(move || {
-                    let _ = tx.send(crate::seed::remote::fetch(&t, &remote_key, &guard, &trust));
-                });
-                let Ok(found) = rx.recv_timeout(SEED_WAIT) else {
-                    eprintln!(
-                        "larder: no seed planted: the remotes did not answer within {} s",
-                        SEED_WAIT.as_secs_f64()
-                    );
+                let Some((seed, from)) = remote_seed(config, tiers, &key, guard) else {
                     return Some(seeding);
                 };
-                match found {
-                    Fetched::Found {
-                        from,
-                        seed,
-                        payload,
-                    } => {
-                        span("seed: remote record", fetching);
-                        seeding.from_remote = Some((seed.clone(), payload));
-                        (seed, Some(from))
-                    }
-                    Fetched::Refused { from, reason } => {
-                        eprintln!(
-                            "larder: warning: the seed on {from} is refused ({reason}); \
-                             nothing planted (LARDER_TRUSTED_KEYS, LARDER_REQUIRE_SIGNATURES)"
-                        );
-                        return Some(seeding);
-                    }
-                    Fetched::None => return Some(seeding),
-                }
+                span("seed: remote record", fetching);
+                seeding.from_remote = Some(seed.clone());
+                (seed, Some(from))
             }
             (None, None) => return Some(seeding),
         };
@@ -209,10 +181,10 @@ impl Seeding {
             return;
         };
         let mut record = self.record.unwrap_or_default();
-        let previous = match &self.from_remote {
-            Some((seed, _)) => Some(seed),
-            None => record.seed_for(&guard),
-        };
+        let previous = self
+            .from_remote
+            .as_ref()
+            .or_else(|| record.seed_for(&guard));
         let Some(seed) = crate::seed::capture(store, guard, &self.project_dir, events, previous)
         else {
             return;
@@ -226,8 +198,7 @@ impl Seeding {
         // published it last; as any machine would record it (`portable`).
         let portable = seed.portable();
         if let Some(tiers) = tiers
-            && !(self.from_remote.is_some()
-                && previous.map(Seed::portable) == Some(portable.clone()))
+            && self.from_remote.as_ref() != Some(&portable)
         {
             let remote_key = crate::seed::remote::remote_key(&self.key, &guard);
             let payload =
@@ -253,5 +224,41 @@ impl Seeding {
         if let Err(e) = crate::seed::save(store, &self.key, &record) {
             tracing::debug!(%e, "seed not recorded");
         }
+    }
+}
+
+/// The seed of the first remote that has one this build may plant under the command
+/// `key` and `guard`, and that remote's name; `None` (having said why, where it is
+/// worth saying) if there is none, it is refused, or the remotes do not answer within
+/// [`SEED_WAIT`] (the fetch then goes on unwaited for).
+fn remote_seed(
+    config: &Config,
+    tiers: &Arc<larder_remote::Tiers>,
+    key: &Digest,
+    guard: Digest,
+) -> Option<(Seed, String)> {
+    let remote_key = super::remote::remote_key(key, &guard);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (tiers, trust) = (Arc::clone(tiers), config.trust());
+    std::thread::spawn(move || {
+        let _ = tx.send(super::remote::fetch(&tiers, &remote_key, &guard, &trust));
+    });
+    let Ok(found) = rx.recv_timeout(SEED_WAIT) else {
+        eprintln!(
+            "larder: no seed planted: the remotes did not answer within {} s",
+            SEED_WAIT.as_secs_f64()
+        );
+        return None;
+    };
+    match found {
+        Fetched::Found { from, seed } => Some((seed, from)),
+        Fetched::Refused { from, reason } => {
+            eprintln!(
+                "larder: warning: the seed on {from} is refused ({reason}); nothing planted \
+                 (LARDER_TRUSTED_KEYS, LARDER_REQUIRE_SIGNATURES)"
+            );
+            None
+        }
+        Fetched::None => None,
     }
 }

@@ -152,8 +152,6 @@ pub enum Fetched {
         from: String,
         /// The seed.
         seed: Seed,
-        /// The digest of the bytes the remote holds.
-        payload: Digest,
     },
     /// Only seeds refused for their signature: the first remote's name and why.
     Refused {
@@ -190,7 +188,6 @@ pub fn fetch(tiers: &Tiers, key: &Digest, guard: &Digest, trust: &Trust) -> Fetc
         return Fetched::Found {
             from: tier.name(),
             seed: remote.seed,
-            payload: Digest::of(&bytes),
         };
     }
     match refused {

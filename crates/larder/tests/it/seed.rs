@@ -44,6 +44,19 @@ fn planted(run: &Run) -> Option<usize> {
     line.split_whitespace().nth(2)?.parse().ok()
 }
 
+/// Plain cargo (`build -v`) finds the registry units fresh and compiles nothing.
+fn assert_cargo_finds_all_fresh(plain: crate::support::Cmd) {
+    let plain = plain.run();
+    for krate in ["itoa", "libc"] {
+        assert!(
+            plain.stderr.contains(&format!("Fresh {krate} ")),
+            "cargo rebuilt {krate}\n{}",
+            plain.context()
+        );
+    }
+    assert!(!plain.stderr.contains("Compiling"), "{}", plain.context());
+}
+
 /// Files under `dir` whose text names `path`.
 fn naming(dir: &Path, path: &Path) -> Vec<PathBuf> {
     let needle = path.display().to_string();
@@ -80,15 +93,7 @@ fn registry_units_are_planted_and_cargo_finds_them_fresh() {
     second.assert_units(&["app"]);
     second.assert_crate("app", "hit");
     assert_eq!(q.run_bin("debug", "app"), "4217 true");
-    let plain = q.cargo(&["build", "--offline", "-v"]).run();
-    for krate in ["itoa", "libc"] {
-        assert!(
-            plain.stderr.contains(&format!("Fresh {krate} ")),
-            "cargo rebuilt {krate}\n{}",
-            plain.context()
-        );
-    }
-    assert!(!plain.stderr.contains("Compiling"), "{}", plain.context());
+    assert_cargo_finds_all_fresh(q.cargo(&["build", "--offline", "-v"]));
     assert_eq!(naming(&q.target(), &p.target()), Vec::<PathBuf>::new());
     assert!(
         !naming(&q.target(), &q.target()).is_empty(),
@@ -225,18 +230,10 @@ fn a_fresh_runner_plants_the_seed_of_a_remote() {
         run.assert_crate("app", "hit");
         assert!(!run.stderr.contains("larder: warning"), "{}", run.context());
         assert_eq!(q.run_bin("debug", "app"), "4217 true");
-        let plain = q
-            .cargo(&["build", "--offline", "-v"])
-            .env("RUSTFLAGS", &flags)
-            .run();
-        for krate in ["itoa", "libc"] {
-            assert!(
-                plain.stderr.contains(&format!("Fresh {krate} ")),
-                "{url}: cargo rebuilt {krate}\n{}",
-                plain.context()
-            );
-        }
-        assert!(!plain.stderr.contains("Compiling"), "{}", plain.context());
+        assert_cargo_finds_all_fresh(
+            q.cargo(&["build", "--offline", "-v"])
+                .env("RUSTFLAGS", &flags),
+        );
         assert_eq!(naming(&q.target(), &p.target()), Vec::<PathBuf>::new());
 
         // The runner keeps the seed: after `cargo clean` it plants from its own store.
