@@ -264,7 +264,9 @@ impl KvStore {
                 let (op, p) = (op.clone(), path.to_string());
                 block_on(&self.name, deadline_for(self.timeout, expect), async move {
                     match op.read(&p).await {
-                        Ok(buf) => Ok(Some(buf.to_vec())),
+                        // The bytes the backend read, not a copy of them, when they
+                        // are one piece that nothing else holds.
+                        Ok(buf) => Ok(Some(Vec::from(buf.to_bytes()))),
                         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
                         Err(e) => Err(e),
                     }
@@ -359,8 +361,12 @@ impl KvStore {
             return Err(StoreError::corrupt(ns, key, "empty item"));
         };
         match tag {
-            TAG_RAW => Ok(Some(body.to_vec())),
-            TAG_ZSTD => zstd::stream::decode_all(body)
+            TAG_RAW => {
+                let mut value = stored;
+                value.remove(0);
+                Ok(Some(value))
+            }
+            TAG_ZSTD => unzstd(body)
                 .map(Some)
                 .map_err(|e| StoreError::corrupt(ns, key, format!("zstd: {e}"))),
             TAG_CHUNKS => {
@@ -399,6 +405,19 @@ impl KvStore {
 }
 
 /// The tagged form of `value`: compressed when that saves at least an eighth.
+/// The largest value a frame that states its size is decompressed into in one piece
+/// (larger or unstated: streamed into a growing buffer).
+const ONE_PIECE: u64 = 1 << 30;
+
+/// The value of the zstd frame `body`: into one buffer of the size the frame states
+/// (what [`encode`] writes), without the copies of a growing one.
+fn unzstd(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    match zstd::zstd_safe::get_frame_content_size(body) {
+        Ok(Some(n)) if n <= ONE_PIECE => zstd::bulk::decompress(body, n as usize),
+        _ => zstd::stream::decode_all(body),
+    }
+}
+
 fn encode(value: &[u8]) -> Vec<u8> {
     if value.len() >= 512
         && let Ok(z) = zstd::bulk::compress(value, 1)
@@ -517,5 +536,27 @@ mod tests {
         assert_eq!(encode(&text)[0], TAG_ZSTD);
         let small = b"{}";
         assert_eq!(encode(small), [&[TAG_RAW][..], small].concat());
+    }
+
+    #[test]
+    fn frames_decode_with_and_without_their_size() {
+        let text = b"abc".repeat(100_000);
+        let sized = &encode(&text)[1..];
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(sized).ok(),
+            Some(Some(text.len() as u64))
+        );
+        assert_eq!(unzstd(sized).unwrap(), text);
+        // A frame written by a stream states no size (another writer's, or an older one).
+        let mut streamed = zstd::stream::Encoder::new(Vec::new(), 1).unwrap();
+        std::io::Write::write_all(&mut streamed, &text).unwrap();
+        let streamed = streamed.finish().unwrap();
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(&streamed).ok(),
+            Some(None)
+        );
+        assert_eq!(unzstd(&streamed).unwrap(), text);
+        // A frame cut short is an error, not a short value.
+        assert!(unzstd(&sized[..sized.len() / 2]).is_err());
     }
 }
