@@ -130,23 +130,36 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
         command.status()
     }
     .map_err(|e| RunnerError::Io(format!("cannot run {}: {e}", cargo.display())))?;
-    // Background stores hold a shared lock on the pending file until they are done.
     let waiting = std::time::Instant::now();
     let cargo_ended = crate::trace::now();
-    if let Ok(f) = std::fs::File::open(pending.path()) {
-        let _ = f.lock();
-    }
+    let may_leave = crate::progress::wanted()
+        && crate::config::incremental::ci_variable(&here).is_none()
+        && config.remotes.is_empty()
+        && config.report.is_none()
+        && config.verify.is_none();
+    let storing = wait_for_stores(&config, pending.path(), &id, may_leave);
     if let Some(path) = &trace {
         crate::trace::append_build_span(path, "cargo", cargo_started);
         crate::trace::append_build_span(path, "waiting for the stores", cargo_ended);
     }
-    // Jobs killed before they stored: their units count as not stored.
-    for event in crate::action::storejob::unfinished_jobs(&config.layout(), &id) {
-        crate::report::record_for_build(&id, Some(&report), &config.dir, &event);
+    if storing.is_empty() {
+        // Jobs killed before they stored: their units count as not stored.
+        for event in crate::action::storejob::unfinished_jobs(&config.layout(), &id) {
+            crate::report::record_for_build(&id, Some(&report), &config.dir, &event);
+        }
     }
-    let events: Vec<Event> = read_report(&report).into_iter().skip(skip).collect();
+    let mut events: Vec<Event> = read_report(&report).into_iter().skip(skip).collect();
+    // A job that ended since it was listed has recorded its event.
+    let recorded: HashSet<Option<String>> = events.iter().map(|e| e.key.clone()).collect();
+    let storing: Vec<Event> = storing
+        .into_iter()
+        .filter(|e| e.key.is_none() || !recorded.contains(&e.key))
+        .collect();
+    let left = storing.len();
+    events.extend(storing);
     let mut summary = BuildSummary::from_events(&events);
     summary.store_wait_secs = waiting.elapsed().as_secs_f64();
+    summary.storing = left;
     let warnings = crate::report::warnings_path(&report);
     if let Ok(text) = std::fs::read_to_string(&warnings) {
         eprint!("{text}");
@@ -178,7 +191,8 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
         code = verify_sample(&config, &events, percent);
     }
     // Every process of the build is done (cargo exited, the store jobs released the
-    // pending file): its state (warnings said, remotes switched off) has no reader left.
+    // pending file, or store only to the local store): its state (warnings said, remotes
+    // switched off) has no reader left that needs it.
     larder_store::BuildState::of(&id).remove();
     if let Some(s) = &store {
         let after = s.evictions();
@@ -201,6 +215,31 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
         }
     }
     Ok(code)
+}
+
+/// Waits until the build's background store jobs are done (they hold a shared lock on
+/// the `pending` file until then), and returns no event; or, if the build `may_leave`
+/// them running (at a terminal, not in a CI run, with no remote, report file or
+/// verification waiting for their results) and every one of them stores a unit of the
+/// workspace (not one the seed plants next time), returns without waiting, with the
+/// events they will record. An edit's rebuild then ends when cargo does, not after its
+/// binary is written to the store; a build that needs the entry waits for it then (the
+/// job holds the unit's single-flight lock).
+fn wait_for_stores(config: &Config, pending: &Path, id: &str, may_leave: bool) -> Vec<Event> {
+    let Ok(f) = std::fs::File::open(pending) else {
+        return Vec::new();
+    };
+    if f.try_lock().is_ok() {
+        return Vec::new();
+    }
+    if may_leave {
+        let running = crate::action::storejob::running_jobs(&config.layout(), id);
+        if !running.is_empty() && running.iter().all(|e| !e.seedable) {
+            return running;
+        }
+    }
+    let _ = f.lock();
+    Vec::new()
 }
 
 /// The remotes of a build's prefetch and seed, with the local store: `None` without

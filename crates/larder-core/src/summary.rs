@@ -30,6 +30,8 @@ pub struct BuildSummary {
     pub remote_hits: BTreeMap<String, u64>,
     /// Seconds `larder cargo` waited after cargo for background stores and uploads.
     pub store_wait_secs: f64,
+    /// Misses whose results were still being stored when `larder cargo` returned.
+    pub storing: usize,
 }
 
 /// The name of an event's unit for people: the crate, `pkg (build script)` for a build
@@ -140,7 +142,12 @@ impl BuildSummary {
         for (remote, n) in &self.remote_hits {
             out += &format!("larder: {n} hits from {remote}\n");
         }
-        if self.store_wait_secs >= 0.05 {
+        if self.storing > 0 {
+            out += &format!(
+                "larder: storing {} of the workspace's results in the background\n",
+                self.storing
+            );
+        } else if self.store_wait_secs >= 0.05 {
             out += &format!(
                 "larder: waited {:.1} s after cargo for background stores and uploads\n",
                 self.store_wait_secs

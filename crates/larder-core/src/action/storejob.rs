@@ -27,6 +27,7 @@
 //! they have (a CI job that ends right after the build has pushed its results).
 
 use std::fs::File;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -270,6 +271,9 @@ pub fn spawn(job: &StoreJob, layout: &Layout, locks: &[&File]) -> std::io::Resul
         rustix::io::fcntl_setfd(lock, rustix::io::FdFlags::empty())?;
     }
     let spawned = Command::new(exe)
+        // Its own process group: a terminal's Ctrl-C or hang-up, sent to the build's
+        // group, does not cut a store short (a job may outlive `larder cargo`).
+        .process_group(0)
         // The job's remote failures count in the build of the wrapper that started it.
         .env("LARDER_BUILD_ID", larder_remote::build_id())
         .arg("store-job")
@@ -369,30 +373,48 @@ pub(crate) fn warn_store_failure(
 /// killed): their files are still in the jobs directory once the build's pending lock
 /// is free. Each is returned as not stored, and its file removed.
 pub fn unfinished_jobs(layout: &Layout, id: &str) -> Vec<Event> {
+    jobs_of(layout, id)
+        .into_iter()
+        .filter_map(|(path, event)| {
+            let _ = std::fs::remove_file(path);
+            let mut event = event?;
+            event.stored = false;
+            event.detail = Some("not stored: the store job did not finish".into());
+            Some(event)
+        })
+        .collect()
+}
+
+/// The events of build `id`'s store jobs still running (each will record it, as it is,
+/// once it has stored): for a build that does not wait for them.
+pub fn running_jobs(layout: &Layout, id: &str) -> Vec<Event> {
+    jobs_of(layout, id)
+        .into_iter()
+        .filter_map(|(_, event)| event)
+        .collect()
+}
+
+/// The job files of build `id`, each with the event it records, if it has one.
+fn jobs_of(layout: &Layout, id: &str) -> Vec<(PathBuf, Option<Event>)> {
     let prefix = job_prefix(id);
     let Ok(entries) = std::fs::read_dir(layout.jobs()) else {
         return Vec::new();
     };
-    let mut events = Vec::new();
-    for e in entries.flatten() {
-        if !e
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.starts_with(&prefix))
-        {
-            continue;
-        }
-        let job = std::fs::read(e.path())
-            .ok()
-            .and_then(|b| serde_json::from_slice::<StoreJob>(&b).ok());
-        if let Some(mut event) = job.and_then(|j| j.event) {
-            event.stored = false;
-            event.detail = Some("not stored: the store job did not finish".into());
-            events.push(event);
-        }
-        let _ = std::fs::remove_file(e.path());
-    }
-    events
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .map(|e| {
+            let event = std::fs::read(e.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice::<StoreJob>(&b).ok())
+                .and_then(|j| j.event);
+            (e.path(), event)
+        })
+        .collect()
 }
 
 #[cfg(test)]

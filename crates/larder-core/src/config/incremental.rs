@@ -84,7 +84,7 @@ pub struct Incremental {
 }
 
 /// The variable that says this is a CI run (`CI=true`), if one does.
-fn ci_variable(env: &BTreeMap<String, String>) -> Option<String> {
+pub fn ci_variable(env: &BTreeMap<String, String>) -> Option<String> {
     let var = |k: &str| env.get(k).map(String::as_str).filter(|v| !v.is_empty());
     if let Some(v) = var("CI").filter(|v| !matches!(*v, "false" | "0")) {
         return Some(format!("CI={v}"));

@@ -332,3 +332,73 @@ fn a_relative_store_directory_is_resolved_once() {
     );
     p.assert_app(&[]);
 }
+
+/// `larder cargo build` at a terminal (through `script`, which gives it one), without
+/// the test's report file: what a person at a laptop runs. Its standard output and error.
+fn build_at_a_terminal(p: &Project, env: &[(&str, &str)]) -> String {
+    let mut cmd = p.command(
+        "script",
+        &[
+            "-qec",
+            &format!("{} cargo build", crate::support::LARDER),
+            "/dev/null",
+        ],
+    );
+    cmd.env_remove("LARDER_REPORT");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("script runs");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(out.status.success(), "the build failed:\n{text}");
+    text
+}
+
+/// At a terminal, the rebuild of an edited workspace crate ends when cargo does: its
+/// result is stored in the background, said so, and a later build that needs it waits
+/// for it (the store job holds the unit's single-flight lock), so nothing is lost. A CI
+/// run waits for every store. The job is held up by the store's size lock, which the
+/// test holds until the build has returned.
+#[test]
+fn at_a_terminal_an_edit_leaves_its_store_to_the_background() {
+    let p = Project::fixture();
+    p.build();
+    let size_lock = std::fs::File::create(p.larder_dir.join("v1").join("size.lock")).unwrap();
+    size_lock.lock().unwrap();
+    p.edit("app/src/main.rs", "app=v1", "app=v2");
+    let out = build_at_a_terminal(&p, &[]);
+    assert!(
+        out.contains("larder: storing 1 of the workspace's results in the background"),
+        "{out}"
+    );
+    p.assert_app(&[("app", "v2")]);
+    let jobs = p.larder_dir.join("v1").join("jobs");
+    let running = || std::fs::read_dir(&jobs).map_or(0, |d| d.count());
+    assert_eq!(running(), 1, "the store job waits for the size lock");
+    drop(size_lock);
+    let started = std::time::Instant::now();
+    while running() > 0 {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the store job never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    p.clean();
+    p.build().assert_all("hit", &["a", "b", "app"]);
+    p.assert_app(&[("app", "v2")]);
+    // In a CI run, `larder cargo` waits for the store of the next edit (held up by the
+    // size lock for a second).
+    p.edit("app/src/main.rs", "app=v2", "app=v3");
+    let size_lock = std::fs::File::create(p.larder_dir.join("v1").join("size.lock")).unwrap();
+    size_lock.lock().unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        drop(size_lock);
+    });
+    let out = build_at_a_terminal(&p, &[("CI", "true")]);
+    release.join().unwrap();
+    assert!(!out.contains("in the background"), "{out}");
+    assert!(out.contains("larder: waited"), "{out}");
+    assert_eq!(running(), 0, "no store job left running");
+}
