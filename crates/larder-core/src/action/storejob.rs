@@ -19,7 +19,9 @@
 //! the invocation key (a parallel build waits until the entry is stored, not only
 //! compiled), and a shared lock on the build's pending file (`LARDER_PENDING`, set by
 //! `larder cargo`, which takes it exclusively after cargo exits, so it returns only once
-//! every result is stored). `LARDER_BACKGROUND_STORE=0` stores in the wrapper instead.
+//! every result is stored; at a terminal it may leave the stores of workspace crates
+//! running, see `runner::wait_for_stores`). `LARDER_BACKGROUND_STORE=0` stores in the
+//! wrapper instead.
 //!
 //! The job writes every tier ([`larder_remote::Tiers`]): the local store, then each
 //! writable remote, so uploads leave cargo's critical path with the local write. The
