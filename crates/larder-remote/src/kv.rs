@@ -404,7 +404,6 @@ impl KvStore {
     }
 }
 
-/// The tagged form of `value`: compressed when that saves at least an eighth.
 /// The largest value a frame that states its size is decompressed into in one piece
 /// (larger or unstated: streamed into a growing buffer).
 const ONE_PIECE: u64 = 1 << 30;
@@ -418,6 +417,7 @@ fn unzstd(body: &[u8]) -> std::io::Result<Vec<u8>> {
     }
 }
 
+/// The tagged form of `value`: compressed when that saves at least an eighth.
 fn encode(value: &[u8]) -> Vec<u8> {
     if value.len() >= 512
         && let Ok(z) = zstd::bulk::compress(value, 1)

@@ -348,10 +348,17 @@ fn build_at_a_terminal(p: &Project, env: &[(&str, &str)]) -> String {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("script runs");
-    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
-    assert!(out.status.success(), "the build failed:\n{text}");
+    let (status, stdout, _) = crate::support::output_with_timeout(&mut cmd, "script");
+    let text = stdout.replace('\r', "");
+    assert!(status.success(), "the build failed:\n{text}");
     text
+}
+
+/// Holds the store's size lock, which a store job takes to count what it wrote.
+fn hold_size_lock(p: &Project) -> std::fs::File {
+    let lock = std::fs::File::create(p.larder_dir.join("v1").join("size.lock")).unwrap();
+    lock.lock().unwrap();
+    lock
 }
 
 /// At a terminal, the rebuild of an edited workspace crate ends when cargo does: its
@@ -363,8 +370,7 @@ fn build_at_a_terminal(p: &Project, env: &[(&str, &str)]) -> String {
 fn at_a_terminal_an_edit_leaves_its_store_to_the_background() {
     let p = Project::fixture();
     p.build();
-    let size_lock = std::fs::File::create(p.larder_dir.join("v1").join("size.lock")).unwrap();
-    size_lock.lock().unwrap();
+    let size_lock = hold_size_lock(&p);
     p.edit("app/src/main.rs", "app=v1", "app=v2");
     let out = build_at_a_terminal(&p, &[]);
     assert!(
@@ -390,8 +396,7 @@ fn at_a_terminal_an_edit_leaves_its_store_to_the_background() {
     // In a CI run, `larder cargo` waits for the store of the next edit (held up by the
     // size lock for a second).
     p.edit("app/src/main.rs", "app=v2", "app=v3");
-    let size_lock = std::fs::File::create(p.larder_dir.join("v1").join("size.lock")).unwrap();
-    size_lock.lock().unwrap();
+    let size_lock = hold_size_lock(&p);
     let release = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_secs(1));
         drop(size_lock);

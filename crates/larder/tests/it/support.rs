@@ -679,7 +679,9 @@ impl Cmd {
     }
 }
 
-fn output_with_timeout(cmd: &mut Command, desc: &str) -> (ExitStatus, String, String) {
+/// Runs `cmd` (named `desc` in messages) with no input, killed after [`TIMEOUT`]: its
+/// status, standard output and standard error.
+pub fn output_with_timeout(cmd: &mut Command, desc: &str) -> (ExitStatus, String, String) {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
