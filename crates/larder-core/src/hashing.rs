@@ -91,6 +91,24 @@ pub fn changed_at_or_after(m: &std::fs::Metadata, t: std::time::SystemTime) -> b
 /// directory `target`, in one write (parallel processes append whole lines). A file
 /// outside `target`, or one that cannot be stamped, is left out. Best effort.
 pub fn remember_in(target: &Path, files: &[(PathBuf, Digest)]) {
+    let stamped: Vec<(&Path, Digest, Stamp)> = files
+        .iter()
+        .filter_map(|(p, d)| Some((p.as_path(), *d, Stamp::of(p)?)))
+        .collect();
+    append_known(target, &stamped);
+}
+
+/// Lists the file `path`, whose metadata `meta` was taken from the file itself after
+/// its content was found to be `digest`, in the list [`KNOWN`] of `target`: a store job
+/// that linked an output into the store changed its change time
+/// ([`larder_store::DiskStore::link_blob`]), and the wrapper's line no longer matches.
+/// If `path` names another file by now, its stamp is not this one: the line is never
+/// used. Best effort.
+pub fn remember_stamped(target: &Path, path: &Path, digest: &Digest, meta: &std::fs::Metadata) {
+    append_known(target, &[(path, *digest, Stamp::from_metadata(meta))]);
+}
+
+fn append_known(target: &Path, files: &[(&Path, Digest, Stamp)]) {
     let text = known_lines(target, files);
     if text.is_empty() {
         return;
@@ -113,13 +131,13 @@ pub fn remember_in(target: &Path, files: &[(PathBuf, Digest)]) {
     }
 }
 
-fn known_lines(target: &Path, files: &[(PathBuf, Digest)]) -> String {
+fn known_lines(target: &Path, files: &[(&Path, Digest, Stamp)]) -> String {
     let mut text = String::new();
-    for (p, digest) in files {
+    for (p, digest, s) in files {
         if !p.starts_with(target) {
             continue;
         }
-        let (Some(s), Some(name)) = (Stamp::of(p), p.to_str()) else {
+        let Some(name) = p.to_str() else {
             continue;
         };
         if name.contains('\n') {

@@ -52,7 +52,7 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use larder_digest::{Digest, KeyHasher};
 use larder_key::Roots;
@@ -529,7 +529,7 @@ fn plant_file(
             })?;
         // Used: kept by eviction like a restored output.
         if let Ok(file) = std::fs::File::open(&raw) {
-            let _ = file.set_modified(SystemTime::now());
+            larder_store::mark_used(&file);
         }
         return Ok((size, f.digest));
     }

@@ -527,6 +527,28 @@ impl Store for Tiers {
         local
     }
 
+    /// Links into the local store only when no remote is written: a remote needs the
+    /// bytes, read and checked once by [`Store::put`].
+    fn link_blob(
+        &self,
+        digest: &Digest,
+        path: &std::path::Path,
+    ) -> Result<Option<larder_store::Linked>, StoreError> {
+        if writable(&self.remotes).next().is_some() {
+            return Ok(None);
+        }
+        self.local.link_blob(digest, path)
+    }
+
+    /// Copies into the local store only when no remote is written, as
+    /// [`Store::link_blob`].
+    fn copy_blob(&self, digest: &Digest, file: &mut std::fs::File) -> Result<bool, StoreError> {
+        if writable(&self.remotes).next().is_some() {
+            return Ok(false);
+        }
+        self.local.copy_blob(digest, file)
+    }
+
     /// Deletes from the local store only: remotes are shared, and a bad remote entry is
     /// replaced by the next write of the same key.
     fn delete(&self, ns: Namespace, key: &Digest) -> Result<(), StoreError> {

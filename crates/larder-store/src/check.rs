@@ -153,6 +153,34 @@ pub fn verify_file(path: &std::path::Path, digest: &Digest) -> io::Result<u64> {
     Verifier::for_file(&file, digest).read_all(file)
 }
 
+/// Reads `reader` to its end, returning the SHA-256 digest of what it read, its check as
+/// the blob `digest` ([`of`]: only the blob's own when the digest is `digest`) and its
+/// size: one pass for a writer that must both verify a file and record its check.
+///
+/// # Errors
+/// A read error.
+pub fn digest_and_check(
+    mut reader: impl Read,
+    digest: &Digest,
+) -> io::Result<(Digest, [u8; 32], u64)> {
+    let mut sha = ContentHasher::default();
+    let mut check = blake3::Hasher::new_keyed(digest.as_bytes());
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        sha.update(&buf[..n]);
+        check.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((sha.finish(), *check.finalize().as_bytes(), total))
+}
+
 /// Copies the blob under `digest` from `from` to `to`, verifying it on its way. Returns
 /// its size.
 ///

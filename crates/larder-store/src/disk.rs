@@ -4,9 +4,11 @@
 //! that [`Layout`] names: `v1/{cas,ac,manifest,link}/ab/abcdef...`.
 //!
 //! Every write goes to a temporary file in `v1/tmp` and is renamed into place, so a
-//! reader sees a whole entry or none, whatever runs in parallel. A read marks an entry as
-//! used by setting its modification time; when the running total passes the size bound,
-//! the least recently used entries are deleted until the store is at 80% of the bound.
+//! reader sees a whole entry or none, whatever runs in parallel; a library rustc has just
+//! written is instead linked in ([`DiskStore::link_blob`]). A read marks an entry as used
+//! by setting its modification time (a linked blob's access time: [`mark_used`]); when
+//! the running total passes the size bound, the least recently used entries are deleted
+//! until the store is at 80% of the bound.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -49,6 +51,15 @@ pub struct StoredEntry {
     pub bytes: u64,
     /// When it was last written or read.
     pub modified: SystemTime,
+}
+
+/// A file stored by a hard link ([`DiskStore::link_blob`]).
+#[derive(Debug)]
+pub struct Linked {
+    /// The file's metadata once linked, its check recorded and renamed into place, which
+    /// changed its change time: it then is the blob, unless something wrote into it
+    /// meanwhile (its size or modification time moved: `None`).
+    pub settled: Option<std::fs::Metadata>,
 }
 
 /// How much a store holds: entries and bytes per namespace.
@@ -158,6 +169,115 @@ impl DiskStore {
     /// [`StoreError`] if the store cannot be written.
     pub fn put_verified_blob(&self, digest: &Digest, value: &[u8]) -> Result<(), StoreError> {
         self.write_entry(Namespace::Cas, digest, value)
+    }
+
+    /// Stores the file `path` as the uncompressed blob `digest` by a hard link instead of
+    /// a copy: no byte is written. Only for a file that its writer replaces and never
+    /// writes into (rustc's rlib and rmeta outputs: a later compile renames a new file
+    /// over it), since the store's blob and the file are then one. The linked file is
+    /// read once to check that it is the blob (a file replaced since it was hashed, or
+    /// changed while it is read, is refused) and to record its [`crate::check`], which
+    /// also catches any later write into it: such a blob is never restored. Returns
+    /// `None`, having stored nothing, where a link cannot be made (blobs stored
+    /// compressed, another filesystem, a file that cannot be read): the caller copies
+    /// instead.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the file's bytes are not the blob `digest`;
+    /// [`StoreError::Io`] if the linked blob cannot be put in place.
+    pub fn link_blob(&self, digest: &Digest, path: &Path) -> Result<Option<Linked>, StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        if self.level != 0 {
+            return Ok(None);
+        }
+        let Ok(tmp) = tempfile::Builder::new()
+            .prefix("link-")
+            .make_in(self.layout.tmp(), |link| std::fs::hard_link(path, link))
+        else {
+            return Ok(None);
+        };
+        let Ok(file) = File::open(tmp.path()) else {
+            return Ok(None);
+        };
+        let Ok(before) = file.metadata() else {
+            return Ok(None);
+        };
+        let Ok((actual, check, len)) = crate::check::digest_and_check(&file, digest) else {
+            return Ok(None);
+        };
+        let same = |m: &std::fs::Metadata| {
+            (
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec(),
+            ) == (
+                before.size(),
+                before.mtime(),
+                before.mtime_nsec(),
+                before.ctime(),
+                before.ctime_nsec(),
+            )
+        };
+        if actual != *digest || !file.metadata().is_ok_and(|m| same(&m)) {
+            return Err(StoreError::corrupt(
+                Namespace::Cas,
+                digest,
+                format!("{} changed since it was hashed", path.display()),
+            ));
+        }
+        crate::check::record(&file, &check);
+        let dest = self.raw_path(digest);
+        let parent = dest.parent().expect("entry paths have a shard directory");
+        fs_err::create_dir_all(parent)?;
+        let old_len = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+        tmp.persist(&dest)
+            .map_err(|e| fs_err_like(e.error, &dest))?;
+        // Recording the check and the rename changed the file's change time, and only
+        // that.
+        let settled = file.metadata().ok().filter(|m| {
+            (m.size(), m.mtime(), m.mtime_nsec())
+                == (before.size(), before.mtime(), before.mtime_nsec())
+        });
+        self.account(len as i64 - old_len as i64)?;
+        Ok(Some(Linked { settled }))
+    }
+
+    /// Stores the content of `file` (read from its start) as the uncompressed blob
+    /// `digest`: copied by the kernel into a temporary file (`copy_file_range`), which
+    /// is then read once to check that it is the blob and to record its
+    /// [`crate::check`]: what is stored is what was checked, whatever happens to `file`
+    /// meanwhile. No copy of the content is held in memory. Returns `false`, having
+    /// stored nothing, for a store that compresses its blobs: the caller reads the file
+    /// and puts it.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the content is not the blob `digest`;
+    /// [`StoreError::Io`] if it cannot be read or the store written.
+    pub fn copy_blob(&self, digest: &Digest, file: &mut File) -> Result<bool, StoreError> {
+        if self.level != 0 {
+            return Ok(false);
+        }
+        let mut tmp = tempfile::NamedTempFile::new_in(self.layout.tmp())?;
+        std::io::copy(file, tmp.as_file_mut())?;
+        let (actual, check, len) = crate::check::digest_and_check(File::open(tmp.path())?, digest)?;
+        if actual != *digest {
+            return Err(StoreError::corrupt(
+                Namespace::Cas,
+                digest,
+                format!("the file given hashes to {actual}"),
+            ));
+        }
+        crate::check::record(tmp.as_file(), &check);
+        let dest = self.raw_path(digest);
+        let parent = dest.parent().expect("entry paths have a shard directory");
+        fs_err::create_dir_all(parent)?;
+        let old_len = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+        tmp.persist(&dest)
+            .map_err(|e| fs_err_like(e.error, &dest))?;
+        self.account(len as i64 - old_len as i64)?;
+        Ok(true)
     }
 
     /// Writes `value` under `key` (a temporary file renamed into place), with the check of
@@ -410,11 +530,7 @@ impl DiskStore {
                 let f = f?;
                 let Ok(meta) = f.metadata() else { continue };
                 if meta.is_file() {
-                    out.push((
-                        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                        meta.len(),
-                        f.path(),
-                    ));
+                    out.push((last_use(&meta), meta.len(), f.path()));
                 }
             }
         }
@@ -479,6 +595,35 @@ impl DiskStore {
     }
 }
 
+/// Marks an entry's file as used now, for eviction (least recently used first); a
+/// read-only store simply keeps its times. A blob linked with a build's output
+/// ([`DiskStore::link_blob`]) gets its access time set, never its modification time:
+/// that time is the output's too, and cargo compares it (a library that looks newer
+/// rebuilds its dependents).
+pub fn mark_used(file: &File) {
+    use std::os::unix::fs::MetadataExt;
+    let now = SystemTime::now();
+    let linked = file.metadata().is_ok_and(|m| m.nlink() > 1);
+    let times = if linked {
+        std::fs::FileTimes::new().set_accessed(now)
+    } else {
+        std::fs::FileTimes::new().set_modified(now)
+    };
+    let _ = file.set_times(times);
+}
+
+/// When an entry's file was last used ([`mark_used`]): its modification time, or for a
+/// file linked with a build's output the later of that and its access time.
+fn last_use(meta: &std::fs::Metadata) -> SystemTime {
+    use std::os::unix::fs::MetadataExt;
+    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    if meta.nlink() > 1 {
+        modified.max(meta.accessed().unwrap_or(SystemTime::UNIX_EPOCH))
+    } else {
+        modified
+    }
+}
+
 fn read_file(path: &Path) -> io::Result<Option<(File, Vec<u8>)>> {
     let mut file = match File::open(path) {
         Ok(f) => f,
@@ -508,6 +653,14 @@ impl Store for DiskStore {
         DiskStore::peek(self, ns, key)
     }
 
+    fn link_blob(&self, digest: &Digest, path: &Path) -> Result<Option<Linked>, StoreError> {
+        DiskStore::link_blob(self, digest, path)
+    }
+
+    fn copy_blob(&self, digest: &Digest, file: &mut File) -> Result<bool, StoreError> {
+        DiskStore::copy_blob(self, digest, file)
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             list: true,
@@ -530,13 +683,12 @@ impl Store for DiskStore {
             if ns == Namespace::Cas
                 && let Some((file, raw)) = read_file(&self.raw_path(key))?
             {
-                let _ = file.set_modified(SystemTime::now());
+                mark_used(&file);
                 return Ok(Some(raw));
             }
             return Ok(None);
         };
-        // Mark as recently used for eviction; a read-only store simply keeps its times.
-        let _ = file.set_modified(SystemTime::now());
+        mark_used(&file);
         if ns != Namespace::Cas {
             return Ok(Some(raw));
         }
@@ -777,5 +929,155 @@ mod tests {
         });
         s.delete(Namespace::Action, &k).unwrap();
         assert!(!s.contains(Namespace::Action, &k).unwrap());
+    }
+}
+
+#[cfg(test)]
+mod link_tests {
+    use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+    use crate::get_verified_blob;
+
+    fn raw_store(dir: &Path) -> DiskStore {
+        DiskStore::open(&dir.join("store"), 1 << 30)
+            .unwrap()
+            .with_compression_level(0)
+    }
+
+    /// An output of a build beside the store (one filesystem), as rustc leaves it.
+    fn output(dir: &Path, name: &str, bytes: &[u8]) -> (PathBuf, Digest) {
+        let path = dir.join("target").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        (path, Digest::of(bytes))
+    }
+
+    fn tmp_files(s: &DiskStore) -> usize {
+        std::fs::read_dir(s.layout().tmp()).unwrap().count()
+    }
+
+    #[test]
+    fn a_library_is_stored_by_link_with_its_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = raw_store(dir.path());
+        let (path, d) = output(dir.path(), "libx.rlib", b"an rlib's bytes");
+        let linked = s.link_blob(&d, &path).unwrap().expect("linked");
+        let raw = s.raw_blob_path(&d).expect("stored raw");
+        let (out, blob) = (
+            std::fs::metadata(&path).unwrap(),
+            std::fs::metadata(&raw).unwrap(),
+        );
+        assert_eq!((out.dev(), out.ino()), (blob.dev(), blob.ino()), "one file");
+        assert_eq!(out.nlink(), 2);
+        // What it reports is the file as it now is (the link changed its change time).
+        let settled = linked.settled.expect("nothing wrote into it");
+        assert_eq!(
+            (settled.ino(), settled.ctime(), settled.ctime_nsec()),
+            (out.ino(), out.ctime(), out.ctime_nsec())
+        );
+        crate::check::verify_file(&raw, &d).unwrap();
+        if crate::check::recorded(&File::open(&raw).unwrap()).is_none() {
+            eprintln!("no user extended attributes here: verified by digest");
+        }
+        assert_eq!(
+            get_verified_blob(&s, &d, 15).unwrap().unwrap(),
+            b"an rlib's bytes"
+        );
+        assert_eq!(s.usage().unwrap().total_bytes(), 15);
+        assert_eq!(tmp_files(&s), 0);
+    }
+
+    #[test]
+    fn a_file_that_is_not_the_blob_is_not_linked() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = raw_store(dir.path());
+        let (path, _) = output(dir.path(), "libx.rlib", b"replaced since it was hashed");
+        let hashed = Digest::of(b"what was hashed");
+        let e = s.link_blob(&hashed, &path).unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+        assert!(s.raw_blob_path(&hashed).is_none());
+        assert_eq!(tmp_files(&s), 0, "the temporary link is gone");
+        assert_eq!(std::fs::metadata(&path).unwrap().nlink(), 1);
+    }
+
+    #[test]
+    fn a_compressing_store_copies_instead() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(&dir.path().join("store"), 1 << 30).unwrap();
+        let (path, d) = output(dir.path(), "libx.rlib", b"bytes");
+        assert!(s.link_blob(&d, &path).unwrap().is_none());
+        assert!(!s.copy_blob(&d, &mut File::open(&path).unwrap()).unwrap());
+        assert!(!s.contains(Namespace::Cas, &d).unwrap());
+    }
+
+    /// A restore marks a linked blob used by its access time: its modification time is
+    /// the build's output's too, which cargo compares.
+    #[test]
+    fn using_a_linked_blob_keeps_its_modification_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = raw_store(dir.path());
+        let (path, d) = output(dir.path(), "libx.rlib", b"linked");
+        let long_ago = SystemTime::now() - Duration::from_secs(7 * 24 * 3600);
+        let times = std::fs::FileTimes::new()
+            .set_accessed(long_ago)
+            .set_modified(long_ago);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_times(times)
+            .unwrap();
+        s.link_blob(&d, &path).unwrap().expect("linked");
+        // An ordinary blob, as old.
+        let other = b"copied".to_vec();
+        let od = Digest::of(&other);
+        s.put(Namespace::Cas, &od, &other).unwrap();
+        let other_raw = s.raw_blob_path(&od).unwrap();
+        File::open(&other_raw).unwrap().set_times(times).unwrap();
+
+        s.get(Namespace::Cas, &d).unwrap().unwrap();
+        s.get(Namespace::Cas, &od).unwrap().unwrap();
+        let out = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            out.modified().unwrap(),
+            long_ago,
+            "the output's time is kept"
+        );
+        assert!(out.accessed().unwrap() > long_ago);
+        let recent = SystemTime::now() - Duration::from_secs(60);
+        assert!(std::fs::metadata(&other_raw).unwrap().modified().unwrap() > recent);
+        // Both count as just used: an age trim keeps both.
+        for e in s.list(Namespace::Cas).unwrap() {
+            assert!(e.modified > recent, "{:?} looks unused", e.key);
+        }
+        let (files, _) = s.collect_garbage(None, Some(recent), false).unwrap();
+        assert_eq!(files, 0);
+    }
+
+    #[test]
+    fn a_copied_blob_is_checked_as_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = raw_store(dir.path());
+        let (path, d) = output(dir.path(), "app", &vec![7u8; 300_000]);
+        assert!(s.copy_blob(&d, &mut File::open(&path).unwrap()).unwrap());
+        let raw = s.raw_blob_path(&d).unwrap();
+        assert_ne!(
+            std::fs::metadata(&raw).unwrap().ino(),
+            std::fs::metadata(&path).unwrap().ino(),
+            "a copy"
+        );
+        crate::check::verify_file(&raw, &d).unwrap();
+        // Bytes that are not the blob's are refused and leave nothing.
+        let mut f = File::options().append(true).open(&path).unwrap();
+        f.write_all(b"more").unwrap();
+        let wrong = Digest::of(b"something else");
+        let e = s
+            .copy_blob(&wrong, &mut File::open(&path).unwrap())
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+        assert!(s.raw_blob_path(&wrong).is_none());
+        assert_eq!(tmp_files(&s), 0);
     }
 }

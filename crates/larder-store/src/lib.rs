@@ -23,7 +23,7 @@ mod record;
 use larder_digest::Digest;
 
 pub use build::{BUILD_STATE_TTL, BuildState, build_id, join_build};
-pub use disk::{AGE_TRIM_EVERY, DiskStore, Evictions, StoredEntry, Usage};
+pub use disk::{AGE_TRIM_EVERY, DiskStore, Evictions, Linked, StoredEntry, Usage, mark_used};
 pub use layout::{
     HEADER_MEMO_KEEP, HEADER_MEMO_PRUNE_EVERY, KEPT_REPORTS, LAYOUT_VERSION, Layout, STALE_AFTER,
     build_tag, due, job_prefix,
@@ -224,6 +224,34 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// [`StoreError`] if the backend cannot be written.
     fn delete(&self, ns: Namespace, key: &Digest) -> Result<(), StoreError>;
+
+    /// Stores the file `path` as the CAS blob `digest` without copying its bytes, where
+    /// the backend can ([`DiskStore::link_blob`]); `None` where it cannot (the default),
+    /// having stored nothing: the caller reads the file and puts it.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the file is not the blob; [`StoreError`] if the backend
+    /// cannot be written.
+    fn link_blob(
+        &self,
+        digest: &Digest,
+        path: &std::path::Path,
+    ) -> Result<Option<Linked>, StoreError> {
+        let _ = (digest, path);
+        Ok(None)
+    }
+
+    /// Stores the content of `file` as the CAS blob `digest` without holding it in
+    /// memory, where the backend can ([`DiskStore::copy_blob`]); `false` where it cannot
+    /// (the default), having stored nothing: the caller reads the file and puts it.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the content is not the blob; [`StoreError`] if it
+    /// cannot be read or the backend written.
+    fn copy_blob(&self, digest: &Digest, file: &mut std::fs::File) -> Result<bool, StoreError> {
+        let _ = (digest, file);
+        Ok(false)
+    }
 
     /// Checks at once that the backend can be reached at all (a TCP connect for
     /// memcached and Redis, whose clients retry a refused connection until the

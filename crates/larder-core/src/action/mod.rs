@@ -537,13 +537,11 @@ pub fn run<A: CachedAction>(mut tool: Tool) -> i32 {
                     .outputs
                     .iter()
                     .zip(&collected.sources)
-                    .filter_map(|(o, source)| match source {
-                        BlobSource::File(p) => Some((o, p.as_path())),
-                        BlobSource::Inline(_) => None,
-                    }),
+                    .filter_map(|(o, source)| Some((o, source.path()?))),
             );
             crate::trace::phase("store");
             let mut job = StoreJob::new(&key, collected.entry, collected.record, collected.sources);
+            job.target = cx.roots.get("target").map(PathBuf::from);
             if let Some(signer) = &config.signing_key {
                 crate::trust::sign(signer, &job.action_key, &mut job.record);
             }

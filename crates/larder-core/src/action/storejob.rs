@@ -47,8 +47,23 @@ use crate::report::Event;
 pub enum BlobSource {
     /// A file to read; its content must still hash to the output's digest.
     File(PathBuf),
+    /// A file, as [`BlobSource::File`], that its writer only ever replaces (renames a
+    /// new file over) and never writes into: rustc's rlib and rmeta outputs. The local
+    /// store keeps it by a hard link where it can ([`Store::link_blob`]), so a compile's
+    /// libraries are stored without writing their bytes again.
+    Replaced(PathBuf),
     /// The content itself (the normalized dep-info text).
     Inline(String),
+}
+
+impl BlobSource {
+    /// The file the content is in, if it is in one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            BlobSource::File(p) | BlobSource::Replaced(p) => Some(p),
+            BlobSource::Inline(_) => None,
+        }
+    }
 }
 
 /// Everything needed to store one action's result.
@@ -71,6 +86,10 @@ pub struct StoreJob {
     /// What the key was made of, kept next to the record for `larder explain`.
     #[serde(default)]
     pub inputs: Option<InputSet>,
+    /// The target directory the outputs are in, whose list of known digests
+    /// ([`crate::hashing::KNOWN`]) gets the new stamp of an output linked into the store.
+    #[serde(default)]
+    pub target: Option<PathBuf>,
 }
 
 /// Why a job stored nothing (or not everything).
@@ -132,6 +151,7 @@ impl StoreJob {
             sources,
             event: None,
             inputs: None,
+            target: None,
         }
     }
 
@@ -149,11 +169,42 @@ impl StoreJob {
             });
         }
         for (o, source) in self.record.outputs.iter().zip(&self.sources) {
+            if let BlobSource::Replaced(p) = source {
+                match store.link_blob(&o.digest, p) {
+                    Ok(Some(linked)) => {
+                        // Linking changed the output's stamp: the next key that names it
+                        // (a link closure) still finds its digest without reading it.
+                        if let (Some(target), Some(meta)) = (&self.target, &linked.settled) {
+                            crate::hashing::remember_stamped(target, p, &o.digest, meta);
+                        }
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(larder_store::StoreError::Corrupt { .. }) => {
+                        return Err(StoreJobError::Changed(o.path.clone()));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
             let data = match source {
-                BlobSource::File(p) => std::fs::read(p).map_err(|error| StoreJobError::Read {
-                    path: p.clone(),
-                    error,
-                })?,
+                BlobSource::File(p) | BlobSource::Replaced(p) => {
+                    let read = |error| StoreJobError::Read {
+                        path: p.clone(),
+                        error,
+                    };
+                    let mut file = std::fs::File::open(p).map_err(read)?;
+                    match store.copy_blob(&o.digest, &mut file) {
+                        Ok(true) => continue,
+                        Ok(false) => {}
+                        Err(larder_store::StoreError::Corrupt { .. }) => {
+                            return Err(StoreJobError::Changed(o.path.clone()));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                    let mut data = Vec::new();
+                    std::io::Read::read_to_end(&mut file, &mut data).map_err(read)?;
+                    data
+                }
                 BlobSource::Inline(text) => text.clone().into_bytes(),
             };
             // The store hashes what it is given: bytes that are not the digest's (the

@@ -419,13 +419,13 @@ impl CachedAction for RustcAction {
         let mut outputs = Vec::with_capacity(expected.len());
         let mut sources = Vec::with_capacity(expected.len());
         for path in &expected {
-            let data = std::fs::read(path).map_err(|_| {
-                NotCacheable::UnexpectedOutputs(format!("{} was not written", path.display()))
-            })?;
+            let not_written =
+                |_| NotCacheable::UnexpectedOutputs(format!("{} was not written", path.display()));
             let executable =
                 std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
             let rewrite_paths = path == &dep_info_path;
             let (digest, size, source) = if rewrite_paths {
+                let data = std::fs::read(path).map_err(not_written)?;
                 let text = String::from_utf8(data)
                     .map_err(|_| NotCacheable::BinaryOutput(path.display().to_string()))?;
                 let text = cx.roots.normalize_text(&text);
@@ -435,10 +435,23 @@ impl CachedAction for RustcAction {
                     BlobSource::Inline(text),
                 )
             } else {
+                // rustc writes a library (an archive, metadata) to a temporary file and
+                // renames it into place; a linker's output is another program's.
+                let replaced = path
+                    .extension()
+                    .is_some_and(|e| e == "rlib" || e == "rmeta");
+                // Hashed as it is read: a binary of hundreds of MiB is never held whole.
+                let (digest, size) = std::fs::File::open(path)
+                    .and_then(Digest::of_reader)
+                    .map_err(not_written)?;
                 (
-                    Digest::of(&data),
-                    data.len() as u64,
-                    BlobSource::File(path.clone()),
+                    digest,
+                    size,
+                    if replaced {
+                        BlobSource::Replaced(path.clone())
+                    } else {
+                        BlobSource::File(path.clone())
+                    },
                 )
             };
             sources.push(source);

@@ -407,3 +407,74 @@ fn at_a_terminal_an_edit_leaves_its_store_to_the_background() {
     assert!(out.contains("larder: waited"), "{out}");
     assert_eq!(running(), 0, "no store job left running");
 }
+
+/// rustc's libraries (rlib, rmeta) are stored by a hard link to the compile's own files,
+/// so no byte of them is written twice; other outputs are copies. The store then never
+/// changes those files: a restore in another checkout leaves their modification times
+/// (what cargo's freshness compares) alone, so cargo finds nothing to do in the first;
+/// and bytes written into one later (a tool writing in place) are never restored.
+#[test]
+fn libraries_are_stored_by_link_and_left_alone() {
+    use std::os::unix::fs::MetadataExt;
+    let p = crate::support::Project::fixture();
+    p.build().assert_all("miss", crate::support::FIXTURE_UNITS);
+    let id = |f: &std::path::Path| {
+        let m = std::fs::metadata(f).unwrap();
+        (m.dev(), m.ino())
+    };
+    let blobs: std::collections::BTreeSet<_> = p.store_files("cas").iter().map(|b| id(b)).collect();
+    let deps = files_under(&p.target().join("debug/deps"));
+    let libraries: Vec<_> = deps
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "rlib" || e == "rmeta"))
+        .collect();
+    assert!(libraries.len() >= 3, "rlib and rmeta outputs: {deps:?}");
+    for l in &libraries {
+        assert!(
+            blobs.contains(&id(l)),
+            "{} is not the store's blob",
+            l.display()
+        );
+    }
+    let app = deps
+        .iter()
+        .find(|f| {
+            f.file_name().unwrap().to_str().unwrap().starts_with("app-") && f.extension().is_none()
+        })
+        .expect("the app's executable");
+    assert!(!blobs.contains(&id(app)), "an executable is copied");
+    let mtime = |f: &std::path::Path| std::fs::metadata(f).unwrap().modified().unwrap();
+    let times: Vec<_> = libraries.iter().map(|l| mtime(l)).collect();
+
+    let q = p.relocated_copy();
+    q.build().assert_all("hit", crate::support::FIXTURE_UNITS);
+    q.assert_app(&[]);
+    for (l, t) in libraries.iter().zip(&times) {
+        assert_eq!(mtime(l), *t, "{} got a new time", l.display());
+    }
+    let again = p.build();
+    assert_eq!(
+        again.report.units().count(),
+        0,
+        "cargo rebuilt in the first checkout\n{}",
+        again.context()
+    );
+
+    // A write into a library in place reaches the store's blob: it is never restored.
+    let liba = libraries
+        .iter()
+        .find(|l| {
+            let name = l.file_name().unwrap().to_str().unwrap();
+            name.starts_with("liba-") && name.ends_with(".rlib")
+        })
+        .expect("crate a's rlib");
+    std::io::Write::write_all(
+        &mut std::fs::OpenOptions::new().append(true).open(liba).unwrap(),
+        b"written in place",
+    )
+    .unwrap();
+    q.clean();
+    let run = q.build();
+    run.assert_crate("a", "miss");
+    q.assert_app(&[]);
+}
