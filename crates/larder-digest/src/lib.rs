@@ -33,20 +33,9 @@ impl Digest {
     ///
     /// # Errors
     /// Any error the reader returns.
-    pub fn of_reader(mut reader: impl Read) -> io::Result<(Digest, u64)> {
+    pub fn of_reader(reader: impl Read) -> io::Result<(Digest, u64)> {
         let mut hasher = ContentHasher::default();
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut total = 0u64;
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            hasher.update(&buf[..n]);
-            total += n as u64;
-        }
+        let total = for_each_chunk(reader, |chunk| hasher.update(chunk))?;
         Ok((hasher.finish(), total))
     }
 
@@ -140,6 +129,46 @@ impl ContentHasher {
     }
 }
 
+/// The size of the chunks [`for_each_chunk`] reads: large enough that a file of
+/// hundreds of MiB takes few reads.
+const CHUNK: usize = 256 * 1024;
+
+std::thread_local! {
+    /// One reading buffer per thread, allocated once: a wrapper hashes thousands of
+    /// small source files, and a zeroed buffer per file cost more than hashing them.
+    static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Reads `reader` to its end, handing each chunk read to `f`, and returns the number of
+/// bytes read. The one reading loop of everything that hashes or checks a stream.
+///
+/// # Errors
+/// Any error the reader returns (an interrupted read is retried).
+pub fn for_each_chunk(mut reader: impl Read, mut f: impl FnMut(&[u8])) -> io::Result<u64> {
+    BUFFER.with(|cell| {
+        // A reader that hashes another stream in turn (never done) gets its own buffer.
+        let mut own = Vec::new();
+        let mut borrowed = cell.try_borrow_mut();
+        let buf = match &mut borrowed {
+            Ok(b) => &mut **b,
+            Err(_) => &mut own,
+        };
+        buf.resize(CHUNK, 0);
+        let mut total = 0u64;
+        loop {
+            let n = match reader.read(buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            f(&buf[..n]);
+            total += n as u64;
+        }
+        Ok(total)
+    })
+}
+
 /// Builds a [`Digest`] from a sequence of tagged, length-prefixed fields.
 ///
 /// Each field is written as `len(tag) tag len(value) value` with little-endian `u64`
@@ -179,6 +208,27 @@ impl KeyHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Streams of any length, read in chunks through the thread's buffer, hash as the
+    /// whole bytes do, also when one is read while another is (the buffer is then not
+    /// shared).
+    #[test]
+    fn a_stream_hashes_as_its_bytes_do() {
+        let bytes: Vec<u8> = (0..(2 * CHUNK + 17)).map(|i| (i % 251) as u8).collect();
+        for len in [0, 1, CHUNK, bytes.len()] {
+            let (d, n) = Digest::of_reader(&bytes[..len]).unwrap();
+            assert_eq!((d, n), (Digest::of(&bytes[..len]), len as u64));
+        }
+        let mut inner = None;
+        let outer = for_each_chunk(&bytes[..], |_| {
+            if inner.is_none() {
+                inner = Some(Digest::of_reader(&bytes[..100]).unwrap());
+            }
+        })
+        .unwrap();
+        assert_eq!(outer, bytes.len() as u64);
+        assert_eq!(inner, Some((Digest::of(&bytes[..100]), 100)));
+    }
 
     #[test]
     fn known_vector() {

@@ -124,19 +124,8 @@ impl Verifier {
     ///
     /// # Errors
     /// [`io::ErrorKind::InvalidData`] if the bytes are not the blob's; a read error.
-    pub fn read_all(mut self, mut reader: impl Read) -> io::Result<u64> {
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut total = 0u64;
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            self.update(&buf[..n]);
-            total += n as u64;
-        }
+    pub fn read_all(mut self, reader: impl Read) -> io::Result<u64> {
+        let total = larder_digest::for_each_chunk(reader, |chunk| self.update(chunk))?;
         self.finish()
             .map_err(|why| io::Error::new(io::ErrorKind::InvalidData, why))?;
         Ok(total)
@@ -159,25 +148,13 @@ pub fn verify_file(path: &std::path::Path, digest: &Digest) -> io::Result<u64> {
 ///
 /// # Errors
 /// A read error.
-pub fn digest_and_check(
-    mut reader: impl Read,
-    digest: &Digest,
-) -> io::Result<(Digest, [u8; 32], u64)> {
+pub fn digest_and_check(reader: impl Read, digest: &Digest) -> io::Result<(Digest, [u8; 32], u64)> {
     let mut sha = ContentHasher::default();
     let mut check = blake3::Hasher::new_keyed(digest.as_bytes());
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        sha.update(&buf[..n]);
-        check.update(&buf[..n]);
-        total += n as u64;
-    }
+    let total = larder_digest::for_each_chunk(reader, |chunk| {
+        sha.update(chunk);
+        check.update(chunk);
+    })?;
     Ok((sha.finish(), *check.finalize().as_bytes(), total))
 }
 
