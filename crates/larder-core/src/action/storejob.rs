@@ -12,7 +12,10 @@
 //! process, at low CPU priority, then reads each output again, stores it only if it
 //! still has that digest (a file overwritten since is never stored under the old key),
 //! and writes the action record and then the manifest entry, so a reader that finds the
-//! manifest entry finds everything it leads to. The link records of rlib outputs are
+//! manifest entry finds everything it leads to. An rlib or rmeta ([`BlobSource::Replaced`])
+//! goes into the local store as a hard link to the file rustc wrote, other files as a
+//! kernel copy checked once written ([`Store::link_blob`], [`Store::copy_blob`]); with a
+//! remote to write, every output is read into memory and put in every tier. The link records of rlib outputs are
 //! written by the wrapper itself ([`put_link_records`]): the next link needs them.
 //!
 //! The background process inherits two locks from the wrapper: the single-flight lock of
