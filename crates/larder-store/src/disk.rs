@@ -228,19 +228,13 @@ impl DiskStore {
             ));
         }
         crate::check::record(&file, &check);
-        let dest = self.raw_path(digest);
-        let parent = dest.parent().expect("entry paths have a shard directory");
-        fs_err::create_dir_all(parent)?;
-        let old_len = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
-        tmp.persist(&dest)
-            .map_err(|e| fs_err_like(e.error, &dest))?;
+        self.place(tmp, &self.raw_path(digest), len)?;
         // Recording the check and the rename changed the file's change time, and only
         // that.
         let settled = file.metadata().ok().filter(|m| {
             (m.size(), m.mtime(), m.mtime_nsec())
                 == (before.size(), before.mtime(), before.mtime_nsec())
         });
-        self.account(len as i64 - old_len as i64)?;
         Ok(Some(Linked { settled }))
     }
 
@@ -270,13 +264,7 @@ impl DiskStore {
             ));
         }
         crate::check::record(tmp.as_file(), &check);
-        let dest = self.raw_path(digest);
-        let parent = dest.parent().expect("entry paths have a shard directory");
-        fs_err::create_dir_all(parent)?;
-        let old_len = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
-        tmp.persist(&dest)
-            .map_err(|e| fs_err_like(e.error, &dest))?;
-        self.account(len as i64 - old_len as i64)?;
+        self.place(tmp, &self.raw_path(digest), len)?;
         Ok(true)
     }
 
@@ -302,12 +290,22 @@ impl DiskStore {
         if ns == Namespace::Cas && self.level == 0 {
             crate::check::record(tmp.as_file(), &crate::check::of(key, bytes));
         }
-        let parent = path.parent().expect("entry paths have a shard directory");
+        self.place(tmp, &path, bytes.len() as u64)
+    }
+
+    /// Renames the temporary file `tmp`, of `len` bytes, over the entry file `dest`
+    /// (making its shard directory if needed) and counts the change in the running total.
+    fn place<F>(
+        &self,
+        tmp: tempfile::NamedTempFile<F>,
+        dest: &Path,
+        len: u64,
+    ) -> Result<(), StoreError> {
+        let parent = dest.parent().expect("entry paths have a shard directory");
         fs_err::create_dir_all(parent)?;
-        let old_len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        tmp.persist(&path)
-            .map_err(|e| fs_err_like(e.error, &path))?;
-        self.account(bytes.len() as i64 - old_len as i64)
+        let old_len = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
+        tmp.persist(dest).map_err(|e| fs_err_like(e.error, dest))?;
+        self.account(len as i64 - old_len as i64)
     }
 
     /// The file of an uncompressed blob (stored at compression level 0), if there is one:
