@@ -205,20 +205,13 @@ impl DiskStore {
         let Ok((actual, check, len)) = crate::check::digest_and_check(&file, digest) else {
             return Ok(None);
         };
+        // A write changes the modification time. The change time is not compared:
+        // cargo links a workspace member's outputs into `target/<profile>/` (a new link
+        // changes it) while the job runs, and a write that went unseen here still
+        // changes the content its check was taken of, so that blob is never restored.
         let same = |m: &std::fs::Metadata| {
-            (
-                m.size(),
-                m.mtime(),
-                m.mtime_nsec(),
-                m.ctime(),
-                m.ctime_nsec(),
-            ) == (
-                before.size(),
-                before.mtime(),
-                before.mtime_nsec(),
-                before.ctime(),
-                before.ctime_nsec(),
-            )
+            (m.size(), m.mtime(), m.mtime_nsec())
+                == (before.size(), before.mtime(), before.mtime_nsec())
         };
         if actual != *digest || !file.metadata().is_ok_and(|m| same(&m)) {
             return Err(StoreError::corrupt(
@@ -229,12 +222,8 @@ impl DiskStore {
         }
         crate::check::record(&file, &check);
         self.place(tmp, &self.raw_path(digest), len)?;
-        // Recording the check and the rename changed the file's change time, and only
-        // that.
-        let settled = file.metadata().ok().filter(|m| {
-            (m.size(), m.mtime(), m.mtime_nsec())
-                == (before.size(), before.mtime(), before.mtime_nsec())
-        });
+        // Recording the check and the rename changed the file's change time.
+        let settled = file.metadata().ok().filter(same);
         Ok(Some(Linked { settled }))
     }
 
