@@ -19,6 +19,9 @@ use larder_digest::Digest;
 
 use crate::{Capabilities, Layout, Namespace, Store, StoreError};
 
+mod outputs;
+pub use outputs::Linked;
+
 /// A store in a local directory.
 #[derive(Debug, Clone)]
 pub struct DiskStore {
@@ -51,15 +54,6 @@ pub struct StoredEntry {
     pub bytes: u64,
     /// When it was last written or read.
     pub modified: SystemTime,
-}
-
-/// A file stored by a hard link ([`DiskStore::link_blob`]).
-#[derive(Debug)]
-pub struct Linked {
-    /// The file's metadata once linked, its check recorded and renamed into place, which
-    /// changed its change time: it then is the blob, unless something wrote into it
-    /// meanwhile (its size or modification time moved: `None`).
-    pub settled: Option<std::fs::Metadata>,
 }
 
 /// How much a store holds: entries and bytes per namespace.
@@ -169,92 +163,6 @@ impl DiskStore {
     /// [`StoreError`] if the store cannot be written.
     pub fn put_verified_blob(&self, digest: &Digest, value: &[u8]) -> Result<(), StoreError> {
         self.write_entry(Namespace::Cas, digest, value)
-    }
-
-    /// Stores the file `path` as the uncompressed blob `digest` by a hard link instead of
-    /// a copy: no byte is written. Only for a file that its writer replaces and never
-    /// writes into (rustc's rlib and rmeta outputs: a later compile renames a new file
-    /// over it), since the store's blob and the file are then one. The linked file is
-    /// read once to check that it is the blob (a file replaced since it was hashed, or
-    /// changed while it is read, is refused) and to record its [`crate::check`], which
-    /// also catches any later write into it: such a blob is never restored. Returns
-    /// `None`, having stored nothing, where a link cannot be made (blobs stored
-    /// compressed, another filesystem, a file that cannot be read): the caller copies
-    /// instead.
-    ///
-    /// # Errors
-    /// [`StoreError::Corrupt`] if the file's bytes are not the blob `digest`;
-    /// [`StoreError::Io`] if the linked blob cannot be put in place.
-    pub fn link_blob(&self, digest: &Digest, path: &Path) -> Result<Option<Linked>, StoreError> {
-        use std::os::unix::fs::MetadataExt;
-        if self.level != 0 {
-            return Ok(None);
-        }
-        let Ok(tmp) = tempfile::Builder::new()
-            .prefix("link-")
-            .make_in(self.layout.tmp(), |link| std::fs::hard_link(path, link))
-        else {
-            return Ok(None);
-        };
-        let Ok(file) = File::open(tmp.path()) else {
-            return Ok(None);
-        };
-        let Ok(before) = file.metadata() else {
-            return Ok(None);
-        };
-        let Ok((actual, check, len)) = crate::check::digest_and_check(&file, digest) else {
-            return Ok(None);
-        };
-        // A write changes the modification time. The change time is not compared:
-        // cargo links a workspace member's outputs into `target/<profile>/` (a new link
-        // changes it) while the job runs, and a write that went unseen here still
-        // changes the content its check was taken of, so that blob is never restored.
-        let same = |m: &std::fs::Metadata| {
-            (m.size(), m.mtime(), m.mtime_nsec())
-                == (before.size(), before.mtime(), before.mtime_nsec())
-        };
-        if actual != *digest || !file.metadata().is_ok_and(|m| same(&m)) {
-            return Err(StoreError::corrupt(
-                Namespace::Cas,
-                digest,
-                format!("{} changed since it was hashed", path.display()),
-            ));
-        }
-        crate::check::record(&file, &check);
-        self.place(tmp, &self.raw_path(digest), len)?;
-        // Recording the check and the rename changed the file's change time.
-        let settled = file.metadata().ok().filter(same);
-        Ok(Some(Linked { settled }))
-    }
-
-    /// Stores the content of `file` (read from its start) as the uncompressed blob
-    /// `digest`: copied by the kernel into a temporary file (`copy_file_range`), which
-    /// is then read once to check that it is the blob and to record its
-    /// [`crate::check`]: what is stored is what was checked, whatever happens to `file`
-    /// meanwhile. No copy of the content is held in memory. Returns `false`, having
-    /// stored nothing, for a store that compresses its blobs: the caller reads the file
-    /// and puts it.
-    ///
-    /// # Errors
-    /// [`StoreError::Corrupt`] if the content is not the blob `digest`;
-    /// [`StoreError::Io`] if it cannot be read or the store written.
-    pub fn copy_blob(&self, digest: &Digest, file: &mut File) -> Result<bool, StoreError> {
-        if self.level != 0 {
-            return Ok(false);
-        }
-        let mut tmp = tempfile::NamedTempFile::new_in(self.layout.tmp())?;
-        std::io::copy(file, tmp.as_file_mut())?;
-        let (actual, check, len) = crate::check::digest_and_check(File::open(tmp.path())?, digest)?;
-        if actual != *digest {
-            return Err(StoreError::corrupt(
-                Namespace::Cas,
-                digest,
-                format!("the file given hashes to {actual}"),
-            ));
-        }
-        crate::check::record(tmp.as_file(), &check);
-        self.place(tmp, &self.raw_path(digest), len)?;
-        Ok(true)
     }
 
     /// Writes `value` under `key` (a temporary file renamed into place), with the check of
@@ -916,155 +824,5 @@ mod tests {
         });
         s.delete(Namespace::Action, &k).unwrap();
         assert!(!s.contains(Namespace::Action, &k).unwrap());
-    }
-}
-
-#[cfg(test)]
-mod link_tests {
-    use std::io::Write;
-    use std::os::unix::fs::MetadataExt;
-
-    use super::*;
-    use crate::get_verified_blob;
-
-    fn raw_store(dir: &Path) -> DiskStore {
-        DiskStore::open(&dir.join("store"), 1 << 30)
-            .unwrap()
-            .with_compression_level(0)
-    }
-
-    /// An output of a build beside the store (one filesystem), as rustc leaves it.
-    fn output(dir: &Path, name: &str, bytes: &[u8]) -> (PathBuf, Digest) {
-        let path = dir.join("target").join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, bytes).unwrap();
-        (path, Digest::of(bytes))
-    }
-
-    fn tmp_files(s: &DiskStore) -> usize {
-        std::fs::read_dir(s.layout().tmp()).unwrap().count()
-    }
-
-    #[test]
-    fn a_library_is_stored_by_link_with_its_check() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = raw_store(dir.path());
-        let (path, d) = output(dir.path(), "libx.rlib", b"an rlib's bytes");
-        let linked = s.link_blob(&d, &path).unwrap().expect("linked");
-        let raw = s.raw_blob_path(&d).expect("stored raw");
-        let (out, blob) = (
-            std::fs::metadata(&path).unwrap(),
-            std::fs::metadata(&raw).unwrap(),
-        );
-        assert_eq!((out.dev(), out.ino()), (blob.dev(), blob.ino()), "one file");
-        assert_eq!(out.nlink(), 2);
-        // What it reports is the file as it now is (the link changed its change time).
-        let settled = linked.settled.expect("nothing wrote into it");
-        assert_eq!(
-            (settled.ino(), settled.ctime(), settled.ctime_nsec()),
-            (out.ino(), out.ctime(), out.ctime_nsec())
-        );
-        crate::check::verify_file(&raw, &d).unwrap();
-        if crate::check::recorded(&File::open(&raw).unwrap()).is_none() {
-            eprintln!("no user extended attributes here: verified by digest");
-        }
-        assert_eq!(
-            get_verified_blob(&s, &d, 15).unwrap().unwrap(),
-            b"an rlib's bytes"
-        );
-        assert_eq!(s.usage().unwrap().total_bytes(), 15);
-        assert_eq!(tmp_files(&s), 0);
-    }
-
-    #[test]
-    fn a_file_that_is_not_the_blob_is_not_linked() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = raw_store(dir.path());
-        let (path, _) = output(dir.path(), "libx.rlib", b"replaced since it was hashed");
-        let hashed = Digest::of(b"what was hashed");
-        let e = s.link_blob(&hashed, &path).unwrap_err();
-        assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
-        assert!(s.raw_blob_path(&hashed).is_none());
-        assert_eq!(tmp_files(&s), 0, "the temporary link is gone");
-        assert_eq!(std::fs::metadata(&path).unwrap().nlink(), 1);
-    }
-
-    #[test]
-    fn a_compressing_store_copies_instead() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = DiskStore::open(&dir.path().join("store"), 1 << 30).unwrap();
-        let (path, d) = output(dir.path(), "libx.rlib", b"bytes");
-        assert!(s.link_blob(&d, &path).unwrap().is_none());
-        assert!(!s.copy_blob(&d, &mut File::open(&path).unwrap()).unwrap());
-        assert!(!s.contains(Namespace::Cas, &d).unwrap());
-    }
-
-    /// A restore marks a linked blob used by its access time: its modification time is
-    /// the build's output's too, which cargo compares.
-    #[test]
-    fn using_a_linked_blob_keeps_its_modification_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = raw_store(dir.path());
-        let (path, d) = output(dir.path(), "libx.rlib", b"linked");
-        let long_ago = SystemTime::now() - Duration::from_secs(7 * 24 * 3600);
-        let times = std::fs::FileTimes::new()
-            .set_accessed(long_ago)
-            .set_modified(long_ago);
-        File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_times(times)
-            .unwrap();
-        s.link_blob(&d, &path).unwrap().expect("linked");
-        // An ordinary blob, as old.
-        let other = b"copied".to_vec();
-        let od = Digest::of(&other);
-        s.put(Namespace::Cas, &od, &other).unwrap();
-        let other_raw = s.raw_blob_path(&od).unwrap();
-        File::open(&other_raw).unwrap().set_times(times).unwrap();
-
-        s.get(Namespace::Cas, &d).unwrap().unwrap();
-        s.get(Namespace::Cas, &od).unwrap().unwrap();
-        let out = std::fs::metadata(&path).unwrap();
-        assert_eq!(
-            out.modified().unwrap(),
-            long_ago,
-            "the output's time is kept"
-        );
-        assert!(out.accessed().unwrap() > long_ago);
-        let recent = SystemTime::now() - Duration::from_secs(60);
-        assert!(std::fs::metadata(&other_raw).unwrap().modified().unwrap() > recent);
-        // Both count as just used: an age trim keeps both.
-        for e in s.list(Namespace::Cas).unwrap() {
-            assert!(e.modified > recent, "{:?} looks unused", e.key);
-        }
-        let (files, _) = s.collect_garbage(None, Some(recent), false).unwrap();
-        assert_eq!(files, 0);
-    }
-
-    #[test]
-    fn a_copied_blob_is_checked_as_stored() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = raw_store(dir.path());
-        let (path, d) = output(dir.path(), "app", &vec![7u8; 300_000]);
-        assert!(s.copy_blob(&d, &mut File::open(&path).unwrap()).unwrap());
-        let raw = s.raw_blob_path(&d).unwrap();
-        assert_ne!(
-            std::fs::metadata(&raw).unwrap().ino(),
-            std::fs::metadata(&path).unwrap().ino(),
-            "a copy"
-        );
-        crate::check::verify_file(&raw, &d).unwrap();
-        // Bytes that are not the blob's are refused and leave nothing.
-        let mut f = File::options().append(true).open(&path).unwrap();
-        f.write_all(b"more").unwrap();
-        let wrong = Digest::of(b"something else");
-        let e = s
-            .copy_blob(&wrong, &mut File::open(&path).unwrap())
-            .unwrap_err();
-        assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
-        assert!(s.raw_blob_path(&wrong).is_none());
-        assert_eq!(tmp_files(&s), 0);
     }
 }
