@@ -172,22 +172,21 @@ impl StoreJob {
             });
         }
         for (o, source) in self.record.outputs.iter().zip(&self.sources) {
-            if let BlobSource::Replaced(p) = source {
-                match store.link_blob(&o.digest, p) {
-                    Ok(Some(linked)) => {
-                        // Linking changed the output's stamp: the next key that names it
-                        // (a link closure) still finds its digest without reading it.
-                        if let (Some(target), Some(meta)) = (&self.target, &linked.settled) {
-                            crate::hashing::remember_stamped(target, p, &o.digest, meta);
-                        }
-                        continue;
-                    }
-                    Ok(None) => {}
-                    Err(larder_store::StoreError::Corrupt { .. }) => {
-                        return Err(StoreJobError::Changed(o.path.clone()));
-                    }
-                    Err(e) => return Err(e.into()),
+            // The store hashes what it is given: bytes that are not the digest's (the
+            // output changed since it was hashed) are refused, and reach no remote.
+            let refused = |e| match e {
+                StoreError::Corrupt { .. } => StoreJobError::Changed(o.path.clone()),
+                e => StoreJobError::Store(e),
+            };
+            if let BlobSource::Replaced(p) = source
+                && let Some(linked) = store.link_blob(&o.digest, p).map_err(refused)?
+            {
+                // Linking changed the output's stamp: the next key that names it (a
+                // link closure) still finds its digest without reading it.
+                if let (Some(target), Some(meta)) = (&self.target, &linked.settled) {
+                    crate::hashing::remember_stamped(target, p, &o.digest, meta);
                 }
+                continue;
             }
             let data = match source {
                 BlobSource::File(p) | BlobSource::Replaced(p) => {
@@ -196,13 +195,8 @@ impl StoreJob {
                         error,
                     };
                     let mut file = std::fs::File::open(p).map_err(read)?;
-                    match store.copy_blob(&o.digest, &mut file) {
-                        Ok(true) => continue,
-                        Ok(false) => {}
-                        Err(larder_store::StoreError::Corrupt { .. }) => {
-                            return Err(StoreJobError::Changed(o.path.clone()));
-                        }
-                        Err(e) => return Err(e.into()),
+                    if store.copy_blob(&o.digest, &mut file).map_err(refused)? {
+                        continue;
                     }
                     let mut data = Vec::new();
                     std::io::Read::read_to_end(&mut file, &mut data).map_err(read)?;
@@ -210,14 +204,9 @@ impl StoreJob {
                 }
                 BlobSource::Inline(text) => text.clone().into_bytes(),
             };
-            // The store hashes what it is given: bytes that are not the digest's (the
-            // output changed since it was hashed) are refused, and reach no remote.
-            match store.put(Namespace::Cas, &o.digest, &data) {
-                Err(larder_store::StoreError::Corrupt { .. }) => {
-                    return Err(StoreJobError::Changed(o.path.clone()));
-                }
-                other => other?,
-            }
+            store
+                .put(Namespace::Cas, &o.digest, &data)
+                .map_err(refused)?;
         }
         let json = serde_json::to_vec(&self.record)?;
         store.put(Namespace::Action, &self.action_key, &json)?;
