@@ -14,6 +14,8 @@
 #   redis          26379  no persistence
 #   redis-full     26380  --maxmemory 1mb --maxmemory-policy noeviction: writes fail with OOM
 #   redis-readonly 26381  replica of 26379: writes fail with READONLY, reads see 26379's keys
+#   redis-tls      26382  TLS only (rediss://), a certificate for 127.0.0.1 signed by a CA made
+#                         at start (tls/ca.crt; clients trust it through SSL_CERT_FILE)
 #   moto (S3)      29000  bucket larder-test; path-style addressing only
 #   nginx          28080  /dav/ (WebDAV rw), /bazel/ (HTTP cache rw), /ro/ (read-only)
 #   buildgrid      28980  REAPI v2 cache (AC, CAS, ByteStream, Capabilities), instance ""
@@ -56,6 +58,7 @@ MEMCACHED_PORT=21211
 REDIS_PORT=26379
 REDIS_FULL_PORT=26380
 REDIS_RO_PORT=26381
+REDIS_TLS_PORT=26382
 S3_PORT=29000
 NGINX_PORT=28080
 GRPC_PORT=28980
@@ -73,6 +76,7 @@ declare -A COMM=(
     [redis]=redis-server
     [redis-full]=redis-server
     [redis-readonly]=redis-server
+    [redis-tls]=redis-server
     [moto]=moto_server
     [nginx]=nginx
     [buildgrid]=bgd
@@ -110,6 +114,7 @@ install_packages() {
     dav_ext_module >/dev/null || need+=(libnginx-mod-http-dav-ext)
     [ -x "$REGISTRY_BIN" ] || need+=(docker-registry)
     command -v curl >/dev/null 2>&1 || need+=(curl)
+    command -v openssl >/dev/null 2>&1 || need+=(openssl)
     if ! venv_ok; then
         [ -x "$PY" ] || need+=(python3)
         # Debian's python3 has venv but no ensurepip without python3-venv.
@@ -257,6 +262,24 @@ rcli() {
 
 redis_ping() { [ "$(rcli "$1" ping 2>/dev/null)" = PONG ]; }
 
+redis_tls_ping() {
+    [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_TLS_PORT" --tls --cacert "$DIR/tls/ca.crt" ping 2>/dev/null)" = PONG ]
+}
+
+# A CA and a server certificate for 127.0.0.1 it signs, in $DIR/tls (made at each start).
+make_tls() {
+    local t="$DIR/tls"
+    mkdir -p "$t"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=larder test CA" \
+        -keyout "$t/ca.key" -out "$t/ca.crt" 2>/dev/null &&
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+            -keyout "$t/server.key" -out "$t/server.csr" 2>/dev/null &&
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$t/san.ext" &&
+        openssl x509 -req -in "$t/server.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -CAcreateserial \
+            -days 7 -extfile "$t/san.ext" -out "$t/server.crt" 2>/dev/null ||
+        die "openssl could not make the TLS certificates in $t"
+}
+
 redis_roundtrip() {
     [ "$(rcli "$REDIS_PORT" set larder-check ok)" = OK ] && [ "$(rcli "$REDIS_PORT" get larder-check)" = ok ]
 }
@@ -374,14 +397,15 @@ start() {
     stop_all
 
     local port
-    for port in $MEMCACHED_PORT $REDIS_PORT $REDIS_FULL_PORT $REDIS_RO_PORT $S3_PORT $NGINX_PORT $GRPC_PORT $REGISTRY_PORT; do
+    for port in $MEMCACHED_PORT $REDIS_PORT $REDIS_FULL_PORT $REDIS_RO_PORT $REDIS_TLS_PORT $S3_PORT $NGINX_PORT $GRPC_PORT $REGISTRY_PORT; do
         port_open "$port" && die "127.0.0.1:$port is in use by a process this state directory ($DIR) did not start"
     done
 
     # Fresh state.
-    rm -rf "$DIR/data" "$DIR/www" "$DIR/nginx" "$ENV_FILE"
+    rm -rf "$DIR/data" "$DIR/www" "$DIR/nginx" "$DIR/tls" "$ENV_FILE"
     rm -f "$LOGS"/*.log
-    mkdir -p "$DIR/data/redis" "$DIR/data/redis-full" "$DIR/data/redis-readonly" "$DIR/data/registry" \
+    mkdir -p "$DIR/data/redis" "$DIR/data/redis-full" "$DIR/data/redis-readonly" "$DIR/data/redis-tls" \
+        "$DIR/data/registry" \
         "$DIR/www/dav" "$DIR/www/bazel/ac" "$DIR/www/bazel/cas" "$DIR/www/ro" \
         "$DIR/nginx/tmp/body" "$DIR/nginx/tmp/proxy" "$DIR/nginx/tmp/fastcgi" \
         "$DIR/nginx/tmp/uwsgi" "$DIR/nginx/tmp/scgi"
@@ -404,6 +428,10 @@ start() {
         --maxmemory 1mb --maxmemory-policy noeviction
     launch redis-readonly "$redis_bin" --port "$REDIS_RO_PORT" "${redis_common[@]}" --dir "$DIR/data/redis-readonly" \
         --replicaof 127.0.0.1 "$REDIS_PORT" --replica-read-only yes
+    make_tls
+    launch redis-tls "$redis_bin" --port 0 --tls-port "$REDIS_TLS_PORT" "${redis_common[@]}" \
+        --dir "$DIR/data/redis-tls" --tls-cert-file "$DIR/tls/server.crt" \
+        --tls-key-file "$DIR/tls/server.key" --tls-ca-cert-file "$DIR/tls/ca.crt" --tls-auth-clients no
 
     launch moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT"
 
@@ -427,6 +455,7 @@ start() {
     REPL_TOKEN="$$-$RANDOM"
     rcli "$REDIS_PORT" set larder-check-repl "$REPL_TOKEN" >/dev/null
     wait_until redis-readonly redis_ro_replicated
+    wait_until redis-tls redis_tls_ping
 
     wait_until moto s3_ready
     check moto "bucket $S3_BUCKET and an object round trip" s3_setup
@@ -458,6 +487,8 @@ export LARDER_TEST_MEMCACHED=memcached://127.0.0.1:$MEMCACHED_PORT
 export LARDER_TEST_REDIS=redis://127.0.0.1:$REDIS_PORT/0
 export LARDER_TEST_REDIS_FULL=redis://127.0.0.1:$REDIS_FULL_PORT/0
 export LARDER_TEST_REDIS_READONLY=redis://127.0.0.1:$REDIS_RO_PORT/0
+export LARDER_TEST_REDIS_TLS=rediss://127.0.0.1:$REDIS_TLS_PORT/0
+export LARDER_TEST_REDIS_TLS_CA=$qdir/tls/ca.crt
 export LARDER_TEST_S3=s3://$S3_BUCKET/ci
 export LARDER_TEST_WEBDAV=webdav://127.0.0.1:$NGINX_PORT/dav
 export LARDER_TEST_HTTP=http://127.0.0.1:$NGINX_PORT/bazel

@@ -1,5 +1,6 @@
-//! Key-value and object services: Redis, S3 and WebDAV through opendal; memcached
-//! through the `memcache` crate.
+//! Key-value and object services: S3 and WebDAV through opendal; memcached through the
+//! `memcache` crate; Redis through the `redis` crate ([`crate::redis_client`]: opendal's pool
+//! adds a round trip to every call).
 //!
 //! memcached is not reached through opendal because its memcached client does not set
 //! `TCP_NODELAY` and writes each request in two parts: every call waits for a delayed
@@ -34,8 +35,10 @@ use opendal::{ErrorKind, Operator, services};
 enum Backend {
     Opendal(Operator),
     Memcache(memcache::Client),
+    Redis(RedisClient),
 }
 
+use crate::redis_client::RedisClient;
 use crate::runtime::{block_on, deadline_for};
 use crate::{Kind, RemoteSpec};
 
@@ -132,26 +135,12 @@ impl KvStore {
                 (Backend::Memcache(client), Some(MEMCACHED_ITEM))
             }
             Kind::Redis => {
-                let scheme = if url.scheme() == "rediss" {
-                    "rediss"
-                } else {
-                    "redis"
-                };
-                let db = url.path().trim_matches('/');
-                let mut b = services::Redis::default()
-                    .endpoint(&format!("{scheme}://{host_port}"))
-                    .db(db.parse().unwrap_or(0))
-                    .connection_pool_max_size(crate::MAX_CONNECTIONS);
-                if !user.is_empty() {
-                    b = b.username(&user);
+                if url.scheme() == "rediss" {
+                    crate::redis_client::install_tls_provider();
                 }
-                if let Some(p) = &password {
-                    b = b.password(p);
-                }
-                (
-                    Backend::Opendal(Operator::new(b).map_err(config_err)?),
-                    None,
-                )
+                let client = RedisClient::open(url.as_str())
+                    .map_err(|e| spec.config_error(scrub(&e.to_string(), password.as_deref())))?;
+                (Backend::Redis(client), None)
             }
             Kind::S3 => {
                 // The usual AWS variables: larder-remote's one read of the environment.
@@ -275,6 +264,9 @@ impl KvStore {
             Backend::Memcache(c) => c
                 .get::<Vec<u8>>(&format!("{}{path}", self.prefix))
                 .map_err(|e| self.memcache_error(e)),
+            Backend::Redis(c) => c
+                .get(path, deadline_for(self.timeout, expect))
+                .map_err(|e| self.redis_error(e)),
         })
     }
 
@@ -290,6 +282,9 @@ impl KvStore {
             Backend::Memcache(c) => c
                 .set(&format!("{}{path}", self.prefix), &data[..], 0)
                 .map_err(|e| self.memcache_error(e)),
+            Backend::Redis(c) => c
+                .set(path, &data, deadline_for(self.timeout, data.len() as u64))
+                .map_err(|e| self.redis_error(e)),
         })
     }
 
@@ -308,6 +303,7 @@ impl KvStore {
                 .delete(&format!("{}{path}", self.prefix))
                 .map(|_| ())
                 .map_err(|e| self.memcache_error(e)),
+            Backend::Redis(c) => c.del(path, self.timeout).map_err(|e| self.redis_error(e)),
         })
     }
 
@@ -327,6 +323,9 @@ impl KvStore {
             Backend::Memcache(c) => c
                 .touch(&format!("{}{path}", self.prefix), 0)
                 .map_err(|e| self.memcache_error(e)),
+            Backend::Redis(c) => c
+                .exists(path, self.timeout)
+                .map_err(|e| self.redis_error(e)),
         })
     }
 
@@ -340,14 +339,18 @@ impl KvStore {
             memcache::MemcacheError::PoolError(p) => p.to_string().starts_with("timed out"),
             _ => false,
         };
-        let mut message = e.to_string();
-        if let Some(secret) = self.secret.as_deref().filter(|s| !s.is_empty()) {
-            message = message.replace(secret, "***");
-        }
         StoreError::Remote {
             backend: self.name.clone(),
-            message,
+            message: scrub(&e.to_string(), self.secret.as_deref()),
             timeout,
+        }
+    }
+
+    fn redis_error(&self, e: ::redis::RedisError) -> StoreError {
+        StoreError::Remote {
+            backend: self.name.clone(),
+            message: scrub(&e.to_string(), self.secret.as_deref()),
+            timeout: e.is_timeout(),
         }
     }
 
@@ -401,6 +404,14 @@ impl KvStore {
             }
             t => Err(StoreError::corrupt(ns, key, format!("unknown tag {t}"))),
         }
+    }
+}
+
+/// `message` without the URL's password.
+fn scrub(message: &str, secret: Option<&str>) -> String {
+    match secret.filter(|s| !s.is_empty()) {
+        Some(secret) => message.replace(secret, "***"),
+        None => message.to_string(),
     }
 }
 

@@ -6,7 +6,7 @@
 //! | URL | backend | library |
 //! |---|---|---|
 //! | `memcached://host:port` | memcached; values over 1 MiB are split into chunks | memcache (opendal's client lacks `TCP_NODELAY`: see the `kv` module) |
-//! | `redis://[user:password@]host:port/db`, `rediss://` (TLS) | Redis | opendal |
+//! | `redis://[user:password@]host:port/db`, `rediss://` (TLS: the system's CAs, `SSL_CERT_FILE`) | Redis | redis (opendal's pool adds a round trip to each call: see the `redis_client` module) |
 //! | `s3://bucket/prefix` | S3 or an S3-compatible server; endpoint, region and credentials from `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` | opendal |
 //! | `http(s)://host/prefix` | the bazel-remote HTTP protocol (`GET`/`PUT`/`HEAD` of `/ac/<hash>`, `/cas/<sha256>`), which a plain WebDAV server that creates parent collections on `PUT` also serves | reqwest |
 //! | `webdav(s)://host/prefix` | WebDAV (`MKCOL` for parent collections, `PROPFIND`) over http(s) | opendal |
@@ -33,6 +33,7 @@ mod http;
 mod kv;
 mod oci;
 mod reapi;
+mod redis_client;
 mod runtime;
 mod tiers;
 mod verify;

@@ -73,6 +73,40 @@ fn a_new_machine_gets_every_unit_from_an_oci_registry_and_keeps_them() {
     a_new_machine_gets_every_unit_and_keeps_them(&a, &url);
 }
 
+/// `rediss://`: Redis over TLS, its certificate checked against the CAs the system
+/// trusts (here `SSL_CERT_FILE`: the test server's own CA). A server that is not trusted
+/// is not used: misses, and the build goes on.
+#[test]
+fn a_new_machine_gets_every_unit_from_redis_over_tls_and_only_from_a_trusted_server() {
+    let (Some(url), Some(ca)) = (
+        server_url("LARDER_TEST_REDIS_TLS"),
+        server_url("LARDER_TEST_REDIS_TLS_CA"),
+    ) else {
+        return;
+    };
+    let a = Project::fixture();
+    let trusted = [
+        ("LARDER_REMOTE", url.as_str()),
+        ("SSL_CERT_FILE", ca.as_str()),
+    ];
+    // A miss or a hit (the server keeps entries of earlier runs): its results are there.
+    a.build_with(&trusted);
+    let b = a.on_new_machine();
+    let run = b.build_with(&trusted);
+    assert_all_from_remote(&run, &url);
+    b.assert_app(&[]);
+
+    let system = a.tmp().join("system-ca.crt");
+    std::fs::write(&system, "").unwrap();
+    let c = a.on_new_machine();
+    let run = c.build_with(&[
+        ("LARDER_REMOTE", url.as_str()),
+        ("SSL_CERT_FILE", system.to_str().unwrap()),
+    ]);
+    run.assert_all("miss", FIXTURE_UNITS);
+    c.assert_app(&[]);
+}
+
 /// After machine `a` built with the remote `url`: a new machine (empty store, another
 /// checkout path) gets every unit from `url`, and keeps them (it builds them again
 /// without the remote, all hits).

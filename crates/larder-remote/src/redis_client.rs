@@ -1,0 +1,217 @@
+//! Redis through the `redis` crate's blocking connections: GET, SET, DEL and EXISTS,
+//! one round trip each, on connections kept for the rest of the process.
+//!
+//! Not through opendal: its connection pool sends a `PING` each time it hands out a
+//! connection it had before (one more round trip per call: 64 `PING`s for the 96 `GET`s
+//! of one fresh runner's build of ripgrep), and its `stat` is `EXISTS` then `STRLEN`. At
+//! 50 ms from the server that doubled the time a build waited for its seed's blobs.
+//! Here a connection is not checked before use: a call that fails on a kept connection
+//! (the server restarted, an idle connection was cut) drops every kept connection and is
+//! made once more on a new one.
+//!
+//! Each calling thread uses a connection of its own (a prefetch makes
+//! [`crate::MAX_CONNECTIONS`] calls at once), so replies are read and parsed on the
+//! threads that asked for them. The connection is made without `CLIENT SETINFO` (a round
+//! trip that only names the library) and with `TCP_NODELAY`.
+//!
+//! Deadlines: connecting is bounded by the call's deadline, and so is each read and
+//! write on the socket (a server that trickles bytes can take longer in all; the
+//! remote's breaker counts slow calls).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use redis::{Commands, Connection, ConnectionLike, RedisError, RedisResult};
+
+/// A Redis server, and the connections this process keeps to it.
+pub(crate) struct RedisClient {
+    client: redis::Client,
+    /// Connections not in use, the most recently returned last.
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl RedisClient {
+    /// The client for `url` (`redis://[user:password@]host:port/db`, `rediss://`); no
+    /// connection is made yet.
+    pub(crate) fn open(url: &str) -> RedisResult<RedisClient> {
+        let info = redis::IntoConnectionInfo::into_connection_info(url)?;
+        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        let tcp = info.tcp_settings().clone().set_nodelay(true);
+        let info = info.set_redis_settings(settings).set_tcp_settings(tcp);
+        Ok(RedisClient {
+            client: redis::Client::open(info)?,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The value of `key`, or `None`.
+    pub(crate) fn get(&self, key: &str, deadline: Duration) -> RedisResult<Option<Vec<u8>>> {
+        self.call(deadline, |c| c.get(key))
+    }
+
+    /// Sets `key` to `value`.
+    pub(crate) fn set(&self, key: &str, value: &[u8], deadline: Duration) -> RedisResult<()> {
+        self.call(deadline, |c| c.set(key, value))
+    }
+
+    /// Removes `key` (nothing if it is not there).
+    pub(crate) fn del(&self, key: &str, deadline: Duration) -> RedisResult<()> {
+        self.call(deadline, |c| c.del(key))
+    }
+
+    /// Whether `key` is there.
+    pub(crate) fn exists(&self, key: &str, deadline: Duration) -> RedisResult<bool> {
+        self.call(deadline, |c| c.exists(key))
+    }
+
+    /// Runs `f` on a kept connection, else a new one; once more on a new connection if
+    /// a kept one failed (not for a timeout: the server is there, and slow).
+    fn call<T>(
+        &self,
+        deadline: Duration,
+        f: impl Fn(&mut Connection) -> RedisResult<T>,
+    ) -> RedisResult<T> {
+        let kept = self.lock().pop();
+        let reused = kept.is_some();
+        let mut conn = match kept {
+            Some(c) => c,
+            None => self.client.get_connection_with_timeout(deadline)?,
+        };
+        match run(&mut conn, deadline, &f) {
+            Ok(v) => {
+                self.put_back(conn);
+                Ok(v)
+            }
+            Err(e) if reused && broken(&e) => {
+                // The others were made before it, likely to the same server process.
+                self.lock().clear();
+                let mut conn = self.client.get_connection_with_timeout(deadline)?;
+                let v = run(&mut conn, deadline, &f)?;
+                self.put_back(conn);
+                Ok(v)
+            }
+            Err(e) => {
+                if !broken(&e) && !e.is_timeout() && conn.is_open() {
+                    // An answer that was an error (`WRONGTYPE`, `OOM`): the connection is fine.
+                    self.put_back(conn);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn put_back(&self, conn: Connection) {
+        let mut idle = self.lock();
+        if idle.len() < crate::MAX_CONNECTIONS {
+            idle.push(conn);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `f` on `conn`, each read and write on its socket bounded by `deadline`.
+fn run<T>(
+    conn: &mut Connection,
+    deadline: Duration,
+    f: &impl Fn(&mut Connection) -> RedisResult<T>,
+) -> RedisResult<T> {
+    conn.set_read_timeout(Some(deadline))?;
+    conn.set_write_timeout(Some(deadline))?;
+    f(conn)
+}
+
+/// Whether `e` says the connection is gone (not a timeout, not an error answer).
+fn broken(e: &RedisError) -> bool {
+    !e.is_timeout() && (e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error())
+}
+
+/// Makes ring the process's TLS provider if none is (the `redis` crate builds its TLS
+/// configuration from the process's provider; two are compiled in, so none is chosen).
+pub(crate) fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Child, Command, Stdio};
+
+    use super::*;
+
+    const DEADLINE: Duration = Duration::from_secs(5);
+
+    /// A redis-server of this test's own on `port` (no persistence), ready for calls.
+    fn start(bin: &str, port: u16) -> Child {
+        let child = Command::new(bin)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    /// The server's count of calls of each command (`INFO commandstats`).
+    fn calls(port: u16) -> String {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).unwrap();
+        redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut client.get_connection().unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn each_call_is_one_command_and_a_restarted_server_is_reached_again() {
+        // Set by scripts/remote-servers.sh (CI); skipped where there is no redis-server.
+        #[allow(clippy::disallowed_methods)]
+        let Ok(bin) = std::env::var("LARDER_TEST_REDIS_BIN") else {
+            return;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = start(&bin, port);
+        let c = RedisClient::open(&format!("redis://127.0.0.1:{port}/0")).unwrap();
+        c.set("k", b"value", DEADLINE).unwrap();
+        for _ in 0..5 {
+            assert_eq!(
+                c.get("k", DEADLINE).unwrap().as_deref(),
+                Some(&b"value"[..])
+            );
+        }
+        assert!(c.exists("k", DEADLINE).unwrap());
+        c.del("k", DEADLINE).unwrap();
+        assert!(!c.exists("k", DEADLINE).unwrap());
+        assert_eq!(c.get("k", DEADLINE).unwrap(), None);
+        let stats = calls(port);
+        assert!(stats.contains("cmdstat_get:calls=6,"), "{stats}");
+        // A kept connection is not checked before use, and none names the library.
+        assert!(!stats.contains("cmdstat_ping"), "{stats}");
+        assert!(!stats.contains("setinfo"), "{stats}");
+
+        // The kept connection is cut: the call is made again on a new one.
+        server.kill().unwrap();
+        server.wait().unwrap();
+        let mut server = start(&bin, port);
+        c.set("k2", b"again", DEADLINE).unwrap();
+        assert_eq!(
+            c.get("k2", DEADLINE).unwrap().as_deref(),
+            Some(&b"again"[..])
+        );
+        server.kill().unwrap();
+        server.wait().unwrap();
+        // Nothing listens: an error, not a hang.
+        assert!(c.get("k2", DEADLINE).is_err());
+    }
+}
