@@ -230,35 +230,73 @@ pub fn fingerprint_dir(profile: &Path, package: &str, hash: &str) -> PathBuf {
 /// `None` if the compiler cannot be identified.
 pub fn guard(config: &Config) -> Option<Digest> {
     let tools = config.layout().tools();
-    let rustc = env::var_os("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from);
-    let compiler = crate::identity::compiler(&rustc, None, Some(&tools)).ok()?;
+    let compiler = crate::identity::compiler(&rustc(), None, Some(&tools)).ok()?;
     let mut h = KeyHasher::new();
     h.field("seed", "larder-seed-v1")
         .field("larder", env!("CARGO_PKG_VERSION"))
         .digest_field("rustc", &compiler.digest);
-    for (var, default) in [("CC", "cc"), ("CXX", "c++")] {
-        let program = env::var_os(var)
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| default.into());
+    for (var, program) in c_compilers() {
         match crate::identity::c_compiler(Path::new(&program), Some(&tools)) {
             Ok(d) => h.digest_field(var, &d),
             Err(_) => h.field(var, "none"),
         };
     }
+    environment(&mut h, &config.extra_env);
+    Some(h.finish())
+}
+
+/// What a remote seed is kept under besides the command: the [`guard`]'s parts without
+/// the compilers' content (larder's version, `rustc -vV`, the C compilers' names,
+/// `CARGO_HOME`, the keyed variables). Computed in milliseconds, where the guard hashes
+/// the compiler's sysroot (160 MB) on an empty store, so a fresh runner looks its seed
+/// up while the guard is computed; the seed found must still have the guard
+/// ([`remote::fetch`]). `None` if `rustc -vV` fails.
+pub fn remote_context(extra_env: &[String]) -> Option<Digest> {
+    let out = std::process::Command::new(rustc())
+        .arg("-vV")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let mut h = KeyHasher::new();
+    h.field("seed-context", "larder-seed-context-v1")
+        .field("larder", env!("CARGO_PKG_VERSION"))
+        .field("rustc -vV", &out.stdout);
+    for (var, program) in c_compilers() {
+        h.field(var, program.as_encoded_bytes());
+    }
+    environment(&mut h, extra_env);
+    Some(h.finish())
+}
+
+/// The compiler a build runs: `RUSTC`, else `rustc` on the `PATH`.
+fn rustc() -> PathBuf {
+    env::var_os("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from)
+}
+
+/// The C and C++ compilers build scripts run: `CC` and `CXX`, else `cc` and `c++`.
+fn c_compilers() -> [(&'static str, std::ffi::OsString); 2] {
+    [("CC", "cc"), ("CXX", "c++")].map(|(var, default)| {
+        let program = env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| default.into());
+        (var, program)
+    })
+}
+
+/// `CARGO_HOME` and the variables keyed for build scripts (`extra_env` among them).
+fn environment(h: &mut KeyHasher, extra_env: &[String]) {
     let home = crate::roots::cargo_home().unwrap_or_default();
     h.field("cargo_home", home.as_os_str().as_encoded_bytes());
     let mut vars: Vec<(String, String)> = env::vars_os()
         .filter_map(|(n, v)| Some((n.into_string().ok()?, v.to_string_lossy().into_owned())))
         .filter(|(n, _)| {
-            !n.starts_with("LARDER_")
-                && larder_key::env::is_keyed_for_build_script(n, &config.extra_env)
+            !n.starts_with("LARDER_") && larder_key::env::is_keyed_for_build_script(n, extra_env)
         })
         .collect();
     vars.sort();
     for (n, v) in &vars {
         h.field(n, v);
     }
-    Some(h.finish())
 }
 
 /// The record under `key` in the local store, if one parses and has this format.

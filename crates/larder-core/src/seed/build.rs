@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, OnceLock};
 
 use larder_digest::Digest;
 
@@ -60,6 +60,11 @@ impl Seeding {
         let started = crate::trace::now();
         let clock = std::time::Instant::now();
         let record = crate::seed::load(store, &key);
+        // With no seed here, a remote's is looked up while the guard is computed.
+        let lookup = match (&record, tiers) {
+            (None, Some(tiers)) => Some(Lookup::start(config, tiers, key)),
+            _ => None,
+        };
         // The guard needs the compiler's identity, hashed once per store: not computed
         // here before the first build that could have left a seed, unless a remote
         // may have one.
@@ -68,6 +73,9 @@ impl Seeding {
         } else {
             None
         };
+        if let Some(l) = &lookup {
+            let _ = l.guard.set(guard);
+        }
         let span = |name: &str, since: u64| {
             if let Some(path) = trace {
                 crate::trace::append_build_span(path, name, since);
@@ -93,7 +101,9 @@ impl Seeding {
             (Some(seed), _) => (seed, None),
             (None, Some(tiers)) => {
                 let fetching = crate::trace::now();
-                let Some((seed, from)) = remote_seed(config, tiers, &key, guard) else {
+                let lookup = lookup.unwrap_or_else(|| Lookup::start(config, tiers, key));
+                let _ = lookup.guard.set(Some(guard));
+                let Some((seed, from)) = lookup.finish() else {
                     return Some(seeding);
                 };
                 span("seed: remote record", fetching);
@@ -200,7 +210,10 @@ impl Seeding {
         if let Some(tiers) = tiers
             && self.from_remote.as_ref() != Some(&portable)
         {
-            let remote_key = crate::seed::remote::remote_key(&self.key, &guard);
+            let Some(context) = crate::seed::remote_context(&config.extra_env) else {
+                return;
+            };
+            let remote_key = crate::seed::remote::remote_key(&self.key, &context);
             let payload =
                 crate::seed::remote::payload(&remote_key, &portable, config.signing_key.as_ref());
             let digest = Digest::of(&payload);
@@ -227,38 +240,61 @@ impl Seeding {
     }
 }
 
-/// The seed of the first remote that has one this build may plant under the command
-/// `key` and `guard`, and that remote's name; `None` (having said why, where it is
-/// worth saying) if there is none, it is refused, or the remotes do not answer within
-/// [`SEED_WAIT`] (the fetch then goes on unwaited for).
-fn remote_seed(
-    config: &Config,
-    tiers: &Arc<larder_remote::Tiers>,
-    key: &Digest,
-    guard: Digest,
-) -> Option<(Seed, String)> {
-    let remote_key = super::remote::remote_key(key, &guard);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (tiers, trust) = (Arc::clone(tiers), config.trust());
-    std::thread::spawn(move || {
-        let _ = tx.send(super::remote::fetch(&tiers, &remote_key, &guard, &trust));
-    });
-    let Ok(found) = rx.recv_timeout(SEED_WAIT) else {
-        eprintln!(
-            "larder: no seed planted: the remotes did not answer within {} s",
-            SEED_WAIT.as_secs_f64()
+/// A lookup of the command's seed on the remotes, on a thread of its own: it starts
+/// before the guard is known (the remote key needs only [`super::remote_context`]) and
+/// waits for [`Lookup::guard`] to check the seed it found.
+struct Lookup {
+    /// This build's guard, set once computed.
+    guard: Arc<OnceLock<Option<Digest>>>,
+    found: Receiver<Fetched>,
+}
+
+impl Lookup {
+    fn start(config: &Config, tiers: &Arc<larder_remote::Tiers>, key: Digest) -> Lookup {
+        let guard = Arc::new(OnceLock::new());
+        let (tx, found) = std::sync::mpsc::channel();
+        let (tiers, trust, extra_env) = (
+            Arc::clone(tiers),
+            config.trust(),
+            config.extra_env.clone(),
         );
-        return None;
-    };
-    match found {
-        Fetched::Found { from, seed } => Some((seed, from)),
-        Fetched::Refused { from, reason } => {
+        let wanted = Arc::clone(&guard);
+        std::thread::spawn(move || {
+            let fetched = match super::remote_context(&extra_env) {
+                Some(context) => super::remote::fetch(
+                    &tiers,
+                    &super::remote::remote_key(&key, &context),
+                    &|| *wanted.wait(),
+                    &trust,
+                ),
+                None => Fetched::None,
+            };
+            let _ = tx.send(fetched);
+        });
+        Lookup { guard, found }
+    }
+
+    /// The seed found and the remote's name; `None` (having said why, where it is worth
+    /// saying) if there is none, it is refused, or the remotes do not answer within
+    /// [`SEED_WAIT`] (the lookup then goes on unwaited for).
+    fn finish(self) -> Option<(Seed, String)> {
+        let Ok(found) = self.found.recv_timeout(SEED_WAIT) else {
             eprintln!(
-                "larder: warning: the seed on {from} is refused ({reason}); nothing planted \
-                 (LARDER_TRUSTED_KEYS, LARDER_REQUIRE_SIGNATURES)"
+                "larder: no seed planted: the remotes did not answer within {} s",
+                SEED_WAIT.as_secs_f64()
             );
-            None
+            return None;
+        };
+        match found {
+            Fetched::Found { from, seed } => Some((seed, from)),
+            Fetched::Refused { from, reason } => {
+                eprintln!(
+                    "larder: warning: the seed on {from} is refused ({reason}); nothing \
+                     planted (LARDER_TRUSTED_KEYS, LARDER_REQUIRE_SIGNATURES)"
+                );
+                None
+            }
+            Fetched::None => None,
         }
-        Fetched::None => None,
     }
 }

@@ -6,7 +6,9 @@
 //! starts no wrapper for them.
 //!
 //! - **One seed per key.** A remote seed is kept under [`remote_key`]: the command's
-//!   key ([`crate::command::index_key`]) and the guard. It is written whole, never
+//!   key ([`crate::command::index_key`]) and the guard's cheap parts
+//!   ([`super::remote_context`]: the lookup starts before the guard is known). It is
+//!   written whole, never
 //!   merged: the last build to publish a changed seed stands. A seed is published when
 //!   it differs from the one the build planted and from the last one this store
 //!   published ([`super::SeedRecord::published`]), so a warm build writes nothing.
@@ -52,13 +54,13 @@ pub struct RemoteSeed {
     pub signatures: Vec<RecordSignature>,
 }
 
-/// The key of the remote seed of a command (its [`crate::command::index_key`]) under
-/// a [`super::guard`].
-pub fn remote_key(command: &Digest, guard: &Digest) -> Digest {
+/// The key of the remote seed of a command (its [`crate::command::index_key`]) in a
+/// [`super::remote_context`].
+pub fn remote_key(command: &Digest, context: &Digest) -> Digest {
     let mut h = KeyHasher::new();
-    h.field("remote-seed", "1")
+    h.field("remote-seed", "2")
         .digest_field("command", command)
-        .digest_field("guard", guard);
+        .digest_field("context", context);
     h.finish()
 }
 
@@ -164,9 +166,15 @@ pub enum Fetched {
     None,
 }
 
-/// The seed under `key` of the first remote that has one of this format and `guard`,
-/// admitted by `trust` where the remote requires signatures.
-pub fn fetch(tiers: &Tiers, key: &Digest, guard: &Digest, trust: &Trust) -> Fetched {
+/// The seed under `key` of the first remote that has one of this format and the guard
+/// `guard` gives (waiting for it, if it is being computed; `None`: no seed is this
+/// build's), admitted by `trust` where the remote requires signatures.
+pub fn fetch(
+    tiers: &Tiers,
+    key: &Digest,
+    guard: &dyn Fn() -> Option<Digest>,
+    trust: &Trust,
+) -> Fetched {
     let mut refused = None;
     for tier in tiers.tiers().skip(1) {
         let Ok(Some(bytes)) = tier.get(Namespace::Seed, key) else {
@@ -175,7 +183,7 @@ pub fn fetch(tiers: &Tiers, key: &Digest, guard: &Digest, trust: &Trust) -> Fetc
         let Ok(remote) = serde_json::from_slice::<RemoteSeed>(&bytes) else {
             continue;
         };
-        if remote.version != VERSION || remote.seed.guard != *guard {
+        if remote.version != VERSION || Some(remote.seed.guard) != guard() {
             continue;
         }
         if tier.requires_signatures() {
@@ -355,7 +363,7 @@ mod tests {
 
         let b = machine(dir.path(), "b", false);
         let trust = Trust::default();
-        let Fetched::Found { seed: got, .. } = fetch(&b, &key, &guard, &trust) else {
+        let Fetched::Found { seed: got, .. } = fetch(&b, &key, &|| Some(guard), &trust) else {
             panic!("no seed");
         };
         assert_eq!(got, s);
@@ -369,7 +377,7 @@ mod tests {
         );
         assert!(b.local().contains(Namespace::Cas, &rlib).unwrap());
         // Another guard under this key (a hostile or mistaken writer): not this build's.
-        assert_eq!(fetch(&b, &key, &other, &trust), Fetched::None);
+        assert_eq!(fetch(&b, &key, &|| Some(other), &trust), Fetched::None);
         // Within a byte bound smaller than the blob: left out, counted.
         let c = machine(dir.path(), "c", false);
         let blobs = fetch_blobs(&c, &got, 4);
@@ -409,14 +417,14 @@ mod tests {
         let s = seed(writer.local(), guard);
         let key = remote_key(&Digest::of(b"cargo build"), &guard);
         let reader = machine(dir.path(), "r", true);
-        let refused = |why: &str| match fetch(&reader, &key, &guard, &trust) {
+        let refused = |why: &str| match fetch(&reader, &key, &|| Some(guard), &trust) {
             Fetched::Refused { reason, .. } => assert!(reason.starts_with(why), "{reason}"),
             other => panic!("{other:?}"),
         };
 
         // Unsigned: not even written where signatures are required.
         assert!(!publish(&writer, &key, &s, &payload(&key, &s, None), false));
-        assert_eq!(fetch(&reader, &key, &guard, &trust), Fetched::None);
+        assert_eq!(fetch(&reader, &key, &|| Some(guard), &trust), Fetched::None);
         let remote = DiskStore::open(&dir.path().join("remote"), u64::MAX).unwrap();
         remote
             .put(Namespace::Seed, &key, &payload(&key, &s, None))
@@ -426,7 +434,7 @@ mod tests {
         let signed = payload(&key, &s, Some(&team));
         assert!(publish(&writer, &key, &s, &signed, true));
         assert!(matches!(
-            fetch(&reader, &key, &guard, &trust),
+            fetch(&reader, &key, &|| Some(guard), &trust),
             Fetched::Found { seed, .. } if seed == s
         ));
         // Not trusted under another key, nor changed, nor moved to another key.
@@ -447,7 +455,7 @@ mod tests {
         let moved = remote_key(&Digest::of(b"cargo test"), &guard);
         remote.put(Namespace::Seed, &moved, &signed).unwrap();
         assert!(matches!(
-            fetch(&reader, &moved, &guard, &trust),
+            fetch(&reader, &moved, &|| Some(guard), &trust),
             Fetched::Refused { reason, .. } if reason.starts_with("invalid signature")
         ));
         // A reader that does not require signatures takes an unsigned seed.
@@ -456,7 +464,7 @@ mod tests {
             .unwrap();
         let lax = machine(dir.path(), "l", false);
         assert!(matches!(
-            fetch(&lax, &key, &guard, &Trust::default()),
+            fetch(&lax, &key, &|| Some(guard), &Trust::default()),
             Fetched::Found { .. }
         ));
     }
