@@ -100,6 +100,41 @@ pub fn copy_verified_atomic(
     Ok(size)
 }
 
+/// Whether `path` is an output its writers only ever replace (rename a new file over) and
+/// never write into: rustc's rlib and rmeta. Such an output may share its file with the
+/// local store, by a hard link (the store job's [`larder_store::Store::link_blob`], and
+/// [`link_atomic`]).
+pub fn only_replaced(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "rlib" || e == "rmeta")
+}
+
+/// Puts the file `src` (a blob of the local store) at `dest` as a hard link to it, with
+/// modification time `mtime`, atomically: a link under a temporary name beside `dest`,
+/// renamed over it. The two names are then one file: its times are the store's file's
+/// too (the store marks a blob used by its access time and evicts a linked one by the
+/// later of the two).
+///
+/// # Errors
+/// If `src` is on another filesystem (`EXDEV`: copy instead), or the link, its time or
+/// the rename fail; nothing is left at the temporary name.
+pub fn link_atomic(dest: &Path, src: &Path, mtime: std::time::SystemTime) -> std::io::Result<()> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".larder-link-{}-{n}", std::process::id()));
+    // A leftover of a process that had this id (killed between link and rename).
+    let _ = std::fs::remove_file(&tmp);
+    std::fs::hard_link(src, &tmp)?;
+    let placed = std::fs::File::open(&tmp)
+        .and_then(|f| f.set_modified(mtime))
+        .and_then(|()| std::fs::rename(&tmp, dest));
+    if placed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    placed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

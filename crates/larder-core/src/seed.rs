@@ -47,7 +47,7 @@
 //! machine whose local store has none ([`remote`]: one seed per command and guard,
 //! signed like action records).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
@@ -390,7 +390,7 @@ pub fn save(
 /// Writes every unit of `seed` whose fingerprint directory `target` lacks (and whose
 /// directory under `build/` it lacks too), holding cargo's build lock of each profile
 /// directory meanwhile. Plants nothing if a cargo holds one of those locks.
-pub fn plant(store: &DiskStore, seed: &Seed, target: &Path) -> Planted {
+pub fn plant(store: &DiskStore, seed: &Seed, target: &Path, fresh: &HashSet<Digest>) -> Planted {
     let started = Instant::now();
     let mut planted = Planted::default();
     let units: Vec<&SeedUnit> = seed
@@ -443,7 +443,7 @@ pub fn plant(store: &DiskStore, seed: &Seed, target: &Path) -> Planted {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(unit) = todo.get(i) else { break };
-                    let r = plant_unit(store, unit, target, &roots);
+                    let r = plant_unit(store, unit, target, &roots, fresh);
                     results.lock().unwrap_or_else(|e| e.into_inner()).push(r);
                 }
             });
@@ -509,6 +509,7 @@ fn plant_unit(
     unit: &SeedUnit,
     target: &Path,
     roots: &Roots,
+    fresh: &HashSet<Digest>,
 ) -> Result<(u64, Vec<(PathBuf, Digest)>), String> {
     let fingerprint = target.join(&unit.fingerprint);
     let parent = fingerprint.parent().ok_or("no parent")?;
@@ -528,7 +529,7 @@ fn plant_unit(
                 Err(_) => (target.join(path), true),
             };
             let (size, digest) =
-                plant_file(store, f, &dest, roots).map_err(|e| format!("{}: {e}", f.path))?;
+                plant_file(store, f, &dest, roots, fresh).map_err(|e| format!("{}: {e}", f.path))?;
             bytes += size;
             if let Some(deps) = &f.link_deps {
                 crate::action::storejob::keep_link_record(store, &digest, deps);
@@ -547,18 +548,31 @@ fn plant_unit(
 }
 
 /// Writes one file, checked against its digest, with its recorded time. Returns its size
-/// and the digest of what was written.
+/// and the digest of what was written. A library whose blob this process fetched
+/// (`fresh`: checked against its digest as it was stored) is linked to the store's file
+/// instead: nothing is read or written (see [`crate::fsio::only_replaced`]).
 fn plant_file(
     store: &DiskStore,
     f: &SeedFile,
     dest: &Path,
     roots: &Roots,
+    fresh: &HashSet<Digest>,
 ) -> io::Result<(u64, Digest)> {
     let mtime = UNIX_EPOCH + Duration::from_nanos(f.mtime_ns);
     if f.text.is_none()
         && !f.rewrite
         && let Some(raw) = store.raw_blob_path(&f.digest)
     {
+        if fresh.contains(&f.digest)
+            && !f.executable
+            && crate::fsio::only_replaced(dest)
+            && crate::fsio::link_atomic(dest, &raw, mtime).is_ok()
+        {
+            if let Ok(file) = std::fs::File::open(&raw) {
+                larder_store::mark_used(&file);
+            }
+            return Ok((f.size, f.digest));
+        }
         let size = crate::fsio::copy_verified_atomic(dest, &raw, &f.digest, f.executable, mtime)
             .inspect_err(|e| {
                 if e.kind() == io::ErrorKind::InvalidData {

@@ -437,9 +437,7 @@ impl CachedAction for RustcAction {
             } else {
                 // rustc writes a library (an archive, metadata) to a temporary file and
                 // renames it into place; a linker's output is another program's.
-                let replaced = path
-                    .extension()
-                    .is_some_and(|e| e == "rlib" || e == "rmeta");
+                let replaced = crate::fsio::only_replaced(path);
                 // Hashed as it is read: a binary of hundreds of MiB is never held whole.
                 let (digest, size) = std::fs::File::open(path)
                     .and_then(Digest::of_reader)

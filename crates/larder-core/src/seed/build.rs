@@ -115,6 +115,7 @@ impl Seeding {
         let _ = planted.send(crate::seed::remote::digests(&seed));
         drop(planted);
         let mut fetched = String::new();
+        let mut fresh = HashSet::new();
         if let (Some(from), Some(tiers)) = (&from, tiers) {
             let fetching = crate::trace::now();
             let b = crate::seed::remote::fetch_blobs(tiers, &seed, config.max_size / 2);
@@ -129,6 +130,7 @@ impl Seeding {
                     String::new()
                 }
             );
+            fresh = b.digests;
         }
         let target = if from.is_some() && !crate::seed::remote::target_dir_allowed(&seed) {
             match crate::seed::named_target_dir(&args, &cwd) {
@@ -148,7 +150,7 @@ impl Seeding {
             crate::seed::target_dir(&seed, &args, &cwd, &seeding.project_dir)
         };
         let planting = crate::trace::now();
-        let p = crate::seed::plant(store, &seed, &target);
+        let p = crate::seed::plant(store, &seed, &target, &fresh);
         span("seed: plant", planting);
         // The wrappers that key on these files (a link closure: every library)
         // take their digests from here instead of reading them again.

@@ -219,10 +219,14 @@ pub fn target_dir_allowed(seed: &Seed) -> bool {
 }
 
 /// What [`fetch_blobs`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Blobs {
     /// Blobs fetched into the local store.
     pub fetched: u64,
+    /// Their digests: blobs this process wrote into the local store after checking them
+    /// against their digests, which the plant may link instead of copying and checking
+    /// again ([`super::plant`]).
+    pub digests: std::collections::HashSet<Digest>,
     /// Their bytes.
     pub bytes: u64,
     /// Blobs no remote had (or whose copy did not match its digest), or over the bound.
@@ -254,11 +258,13 @@ pub fn fetch_blobs(tiers: &Tiers, seed: &Seed, max_bytes: u64) -> Blobs {
     let fetched = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
     let missing = AtomicU64::new(missing);
+    let digests = std::sync::Mutex::new(std::collections::HashSet::new());
     parallel(&todo, |&(d, size)| {
         match tiers.get_verified_blob(&d, size) {
             Ok(Some(v)) => {
                 fetched.fetch_add(1, Ordering::Relaxed);
                 bytes.fetch_add(v.len() as u64, Ordering::Relaxed);
+                digests.lock().unwrap_or_else(|e| e.into_inner()).insert(d);
             }
             _ => {
                 missing.fetch_add(1, Ordering::Relaxed);
@@ -267,6 +273,7 @@ pub fn fetch_blobs(tiers: &Tiers, seed: &Seed, max_bytes: u64) -> Blobs {
     });
     Blobs {
         fetched: fetched.into_inner(),
+        digests: digests.into_inner().unwrap_or_else(|e| e.into_inner()),
         bytes: bytes.into_inner(),
         missing: missing.into_inner(),
     }
@@ -376,6 +383,7 @@ mod tests {
             "the text is in the record"
         );
         assert!(b.local().contains(Namespace::Cas, &rlib).unwrap());
+        assert_eq!(blobs.digests, [rlib].into(), "what the plant may link");
         // Another guard under this key (a hostile or mistaken writer): not this build's.
         assert_eq!(fetch(&b, &key, &|| Some(other), &trust), Fetched::None);
         // Within a byte bound smaller than the blob: left out, counted.

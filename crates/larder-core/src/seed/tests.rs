@@ -180,7 +180,7 @@ fn a_recorded_unit_is_planted_as_it_was_with_this_target_directory_in_its_text()
     std::fs::create_dir_all(&new).unwrap();
     let t2 = target_dir_for(&record, &new);
     assert_eq!(t2, new.join("target"));
-    let p = plant(&s, &record, &t2);
+    let p = plant(&s, &record, &t2, &HashSet::new());
     assert_eq!((p.units, p.failed, p.present), (2, 0, 0), "{p:?}");
     assert!(
         t2.join("CACHEDIR.TAG").is_file(),
@@ -229,7 +229,7 @@ fn what_the_target_directory_has_is_never_replaced() {
     let record = recorded(dir.path(), &t, &s);
     // The same target directory: both units are there.
     std::fs::write(t.join(format!("debug/deps/libfoo-{A}.rlib")), "newer").unwrap();
-    let p = plant(&s, &record, &t);
+    let p = plant(&s, &record, &t, &HashSet::new());
     assert_eq!((p.units, p.present), (0, 2));
     assert_eq!(
         std::fs::read(t.join(format!("debug/deps/libfoo-{A}.rlib"))).unwrap(),
@@ -237,7 +237,7 @@ fn what_the_target_directory_has_is_never_replaced() {
     );
     // A build directory without its fingerprint (a run cut short) is cargo's to redo.
     std::fs::remove_dir_all(t.join(format!("debug/.fingerprint/foo-{B}"))).unwrap();
-    let p = plant(&s, &record, &t);
+    let p = plant(&s, &record, &t, &HashSet::new());
     assert_eq!((p.units, p.present), (0, 2));
     assert!(!t.join(format!("debug/.fingerprint/foo-{B}")).exists());
 }
@@ -256,7 +256,7 @@ fn a_corrupt_blob_leaves_its_unit_out_and_the_others_in() {
     let raw = s.raw_blob_path(&rlib.digest).expect("stored uncompressed");
     std::fs::write(&raw, "rlib\0bytez").unwrap();
     let t2 = dir.path().join("elsewhere/target");
-    let p = plant(&s, &record, &t2);
+    let p = plant(&s, &record, &t2, &HashSet::new());
     assert_eq!((p.units, p.failed), (1, 1), "{p:?}");
     assert!(p.why.unwrap().contains(".rlib"));
     assert!(!t2.join(format!("debug/.fingerprint/foo-{A}")).exists());
@@ -313,7 +313,7 @@ fn units_used_again_stay_and_others_leave() {
     let events = [event(&app, "hit", false)];
     let other = capture(&s, Digest::of(b"other"), dir.path(), &events, Some(&all)).unwrap();
     assert!(other.units.is_empty());
-    let p = plant(&s, &other, &dir.path().join("t3"));
+    let p = plant(&s, &other, &dir.path().join("t3"), &HashSet::new());
     assert_eq!(
         p,
         Planted {
@@ -394,7 +394,7 @@ fn small_text_is_kept_in_the_record_and_checked_when_planted() {
         }
     }
     let t2 = dir.path().join("elsewhere/target");
-    let p = plant(&s, &record, &t2);
+    let p = plant(&s, &record, &t2, &HashSet::new());
     assert_eq!((p.units, p.failed), (1, 1), "{p:?}");
     assert!(p.why.unwrap().contains("root-output"));
     // Without its fingerprint, cargo runs the unit again.
@@ -429,4 +429,63 @@ fn a_library_larder_listed_with_its_digest_is_not_read_while_it_keeps_its_stamp(
         digest_of_rlib(&recorded(dir.path(), &t, &s)),
         Digest::of(b"rlib\0bytes")
     );
+}
+
+#[test]
+fn fetched_libraries_are_planted_by_link_and_a_write_into_one_is_never_planted_again() {
+    use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
+    let meta = |p: &Path| std::fs::metadata(p).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let t = cargo_target(dir.path());
+    let s = store(dir.path());
+    let record = recorded(dir.path(), &t, &s);
+    let blobs: Vec<&SeedFile> = record
+        .units
+        .iter()
+        .flat_map(|u| &u.files)
+        .filter(|f| f.text.is_none())
+        .collect();
+    assert!(blobs.iter().any(|f| f.path.ends_with(".rlib")));
+    assert!(blobs.iter().any(|f| f.path.ends_with(".rmeta")));
+    let fresh: HashSet<Digest> = blobs.iter().map(|f| f.digest).collect();
+    let linked_to_store = |target: &Path, f: &SeedFile| {
+        let raw = s.raw_blob_path(&f.digest).unwrap();
+        meta(&raw).ino() == meta(&target.join(&f.path)).ino()
+    };
+
+    // As a fresh runner plants what it fetched: libraries linked, the rest copied.
+    let t2 = dir.path().join("two/target");
+    let p = plant(&s, &record, &t2, &fresh);
+    assert_eq!((p.units, p.failed), (2, 0), "{p:?}");
+    for f in &blobs {
+        let library = f.path.ends_with(".rlib") || f.path.ends_with(".rmeta");
+        assert_eq!(linked_to_store(&t2, f), library, "{}", f.path);
+        assert_eq!(
+            meta(&t2.join(&f.path)).modified().unwrap(),
+            meta(&t.join(&f.path)).modified().unwrap(),
+            "{}: the recorded time",
+            f.path
+        );
+    }
+    // Blobs the store already had are copied and checked.
+    let t3 = dir.path().join("three/target");
+    assert_eq!(plant(&s, &record, &t3, &HashSet::new()).units, 2);
+    assert!(blobs.iter().all(|f| !linked_to_store(&t3, f)));
+
+    // A write into a linked library in place (no build tool does one) reaches the
+    // store's blob: it no longer matches its check, and its unit is never planted again.
+    let rlib = format!("debug/deps/libfoo-{A}.rlib");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(t2.join(&rlib))
+        .unwrap();
+    file.write_all(b"RLIB").unwrap();
+    drop(file);
+    let t4 = dir.path().join("four/target");
+    let p = plant(&s, &record, &t4, &HashSet::new());
+    assert_eq!((p.units, p.failed), (1, 1), "{p:?}");
+    assert!(!t4.join(&rlib).exists());
+    assert!(t3.join(&rlib).is_file(), "a copy planted before is its own file");
+    assert_eq!(std::fs::read(t3.join(&rlib)).unwrap(), b"rlib\0bytes");
 }
