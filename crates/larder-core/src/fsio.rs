@@ -105,7 +105,8 @@ pub fn copy_verified_atomic(
 /// local store, by a hard link (the store job's [`larder_store::Store::link_blob`], and
 /// [`link_atomic`]).
 pub fn only_replaced(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "rlib" || e == "rmeta")
+    path.extension()
+        .is_some_and(|e| e == "rlib" || e == "rmeta")
 }
 
 /// Puts the file `src` (a blob of the local store) at `dest` as a hard link to it, with

@@ -528,8 +528,8 @@ fn plant_unit(
                 Ok(rest) => (staging.join(rest), false),
                 Err(_) => (target.join(path), true),
             };
-            let (size, digest) =
-                plant_file(store, f, &dest, roots, fresh).map_err(|e| format!("{}: {e}", f.path))?;
+            let (size, digest) = plant_file(store, f, &dest, roots, fresh)
+                .map_err(|e| format!("{}: {e}", f.path))?;
             bytes += size;
             if let Some(deps) = &f.link_deps {
                 crate::action::storejob::keep_link_record(store, &digest, deps);

@@ -12,7 +12,8 @@
 //! Each calling thread uses a connection of its own (a prefetch makes
 //! [`crate::MAX_CONNECTIONS`] calls at once), so replies are read and parsed on the
 //! threads that asked for them. The connection is made without `CLIENT SETINFO` (a round
-//! trip that only names the library) and with `TCP_NODELAY`.
+//! trip that only names the library) and with `TCP_NODELAY`. A call interrupted by a
+//! signal is made again ([`ATTEMPTS`]).
 //!
 //! Deadlines: connecting is bounded by the call's deadline, and so is each read and
 //! write on the socket (a server that trickles bytes can take longer in all; the
@@ -64,38 +65,50 @@ impl RedisClient {
         self.call(deadline, |c| c.exists(key))
     }
 
-    /// Runs `f` on a kept connection, else a new one; once more on a new connection if
-    /// a kept one failed (not for a timeout: the server is there, and slow).
+    /// Runs `f` on a kept connection, else a new one. A call that fails on its
+    /// connection (cut, or interrupted: see [`ATTEMPTS`]) is made again on a new one;
+    /// not one that timed out (the server is there, and slow) or was refused.
     fn call<T>(
         &self,
         deadline: Duration,
         f: impl Fn(&mut Connection) -> RedisResult<T>,
     ) -> RedisResult<T> {
-        let kept = self.lock().pop();
-        let reused = kept.is_some();
-        let mut conn = match kept {
-            Some(c) => c,
-            None => self.client.get_connection_with_timeout(deadline)?,
-        };
-        match run(&mut conn, deadline, &f) {
-            Ok(v) => {
-                self.put_back(conn);
-                Ok(v)
-            }
-            Err(e) if reused && broken(&e) => {
-                // The others were made before it, likely to the same server process.
-                self.lock().clear();
-                let mut conn = self.client.get_connection_with_timeout(deadline)?;
-                let v = run(&mut conn, deadline, &f)?;
-                self.put_back(conn);
-                Ok(v)
-            }
-            Err(e) => {
-                if !broken(&e) && !e.is_timeout() && conn.is_open() {
-                    // An answer that was an error (`WRONGTYPE`, `OOM`): the connection is fine.
+        let mut attempt = 1;
+        let mut kept = self.lock().pop();
+        loop {
+            let again = |e: &RedisError| attempt < ATTEMPTS && broken(e);
+            let reused = kept.is_some();
+            let mut conn = match kept.take() {
+                Some(c) => c,
+                None => match self.client.get_connection_with_timeout(deadline) {
+                    Ok(c) => c,
+                    Err(e) if again(&e) => {
+                        attempt += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+            match run(&mut conn, deadline, &f) {
+                Ok(v) => {
                     self.put_back(conn);
+                    return Ok(v);
                 }
-                Err(e)
+                Err(e) if again(&e) => {
+                    if reused {
+                        // The others were made before it, likely to the same server process.
+                        self.lock().clear();
+                    }
+                    attempt += 1;
+                }
+                Err(e) => {
+                    if !broken(&e) && !e.is_timeout() && conn.is_open() {
+                        // An answer that was an error (`WRONGTYPE`, `OOM`): the connection
+                        // is fine.
+                        self.put_back(conn);
+                    }
+                    return Err(e);
+                }
             }
         }
     }
@@ -123,9 +136,19 @@ fn run<T>(
     f(conn)
 }
 
-/// Whether `e` says the connection is gone (not a timeout, not an error answer).
+/// How many times a call is made at most. A socket with a read timeout (each call's
+/// deadline) is not restarted after a signal, whatever `SA_RESTART` says (`socket(7)`):
+/// a read that a signal interrupts fails with `EINTR`, and the reply it was reading is
+/// lost with the connection. Seen in `larder cargo` about one build in four with a
+/// remote 50 ms away (the seed's lookup failed, so nothing was planted).
+const ATTEMPTS: u32 = 3;
+
+/// Whether `e` says the connection is unusable: cut or interrupted (not a timeout, not
+/// an error answer, not a refused connection: nothing listens).
 fn broken(e: &RedisError) -> bool {
-    !e.is_timeout() && (e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error())
+    !e.is_timeout()
+        && !e.is_connection_refusal()
+        && (e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error())
 }
 
 /// Makes ring the process's TLS provider if none is (the `redis` crate builds its TLS
@@ -170,17 +193,61 @@ mod tests {
     }
 
     #[test]
+    fn a_call_interrupted_by_a_signal_is_made_again() {
+        #[allow(clippy::disallowed_methods)]
+        let Ok(bin) = std::env::var("LARDER_TEST_REDIS_BIN") else {
+            return;
+        };
+        let port = free_port();
+        let mut server = start(&bin, port);
+        let c = RedisClient::open(&format!("redis://127.0.0.1:{port}/0")).unwrap();
+        c.set("k", b"value", DEADLINE).unwrap();
+        // A handler (installed with `SA_RESTART`: restart what it interrupts, where the
+        // system can).
+        let caught = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGUSR1, caught.clone()).unwrap();
+        // The server holds every client's command for 400 ms; the call's read is then
+        // interrupted by the signal, 100 ms in.
+        let pause: String = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(400)
+            .query(
+                &mut redis::Client::open(format!("redis://127.0.0.1:{port}/0"))
+                    .unwrap()
+                    .get_connection()
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(pause, "OK");
+        let caller = nix::sys::pthread::pthread_self();
+        let signaller = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            nix::sys::pthread::pthread_kill(caller, nix::sys::signal::Signal::SIGUSR1)
+        });
+        let got = c.get("k", DEADLINE);
+        signaller.join().unwrap().unwrap();
+        assert!(caught.load(std::sync::atomic::Ordering::Relaxed));
+        assert_eq!(got.unwrap().as_deref(), Some(&b"value"[..]));
+        server.kill().unwrap();
+        server.wait().unwrap();
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    #[test]
     fn each_call_is_one_command_and_a_restarted_server_is_reached_again() {
         // Set by scripts/remote-servers.sh (CI); skipped where there is no redis-server.
         #[allow(clippy::disallowed_methods)]
         let Ok(bin) = std::env::var("LARDER_TEST_REDIS_BIN") else {
             return;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut server = start(&bin, port);
         let c = RedisClient::open(&format!("redis://127.0.0.1:{port}/0")).unwrap();
         c.set("k", b"value", DEADLINE).unwrap();

@@ -255,11 +255,8 @@ impl Lookup {
     fn start(config: &Config, tiers: &Arc<larder_remote::Tiers>, key: Digest) -> Lookup {
         let guard = Arc::new(OnceLock::new());
         let (tx, found) = std::sync::mpsc::channel();
-        let (tiers, trust, extra_env) = (
-            Arc::clone(tiers),
-            config.trust(),
-            config.extra_env.clone(),
-        );
+        let (tiers, trust, extra_env) =
+            (Arc::clone(tiers), config.trust(), config.extra_env.clone());
         let wanted = Arc::clone(&guard);
         std::thread::spawn(move || {
             let fetched = match super::remote_context(&extra_env) {

@@ -486,6 +486,9 @@ fn fetched_libraries_are_planted_by_link_and_a_write_into_one_is_never_planted_a
     let p = plant(&s, &record, &t4, &HashSet::new());
     assert_eq!((p.units, p.failed), (1, 1), "{p:?}");
     assert!(!t4.join(&rlib).exists());
-    assert!(t3.join(&rlib).is_file(), "a copy planted before is its own file");
+    assert!(
+        t3.join(&rlib).is_file(),
+        "a copy planted before is its own file"
+    );
     assert_eq!(std::fs::read(t3.join(&rlib)).unwrap(), b"rlib\0bytes");
 }
