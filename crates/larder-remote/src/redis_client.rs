@@ -183,25 +183,48 @@ mod tests {
         child
     }
 
+    /// A redis-server of the test's own (`LARDER_TEST_REDIS_BIN`, set by
+    /// scripts/remote-servers.sh; `None` where there is none), its port, and a client of
+    /// it that has set `k` to `value`.
+    fn own_server() -> Option<(Child, u16, RedisClient)> {
+        let bin = redis_bin()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = start(&bin, port);
+        let c = RedisClient::open(&format!("redis://127.0.0.1:{port}/0")).unwrap();
+        c.set("k", b"value", DEADLINE).unwrap();
+        Some((server, port, c))
+    }
+
+    fn redis_bin() -> Option<String> {
+        #[allow(clippy::disallowed_methods)]
+        std::env::var("LARDER_TEST_REDIS_BIN").ok()
+    }
+
+    /// A connection of its own to the server at `port`, for the test's commands.
+    fn admin(port: u16) -> Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{port}/0"))
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
     /// The server's count of calls of each command (`INFO commandstats`).
     fn calls(port: u16) -> String {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).unwrap();
         redis::cmd("INFO")
             .arg("commandstats")
-            .query(&mut client.get_connection().unwrap())
+            .query(&mut admin(port))
             .unwrap()
     }
 
     #[test]
     fn a_call_interrupted_by_a_signal_is_made_again() {
-        #[allow(clippy::disallowed_methods)]
-        let Ok(bin) = std::env::var("LARDER_TEST_REDIS_BIN") else {
+        let Some((mut server, port, c)) = own_server() else {
             return;
         };
-        let port = free_port();
-        let mut server = start(&bin, port);
-        let c = RedisClient::open(&format!("redis://127.0.0.1:{port}/0")).unwrap();
-        c.set("k", b"value", DEADLINE).unwrap();
         // A handler (installed with `SA_RESTART`: restart what it interrupts, where the
         // system can).
         let caught = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -211,12 +234,7 @@ mod tests {
         let pause: String = redis::cmd("CLIENT")
             .arg("PAUSE")
             .arg(400)
-            .query(
-                &mut redis::Client::open(format!("redis://127.0.0.1:{port}/0"))
-                    .unwrap()
-                    .get_connection()
-                    .unwrap(),
-            )
+            .query(&mut admin(port))
             .unwrap();
         assert_eq!(pause, "OK");
         let caller = nix::sys::pthread::pthread_self();
@@ -232,25 +250,11 @@ mod tests {
         server.wait().unwrap();
     }
 
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
     #[test]
     fn each_call_is_one_command_and_a_restarted_server_is_reached_again() {
-        // Set by scripts/remote-servers.sh (CI); skipped where there is no redis-server.
-        #[allow(clippy::disallowed_methods)]
-        let Ok(bin) = std::env::var("LARDER_TEST_REDIS_BIN") else {
+        let Some((mut server, port, c)) = own_server() else {
             return;
         };
-        let port = free_port();
-        let mut server = start(&bin, port);
-        let c = RedisClient::open(&format!("redis://127.0.0.1:{port}/0")).unwrap();
-        c.set("k", b"value", DEADLINE).unwrap();
         for _ in 0..5 {
             assert_eq!(
                 c.get("k", DEADLINE).unwrap().as_deref(),
@@ -270,7 +274,7 @@ mod tests {
         // The kept connection is cut: the call is made again on a new one.
         server.kill().unwrap();
         server.wait().unwrap();
-        let mut server = start(&bin, port);
+        let mut server = start(&redis_bin().unwrap(), port);
         c.set("k2", b"again", DEADLINE).unwrap();
         assert_eq!(
             c.get("k2", DEADLINE).unwrap().as_deref(),
