@@ -209,12 +209,11 @@ impl Seeding {
         // Published unless the remote it was planted from has it, or this store
         // published it last; as any machine would record it (`portable`).
         let portable = seed.portable();
+        // (Not published where `rustc -vV` fails: the remote key needs its output.)
         if let Some(tiers) = tiers
             && self.from_remote.as_ref() != Some(&portable)
+            && let Some(context) = crate::seed::remote_context(&config.extra_env)
         {
-            let Some(context) = crate::seed::remote_context(&config.extra_env) else {
-                return;
-            };
             let remote_key = crate::seed::remote::remote_key(&self.key, &context);
             let payload =
                 crate::seed::remote::payload(&remote_key, &portable, config.signing_key.as_ref());
