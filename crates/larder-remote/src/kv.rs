@@ -205,10 +205,10 @@ impl KvStore {
         })
     }
 
-    /// Runs one call. Client libraries retry a refused connection until the deadline (r2d2
-    /// for memcached, the Redis connection manager): after a failed call a TCP connect
-    /// to the server tells whether anything listens, and if nothing does, every later call
-    /// of this process fails at once.
+    /// Runs one call. A client library may retry a refused connection until the deadline
+    /// (r2d2, for memcached): after a failed call a TCP connect to the server tells
+    /// whether anything listens, and if nothing does, every later call of this process
+    /// fails at once.
     fn call<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
         if self.refused.load(Ordering::Relaxed) {
             return Err(self.refused_error());
