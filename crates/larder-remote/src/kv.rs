@@ -1,6 +1,7 @@
 //! Key-value and object services: S3 and WebDAV through opendal; memcached through the
-//! `memcache` crate; Redis through the `redis` crate ([`crate::redis_client`]: opendal's pool
-//! adds a round trip to every call).
+//! `memcache` crate ([`crate::memcached`]); Redis through the `redis` crate
+//! ([`crate::redis_client`]: opendal's pool adds a round trip to every call). Both on
+//! connections kept by [`crate::kept`].
 //!
 //! memcached is not reached through opendal because its memcached client does not set
 //! `TCP_NODELAY` and writes each request in two parts: every call waits for a delayed
@@ -34,10 +35,11 @@ use opendal::{ErrorKind, Operator, services};
 /// The client behind a [`KvStore`].
 enum Backend {
     Opendal(Operator),
-    Memcache(memcache::Client),
+    Memcache(MemcachedClient),
     Redis(RedisClient),
 }
 
+use crate::memcached::MemcachedClient;
 use crate::redis_client::RedisClient;
 use crate::runtime::{block_on, deadline_for};
 use crate::{Kind, RemoteSpec};
@@ -123,15 +125,8 @@ impl KvStore {
                     let _ = target.set_username(&user);
                     let _ = target.set_password(password.as_deref());
                 }
-                // Built unchecked: no connection at open, a dead server shows up in
-                // calls. Each checkout checks its connection (a `version` call), so a
-                // restarted server gets fresh connections.
-                let pool = r2d2::Pool::builder()
-                    .max_size(crate::MAX_CONNECTIONS as u32)
-                    .min_idle(Some(0))
-                    .connection_timeout(spec.timeout)
-                    .build_unchecked(memcache::ConnectionManager::new(target));
-                let client = memcache::Client::with_pool(pool).map_err(|e| spec.config_error(e))?;
+                // No connection at open: a dead server shows up in calls.
+                let client = MemcachedClient::open(target, spec.timeout);
                 (Backend::Memcache(client), Some(MEMCACHED_ITEM))
             }
             Kind::Redis => {
@@ -206,7 +201,7 @@ impl KvStore {
     }
 
     /// Runs one call. A client library may retry a refused connection until the deadline
-    /// (r2d2, for memcached): after a failed call a TCP connect to the server tells
+    /// (r2d2, under memcached's client): after a failed call a TCP connect to the server tells
     /// whether anything listens, and if nothing does, every later call of this process
     /// fails at once.
     fn call<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
@@ -262,7 +257,7 @@ impl KvStore {
                 })
             }
             Backend::Memcache(c) => c
-                .get::<Vec<u8>>(&format!("{}{path}", self.prefix))
+                .call(|m| m.get::<Vec<u8>>(&format!("{}{path}", self.prefix)))
                 .map_err(|e| self.memcache_error(e)),
             Backend::Redis(c) => c
                 .get(path, deadline_for(self.timeout, expect))
@@ -280,7 +275,7 @@ impl KvStore {
                 })
             }
             Backend::Memcache(c) => c
-                .set(&format!("{}{path}", self.prefix), &data[..], 0)
+                .call(|m| m.set(&format!("{}{path}", self.prefix), &data[..], 0))
                 .map_err(|e| self.memcache_error(e)),
             Backend::Redis(c) => c
                 .set(path, &data, deadline_for(self.timeout, data.len() as u64))
@@ -300,7 +295,7 @@ impl KvStore {
                 })
             }
             Backend::Memcache(c) => c
-                .delete(&format!("{}{path}", self.prefix))
+                .call(|m| m.delete(&format!("{}{path}", self.prefix)))
                 .map(|_| ())
                 .map_err(|e| self.memcache_error(e)),
             Backend::Redis(c) => c.del(path, self.timeout).map_err(|e| self.redis_error(e)),
@@ -321,7 +316,7 @@ impl KvStore {
             }
             // A `touch` answers whether the item exists without sending its value.
             Backend::Memcache(c) => c
-                .touch(&format!("{}{path}", self.prefix), 0)
+                .call(|m| m.touch(&format!("{}{path}", self.prefix), 0))
                 .map_err(|e| self.memcache_error(e)),
             Backend::Redis(c) => c
                 .exists(path, self.timeout)

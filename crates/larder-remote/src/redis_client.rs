@@ -1,34 +1,31 @@
 //! Redis through the `redis` crate's blocking connections: GET, SET, DEL and EXISTS,
-//! one round trip each, on connections kept for the rest of the process.
+//! one round trip each, on connections kept for the rest of the process
+//! ([`crate::kept`]: never checked before use, dropped after a call that failed on them).
 //!
 //! Not through opendal: its connection pool sends a `PING` each time it hands out a
 //! connection it had before (one more round trip per call: 64 `PING`s for the 96 `GET`s
 //! of one fresh runner's build of ripgrep), and its `stat` is `EXISTS` then `STRLEN`. At
 //! 50 ms from the server that doubled the time a build waited for its seed's blobs.
-//! Here a connection is not checked before use: a call that fails on a kept connection
-//! (the server restarted, an idle connection was cut) drops every kept connection and is
-//! made once more on a new one.
 //!
 //! Each calling thread uses a connection of its own (a prefetch makes
 //! [`crate::MAX_CONNECTIONS`] calls at once), so replies are read and parsed on the
 //! threads that asked for them. The connection is made without `CLIENT SETINFO` (a round
-//! trip that only names the library) and with `TCP_NODELAY`. A call interrupted by a
-//! signal is made again ([`ATTEMPTS`]).
+//! trip that only names the library) and with `TCP_NODELAY`.
 //!
 //! Deadlines: connecting is bounded by the call's deadline, and so is each read and
 //! write on the socket (a server that trickles bytes can take longer in all; the
 //! remote's breaker counts slow calls).
 
-use std::sync::Mutex;
 use std::time::Duration;
 
-use redis::{Commands, Connection, ConnectionLike, RedisError, RedisResult};
+use redis::{Commands, Connection, RedisError, RedisResult};
+
+use crate::kept::{Failure, Kept};
 
 /// A Redis server, and the connections this process keeps to it.
 pub(crate) struct RedisClient {
     client: redis::Client,
-    /// Connections not in use, the most recently returned last.
-    idle: Mutex<Vec<Connection>>,
+    kept: Kept<Connection>,
 }
 
 impl RedisClient {
@@ -41,7 +38,7 @@ impl RedisClient {
         let info = info.set_redis_settings(settings).set_tcp_settings(tcp);
         Ok(RedisClient {
             client: redis::Client::open(info)?,
-            idle: Mutex::new(Vec::new()),
+            kept: Kept::new(),
         })
     }
 
@@ -65,90 +62,34 @@ impl RedisClient {
         self.call(deadline, |c| c.exists(key))
     }
 
-    /// Runs `f` on a kept connection, else a new one. A call that fails on its
-    /// connection (cut, or interrupted: see [`ATTEMPTS`]) is made again on a new one;
-    /// not one that timed out (the server is there, and slow) or was refused.
+    /// `f` on a kept or new connection, each read and write on its socket bounded by
+    /// `deadline`.
     fn call<T>(
         &self,
         deadline: Duration,
         f: impl Fn(&mut Connection) -> RedisResult<T>,
     ) -> RedisResult<T> {
-        let mut attempt = 1;
-        let mut kept = self.lock().pop();
-        loop {
-            let again = |e: &RedisError| attempt < ATTEMPTS && broken(e);
-            let reused = kept.is_some();
-            let mut conn = match kept.take() {
-                Some(c) => c,
-                None => match self.client.get_connection_with_timeout(deadline) {
-                    Ok(c) => c,
-                    Err(e) if again(&e) => {
-                        attempt += 1;
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                },
-            };
-            match run(&mut conn, deadline, &f) {
-                Ok(v) => {
-                    self.put_back(conn);
-                    return Ok(v);
-                }
-                Err(e) if again(&e) => {
-                    if reused {
-                        // The others were made before it, likely to the same server process.
-                        self.lock().clear();
-                    }
-                    attempt += 1;
-                }
-                Err(e) => {
-                    if !broken(&e) && !e.is_timeout() && conn.is_open() {
-                        // An answer that was an error (`WRONGTYPE`, `OOM`): the connection
-                        // is fine.
-                        self.put_back(conn);
-                    }
-                    return Err(e);
-                }
-            }
-        }
-    }
-
-    fn put_back(&self, conn: Connection) {
-        let mut idle = self.lock();
-        if idle.len() < crate::MAX_CONNECTIONS {
-            idle.push(conn);
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+        self.kept.call(
+            || self.client.get_connection_with_timeout(deadline),
+            failure,
+            |conn| {
+                conn.set_read_timeout(Some(deadline))?;
+                conn.set_write_timeout(Some(deadline))?;
+                f(conn)
+            },
+        )
     }
 }
 
-/// `f` on `conn`, each read and write on its socket bounded by `deadline`.
-fn run<T>(
-    conn: &mut Connection,
-    deadline: Duration,
-    f: &impl Fn(&mut Connection) -> RedisResult<T>,
-) -> RedisResult<T> {
-    conn.set_read_timeout(Some(deadline))?;
-    conn.set_write_timeout(Some(deadline))?;
-    f(conn)
-}
-
-/// How many times a call is made at most. A socket with a read timeout (each call's
-/// deadline) is not restarted after a signal, whatever `SA_RESTART` says (`socket(7)`):
-/// a read that a signal interrupts fails with `EINTR`, and the reply it was reading is
-/// lost with the connection. Seen in `larder cargo` about one build in four with a
-/// remote 50 ms away (the seed's lookup failed, so nothing was planted).
-const ATTEMPTS: u32 = 3;
-
-/// Whether `e` says the connection is unusable: cut or interrupted (not a timeout, not
-/// an error answer, not a refused connection: nothing listens).
-fn broken(e: &RedisError) -> bool {
-    !e.is_timeout()
-        && !e.is_connection_refusal()
-        && (e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error())
+/// What a failed call says about its connection ([`Failure`]).
+fn failure(e: &RedisError) -> Failure {
+    if e.is_timeout() || e.is_connection_refusal() {
+        Failure::Final
+    } else if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+        Failure::Broken
+    } else {
+        Failure::Answered
+    }
 }
 
 /// Makes ring the process's TLS provider if none is (the `redis` crate builds its TLS
