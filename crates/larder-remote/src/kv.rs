@@ -265,6 +265,29 @@ impl KvStore {
         })
     }
 
+    /// The raw objects at `paths`, in order (`None` for each that is missing): memcached
+    /// answers them all in one round trip (a chunk list's chunks, 1 MiB each).
+    fn read_all(&self, paths: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        match &self.backend {
+            Backend::Memcache(c) => {
+                let keys: Vec<String> = paths
+                    .iter()
+                    .map(|p| format!("{}{p}", self.prefix))
+                    .collect();
+                let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let mut found = self.call(|| {
+                    c.call(|m| m.gets::<Vec<u8>>(&refs))
+                        .map_err(|e| self.memcache_error(e))
+                })?;
+                Ok(keys.iter().map(|k| found.remove(k)).collect())
+            }
+            _ => paths
+                .iter()
+                .map(|p| self.read(p, MEMCACHED_ITEM as u64))
+                .collect(),
+        }
+    }
+
     fn write(&self, path: &str, data: Vec<u8>) -> Result<(), StoreError> {
         self.call(|| match &self.backend {
             Backend::Opendal(op) => {
@@ -371,17 +394,23 @@ impl KvStore {
                 if body.len() % 32 != 0 || body.is_empty() {
                     return Err(StoreError::corrupt(ns, key, "malformed chunk list"));
                 }
+                let digests: Vec<Digest> = body
+                    .chunks(32)
+                    .map(|c| {
+                        let mut raw = [0u8; 32];
+                        raw.copy_from_slice(c);
+                        Digest::from_bytes(raw)
+                    })
+                    .collect();
+                let paths: Vec<String> = digests.iter().map(Self::chunk_path).collect();
+                let mut chunks = self.read_all(&paths)?;
                 let mut joined = Vec::new();
-                for c in body.chunks(32) {
-                    let mut raw = [0u8; 32];
-                    raw.copy_from_slice(c);
-                    let d = Digest::from_bytes(raw);
-                    let Some(chunk) = self.read(&Self::chunk_path(&d), MEMCACHED_ITEM as u64)?
-                    else {
+                for (d, chunk) in digests.iter().zip(chunks.iter_mut()) {
+                    let Some(chunk) = chunk.take() else {
                         // Evicted: the entry is gone as a whole.
                         return Ok(None);
                     };
-                    if Digest::of(&chunk) != d {
+                    if Digest::of(&chunk) != *d {
                         return Err(StoreError::corrupt(
                             ns,
                             key,
@@ -535,6 +564,45 @@ impl Store for KvStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value over memcached's item limit comes back from its chunks (fetched in one
+    /// call); a missing chunk (evicted) makes it missing, a changed one corrupt.
+    #[test]
+    fn chunked_values_come_back_whole_or_not_at_all() {
+        #[allow(clippy::disallowed_methods)]
+        let Ok(url) = std::env::var("LARDER_TEST_MEMCACHED") else {
+            return;
+        };
+        let spec = RemoteSpec::parse(&url, false, Duration::from_secs(5)).unwrap();
+        let kv = KvStore::open(&spec).unwrap();
+        // Incompressible: stored as is, in 4 chunks.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ std::process::id() as u64;
+        let value: Vec<u8> = (0..3 * MEMCACHED_ITEM + 100)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let d = Digest::of(&value);
+        kv.put(Namespace::Cas, &d, &value).unwrap();
+        assert_eq!(kv.get(Namespace::Cas, &d).unwrap().as_deref(), Some(&value[..]));
+        let tagged = encode(&value);
+        assert_eq!(tagged[0], TAG_RAW);
+        let chunks: Vec<String> = tagged
+            .chunks(MEMCACHED_ITEM)
+            .map(|c| KvStore::chunk_path(&Digest::of(c)))
+            .collect();
+        assert_eq!(chunks.len(), 4);
+        kv.write(&chunks[2], b"not the chunk".to_vec()).unwrap();
+        assert!(matches!(
+            kv.get(Namespace::Cas, &d),
+            Err(StoreError::Corrupt { .. })
+        ));
+        kv.remove(&chunks[2]).unwrap();
+        assert_eq!(kv.get(Namespace::Cas, &d).unwrap(), None);
+    }
 
     #[test]
     fn encoding_compresses_only_when_it_pays() {
