@@ -587,7 +587,10 @@ mod tests {
             .collect();
         let d = Digest::of(&value);
         kv.put(Namespace::Cas, &d, &value).unwrap();
-        assert_eq!(kv.get(Namespace::Cas, &d).unwrap().as_deref(), Some(&value[..]));
+        assert_eq!(
+            kv.get(Namespace::Cas, &d).unwrap().as_deref(),
+            Some(&value[..])
+        );
         let tagged = encode(&value);
         assert_eq!(tagged[0], TAG_RAW);
         let chunks: Vec<String> = tagged

@@ -37,6 +37,8 @@ mod oci;
 mod reapi;
 mod redis_client;
 mod runtime;
+#[cfg(test)]
+mod test_server;
 mod tiers;
 mod verify;
 

@@ -89,7 +89,7 @@ fn failure(e: &MemcacheError) -> Failure {
 
 #[cfg(test)]
 mod tests {
-    use std::process::{Child, Command, Stdio};
+    use std::process::{Child, Command};
 
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
@@ -109,28 +109,13 @@ mod tests {
         if nix::unistd::geteuid().is_root() {
             cmd.args(["-u", "nobody"]);
         }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child
+        crate::test_server::start(cmd, port)
     }
 
     /// A memcached of the test's own, its port, and a client of it that has set `k`.
     fn own_server() -> Option<(Child, u16, MemcachedClient)> {
         let bin = memcached_bin()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::test_server::free_port();
         let server = start(&bin, port);
         let target = url::Url::parse(&format!(
             "memcache://127.0.0.1:{port}?timeout=5&tcp_nodelay=true"

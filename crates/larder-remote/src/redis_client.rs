@@ -100,7 +100,7 @@ pub(crate) fn install_tls_provider() {
 
 #[cfg(test)]
 mod tests {
-    use std::process::{Child, Command, Stdio};
+    use std::process::{Child, Command};
 
     use super::*;
 
@@ -108,20 +108,10 @@ mod tests {
 
     /// A redis-server of this test's own on `port` (no persistence), ready for calls.
     fn start(bin: &str, port: u16) -> Child {
-        let child = Command::new(bin)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child
+        let mut cmd = Command::new(bin);
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"]);
+        crate::test_server::start(cmd, port)
     }
 
     /// A redis-server of the test's own (`LARDER_TEST_REDIS_BIN`, set by
@@ -129,11 +119,7 @@ mod tests {
     /// it that has set `k` to `value`.
     fn own_server() -> Option<(Child, u16, RedisClient)> {
         let bin = redis_bin()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::test_server::free_port();
         let server = start(&bin, port);
         let c = RedisClient::open(&format!("redis://127.0.0.1:{port}/0")).unwrap();
         c.set("k", b"value", DEADLINE).unwrap();
