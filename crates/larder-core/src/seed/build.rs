@@ -122,7 +122,7 @@ impl Seeding {
             span("seed: remote blobs", fetching);
             fetched = format!(
                 " from {from} ({} blobs, {}, fetched{})",
-                b.fetched,
+                b.fetched(),
                 crate::human::bytes(b.bytes),
                 if b.missing > 0 {
                     format!("; {} not found", b.missing)

@@ -221,16 +221,21 @@ pub fn target_dir_allowed(seed: &Seed) -> bool {
 /// What [`fetch_blobs`] did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Blobs {
-    /// Blobs fetched into the local store.
-    pub fetched: u64,
-    /// Their digests: blobs this process wrote into the local store after checking them
-    /// against their digests, which the plant may link instead of copying and checking
-    /// again ([`super::plant`]).
+    /// The blobs fetched into the local store: written by this process after checking
+    /// them against their digests, which the plant may link instead of copying and
+    /// checking again ([`super::plant`]).
     pub digests: std::collections::HashSet<Digest>,
     /// Their bytes.
     pub bytes: u64,
     /// Blobs no remote had (or whose copy did not match its digest), or over the bound.
     pub missing: u64,
+}
+
+impl Blobs {
+    /// How many blobs were fetched.
+    pub fn fetched(&self) -> u64 {
+        self.digests.len() as u64
+    }
 }
 
 /// Fetches the blobs of `seed`'s files (those not kept in the record) that the local
@@ -255,14 +260,12 @@ pub fn fetch_blobs(tiers: &Tiers, seed: &Seed, max_bytes: u64) -> Blobs {
     }
     // The largest first: the last to arrive is then a small one.
     todo.sort_by_key(|&(_, size)| std::cmp::Reverse(size));
-    let fetched = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
     let missing = AtomicU64::new(missing);
     let digests = std::sync::Mutex::new(std::collections::HashSet::new());
     parallel(&todo, |&(d, size)| {
         match tiers.get_verified_blob(&d, size) {
             Ok(Some(v)) => {
-                fetched.fetch_add(1, Ordering::Relaxed);
                 bytes.fetch_add(v.len() as u64, Ordering::Relaxed);
                 digests.lock().unwrap_or_else(|e| e.into_inner()).insert(d);
             }
@@ -272,7 +275,6 @@ pub fn fetch_blobs(tiers: &Tiers, seed: &Seed, max_bytes: u64) -> Blobs {
         }
     });
     Blobs {
-        fetched: fetched.into_inner(),
         digests: digests.into_inner().unwrap_or_else(|e| e.into_inner()),
         bytes: bytes.into_inner(),
         missing: missing.into_inner(),
@@ -378,7 +380,7 @@ mod tests {
         assert!(!b.local().contains(Namespace::Cas, &rlib).unwrap());
         let blobs = fetch_blobs(&b, &got, u64::MAX);
         assert_eq!(
-            (blobs.fetched, blobs.missing),
+            (blobs.fetched(), blobs.missing),
             (1, 0),
             "the text is in the record"
         );
@@ -389,7 +391,7 @@ mod tests {
         // Within a byte bound smaller than the blob: left out, counted.
         let c = machine(dir.path(), "c", false);
         let blobs = fetch_blobs(&c, &got, 4);
-        assert_eq!((blobs.fetched, blobs.missing), (0, 1));
+        assert_eq!((blobs.fetched(), blobs.missing), (0, 1));
     }
 
     #[test]
