@@ -5,12 +5,14 @@
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 
 use larder_digest::Digest;
 
-use super::remote::Fetched;
+use super::remote::{Blobs, Fetched};
 use super::{Seed, SeedRecord};
 use crate::config::Config;
 use crate::config::env;
@@ -108,7 +110,7 @@ impl Seeding {
                 };
                 span("seed: remote record", fetching);
                 seeding.from_remote = Some(seed.clone());
-                (seed, Some(from))
+                (seed, Some((from, lookup)))
             }
             (None, None) => return Some(seeding),
         };
@@ -116,9 +118,8 @@ impl Seeding {
         drop(planted);
         let mut fetched = String::new();
         let mut fresh = HashSet::new();
-        if let (Some(from), Some(tiers)) = (&from, tiers) {
-            let fetching = crate::trace::now();
-            let b = crate::seed::remote::fetch_blobs(tiers, &seed, config.max_size / 2);
+        let from = from.map(|(from, lookup)| {
+            let (b, fetching) = lookup.blobs();
             span("seed: remote blobs", fetching);
             fetched = format!(
                 " from {from} ({} blobs, {}, fetched{})",
@@ -131,7 +132,8 @@ impl Seeding {
                 }
             );
             fresh = b.digests;
-        }
+            from
+        });
         let target = if from.is_some() && !crate::seed::remote::target_dir_allowed(&seed) {
             match crate::seed::named_target_dir(&args, &cwd) {
                 Some(t) => t,
@@ -241,42 +243,96 @@ impl Seeding {
     }
 }
 
+/// The blob fetch of a seed found before its guard was checked: its own stop, and its
+/// thread (the blobs, and when their fetch started).
+type EarlyFetch = (Arc<AtomicBool>, JoinHandle<(Blobs, u64)>);
+
 /// A lookup of the command's seed on the remotes, on a thread of its own: it starts
-/// before the guard is known (the remote key needs only [`super::remote_context`]) and
-/// waits for [`Lookup::guard`] to check the seed it found.
+/// before the guard is known (the remote key needs only [`super::remote_context`]),
+/// starts fetching the blobs of the seed it finds at once, and waits for
+/// [`Lookup::guard`] to check that seed (one whose guard is not this build's is planted
+/// from nothing: its blob fetch is stopped, and what it brought stays in the store as
+/// any fetched blob, checked against its digest).
 struct Lookup {
     /// This build's guard, set once computed.
     guard: Arc<OnceLock<Option<Digest>>>,
     found: Receiver<Fetched>,
+    /// The found seed's blobs, and when their fetch started (a trace time).
+    blobs: Receiver<(Blobs, u64)>,
+    /// Set when the build stops waiting: no further blob is fetched.
+    abandoned: Arc<AtomicBool>,
 }
 
 impl Lookup {
     fn start(config: &Config, tiers: &Arc<larder_remote::Tiers>, key: Digest) -> Lookup {
         let guard = Arc::new(OnceLock::new());
+        let abandoned = Arc::new(AtomicBool::new(false));
         let (tx, found) = std::sync::mpsc::channel();
+        let (blobs_tx, blobs) = std::sync::mpsc::channel();
         let (tiers, trust, extra_env) =
             (Arc::clone(tiers), config.trust(), config.extra_env.clone());
-        let wanted = Arc::clone(&guard);
+        let max_bytes = config.max_size / 2;
+        let (wanted, stop_all) = (Arc::clone(&guard), Arc::clone(&abandoned));
         std::thread::spawn(move || {
-            let fetched = match super::remote_context(&extra_env) {
-                Some(context) => super::remote::fetch(
-                    &tiers,
-                    &super::remote::remote_key(&key, &context),
-                    &|| *wanted.wait(),
-                    &trust,
-                ),
-                None => Fetched::None,
+            let Some(context) = super::remote_context(&extra_env) else {
+                let _ = tx.send(Fetched::None);
+                return;
             };
+            // The blob fetch of the seed admitted last, and its own stop.
+            let mut early: Option<EarlyFetch> = None;
+            let mut admitted = |seed: &Seed| {
+                if let Some((stop, _)) = early.take() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                let stop = Arc::new(AtomicBool::new(false));
+                let (tiers, seed, mine, all) = (
+                    Arc::clone(&tiers),
+                    seed.clone(),
+                    Arc::clone(&stop),
+                    Arc::clone(&stop_all),
+                );
+                let fetching = std::thread::spawn(move || {
+                    let started = crate::trace::now();
+                    let cancel = || mine.load(Ordering::Relaxed) || all.load(Ordering::Relaxed);
+                    let b = super::remote::fetch_blobs(&tiers, &seed, max_bytes, &cancel);
+                    (b, started)
+                });
+                early = Some((stop, fetching));
+            };
+            let fetched = super::remote::fetch(
+                &tiers,
+                &super::remote::remote_key(&key, &context),
+                &|| *wanted.wait(),
+                &trust,
+                &mut admitted,
+            );
+            let found = matches!(fetched, Fetched::Found { .. });
             let _ = tx.send(fetched);
+            match early {
+                // The seed found is the last one admitted.
+                Some((_, fetching)) if found => {
+                    if let Ok(b) = fetching.join() {
+                        let _ = blobs_tx.send(b);
+                    }
+                }
+                Some((stop, _)) => stop.store(true, Ordering::Relaxed),
+                None => {}
+            }
         });
-        Lookup { guard, found }
+        Lookup {
+            guard,
+            found,
+            blobs,
+            abandoned,
+        }
     }
 
     /// The seed found and the remote's name; `None` (having said why, where it is worth
     /// saying) if there is none, it is refused, or the remotes do not answer within
-    /// [`SEED_WAIT`] (the lookup then goes on unwaited for).
-    fn finish(self) -> Option<(Seed, String)> {
+    /// [`SEED_WAIT`] (the lookup then goes on unwaited for, and fetches no blob).
+    fn finish(&self) -> Option<(Seed, String)> {
         let Ok(found) = self.found.recv_timeout(SEED_WAIT) else {
+            self.abandoned.store(true, Ordering::Relaxed);
             eprintln!(
                 "larder: no seed planted: the remotes did not answer within {} s",
                 SEED_WAIT.as_secs_f64()
@@ -294,5 +350,11 @@ impl Lookup {
             }
             Fetched::None => None,
         }
+    }
+
+    /// The blobs of the seed [`Lookup::finish`] found, once fetched, and when their fetch
+    /// started.
+    fn blobs(self) -> (Blobs, u64) {
+        self.blobs.recv().unwrap_or_default()
     }
 }

@@ -17,6 +17,10 @@
 //!   signatures serves a seed only if a trusted key signed it; a refused seed plants
 //!   nothing, with one warning. A remote that does not require signatures is trusted as
 //!   it is for action records (whoever can write it can write any record).
+//! - **Blobs fetched beside the guard.** The seed's blobs are fetched as soon as its
+//!   record is admitted (format, signature), while the guard is computed; a seed whose
+//!   guard is not this build's is then not planted, and the blobs it brought stay in the
+//!   store as any blob fetched (each checked against its digest).
 //! - **The same guard, the same checks.** A fetched seed is planted only if its guard is
 //!   this build's (larder, the compilers, `CARGO_HOME`, keyed variables: a fleet built
 //!   from one image shares it), at most [`super::MAX_UNITS`] units and the byte bound
@@ -169,11 +173,17 @@ pub enum Fetched {
 /// The seed under `key` of the first remote that has one of this format and the guard
 /// `guard` gives (waiting for it, if it is being computed; `None`: no seed is this
 /// build's), admitted by `trust` where the remote requires signatures.
+///
+/// `admitted` sees each seed admitted by its format and signature before its guard is
+/// checked (the caller may start fetching its blobs while the guard is computed: they
+/// are checked against their digests whatever the seed turns out to be); the seed
+/// returned is the last one it saw.
 pub fn fetch(
     tiers: &Tiers,
     key: &Digest,
     guard: &dyn Fn() -> Option<Digest>,
     trust: &Trust,
+    admitted: &mut dyn FnMut(&Seed),
 ) -> Fetched {
     let mut refused = None;
     for tier in tiers.tiers().skip(1) {
@@ -183,7 +193,7 @@ pub fn fetch(
         let Ok(remote) = serde_json::from_slice::<RemoteSeed>(&bytes) else {
             continue;
         };
-        if remote.version != VERSION || Some(remote.seed.guard) != guard() {
+        if remote.version != VERSION {
             continue;
         }
         if tier.requires_signatures() {
@@ -192,6 +202,10 @@ pub fn fetch(
                 refused.get_or_insert((tier.name(), reason));
                 continue;
             }
+        }
+        admitted(&remote.seed);
+        if Some(remote.seed.guard) != guard() {
+            continue;
         }
         return Fetched::Found {
             from: tier.name(),
@@ -241,8 +255,14 @@ impl Blobs {
 /// Fetches the blobs of `seed`'s files (those not kept in the record) that the local
 /// store lacks, [`crate::prefetch::PARALLEL`] calls at a time, each checked against its
 /// digest; at most [`MAX_UNITS`] units and `max_bytes` in all. What is missing leaves
-/// its unit out of the plant (cargo builds it).
-pub fn fetch_blobs(tiers: &Tiers, seed: &Seed, max_bytes: u64) -> Blobs {
+/// its unit out of the plant (cargo builds it). Once `cancel` says so, no further blob
+/// is asked for (those left count as missing).
+pub fn fetch_blobs(
+    tiers: &Tiers,
+    seed: &Seed,
+    max_bytes: u64,
+    cancel: &(dyn Fn() -> bool + Sync),
+) -> Blobs {
     let local = tiers.local();
     let mut todo = Vec::new();
     let mut total = 0u64;
@@ -264,6 +284,10 @@ pub fn fetch_blobs(tiers: &Tiers, seed: &Seed, max_bytes: u64) -> Blobs {
     let missing = AtomicU64::new(missing);
     let digests = std::sync::Mutex::new(std::collections::HashSet::new());
     parallel(&todo, |&(d, size)| {
+        if cancel() {
+            missing.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         match tiers.get_verified_blob(&d, size) {
             Ok(Some(v)) => {
                 bytes.fetch_add(v.len() as u64, Ordering::Relaxed);
@@ -372,13 +396,15 @@ mod tests {
 
         let b = machine(dir.path(), "b", false);
         let trust = Trust::default();
-        let Fetched::Found { seed: got, .. } = fetch(&b, &key, &|| Some(guard), &trust) else {
+        let Fetched::Found { seed: got, .. } =
+            fetch(&b, &key, &|| Some(guard), &trust, &mut |_| {})
+        else {
             panic!("no seed");
         };
         assert_eq!(got, s);
         let rlib = s.units[0].files[0].digest;
         assert!(!b.local().contains(Namespace::Cas, &rlib).unwrap());
-        let blobs = fetch_blobs(&b, &got, u64::MAX);
+        let blobs = fetch_blobs(&b, &got, u64::MAX, &|| false);
         assert_eq!(
             (blobs.fetched(), blobs.missing),
             (1, 0),
@@ -386,12 +412,23 @@ mod tests {
         );
         assert!(b.local().contains(Namespace::Cas, &rlib).unwrap());
         assert_eq!(blobs.digests, [rlib].into(), "what the plant may link");
-        // Another guard under this key (a hostile or mistaken writer): not this build's.
-        assert_eq!(fetch(&b, &key, &|| Some(other), &trust), Fetched::None);
+        // Another guard under this key (a hostile or mistaken writer): not this build's,
+        // though seen (its blobs may be fetched while the guard is computed).
+        let mut seen = Vec::new();
+        let mut admitted = |s: &Seed| seen.push(s.clone());
+        assert_eq!(
+            fetch(&b, &key, &|| Some(other), &trust, &mut admitted),
+            Fetched::None
+        );
+        assert_eq!(seen, std::slice::from_ref(&s));
         // Within a byte bound smaller than the blob: left out, counted.
         let c = machine(dir.path(), "c", false);
-        let blobs = fetch_blobs(&c, &got, 4);
+        let blobs = fetch_blobs(&c, &got, 4, &|| false);
         assert_eq!((blobs.fetched(), blobs.missing), (0, 1));
+        // Cancelled: nothing asked for.
+        let blobs = fetch_blobs(&c, &got, u64::MAX, &|| true);
+        assert_eq!((blobs.fetched(), blobs.missing), (0, 1));
+        assert!(!c.local().contains(Namespace::Cas, &rlib).unwrap());
     }
 
     #[test]
@@ -427,14 +464,23 @@ mod tests {
         let s = seed(writer.local(), guard);
         let key = remote_key(&Digest::of(b"cargo build"), &guard);
         let reader = machine(dir.path(), "r", true);
-        let refused = |why: &str| match fetch(&reader, &key, &|| Some(guard), &trust) {
-            Fetched::Refused { reason, .. } => assert!(reason.starts_with(why), "{reason}"),
-            other => panic!("{other:?}"),
+        let refused = |why: &str| {
+            let mut admitted = 0;
+            match fetch(&reader, &key, &|| Some(guard), &trust, &mut |_| {
+                admitted += 1
+            }) {
+                Fetched::Refused { reason, .. } => assert!(reason.starts_with(why), "{reason}"),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(admitted, 0, "a refused seed's blobs are never fetched");
         };
 
         // Unsigned: not even written where signatures are required.
         assert!(!publish(&writer, &key, &s, &payload(&key, &s, None), false));
-        assert_eq!(fetch(&reader, &key, &|| Some(guard), &trust), Fetched::None);
+        assert_eq!(
+            fetch(&reader, &key, &|| Some(guard), &trust, &mut |_| {}),
+            Fetched::None
+        );
         let remote = DiskStore::open(&dir.path().join("remote"), u64::MAX).unwrap();
         remote
             .put(Namespace::Seed, &key, &payload(&key, &s, None))
@@ -444,7 +490,7 @@ mod tests {
         let signed = payload(&key, &s, Some(&team));
         assert!(publish(&writer, &key, &s, &signed, true));
         assert!(matches!(
-            fetch(&reader, &key, &|| Some(guard), &trust),
+            fetch(&reader, &key, &|| Some(guard), &trust, &mut |_| {}),
             Fetched::Found { seed, .. } if seed == s
         ));
         // Not trusted under another key, nor changed, nor moved to another key.
@@ -465,7 +511,7 @@ mod tests {
         let moved = remote_key(&Digest::of(b"cargo test"), &guard);
         remote.put(Namespace::Seed, &moved, &signed).unwrap();
         assert!(matches!(
-            fetch(&reader, &moved, &|| Some(guard), &trust),
+            fetch(&reader, &moved, &|| Some(guard), &trust, &mut |_| {}),
             Fetched::Refused { reason, .. } if reason.starts_with("invalid signature")
         ));
         // A reader that does not require signatures takes an unsigned seed.
@@ -474,7 +520,7 @@ mod tests {
             .unwrap();
         let lax = machine(dir.path(), "l", false);
         assert!(matches!(
-            fetch(&lax, &key, &|| Some(guard), &Trust::default()),
+            fetch(&lax, &key, &|| Some(guard), &Trust::default(), &mut |_| {}),
             Fetched::Found { .. }
         ));
     }

@@ -259,6 +259,54 @@ fn a_fresh_runner_plants_the_seed_of_a_remote() {
     }
 }
 
+/// A runner whose C compiler has the publisher's name (`CC`, the same path) and other
+/// content finds the publisher's seed (a remote seed's key has the compilers' names),
+/// starts fetching its blobs while its guard (the compilers' content) is computed, and
+/// plants nothing: cargo builds every registry unit, the binary is right.
+#[test]
+fn a_remote_seed_of_another_compiler_under_the_same_name_is_not_planted() {
+    let p = registry_project();
+    let cc = p.tmp().join("cc-bin").join("cc");
+    std::fs::create_dir_all(cc.parent().unwrap()).unwrap();
+    let write_cc = |which: &str| {
+        std::fs::write(
+            &cc,
+            format!("#!/bin/sh\n# compiler {which}\nexec gcc \"$@\"\n"),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&cc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    for url in seed_remotes(&p) {
+        let flags = crate::support::own_cfg("larder_seed_other_cc");
+        write_cc("a");
+        p.clean();
+        let first = remote_build(&p, &url, &flags).env("CC", &cc).run();
+        assert_eq!(planted(&first), None, "{url}\n{}", first.context());
+        // The same runner plants it (the seed is there, under this name).
+        let q = fresh_runner_of(&p);
+        let same = remote_build(&q, &url, &flags).env("CC", &cc).run();
+        assert_eq!(planted(&same), Some(4), "{url}\n{}", same.context());
+
+        write_cc("b");
+        let r = fresh_runner_of(&p);
+        let other = remote_build(&r, &url, &flags).env("CC", &cc).run();
+        assert_eq!(planted(&other), None, "{url}\n{}", other.context());
+        assert!(
+            !other.stderr.contains("larder: warning"),
+            "{}",
+            other.context()
+        );
+        assert_eq!(r.run_bin("debug", "app"), "4217 true");
+        let plain = r
+            .cargo(&["build", "--offline", "-v"])
+            .env("RUSTFLAGS", &flags)
+            .env("CC", &cc)
+            .run();
+        assert!(!plain.stderr.contains("Compiling"), "{}", plain.context());
+    }
+}
+
 /// Where a remote requires signatures, a seed is planted only as signed by a trusted
 /// key: an unsigned one and a changed one are refused with a warning (nothing planted,
 /// the build right), and a reader without a signing key does not publish over it.
