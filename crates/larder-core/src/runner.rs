@@ -58,11 +58,10 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
     // empty one the first compiles would wait for it. It is computed while cargo starts;
     // then the C header memo is pruned, when due.
     let layout = config.layout();
-    let rustc = env::var_os("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from);
-    std::thread::spawn(move || {
-        let _ = crate::identity::compiler(&rustc, None, Some(&layout.tools()));
-        layout.prune_header_memo();
-    });
+    let compiler =
+        crate::identity::Pending::start(crate::seed::rustc(), layout.tools(), move || {
+            layout.prune_header_memo();
+        });
     let exe = std::env::current_exe()
         .map_err(|e| RunnerError::Io(format!("cannot find larder's own path: {e}")))?;
     let id = build_id();
@@ -122,6 +121,7 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
         &args,
         planted_tx,
         trace.as_deref(),
+        &compiler,
     );
     let cargo_started = crate::trace::now();
     let status = if crate::progress::wanted() {

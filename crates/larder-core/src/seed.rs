@@ -227,10 +227,11 @@ pub fn fingerprint_dir(profile: &Path, package: &str, hash: &str) -> PathBuf {
 /// What planted units depend on beyond cargo's fingerprints: larder's version, the
 /// compiler's identity, the C and C++ compilers' identities, `CARGO_HOME`, and every
 /// variable of this process that larder keys a compile or a build script's run by.
-/// `None` if the compiler cannot be identified.
-pub fn guard(config: &Config) -> Option<Digest> {
+/// `None` if the compiler cannot be identified. `compiler` is the identity of the
+/// compiler the build runs ([`rustc`]), being computed.
+pub fn guard(config: &Config, compiler: &crate::identity::Pending) -> Option<Digest> {
     let tools = config.layout().tools();
-    let compiler = crate::identity::compiler(&rustc(), None, Some(&tools)).ok()?;
+    let compiler = compiler.wait()?;
     let mut h = KeyHasher::new();
     h.field("seed", "larder-seed-v1")
         .field("larder", env!("CARGO_PKG_VERSION"))
@@ -269,7 +270,7 @@ pub fn remote_context(extra_env: &[String]) -> Option<Digest> {
 }
 
 /// The compiler a build runs: `RUSTC`, else `rustc` on the `PATH`.
-fn rustc() -> PathBuf {
+pub fn rustc() -> PathBuf {
     env::var_os("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from)
 }
 
@@ -393,11 +394,7 @@ pub fn save(
 pub fn plant(store: &DiskStore, seed: &Seed, target: &Path, fresh: &HashSet<Digest>) -> Planted {
     let started = Instant::now();
     let mut planted = Planted::default();
-    let units: Vec<&SeedUnit> = seed
-        .units
-        .iter()
-        .filter(|u| is_inside(&u.fingerprint) && u.files.iter().all(|f| is_inside(&f.path)))
-        .collect();
+    let units: Vec<&SeedUnit> = plantable(seed).collect();
     // Cargo's lock of each profile directory (`target/debug/.cargo-lock`).
     let profiles: BTreeSet<PathBuf> = units
         .iter()
@@ -429,8 +426,7 @@ pub fn plant(store: &DiskStore, seed: &Seed, target: &Path, fresh: &HashSet<Dige
     let todo: Vec<&SeedUnit> = units
         .into_iter()
         .filter(|u| {
-            let dir = target.join(&u.fingerprint);
-            let there = dir.exists() || build_dir(target, u).is_some_and(|b| b.exists());
+            let there = present(target, u);
             planted.present += usize::from(there);
             !there
         })
@@ -465,6 +461,36 @@ pub fn plant(store: &DiskStore, seed: &Seed, target: &Path, fresh: &HashSet<Dige
     drop(locks);
     planted.secs = started.elapsed().as_secs_f64();
     planted
+}
+
+/// The units of `seed` a plant considers: those whose paths stay inside the target
+/// directory.
+fn plantable(seed: &Seed) -> impl Iterator<Item = &SeedUnit> {
+    seed.units
+        .iter()
+        .filter(|u| is_inside(&u.fingerprint) && u.files.iter().all(|f| is_inside(&f.path)))
+}
+
+/// Whether `unit` is in `target` already (its fingerprint directory, or its `build/`
+/// one, exists): a plant leaves it as it is.
+fn present(target: &Path, unit: &SeedUnit) -> bool {
+    target.join(&unit.fingerprint).exists() || build_dir(target, unit).is_some_and(|b| b.exists())
+}
+
+/// Whether every unit of every seed of `record` is in its target directory already
+/// (for cargo's `args` run in `cwd`, of the project in `project_dir`): a plant would
+/// plant nothing whichever seed the guard picks, so the build need not wait for the
+/// guard. A few `stat` calls per unit.
+pub fn nothing_to_plant(
+    record: &SeedRecord,
+    args: &[String],
+    cwd: &Path,
+    project_dir: &Path,
+) -> bool {
+    record.seeds.iter().all(|seed| {
+        let target = target_dir(seed, args, cwd, project_dir);
+        plantable(seed).all(|u| present(&target, u))
+    })
 }
 
 /// The unit's directory under `build/`, if it has one

@@ -28,9 +28,11 @@ pub(crate) struct Seeding {
     key: Digest,
     project_dir: PathBuf,
     record: Option<SeedRecord>,
-    guard: Option<Digest>,
+    guard: Guard,
     /// The seed planted from a remote, as the remote keeps it ([`Seed::portable`]).
     from_remote: Option<Seed>,
+    /// The compiler's identity, for a guard computed only after the build.
+    compiler: crate::identity::Pending,
 }
 
 impl Seeding {
@@ -45,6 +47,7 @@ impl Seeding {
         args: &[OsString],
         planted: Sender<HashSet<Digest>>,
         trace: Option<&Path>,
+        compiler: &crate::identity::Pending,
     ) -> Option<Seeding> {
         if !config.seed || config.disable {
             return None;
@@ -62,6 +65,32 @@ impl Seeding {
         let started = crate::trace::now();
         let clock = std::time::Instant::now();
         let record = crate::seed::load(store, &key);
+        let span = |name: &str, since: u64| {
+            if let Some(path) = trace {
+                crate::trace::append_build_span(path, name, since);
+            }
+        };
+        // A target directory that has every unit of this command's seeds (a rebuild, the
+        // edit loop) gets nothing planted whatever the guard: cargo starts at once, and
+        // the guard (a `rustc --print sysroot` through rustup's proxy, about 20 ms) is
+        // computed beside it, for the record. With remotes, a seed of another guard may
+        // still be on one: the guard is waited for.
+        if tiers.is_none()
+            && let Some(r) = &record
+            && crate::seed::nothing_to_plant(r, &args, &cwd, &project_dir)
+        {
+            let (config, pending) = (config.clone(), compiler.clone());
+            let later = std::thread::spawn(move || crate::seed::guard(&config, &pending));
+            span("seed: nothing to plant", started);
+            return Some(Seeding {
+                key,
+                project_dir,
+                record,
+                guard: Guard::Later(later),
+                from_remote: None,
+                compiler: compiler.clone(),
+            });
+        }
         // With no seed here, a remote's is looked up while the guard is computed.
         let lookup = match (&record, tiers) {
             (None, Some(tiers)) => Some(Lookup::start(config, tiers, key)),
@@ -71,25 +100,21 @@ impl Seeding {
         // here before the first build that could have left a seed, unless a remote
         // may have one.
         let guard = if record.is_some() || tiers.is_some() {
-            crate::seed::guard(config)
+            crate::seed::guard(config, compiler)
         } else {
             None
         };
         if let Some(l) = &lookup {
             let _ = l.guard.set(guard);
         }
-        let span = |name: &str, since: u64| {
-            if let Some(path) = trace {
-                crate::trace::append_build_span(path, name, since);
-            }
-        };
         span("seed: guard", started);
         let mut seeding = Seeding {
             key,
             project_dir,
             record,
-            guard,
+            guard: Guard::Known(guard),
             from_remote: None,
+            compiler: compiler.clone(),
         };
         let Some(guard) = guard else {
             return Some(seeding);
@@ -191,7 +216,11 @@ impl Seeding {
         tiers: Option<&larder_remote::Tiers>,
         events: &[Event],
     ) {
-        let Some(guard) = self.guard.or_else(|| crate::seed::guard(config)) else {
+        let Some(guard) = self
+            .guard
+            .get()
+            .or_else(|| crate::seed::guard(config, &self.compiler))
+        else {
             return;
         };
         let mut record = self.record.unwrap_or_default();
@@ -239,6 +268,22 @@ impl Seeding {
         record.put(seed);
         if let Err(e) = crate::seed::save(store, &self.key, &record) {
             tracing::debug!(%e, "seed not recorded");
+        }
+    }
+}
+
+/// A build's guard ([`super::guard`]): computed before cargo started, or on a thread
+/// beside it (nothing was to be planted).
+enum Guard {
+    Known(Option<Digest>),
+    Later(JoinHandle<Option<Digest>>),
+}
+
+impl Guard {
+    fn get(self) -> Option<Digest> {
+        match self {
+            Guard::Known(g) => g,
+            Guard::Later(h) => h.join().ok().flatten(),
         }
     }
 }

@@ -243,6 +243,34 @@ fn what_the_target_directory_has_is_never_replaced() {
 }
 
 #[test]
+fn a_target_directory_with_every_unit_of_every_seed_needs_no_plant() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = cargo_target(dir.path());
+    let s = store(dir.path());
+    let seed = recorded(dir.path(), &t, &s);
+    let mut record = SeedRecord::default();
+    record.put(seed.clone());
+    let (args, root) = (Vec::new(), dir.path());
+    assert!(nothing_to_plant(&record, &args, root, root));
+    // A seed of another guard whose unit is not there: a plant might bring it.
+    let mut other = seed.clone();
+    other.guard = Digest::of(b"another guard");
+    other.units[0].fingerprint = format!("debug/.fingerprint/foo-{D}");
+    record.put(other);
+    assert!(!nothing_to_plant(&record, &args, root, root));
+    // One unit gone (`cargo clean -p foo`): the plant has something to do.
+    let mut record = SeedRecord::default();
+    record.put(seed);
+    std::fs::remove_dir_all(t.join(format!("debug/.fingerprint/foo-{A}"))).unwrap();
+    assert!(!nothing_to_plant(&record, &args, root, root));
+    // Another target directory (`--target-dir`), empty.
+    let args = vec!["--target-dir".to_string(), "elsewhere".to_string()];
+    std::fs::create_dir_all(t.join(format!("debug/.fingerprint/foo-{A}"))).unwrap();
+    assert!(nothing_to_plant(&record, &[], root, root));
+    assert!(!nothing_to_plant(&record, &args, root, root));
+}
+
+#[test]
 fn a_corrupt_blob_leaves_its_unit_out_and_the_others_in() {
     let dir = tempfile::tempdir().unwrap();
     let t = cargo_target(dir.path());
