@@ -228,10 +228,10 @@ pub fn fingerprint_dir(profile: &Path, package: &str, hash: &str) -> PathBuf {
 /// compiler's identity, the C and C++ compilers' identities, `CARGO_HOME`, and every
 /// variable of this process that larder keys a compile or a build script's run by.
 /// `None` if the compiler cannot be identified. `compiler` is the identity of the
-/// compiler the build runs ([`rustc`]), being computed.
-pub fn guard(config: &Config, compiler: &crate::identity::Pending) -> Option<Digest> {
+/// compiler the build runs ([`rustc`]).
+pub fn guard(config: &Config, compiler: Option<crate::identity::Compiler>) -> Option<Digest> {
     let tools = config.layout().tools();
-    let compiler = compiler.wait()?;
+    let compiler = compiler?;
     let mut h = KeyHasher::new();
     h.field("seed", "larder-seed-v1")
         .field("larder", env!("CARGO_PKG_VERSION"))

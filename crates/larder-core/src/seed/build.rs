@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use larder_digest::Digest;
 
-use super::remote::{Blobs, Fetched};
+use super::remote::{Blobs, Early, Fetched};
 use super::{Seed, SeedRecord};
 use crate::config::Config;
 use crate::config::env;
@@ -31,8 +31,6 @@ pub(crate) struct Seeding {
     guard: Guard,
     /// The seed planted from a remote, as the remote keeps it ([`Seed::portable`]).
     from_remote: Option<Seed>,
-    /// The compiler's identity, for a guard computed only after the build.
-    compiler: crate::identity::Pending,
 }
 
 impl Seeding {
@@ -80,7 +78,7 @@ impl Seeding {
             && crate::seed::nothing_to_plant(r, &args, &cwd, &project_dir)
         {
             let (config, pending) = (config.clone(), compiler.clone());
-            let later = std::thread::spawn(move || crate::seed::guard(&config, &pending));
+            let later = std::thread::spawn(move || crate::seed::guard(&config, pending.wait()));
             span("seed: nothing to plant", started);
             return Some(Seeding {
                 key,
@@ -88,7 +86,6 @@ impl Seeding {
                 record,
                 guard: Guard::Later(later),
                 from_remote: None,
-                compiler: compiler.clone(),
             });
         }
         // With no seed here, a remote's is looked up while the guard is computed.
@@ -100,7 +97,7 @@ impl Seeding {
         // here before the first build that could have left a seed, unless a remote
         // may have one.
         let guard = if record.is_some() || tiers.is_some() {
-            crate::seed::guard(config, compiler)
+            crate::seed::guard(config, compiler.wait())
         } else {
             None
         };
@@ -114,7 +111,6 @@ impl Seeding {
             record,
             guard: Guard::Known(guard),
             from_remote: None,
-            compiler: compiler.clone(),
         };
         let Some(guard) = guard else {
             return Some(seeding);
@@ -216,11 +212,13 @@ impl Seeding {
         tiers: Option<&larder_remote::Tiers>,
         events: &[Event],
     ) {
-        let Some(guard) = self
-            .guard
-            .get()
-            .or_else(|| crate::seed::guard(config, &self.compiler))
-        else {
+        let Some(guard) = self.guard.get().or_else(|| {
+            // Asked again: the compiler may be identified by now (a toolchain rustup
+            // was still installing when cargo started).
+            let tools = config.layout().tools();
+            let compiler = crate::identity::compiler(&crate::seed::rustc(), None, Some(&tools));
+            crate::seed::guard(config, compiler.ok())
+        }) else {
             return;
         };
         let mut record = self.record.unwrap_or_default();
@@ -325,9 +323,19 @@ impl Lookup {
             };
             // The blob fetch of the seed admitted last, and its own stop.
             let mut early: Option<EarlyFetch> = None;
-            let mut admitted = |seed: &Seed| {
+            let mut heard = |e: Early<'_>| {
                 if let Some((stop, _)) = early.take() {
                     stop.store(true, Ordering::Relaxed);
+                }
+                let Early::Admitted(seed) = e else {
+                    return;
+                };
+                // Not when the build gave up, nor for a seed of a guard already known
+                // not to be this build's.
+                let known = wanted.get().copied();
+                if stop_all.load(Ordering::Relaxed) || known.is_some_and(|g| g != Some(seed.guard))
+                {
+                    return;
                 }
                 let stop = Arc::new(AtomicBool::new(false));
                 let (tiers, seed, mine, all) = (
@@ -349,7 +357,7 @@ impl Lookup {
                 &super::remote::remote_key(&key, &context),
                 &|| *wanted.wait(),
                 &trust,
-                &mut admitted,
+                &mut heard,
             );
             let found = matches!(fetched, Fetched::Found { .. });
             let _ = tx.send(fetched);
@@ -401,5 +409,12 @@ impl Lookup {
     /// started.
     fn blobs(self) -> (Blobs, u64) {
         self.blobs.recv().unwrap_or_default()
+    }
+}
+
+/// A lookup the build no longer waits for fetches no further blob.
+impl Drop for Lookup {
+    fn drop(&mut self) {
+        self.abandoned.store(true, Ordering::Relaxed);
     }
 }

@@ -19,8 +19,10 @@
 //!   it is for action records (whoever can write it can write any record).
 //! - **Blobs fetched beside the guard.** The seed's blobs are fetched as soon as its
 //!   record is admitted (format, signature), while the guard is computed; a seed whose
-//!   guard is not this build's is then not planted, and the blobs it brought stay in the
-//!   store as any blob fetched (each checked against its digest).
+//!   guard is not this build's is then not planted and its fetch stops (no fetch starts
+//!   for one whose guard is already known to differ), and the blobs it brought stay in
+//!   the store as any blob fetched (each checked against its digest). A refused seed is
+//!   never fetched, and reported only if its guard is this build's.
 //! - **The same guard, the same checks.** A fetched seed is planted only if its guard is
 //!   this build's (larder, the compilers, `CARGO_HOME`, keyed variables: a fleet built
 //!   from one image shares it), at most [`super::MAX_UNITS`] units and the byte bound
@@ -170,20 +172,30 @@ pub enum Fetched {
     None,
 }
 
+/// What [`fetch`] tells its caller before it returns.
+#[derive(Debug)]
+pub enum Early<'a> {
+    /// A seed admitted by its format and signature; its guard is being checked.
+    Admitted(&'a Seed),
+    /// The seed admitted last has another guard than this build's.
+    NotThisBuild,
+}
+
 /// The seed under `key` of the first remote that has one of this format and the guard
 /// `guard` gives (waiting for it, if it is being computed; `None`: no seed is this
 /// build's), admitted by `trust` where the remote requires signatures.
 ///
-/// `admitted` sees each seed admitted by its format and signature before its guard is
-/// checked (the caller may start fetching its blobs while the guard is computed: they
-/// are checked against their digests whatever the seed turns out to be); the seed
-/// returned is the last one it saw.
+/// `early` hears of each seed admitted by its format and signature before its guard is
+/// checked ([`Early::Admitted`]: the caller may start fetching its blobs while the guard
+/// is computed; they are checked against their digests whatever the seed turns out to
+/// be), and of its guard when it is not this build's ([`Early::NotThisBuild`]: stop
+/// that fetch); the seed returned is the last one admitted.
 pub fn fetch(
     tiers: &Tiers,
     key: &Digest,
     guard: &dyn Fn() -> Option<Digest>,
     trust: &Trust,
-    admitted: &mut dyn FnMut(&Seed),
+    early: &mut dyn FnMut(Early<'_>),
 ) -> Fetched {
     let mut refused = None;
     for tier in tiers.tiers().skip(1) {
@@ -199,12 +211,16 @@ pub fn fetch(
         if tier.requires_signatures() {
             let verdict = trust.check_message(&signed_bytes(key, &remote.seed), &remote.signatures);
             if let Err(reason) = trust.refusal(&verdict) {
-                refused.get_or_insert((tier.name(), reason));
+                // Said only of a seed this build could have planted.
+                if Some(remote.seed.guard) == guard() {
+                    refused.get_or_insert((tier.name(), reason));
+                }
                 continue;
             }
         }
-        admitted(&remote.seed);
+        early(Early::Admitted(&remote.seed));
         if Some(remote.seed.guard) != guard() {
+            early(Early::NotThisBuild);
             continue;
         }
         return Fetched::Found {
@@ -397,7 +413,7 @@ mod tests {
         let b = machine(dir.path(), "b", false);
         let trust = Trust::default();
         let Fetched::Found { seed: got, .. } =
-            fetch(&b, &key, &|| Some(guard), &trust, &mut |_| {})
+            fetch(&b, &key, &|| Some(guard), &trust, &mut |_| ())
         else {
             panic!("no seed");
         };
@@ -415,12 +431,15 @@ mod tests {
         // Another guard under this key (a hostile or mistaken writer): not this build's,
         // though seen (its blobs may be fetched while the guard is computed).
         let mut seen = Vec::new();
-        let mut admitted = |s: &Seed| seen.push(s.clone());
+        let mut early = |e: Early<'_>| match e {
+            Early::Admitted(s) => seen.push(Some(s.clone())),
+            Early::NotThisBuild => seen.push(None),
+        };
         assert_eq!(
-            fetch(&b, &key, &|| Some(other), &trust, &mut admitted),
+            fetch(&b, &key, &|| Some(other), &trust, &mut early),
             Fetched::None
         );
-        assert_eq!(seen, std::slice::from_ref(&s));
+        assert_eq!(seen, [Some(s.clone()), None]);
         // Within a byte bound smaller than the blob: left out, counted.
         let c = machine(dir.path(), "c", false);
         let blobs = fetch_blobs(&c, &got, 4, &|| false);
@@ -478,7 +497,7 @@ mod tests {
         // Unsigned: not even written where signatures are required.
         assert!(!publish(&writer, &key, &s, &payload(&key, &s, None), false));
         assert_eq!(
-            fetch(&reader, &key, &|| Some(guard), &trust, &mut |_| {}),
+            fetch(&reader, &key, &|| Some(guard), &trust, &mut |_| ()),
             Fetched::None
         );
         let remote = DiskStore::open(&dir.path().join("remote"), u64::MAX).unwrap();
@@ -486,11 +505,22 @@ mod tests {
             .put(Namespace::Seed, &key, &payload(&key, &s, None))
             .unwrap();
         refused("unsigned");
+        // Refused, but of another guard: not this build's seed, nothing to say.
+        assert_eq!(
+            fetch(
+                &reader,
+                &key,
+                &|| Some(Digest::of(b"other")),
+                &trust,
+                &mut |_| ()
+            ),
+            Fetched::None
+        );
 
         let signed = payload(&key, &s, Some(&team));
         assert!(publish(&writer, &key, &s, &signed, true));
         assert!(matches!(
-            fetch(&reader, &key, &|| Some(guard), &trust, &mut |_| {}),
+            fetch(&reader, &key, &|| Some(guard), &trust, &mut |_| ()),
             Fetched::Found { seed, .. } if seed == s
         ));
         // Not trusted under another key, nor changed, nor moved to another key.
@@ -511,7 +541,7 @@ mod tests {
         let moved = remote_key(&Digest::of(b"cargo test"), &guard);
         remote.put(Namespace::Seed, &moved, &signed).unwrap();
         assert!(matches!(
-            fetch(&reader, &moved, &|| Some(guard), &trust, &mut |_| {}),
+            fetch(&reader, &moved, &|| Some(guard), &trust, &mut |_| ()),
             Fetched::Refused { reason, .. } if reason.starts_with("invalid signature")
         ));
         // A reader that does not require signatures takes an unsigned seed.
@@ -520,7 +550,7 @@ mod tests {
             .unwrap();
         let lax = machine(dir.path(), "l", false);
         assert!(matches!(
-            fetch(&lax, &key, &|| Some(guard), &Trust::default(), &mut |_| {}),
+            fetch(&lax, &key, &|| Some(guard), &Trust::default(), &mut |_| ()),
             Fetched::Found { .. }
         ));
     }
