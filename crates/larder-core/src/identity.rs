@@ -36,44 +36,6 @@ pub struct Compiler {
 
 pub use crate::exec::resolve_program;
 
-/// The compiler's identity being computed on a thread of its own, for every part of one
-/// process that needs it: `larder cargo` warms the store's memo while cargo starts, and
-/// its seed's guard needs the same identity; rustup's proxy is asked for the sysroot
-/// once (about 20 ms), not once by each.
-#[derive(Clone)]
-pub struct Pending(std::sync::Arc<std::sync::OnceLock<Option<Compiler>>>);
-
-impl Pending {
-    /// Starts computing the identity of `rustc` for the host ([`compiler`], memoized in
-    /// `cache_dir`), then runs `then` on the same thread.
-    pub fn start(
-        rustc: PathBuf,
-        cache_dir: PathBuf,
-        then: impl FnOnce() + Send + 'static,
-    ) -> Pending {
-        let cell = std::sync::Arc::new(std::sync::OnceLock::new());
-        let set = std::sync::Arc::clone(&cell);
-        std::thread::spawn(move || {
-            /// Whatever happens on the thread, the waiters get an answer.
-            struct Answer(std::sync::Arc<std::sync::OnceLock<Option<Compiler>>>);
-            impl Drop for Answer {
-                fn drop(&mut self) {
-                    let _ = self.0.set(None);
-                }
-            }
-            let answer = Answer(set);
-            let _ = answer.0.set(compiler(&rustc, None, Some(&cache_dir)).ok());
-            then();
-        });
-        Pending(cell)
-    }
-
-    /// The identity, once computed (`None`: the compiler cannot be identified).
-    pub fn wait(&self) -> Option<Compiler> {
-        self.0.wait().clone()
-    }
-}
-
 fn stat_key(tag: &str, path: &Path) -> io::Result<Digest> {
     let meta = std::fs::metadata(path)?;
     let mut h = KeyHasher::new();

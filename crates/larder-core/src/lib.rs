@@ -26,6 +26,7 @@ pub mod host;
 pub mod human;
 pub mod identity;
 pub mod init;
+pub mod later;
 pub mod prefetch;
 pub mod progress;
 pub mod replay;

@@ -55,13 +55,14 @@ pub fn run_cargo(args: Vec<OsString>) -> Result<i32, RunnerError> {
         let _ = s.trim_if_due();
     }
     // The compiler's identity (a hash of its sysroot) is memoized in the store: on an
-    // empty one the first compiles would wait for it. It is computed while cargo starts;
-    // then the C header memo is pruned, when due.
+    // empty one the first compiles would wait for it. It is computed while cargo starts
+    // (and the seed's guard waits for it); the C header memo is pruned, when due.
     let layout = config.layout();
-    let compiler =
-        crate::identity::Pending::start(crate::seed::rustc(), layout.tools(), move || {
-            layout.prune_header_memo();
-        });
+    let tools = layout.tools();
+    let compiler = crate::later::Later::start(move || {
+        crate::identity::compiler(&crate::seed::rustc(), None, Some(&tools)).ok()
+    });
+    std::thread::spawn(move || layout.prune_header_memo());
     let exe = std::env::current_exe()
         .map_err(|e| RunnerError::Io(format!("cannot find larder's own path: {e}")))?;
     let id = build_id();

@@ -16,6 +16,7 @@ use super::remote::{Blobs, Early, Fetched};
 use super::{Seed, SeedRecord};
 use crate::config::Config;
 use crate::config::env;
+use crate::later::Later;
 use crate::report::Event;
 
 /// How long a build waits for a remote's seed before cargo starts without it.
@@ -28,7 +29,12 @@ pub(crate) struct Seeding {
     key: Digest,
     project_dir: PathBuf,
     record: Option<SeedRecord>,
-    guard: Guard,
+    /// The guard ([`super::guard`]): computed before cargo started, or beside it
+    /// (nothing was to be planted).
+    guard: Later<Option<Digest>>,
+    /// The remote seed's context ([`super::remote_context`]), with remotes: computed
+    /// once, beside the rest, for the lookup and the publication.
+    context: Option<Later<Option<Digest>>>,
     /// The seed planted from a remote, as the remote keeps it ([`Seed::portable`]).
     from_remote: Option<Seed>,
 }
@@ -45,7 +51,7 @@ impl Seeding {
         args: &[OsString],
         planted: Sender<HashSet<Digest>>,
         trace: Option<&Path>,
-        compiler: &crate::identity::Pending,
+        compiler: &Later<Option<crate::identity::Compiler>>,
     ) -> Option<Seeding> {
         if !config.seed || config.disable {
             return None;
@@ -63,6 +69,10 @@ impl Seeding {
         let started = crate::trace::now();
         let clock = std::time::Instant::now();
         let record = crate::seed::load(store, &key);
+        let context = tiers.map(|_| {
+            let extra_env = config.extra_env.clone();
+            Later::start(move || super::remote_context(&extra_env))
+        });
         let span = |name: &str, since: u64| {
             if let Some(path) = trace {
                 crate::trace::append_build_span(path, name, since);
@@ -77,27 +87,29 @@ impl Seeding {
             && let Some(r) = &record
             && crate::seed::nothing_to_plant(r, &args, &cwd, &project_dir)
         {
-            let (config, pending) = (config.clone(), compiler.clone());
-            let later = std::thread::spawn(move || crate::seed::guard(&config, pending.wait()));
+            let (config, compiler) = (config.clone(), compiler.clone());
+            let later =
+                Later::start(move || crate::seed::guard(&config, compiler.wait().flatten()));
             span("seed: nothing to plant", started);
             return Some(Seeding {
                 key,
                 project_dir,
                 record,
-                guard: Guard::Later(later),
+                guard: later,
+                context,
                 from_remote: None,
             });
         }
         // With no seed here, a remote's is looked up while the guard is computed.
         let lookup = match (&record, tiers) {
-            (None, Some(tiers)) => Some(Lookup::start(config, tiers, key)),
+            (None, Some(tiers)) => Some(Lookup::start(config, tiers, key, context.clone())),
             _ => None,
         };
         // The guard needs the compiler's identity, hashed once per store: not computed
         // here before the first build that could have left a seed, unless a remote
         // may have one.
         let guard = if record.is_some() || tiers.is_some() {
-            crate::seed::guard(config, compiler.wait())
+            crate::seed::guard(config, compiler.wait().flatten())
         } else {
             None
         };
@@ -109,7 +121,8 @@ impl Seeding {
             key,
             project_dir,
             record,
-            guard: Guard::Known(guard),
+            guard: Later::known(guard),
+            context: context.clone(),
             from_remote: None,
         };
         let Some(guard) = guard else {
@@ -124,7 +137,8 @@ impl Seeding {
             (Some(seed), _) => (seed, None),
             (None, Some(tiers)) => {
                 let fetching = crate::trace::now();
-                let lookup = lookup.unwrap_or_else(|| Lookup::start(config, tiers, key));
+                let lookup =
+                    lookup.unwrap_or_else(|| Lookup::start(config, tiers, key, context.clone()));
                 let _ = lookup.guard.set(Some(guard));
                 let Some((seed, from)) = lookup.finish() else {
                     return Some(seeding);
@@ -212,7 +226,7 @@ impl Seeding {
         tiers: Option<&larder_remote::Tiers>,
         events: &[Event],
     ) {
-        let Some(guard) = self.guard.get().or_else(|| {
+        let Some(guard) = self.guard.wait().flatten().or_else(|| {
             // Asked again: the compiler may be identified by now (a toolchain rustup
             // was still installing when cargo started).
             let tools = config.layout().tools();
@@ -241,7 +255,11 @@ impl Seeding {
         // (Not published where `rustc -vV` fails: the remote key needs its output.)
         if let Some(tiers) = tiers
             && self.from_remote.as_ref() != Some(&portable)
-            && let Some(context) = crate::seed::remote_context(&config.extra_env)
+            && let Some(context) = self
+                .context
+                .as_ref()
+                .and_then(Later::wait)
+                .unwrap_or_else(|| crate::seed::remote_context(&config.extra_env))
         {
             let remote_key = crate::seed::remote::remote_key(&self.key, &context);
             let payload =
@@ -270,22 +288,6 @@ impl Seeding {
     }
 }
 
-/// A build's guard ([`super::guard`]): computed before cargo started, or on a thread
-/// beside it (nothing was to be planted).
-enum Guard {
-    Known(Option<Digest>),
-    Later(JoinHandle<Option<Digest>>),
-}
-
-impl Guard {
-    fn get(self) -> Option<Digest> {
-        match self {
-            Guard::Known(g) => g,
-            Guard::Later(h) => h.join().ok().flatten(),
-        }
-    }
-}
-
 /// The blob fetch of a seed found before its guard was checked: its own stop, and its
 /// thread (the blobs, and when their fetch started).
 type EarlyFetch = (Arc<AtomicBool>, JoinHandle<(Blobs, u64)>);
@@ -307,17 +309,25 @@ struct Lookup {
 }
 
 impl Lookup {
-    fn start(config: &Config, tiers: &Arc<larder_remote::Tiers>, key: Digest) -> Lookup {
+    fn start(
+        config: &Config,
+        tiers: &Arc<larder_remote::Tiers>,
+        key: Digest,
+        context: Option<Later<Option<Digest>>>,
+    ) -> Lookup {
         let guard = Arc::new(OnceLock::new());
         let abandoned = Arc::new(AtomicBool::new(false));
         let (tx, found) = std::sync::mpsc::channel();
         let (blobs_tx, blobs) = std::sync::mpsc::channel();
-        let (tiers, trust, extra_env) =
-            (Arc::clone(tiers), config.trust(), config.extra_env.clone());
+        let (tiers, trust) = (Arc::clone(tiers), config.trust());
+        let context = context.unwrap_or_else(|| {
+            let extra_env = config.extra_env.clone();
+            Later::start(move || super::remote_context(&extra_env))
+        });
         let max_bytes = config.max_size / 2;
         let (wanted, stop_all) = (Arc::clone(&guard), Arc::clone(&abandoned));
         std::thread::spawn(move || {
-            let Some(context) = super::remote_context(&extra_env) else {
+            let Some(context) = context.wait().flatten() else {
                 let _ = tx.send(Fetched::None);
                 return;
             };
