@@ -352,6 +352,10 @@ impl<S: Store> Store for Breaker<S> {
         Ok(self.read(|s| s.contains(ns, key), |_| 0))
     }
 
+    fn contains_blob(&self, digest: &Digest, size: u64) -> Result<bool, StoreError> {
+        Ok(self.read(|s| s.contains_blob(digest, size), |_| 0))
+    }
+
     fn put(&self, ns: Namespace, key: &Digest, value: &[u8]) -> Result<(), StoreError> {
         self.write(value.len() as u64, |s| s.put(ns, key, value));
         Ok(())
@@ -428,6 +432,10 @@ impl<S: Store> Store for ReadOnly<S> {
 
     fn contains(&self, ns: Namespace, key: &Digest) -> Result<bool, StoreError> {
         self.inner.contains(ns, key)
+    }
+
+    fn contains_blob(&self, digest: &Digest, size: u64) -> Result<bool, StoreError> {
+        self.inner.contains_blob(digest, size)
     }
 
     fn put(&self, _ns: Namespace, _key: &Digest, _value: &[u8]) -> Result<(), StoreError> {

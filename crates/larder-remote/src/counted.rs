@@ -232,4 +232,12 @@ impl<S: Store> Store for Counted<S> {
         }
         result
     }
+
+    fn contains_blob(&self, digest: &Digest, size: u64) -> Result<bool, StoreError> {
+        let result = self.inner.contains_blob(digest, size);
+        if let Err(e) = &result {
+            self.count_error(e);
+        }
+        result
+    }
 }

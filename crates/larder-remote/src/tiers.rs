@@ -151,6 +151,12 @@ impl Tier<'_> {
         self.store().contains(ns, key).unwrap_or(false)
     }
 
+    /// Whether this tier has the CAS blob `digest` of `size` bytes ([`Store::contains_blob`]:
+    /// the REAPI needs the size); a remote's failure is `false`.
+    pub fn contains_blob(&self, digest: &Digest, size: u64) -> bool {
+        self.store().contains_blob(digest, size).unwrap_or(false)
+    }
+
     /// Whether this tier is a remote that can be written.
     pub fn is_writable_remote(&self) -> bool {
         self.at > 0 && self.store().capabilities().write
@@ -569,6 +575,20 @@ impl Store for Tiers {
             .remotes
             .iter()
             .any(|r| r.contains(ns, key).unwrap_or(false)))
+    }
+
+    fn contains_blob(&self, digest: &Digest, size: u64) -> Result<bool, StoreError> {
+        let ns = Namespace::Cas;
+        if self.local.contains(ns, digest)? {
+            return Ok(true);
+        }
+        if self.pass_gate(ns, digest) && self.local.contains(ns, digest)? {
+            return Ok(true);
+        }
+        Ok(self
+            .remotes
+            .iter()
+            .any(|r| r.contains_blob(digest, size).unwrap_or(false)))
     }
 
     /// Read-modify-write of `ns`/`key` in each writable tier separately: `f` gets that

@@ -76,4 +76,8 @@ impl<S: Store> Store for Verified<S> {
     fn contains(&self, ns: Namespace, key: &Digest) -> Result<bool, StoreError> {
         self.inner.contains(ns, key)
     }
+
+    fn contains_blob(&self, digest: &Digest, size: u64) -> Result<bool, StoreError> {
+        self.inner.contains_blob(digest, size)
+    }
 }

@@ -271,6 +271,16 @@ pub trait Store: Send + Sync {
         Ok(self.get(ns, key)?.is_some())
     }
 
+    /// Whether the CAS has the blob `digest` of `size` bytes: [`Store::contains`] for
+    /// backends that address blobs by digest alone; the REAPI needs the size.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the backend cannot be read.
+    fn contains_blob(&self, digest: &Digest, size: u64) -> Result<bool, StoreError> {
+        let _ = size;
+        self.contains(Namespace::Cas, digest)
+    }
+
     /// Every entry of `ns`, with its bytes as stored and its last change (`larder du`,
     /// `larder prune --remote`).
     ///
@@ -382,6 +392,10 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
 
     fn contains(&self, ns: Namespace, key: &Digest) -> Result<bool, StoreError> {
         (**self).contains(ns, key)
+    }
+
+    fn contains_blob(&self, digest: &Digest, size: u64) -> Result<bool, StoreError> {
+        (**self).contains_blob(digest, size)
     }
 
     fn probe(&self) -> Result<(), StoreError> {

@@ -112,8 +112,8 @@ pub fn publish(tiers: &Tiers, key: &Digest, seed: &Seed, payload: &[u8], signed:
         if !tier.is_writable_remote() || (!signed && tier.requires_signatures()) {
             continue;
         }
-        parallel(&blobs, |&(d, _)| {
-            if !tier.contains(Namespace::Cas, &d)
+        parallel(&blobs, |&(d, size)| {
+            if !tier.contains_blob(&d, size)
                 && let Ok(Some(bytes)) = tiers.local().get(Namespace::Cas, &d)
             {
                 tier.put_remote(Namespace::Cas, &d, &bytes);

@@ -591,6 +591,12 @@ impl Store for ReapiStore {
             .is_some())
     }
 
+    /// `FindMissingBlobs` with the size given.
+    fn contains_blob(&self, digest: &Digest, size: u64) -> Result<bool, StoreError> {
+        self.remember_size(digest, size);
+        self.contains(Namespace::Cas, digest)
+    }
+
     fn get_blob(&self, digest: &Digest, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let r = self.run(size, || self.read_blob(digest, size))?;
         if r.is_some() {
