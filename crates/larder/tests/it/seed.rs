@@ -164,11 +164,12 @@ fn another_environment_or_a_corrupt_blob_plants_nothing_wrong() {
 
 // ---- Seeds on the remotes (`crates/larder-core/src/seed/remote.rs`) ----
 
-/// The remotes a remote-seed test runs against: a shared directory always, Redis when
-/// its server is up.
+/// The remotes a remote-seed test runs against: a shared directory always, Redis and a
+/// REAPI server (which addresses blobs by digest and size) when theirs are up.
 fn seed_remotes(p: &Project) -> Vec<String> {
     let mut out = vec![format!("file://{}", p.tmp().join("shared").display())];
     out.extend(crate::remote::server_url("LARDER_TEST_REDIS"));
+    out.extend(crate::remote::server_url("LARDER_TEST_GRPC"));
     out
 }
 
