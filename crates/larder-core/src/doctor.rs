@@ -314,7 +314,8 @@ fn remotes(config: &Config) -> Vec<Check> {
             let probe = format!("larder doctor probe {}", std::process::id()).into_bytes();
             let key = Digest::of(&probe);
             if spec.read_only {
-                return match store.get(Namespace::Cas, &key) {
+                // By digest and size: the REAPI addresses blobs by both.
+                return match store.get_blob(&key, probe.len() as u64) {
                     Ok(_) => pass(&name, "answers (read-only)".into()),
                     Err(e) => fail(
                         &name,

@@ -225,6 +225,26 @@ fn config_shows_origins_and_misspelled_variables() {
     );
 }
 
+/// `doctor` reaches a read-only REAPI remote by a blob's digest and size (the REAPI
+/// addresses blobs by both; by digest alone it said the remote failed).
+#[test]
+fn doctor_reaches_a_read_only_reapi_remote() {
+    let Some(url) = crate::remote::server_url("LARDER_TEST_GRPC") else {
+        return;
+    };
+    let p = Project::fixture();
+    let run = p
+        .larder(&["doctor"])
+        .env("LARDER_REMOTE_READ_ONLY", &url)
+        .run_unchecked();
+    assert!(
+        run.stdout
+            .contains(&format!("ok    remote {url} answers (read-only)")),
+        "{}",
+        run.context()
+    );
+}
+
 /// `doctor` passes on a good store (exit 0) and fails, with a fix, on a store whose
 /// blobs are corrupt and on a store directory that cannot be one (exit 1).
 #[test]
