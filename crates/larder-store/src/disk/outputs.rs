@@ -54,15 +54,18 @@ impl DiskStore {
         let Ok((actual, check, len)) = crate::check::digest_and_check(&file, digest) else {
             return Ok(None);
         };
-        // A write changes the modification time. The change time is not compared:
-        // cargo links a workspace member's outputs into `target/<profile>/` (a new link
-        // changes it) while the job runs, and a write that went unseen here still
-        // changes the content its check was taken of, so that blob is never restored.
+        // What is stored is what was hashed: the bytes read hash to the digest, and the
+        // check recorded is of those bytes. Neither time is compared: cargo links a
+        // workspace member's outputs into `target/<profile>/` (a new link changes the
+        // change time), and cargo 1.90 and later set a check build's `.rmeta` to the
+        // compile's start time once rustc has exited, while this job may be reading it
+        // (the bytes are the same). A write that went unseen here changes the content
+        // its check was taken of, so that blob is never restored.
         let same = |m: &std::fs::Metadata| {
             (m.size(), m.mtime(), m.mtime_nsec())
                 == (before.size(), before.mtime(), before.mtime_nsec())
         };
-        if actual != *digest || !file.metadata().is_ok_and(|m| same(&m)) {
+        if actual != *digest || !file.metadata().is_ok_and(|m| m.size() == before.size()) {
             return Err(StoreError::corrupt(
                 Namespace::Cas,
                 digest,
