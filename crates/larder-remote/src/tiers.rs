@@ -439,6 +439,26 @@ impl Tiers {
         refused.map_or(Ok(None), Err)
     }
 
+    /// Whether the local store has `ns`/`key` (after the gate, which may bring it there),
+    /// else whether a remote has it, as `remote` asks one (a failure counts as no).
+    fn contains_anywhere(
+        &self,
+        ns: Namespace,
+        key: &Digest,
+        remote: impl Fn(&dyn Store) -> Result<bool, StoreError>,
+    ) -> Result<bool, StoreError> {
+        if self.local.contains(ns, key)? {
+            return Ok(true);
+        }
+        if ns == Namespace::Link {
+            return Ok(false);
+        }
+        if self.pass_gate(ns, key) && self.local.contains(ns, key)? {
+            return Ok(true);
+        }
+        Ok(self.remotes.iter().any(|r| remote(&**r).unwrap_or(false)))
+    }
+
     /// `local()`'s value, else (after the gate, which may bring it into the local store:
     /// then `local()` again) the first remote value that `fetch` finds, backfilled into
     /// the faster tiers.
@@ -562,33 +582,11 @@ impl Store for Tiers {
     }
 
     fn contains(&self, ns: Namespace, key: &Digest) -> Result<bool, StoreError> {
-        if self.local.contains(ns, key)? {
-            return Ok(true);
-        }
-        if ns == Namespace::Link {
-            return Ok(false);
-        }
-        if self.pass_gate(ns, key) && self.local.contains(ns, key)? {
-            return Ok(true);
-        }
-        Ok(self
-            .remotes
-            .iter()
-            .any(|r| r.contains(ns, key).unwrap_or(false)))
+        self.contains_anywhere(ns, key, |r| r.contains(ns, key))
     }
 
     fn contains_blob(&self, digest: &Digest, size: u64) -> Result<bool, StoreError> {
-        let ns = Namespace::Cas;
-        if self.local.contains(ns, digest)? {
-            return Ok(true);
-        }
-        if self.pass_gate(ns, digest) && self.local.contains(ns, digest)? {
-            return Ok(true);
-        }
-        Ok(self
-            .remotes
-            .iter()
-            .any(|r| r.contains_blob(digest, size).unwrap_or(false)))
+        self.contains_anywhere(Namespace::Cas, digest, |r| r.contains_blob(digest, size))
     }
 
     /// Read-modify-write of `ns`/`key` in each writable tier separately: `f` gets that

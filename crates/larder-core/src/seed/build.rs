@@ -101,8 +101,10 @@ impl Seeding {
             });
         }
         // With no seed here, a remote's is looked up while the guard is computed.
-        let lookup = match (&record, tiers) {
-            (None, Some(tiers)) => Some(Lookup::start(config, tiers, key, context.clone())),
+        // The remotes, with the context their seeds are kept under.
+        let remote = tiers.zip(context.as_ref());
+        let lookup = match (&record, remote) {
+            (None, Some((tiers, context))) => Some(Lookup::start(config, tiers, key, context)),
             _ => None,
         };
         // The guard needs the compiler's identity, hashed once per store: not computed
@@ -133,12 +135,11 @@ impl Seeding {
             .as_ref()
             .and_then(|r| r.seed_for(&guard))
             .cloned();
-        let (seed, from) = match (local, tiers) {
+        let (seed, from) = match (local, remote) {
             (Some(seed), _) => (seed, None),
-            (None, Some(tiers)) => {
+            (None, Some((tiers, context))) => {
                 let fetching = crate::trace::now();
-                let lookup =
-                    lookup.unwrap_or_else(|| Lookup::start(config, tiers, key, context.clone()));
+                let lookup = lookup.unwrap_or_else(|| Lookup::start(config, tiers, key, context));
                 let _ = lookup.guard.set(Some(guard));
                 let Some((seed, from)) = lookup.finish() else {
                     return Some(seeding);
@@ -255,11 +256,7 @@ impl Seeding {
         // (Not published where `rustc -vV` fails: the remote key needs its output.)
         if let Some(tiers) = tiers
             && self.from_remote.as_ref() != Some(&portable)
-            && let Some(context) = self
-                .context
-                .as_ref()
-                .and_then(Later::wait)
-                .unwrap_or_else(|| crate::seed::remote_context(&config.extra_env))
+            && let Some(context) = self.context.as_ref().and_then(Later::wait).flatten()
         {
             let remote_key = crate::seed::remote::remote_key(&self.key, &context);
             let payload =
@@ -313,17 +310,14 @@ impl Lookup {
         config: &Config,
         tiers: &Arc<larder_remote::Tiers>,
         key: Digest,
-        context: Option<Later<Option<Digest>>>,
+        context: &Later<Option<Digest>>,
     ) -> Lookup {
         let guard = Arc::new(OnceLock::new());
         let abandoned = Arc::new(AtomicBool::new(false));
         let (tx, found) = std::sync::mpsc::channel();
         let (blobs_tx, blobs) = std::sync::mpsc::channel();
         let (tiers, trust) = (Arc::clone(tiers), config.trust());
-        let context = context.unwrap_or_else(|| {
-            let extra_env = config.extra_env.clone();
-            Later::start(move || super::remote_context(&extra_env))
-        });
+        let context = context.clone();
         let max_bytes = config.max_size / 2;
         let (wanted, stop_all) = (Arc::clone(&guard), Arc::clone(&abandoned));
         std::thread::spawn(move || {
