@@ -559,20 +559,26 @@ impl Store for Tiers {
         &self,
         digest: &Digest,
         path: &std::path::Path,
+        hashed: Option<&larder_store::check::Hashed>,
     ) -> Result<Option<larder_store::Linked>, StoreError> {
         if writable(&self.remotes).next().is_some() {
             return Ok(None);
         }
-        self.local.link_blob(digest, path)
+        self.local.link_blob(digest, path, hashed)
     }
 
     /// Copies into the local store only when no remote is written, as
     /// [`Store::link_blob`].
-    fn copy_blob(&self, digest: &Digest, file: &mut std::fs::File) -> Result<bool, StoreError> {
+    fn copy_blob(
+        &self,
+        digest: &Digest,
+        file: &mut std::fs::File,
+        hashed: Option<&larder_store::check::Hashed>,
+    ) -> Result<bool, StoreError> {
         if writable(&self.remotes).next().is_some() {
             return Ok(false);
         }
-        self.local.copy_blob(digest, file)
+        self.local.copy_blob(digest, file, hashed)
     }
 
     /// Deletes from the local store only: remotes are shared, and a bad remote entry is

@@ -4,37 +4,126 @@
 //! it is used: a corrupt blob is never restored. Its name is the SHA-256 of its content,
 //! and SHA-256 runs at about 2 GB/s on a core even with the CPU's SHA instructions: a
 //! warm build that restores or plants 1.2 GiB (hk, debug) spent a third of its CPU
-//! hashing. So when the store writes an uncompressed blob (`<digest>.raw`, whose SHA-256
-//! its writer has checked: [`crate::Store::put`]), it also records the blob's *check*
-//! in an extended attribute of the file, [`XATTR`]: the BLAKE3 hash of the bytes, keyed
-//! by the blob's SHA-256 digest (about four times faster here, 8.5 GB/s).
+//! hashing. So when the store writes an uncompressed blob (`<digest>.raw`), it also
+//! records the blob's *check* in an extended attribute of the file, [`XATTR`]: the
+//! BLAKE3 hash of the bytes (about four times faster here, 8.5 GB/s), keyed by the
+//! blob's SHA-256 digest ([`bind`]). The check is only ever taken of bytes that were
+//! hashed to that digest in the same pass ([`BlobHasher`]): by the store's writer
+//! ([`crate::Store::put`]), or by the process whose output the blob is ([`Hashed`]).
 //!
 //! A reader ([`Verifier`]) checks a blob's bytes against its check if the file has one,
-//! else against its digest as before (a blob written by an older larder, a filesystem
-//! without extended attributes, a store copied without them).
+//! else against its digest (a blob written by an older larder, whose attribute
+//! `user.larder.check` was taken otherwise; a filesystem without extended attributes; a
+//! store copied without them).
 //!
-//! What it keeps: a blob whose bytes changed after it was written (a write into the
-//! store, a truncation, damage on disk) matches neither its check nor its digest, and is
-//! not restored. The check is keyed by the digest, so a file and its attribute moved or
-//! copied under another blob's name do not verify there. A process that can write the
-//! store can forge a check, as it can forge action records (or the compiler shims under
-//! `bin/`): the local store's integrity against its own writers is not what either
-//! protects.
+//! What it keeps: a blob whose bytes changed after they were hashed (a write into the
+//! store or into the output it was linked from, a truncation, damage on disk) matches
+//! neither its check nor its digest, and is not restored. The check is keyed by the
+//! digest, so a file and its attribute moved or copied under another blob's name do not
+//! verify there. A process that can write the store can forge a check, as it can forge
+//! action records (or the compiler shims under `bin/`): the local store's integrity
+//! against its own writers is not what either protects.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
 
 use larder_digest::{ContentHasher, Digest};
+use serde::{Deserialize, Serialize};
 
 /// The extended attribute of an uncompressed blob's file that holds its check: 32 bytes.
-pub const XATTR: &str = "user.larder.check";
+pub const XATTR: &str = "user.larder.b3";
 
 /// The check of `bytes`, stored under `digest`.
 pub fn of(digest: &Digest, bytes: &[u8]) -> [u8; 32] {
-    *blake3::Hasher::new_keyed(digest.as_bytes())
-        .update(bytes)
-        .finalize()
-        .as_bytes()
+    bind(digest, blake3::hash(bytes).as_bytes())
+}
+
+/// The check of content whose BLAKE3 hash is `content`, stored under `digest`: that
+/// hash, keyed by the digest.
+pub fn bind(digest: &Digest, content: &[u8; 32]) -> [u8; 32] {
+    *blake3::keyed_hash(digest.as_bytes(), content).as_bytes()
+}
+
+/// Hashes bytes as they go by into their SHA-256 digest and their check, in one pass.
+#[derive(Default)]
+pub struct BlobHasher {
+    sha: ContentHasher,
+    b3: blake3::Hasher,
+}
+
+impl BlobHasher {
+    /// Adds the next bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.sha.update(bytes);
+        self.b3.update(bytes);
+    }
+
+    /// The digest of all bytes added, and their check as the blob of that digest.
+    pub fn finish(self) -> (Digest, [u8; 32]) {
+        let digest = self.sha.finish();
+        (digest, bind(&digest, self.b3.finalize().as_bytes()))
+    }
+}
+
+/// An output file hashed by the process that has it stored (a wrapper, after a
+/// compile): its check, and which version of the file was read (device, inode, size,
+/// modification time, unchanged over the read).
+///
+/// The store takes such a file ([`crate::Store::link_blob`], [`crate::Store::copy_blob`])
+/// without reading it again while it is still that version, recording this check. That
+/// keeps every guarantee of a check taken by the store itself: the check is of bytes
+/// that hashed to the digest, so a file that is not those bytes (written into since, by
+/// a writer that left its size and time as they were) matches neither, and is never
+/// restored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hashed {
+    /// The check of the bytes read.
+    pub check: [u8; 32],
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+}
+
+impl Hashed {
+    /// Reads `file` from its start: its digest, its size, and what the store needs to
+    /// take it unread (`None` if the file changed while it was read).
+    ///
+    /// # Errors
+    /// A read error.
+    pub fn file(mut file: &File) -> io::Result<(Digest, u64, Option<Hashed>)> {
+        let before = file.metadata()?;
+        let mut hasher = BlobHasher::default();
+        let size = larder_digest::for_each_chunk(&mut file, |chunk| hasher.update(chunk))?;
+        let (digest, check) = hasher.finish();
+        let hashed = Hashed {
+            check,
+            dev: before.dev(),
+            ino: before.ino(),
+            size,
+            mtime: (before.mtime(), before.mtime_nsec()),
+        };
+        let same = file
+            .metadata()
+            .is_ok_and(|after| hashed.is(&after) && hashed.is(&before));
+        Ok((digest, size, same.then_some(hashed)))
+    }
+
+    /// Whether `meta` is the version of the file that was hashed.
+    pub fn is(&self, meta: &std::fs::Metadata) -> bool {
+        (
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            (meta.mtime(), meta.mtime_nsec()),
+        ) == (self.dev, self.ino, self.size, self.mtime)
+    }
+
+    /// The size of the bytes hashed.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
 }
 
 /// Records `check` on `file` (a blob being written). Best effort: a filesystem without
@@ -70,10 +159,7 @@ impl Verifier {
     /// A verifier of the blob stored under `digest` whose file is `file`.
     pub fn for_file(file: &File, digest: &Digest) -> Verifier {
         let hasher = match recorded(file) {
-            Some(check) => Hasher::Check(
-                Box::new(blake3::Hasher::new_keyed(digest.as_bytes())),
-                check,
-            ),
+            Some(check) => Hasher::Check(Box::default(), check),
             None => Hasher::Digest(ContentHasher::default()),
         };
         Verifier {
@@ -99,7 +185,7 @@ impl Verifier {
     pub fn finish(self) -> Result<(), String> {
         match self.hasher {
             Hasher::Check(h, check) => {
-                if h.finalize().as_bytes() == &check {
+                if bind(&self.digest, h.finalize().as_bytes()) == check {
                     Ok(())
                 } else {
                     Err(format!(
@@ -143,19 +229,16 @@ pub fn verify_file(path: &std::path::Path, digest: &Digest) -> io::Result<u64> {
 }
 
 /// Reads `reader` to its end, returning the SHA-256 digest of what it read, its check as
-/// the blob `digest` ([`of`]: only the blob's own when the digest is `digest`) and its
-/// size: one pass for a writer that must both verify a file and record its check.
+/// the blob of that digest ([`of`]) and its size: one pass for a writer that must both
+/// verify a file and record its check.
 ///
 /// # Errors
 /// A read error.
-pub fn digest_and_check(reader: impl Read, digest: &Digest) -> io::Result<(Digest, [u8; 32], u64)> {
-    let mut sha = ContentHasher::default();
-    let mut check = blake3::Hasher::new_keyed(digest.as_bytes());
-    let total = larder_digest::for_each_chunk(reader, |chunk| {
-        sha.update(chunk);
-        check.update(chunk);
-    })?;
-    Ok((sha.finish(), *check.finalize().as_bytes(), total))
+pub fn digest_and_check(reader: impl Read) -> io::Result<(Digest, [u8; 32], u64)> {
+    let mut hasher = BlobHasher::default();
+    let total = larder_digest::for_each_chunk(reader, |chunk| hasher.update(chunk))?;
+    let (digest, check) = hasher.finish();
+    Ok((digest, check, total))
 }
 
 /// Copies the blob under `digest` from `from` to `to`, verifying it on its way. Returns

@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use larder_digest::Digest;
 
+use crate::check::Hashed;
 use crate::{Capabilities, Layout, Namespace, Store, StoreError};
 
 mod evict;
@@ -360,12 +361,22 @@ impl Store for DiskStore {
         DiskStore::peek(self, ns, key)
     }
 
-    fn link_blob(&self, digest: &Digest, path: &Path) -> Result<Option<Linked>, StoreError> {
-        DiskStore::link_blob(self, digest, path)
+    fn link_blob(
+        &self,
+        digest: &Digest,
+        path: &Path,
+        hashed: Option<&Hashed>,
+    ) -> Result<Option<Linked>, StoreError> {
+        DiskStore::link_blob(self, digest, path, hashed)
     }
 
-    fn copy_blob(&self, digest: &Digest, file: &mut File) -> Result<bool, StoreError> {
-        DiskStore::copy_blob(self, digest, file)
+    fn copy_blob(
+        &self,
+        digest: &Digest,
+        file: &mut File,
+        hashed: Option<&Hashed>,
+    ) -> Result<bool, StoreError> {
+        DiskStore::copy_blob(self, digest, file, hashed)
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -7,7 +7,7 @@
 //!                                (`larder report`), outside the version too
 //! <dir>/v1/                      the versioned root: a future layout never reads it
 //!   cas/ab/abcdef...             blob, zstd-compressed (`.raw`: uncompressed, with its
-//!                                check in `user.larder.check`: `crate::check`), by the
+//!                                check in `user.larder.b3`: `crate::check`), by the
 //!                                SHA-256 of its content
 //!   ac/ab/abcdef...              action record (JSON), by its result key
 //!   manifest/ab/abcdef...        manifest (JSON), by its invocation key

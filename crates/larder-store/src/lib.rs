@@ -226,7 +226,8 @@ pub trait Store: Send + Sync {
     fn delete(&self, ns: Namespace, key: &Digest) -> Result<(), StoreError>;
 
     /// Stores the file `path` as the CAS blob `digest` without copying its bytes, where
-    /// the backend can ([`DiskStore::link_blob`]); `None` where it cannot (the default),
+    /// the backend can ([`DiskStore::link_blob`]; without reading them either while the
+    /// file is the version `hashed` describes); `None` where it cannot (the default),
     /// having stored nothing: the caller reads the file and puts it.
     ///
     /// # Errors
@@ -236,20 +237,27 @@ pub trait Store: Send + Sync {
         &self,
         digest: &Digest,
         path: &std::path::Path,
+        hashed: Option<&check::Hashed>,
     ) -> Result<Option<Linked>, StoreError> {
-        let _ = (digest, path);
+        let _ = (digest, path, hashed);
         Ok(None)
     }
 
     /// Stores the content of `file` as the CAS blob `digest` without holding it in
-    /// memory, where the backend can ([`DiskStore::copy_blob`]); `false` where it cannot
-    /// (the default), having stored nothing: the caller reads the file and puts it.
+    /// memory, where the backend can ([`DiskStore::copy_blob`]; without reading it again
+    /// while the file is the version `hashed` describes); `false` where it cannot (the
+    /// default), having stored nothing: the caller reads the file and puts it.
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] if the content is not the blob; [`StoreError`] if it
     /// cannot be read or the backend written.
-    fn copy_blob(&self, digest: &Digest, file: &mut std::fs::File) -> Result<bool, StoreError> {
-        let _ = (digest, file);
+    fn copy_blob(
+        &self,
+        digest: &Digest,
+        file: &mut std::fs::File,
+        hashed: Option<&check::Hashed>,
+    ) -> Result<bool, StoreError> {
+        let _ = (digest, file, hashed);
         Ok(false)
     }
 

@@ -7,15 +7,18 @@
 //!
 //! Compressing and writing a large rlib takes longer than hashing it, and cargo waits
 //! for the wrapper to exit before it starts the units that need that rlib. So after a
-//! miss the wrapper only pins what it stores: it hashes every output and writes a
-//! [`StoreJob`] naming each output's digest. A detached `larder store-job <file>`
-//! process, at low CPU priority, then reads each output again, stores it only if it
-//! still has that digest (a file overwritten since is never stored under the old key),
-//! and writes the action record and then the manifest entry, so a reader that finds the
-//! manifest entry finds everything it leads to. An rlib or rmeta ([`BlobSource::Replaced`])
-//! goes into the local store as a hard link to the file rustc wrote, other files as a
-//! kernel copy checked once written ([`Store::link_blob`], [`Store::copy_blob`]); with a
-//! remote to write, every output is read into memory and put in every tier. The link records of rlib outputs are
+//! miss the wrapper only pins what it stores: it hashes every output (with its
+//! [`larder_store::check`], in the same pass, for an uncompressed local store) and writes
+//! a [`StoreJob`] naming each output's digest and the version of the file it read. A
+//! detached `larder store-job <file>` process, at low CPU priority, then stores each
+//! output only if it still has that digest (a file overwritten since is never stored
+//! under the old key: one that is still the version hashed is taken with the wrapper's
+//! check, unread, any other is read again), and writes the action record and then the
+//! manifest entry, so a reader that finds the manifest entry finds everything it leads
+//! to. An rlib, rmeta or linked binary ([`BlobSource::Replaced`]) goes into the local
+//! store as a hard link to the file rustc or its linker wrote, other files as a kernel
+//! copy ([`Store::link_blob`], [`Store::copy_blob`]); with a remote to write, every
+//! output is read into memory and put in every tier. The link records of rlib outputs are
 //! written by the wrapper itself ([`put_link_records`]): the next link needs them.
 //!
 //! The background process inherits two locks from the wrapper: the single-flight lock of
@@ -39,6 +42,7 @@ use std::process::{Command, Stdio};
 use larder_digest::Digest;
 use larder_key::inputs::InputIndex;
 use larder_key::{InputSet, Manifest, ManifestEntry};
+use larder_store::check::Hashed;
 use larder_store::{ActionRecord, Layout, LinkRecord, Namespace, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -48,13 +52,16 @@ use crate::report::Event;
 /// Where an output's content is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum BlobSource {
-    /// A file to read; its content must still hash to the output's digest.
-    File(PathBuf),
+    /// A file to read; its content must still hash to the output's digest. With the
+    /// wrapper's [`Hashed`] (its check, and the version of the file it read), the local
+    /// store takes the file without reading it again while it is that version.
+    File(PathBuf, Option<Hashed>),
     /// A file, as [`BlobSource::File`], that its writer only ever replaces (renames a
-    /// new file over) and never writes into: rustc's rlib and rmeta outputs. The local
-    /// store keeps it by a hard link where it can ([`Store::link_blob`]), so a compile's
-    /// libraries are stored without writing their bytes again.
-    Replaced(PathBuf),
+    /// new file over, or removes before it writes) and never writes into: rustc's rlib
+    /// and rmeta outputs, and its linker's binaries and shared libraries. The local store
+    /// keeps it by a hard link where it can ([`Store::link_blob`]), so a compile's
+    /// outputs are stored without writing their bytes again.
+    Replaced(PathBuf, Option<Hashed>),
     /// The content itself (the normalized dep-info text).
     Inline(String),
 }
@@ -63,7 +70,7 @@ impl BlobSource {
     /// The file the content is in, if it is in one.
     pub fn path(&self) -> Option<&Path> {
         match self {
-            BlobSource::File(p) | BlobSource::Replaced(p) => Some(p),
+            BlobSource::File(p, _) | BlobSource::Replaced(p, _) => Some(p),
             BlobSource::Inline(_) => None,
         }
     }
@@ -178,8 +185,10 @@ impl StoreJob {
                 StoreError::Corrupt { .. } => StoreJobError::Changed(o.path.clone()),
                 e => StoreJobError::Store(e),
             };
-            if let BlobSource::Replaced(p) = source
-                && let Some(linked) = store.link_blob(&o.digest, p).map_err(refused)?
+            if let BlobSource::Replaced(p, hashed) = source
+                && let Some(linked) = store
+                    .link_blob(&o.digest, p, hashed.as_ref())
+                    .map_err(refused)?
             {
                 // Linking changed the output's stamp: the next key that names it (a
                 // link closure) still finds its digest without reading it.
@@ -189,13 +198,16 @@ impl StoreJob {
                 continue;
             }
             let data = match source {
-                BlobSource::File(p) | BlobSource::Replaced(p) => {
+                BlobSource::File(p, hashed) | BlobSource::Replaced(p, hashed) => {
                     let read = |error| StoreJobError::Read {
                         path: p.clone(),
                         error,
                     };
                     let mut file = std::fs::File::open(p).map_err(read)?;
-                    if store.copy_blob(&o.digest, &mut file).map_err(refused)? {
+                    if store
+                        .copy_blob(&o.digest, &mut file, hashed.as_ref())
+                        .map_err(refused)?
+                    {
                         continue;
                     }
                     let mut data = Vec::new();
@@ -506,7 +518,10 @@ mod tests {
                 origin: None,
                 signatures: vec![],
             },
-            vec![BlobSource::File(out), BlobSource::Inline("dep".into())],
+            vec![
+                BlobSource::File(out, None),
+                BlobSource::Inline("dep".into()),
+            ],
         )
     }
 

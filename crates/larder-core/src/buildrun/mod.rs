@@ -200,8 +200,14 @@ fn generated_output(
     path: &Path,
 ) -> Result<(Digest, u64, BlobSource, bool), NotCacheable> {
     let unreadable = || NotCacheable::UnreadableInput(path.display().to_string());
-    let as_is =
-        |digest: Digest, size: u64| (digest, size, BlobSource::File(path.to_path_buf()), false);
+    let as_is = |digest: Digest, size: u64| {
+        (
+            digest,
+            size,
+            BlobSource::File(path.to_path_buf(), None),
+            false,
+        )
+    };
     let len = std::fs::metadata(path).map_err(|_| unreadable())?.len();
     if len > larder_key::paths::REWRITE_MAX_BYTES {
         // Hashed afresh: the run just wrote it.

@@ -439,7 +439,7 @@ impl CachedAction for CCompile {
         Ok(Collected {
             entry,
             record,
-            sources: vec![BlobSource::File(self.output.clone())],
+            sources: vec![BlobSource::File(self.output.clone(), None)],
             background: false,
         })
     }

@@ -416,6 +416,7 @@ impl CachedAction for RustcAction {
                 .into());
             }
         }
+        let linked = inv.linker_outputs();
         let mut outputs = Vec::with_capacity(expected.len());
         let mut sources = Vec::with_capacity(expected.len());
         for path in &expected {
@@ -436,19 +437,28 @@ impl CachedAction for RustcAction {
                 )
             } else {
                 // rustc writes a library (an archive, metadata) to a temporary file and
-                // renames it into place; a linker's output is another program's.
-                let replaced = crate::fsio::only_replaced(path);
+                // renames it into place, and the linkers it runs (lld, its default; GNU
+                // ld, gold) write a new file too, removing the old one first: the store
+                // may keep either by a hard link. A linker that wrote into the old file
+                // would only cost the store that entry: its check no longer matches.
+                let replaced = crate::fsio::only_replaced(path) || linked.contains(path);
                 // Hashed as it is read: a binary of hundreds of MiB is never held whole.
-                let (digest, size) = std::fs::File::open(path)
-                    .and_then(Digest::of_reader)
-                    .map_err(not_written)?;
+                // For an uncompressed local store, with its check in the same pass: the
+                // store job then takes the file without reading it again.
+                let file = std::fs::File::open(path).map_err(not_written)?;
+                let (digest, size, hashed) = if cx.config.compression_level == 0 {
+                    larder_store::check::Hashed::file(&file).map_err(not_written)?
+                } else {
+                    let (digest, size) = Digest::of_reader(&file).map_err(not_written)?;
+                    (digest, size, None)
+                };
                 (
                     digest,
                     size,
                     if replaced {
-                        BlobSource::Replaced(path.clone())
+                        BlobSource::Replaced(path.clone(), hashed)
                     } else {
-                        BlobSource::File(path.clone())
+                        BlobSource::File(path.clone(), hashed)
                     },
                 )
             };

@@ -8,6 +8,7 @@ use std::path::Path;
 use larder_digest::Digest;
 
 use super::DiskStore;
+use crate::check::Hashed;
 use crate::{Namespace, StoreError};
 
 /// A file stored by a hard link ([`DiskStore::link_blob`]).
@@ -23,18 +24,24 @@ impl DiskStore {
     /// Stores the file `path` as the uncompressed blob `digest` by a hard link instead of
     /// a copy: no byte is written. Only for a file that its writer replaces and never
     /// writes into (rustc's rlib and rmeta outputs: a later compile renames a new file
-    /// over it), since the store's blob and the file are then one. The linked file is
-    /// read once to check that it is the blob (a file replaced since it was hashed, or
-    /// changed while it is read, is refused) and to record its [`crate::check`], which
-    /// also catches any later write into it: such a blob is never restored. Returns
-    /// `None`, having stored nothing, where a link cannot be made (blobs stored
-    /// compressed, another filesystem, a file that cannot be read): the caller copies
-    /// instead.
+    /// over it), since the store's blob and the file are then one. Its [`crate::check`],
+    /// recorded with it, also catches any later write into it: such a blob is never
+    /// restored. The check is `hashed`'s while the linked file is still the version it
+    /// describes (nothing is read); otherwise the file is read once to check that it is
+    /// the blob (a file replaced since it was hashed, or changed while it is read, is
+    /// refused) and to take its check. Returns `None`, having stored nothing, where a
+    /// link cannot be made (blobs stored compressed, another filesystem, a file that
+    /// cannot be read): the caller copies instead.
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] if the file's bytes are not the blob `digest`;
     /// [`StoreError::Io`] if the linked blob cannot be put in place.
-    pub fn link_blob(&self, digest: &Digest, path: &Path) -> Result<Option<Linked>, StoreError> {
+    pub fn link_blob(
+        &self,
+        digest: &Digest,
+        path: &Path,
+        hashed: Option<&Hashed>,
+    ) -> Result<Option<Linked>, StoreError> {
         use std::os::unix::fs::MetadataExt;
         if self.level != 0 {
             return Ok(None);
@@ -51,27 +58,35 @@ impl DiskStore {
         let Ok(before) = file.metadata() else {
             return Ok(None);
         };
-        let Ok((actual, check, len)) = crate::check::digest_and_check(&file, digest) else {
-            return Ok(None);
+        let (check, len) = match hashed.filter(|h| h.is(&before)) {
+            // The version hashed, with the check of the bytes that hashed to the digest.
+            Some(h) => (h.check, h.size()),
+            None => {
+                let Ok((actual, check, len)) = crate::check::digest_and_check(&file) else {
+                    return Ok(None);
+                };
+                // What is stored is what was hashed: the bytes read hash to the digest,
+                // and the check recorded is of those bytes. Neither time is compared:
+                // cargo links a workspace member's outputs into `target/<profile>/` (a
+                // new link changes the change time), and cargo 1.90 and later set a
+                // check build's `.rmeta` to the compile's start time once rustc has
+                // exited, while this job may be reading it (the bytes are the same). A
+                // write that went unseen here changes the content its check was taken
+                // of, so that blob is never restored.
+                if actual != *digest || !file.metadata().is_ok_and(|m| m.size() == before.size()) {
+                    return Err(StoreError::corrupt(
+                        Namespace::Cas,
+                        digest,
+                        format!("{} changed since it was hashed", path.display()),
+                    ));
+                }
+                (check, len)
+            }
         };
-        // What is stored is what was hashed: the bytes read hash to the digest, and the
-        // check recorded is of those bytes. Neither time is compared: cargo links a
-        // workspace member's outputs into `target/<profile>/` (a new link changes the
-        // change time), and cargo 1.90 and later set a check build's `.rmeta` to the
-        // compile's start time once rustc has exited, while this job may be reading it
-        // (the bytes are the same). A write that went unseen here changes the content
-        // its check was taken of, so that blob is never restored.
         let same = |m: &std::fs::Metadata| {
             (m.size(), m.mtime(), m.mtime_nsec())
                 == (before.size(), before.mtime(), before.mtime_nsec())
         };
-        if actual != *digest || !file.metadata().is_ok_and(|m| m.size() == before.size()) {
-            return Err(StoreError::corrupt(
-                Namespace::Cas,
-                digest,
-                format!("{} changed since it was hashed", path.display()),
-            ));
-        }
         crate::check::record(&file, &check);
         self.place(tmp, &self.raw_path(digest), len)?;
         // Recording the check and the rename changed the file's change time.
@@ -80,32 +95,46 @@ impl DiskStore {
     }
 
     /// Stores the content of `file` (read from its start) as the uncompressed blob
-    /// `digest`: copied by the kernel into a temporary file (`copy_file_range`), which
-    /// is then read once to check that it is the blob and to record its
-    /// [`crate::check`]: what is stored is what was checked, whatever happens to `file`
-    /// meanwhile. No copy of the content is held in memory. Returns `false`, having
-    /// stored nothing, for a store that compresses its blobs: the caller reads the file
-    /// and puts it.
+    /// `digest`: copied by the kernel into a temporary file (`copy_file_range`), with
+    /// `hashed`'s check if `file` was the version it describes before and after the copy
+    /// (nothing is read here), else read once to check that it is the blob and to
+    /// record its [`crate::check`]: what is stored is what was checked, whatever happens
+    /// to `file` meanwhile. No copy of the content is held in memory. Returns `false`,
+    /// having stored nothing, for a store that compresses its blobs: the caller reads the
+    /// file and puts it.
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] if the content is not the blob `digest`;
     /// [`StoreError::Io`] if it cannot be read or the store written.
-    pub fn copy_blob(&self, digest: &Digest, file: &mut File) -> Result<bool, StoreError> {
+    pub fn copy_blob(
+        &self,
+        digest: &Digest,
+        file: &mut File,
+        hashed: Option<&Hashed>,
+    ) -> Result<bool, StoreError> {
         if self.level != 0 {
             return Ok(false);
         }
+        let unchanged = |file: &File| hashed.filter(|h| file.metadata().is_ok_and(|m| h.is(&m)));
+        let pinned = unchanged(file);
         let mut tmp = tempfile::NamedTempFile::new_in(self.layout.tmp())?;
-        std::io::copy(file, tmp.as_file_mut())?;
-        let (actual, check, len) = crate::check::digest_and_check(File::open(tmp.path())?, digest)?;
-        if actual != *digest {
-            return Err(StoreError::corrupt(
-                Namespace::Cas,
-                digest,
-                format!("the file given hashes to {actual}"),
-            ));
-        }
+        let copied = std::io::copy(file, tmp.as_file_mut())?;
+        let check = match pinned.and(unchanged(file)).filter(|h| h.size() == copied) {
+            Some(h) => h.check,
+            None => {
+                let (actual, check, _) = crate::check::digest_and_check(File::open(tmp.path())?)?;
+                if actual != *digest {
+                    return Err(StoreError::corrupt(
+                        Namespace::Cas,
+                        digest,
+                        format!("the file given hashes to {actual}"),
+                    ));
+                }
+                check
+            }
+        };
         crate::check::record(tmp.as_file(), &check);
-        self.place(tmp, &self.raw_path(digest), len)?;
+        self.place(tmp, &self.raw_path(digest), copied)?;
         Ok(true)
     }
 }
@@ -143,7 +172,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = raw_store(dir.path());
         let (path, d) = output(dir.path(), "libx.rlib", b"an rlib's bytes");
-        let linked = s.link_blob(&d, &path).unwrap().expect("linked");
+        let linked = s.link_blob(&d, &path, None).unwrap().expect("linked");
         let raw = s.raw_blob_path(&d).expect("stored raw");
         let (out, blob) = (
             std::fs::metadata(&path).unwrap(),
@@ -175,7 +204,7 @@ mod tests {
         let s = raw_store(dir.path());
         let (path, _) = output(dir.path(), "libx.rlib", b"replaced since it was hashed");
         let hashed = Digest::of(b"what was hashed");
-        let e = s.link_blob(&hashed, &path).unwrap_err();
+        let e = s.link_blob(&hashed, &path, None).unwrap_err();
         assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
         assert!(s.raw_blob_path(&hashed).is_none());
         assert_eq!(tmp_files(&s), 0, "the temporary link is gone");
@@ -187,8 +216,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = DiskStore::open(&dir.path().join("store"), 1 << 30).unwrap();
         let (path, d) = output(dir.path(), "libx.rlib", b"bytes");
-        assert!(s.link_blob(&d, &path).unwrap().is_none());
-        assert!(!s.copy_blob(&d, &mut File::open(&path).unwrap()).unwrap());
+        assert!(s.link_blob(&d, &path, None).unwrap().is_none());
+        assert!(
+            !s.copy_blob(&d, &mut File::open(&path).unwrap(), None)
+                .unwrap()
+        );
         assert!(!s.contains(Namespace::Cas, &d).unwrap());
     }
 
@@ -209,7 +241,7 @@ mod tests {
             .unwrap()
             .set_times(times)
             .unwrap();
-        s.link_blob(&d, &path).unwrap().expect("linked");
+        s.link_blob(&d, &path, None).unwrap().expect("linked");
         // An ordinary blob, as old.
         let other = b"copied".to_vec();
         let od = Digest::of(&other);
@@ -241,7 +273,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = raw_store(dir.path());
         let (path, d) = output(dir.path(), "app", &vec![7u8; 300_000]);
-        assert!(s.copy_blob(&d, &mut File::open(&path).unwrap()).unwrap());
+        assert!(
+            s.copy_blob(&d, &mut File::open(&path).unwrap(), None)
+                .unwrap()
+        );
         let raw = s.raw_blob_path(&d).unwrap();
         assert_ne!(
             std::fs::metadata(&raw).unwrap().ino(),
@@ -254,10 +289,138 @@ mod tests {
         f.write_all(b"more").unwrap();
         let wrong = Digest::of(b"something else");
         let e = s
-            .copy_blob(&wrong, &mut File::open(&path).unwrap())
+            .copy_blob(&wrong, &mut File::open(&path).unwrap(), None)
             .unwrap_err();
         assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
         assert!(s.raw_blob_path(&wrong).is_none());
+        assert_eq!(tmp_files(&s), 0);
+    }
+
+    /// The version of a file as `Hashed::file` read it, with its check replaced by
+    /// `check`: what the store records shows whether it read the file again.
+    fn hashed_as(path: &Path, check: Option<[u8; 32]>) -> (Digest, Hashed) {
+        let (d, _, hashed) = Hashed::file(&File::open(path).unwrap()).unwrap();
+        let mut hashed = hashed.expect("unchanged while read");
+        if let Some(c) = check {
+            hashed.check = c;
+        }
+        (d, hashed)
+    }
+
+    fn recorded_check(s: &DiskStore, d: &Digest) -> Option<[u8; 32]> {
+        crate::check::recorded(&File::open(s.raw_path(d)).unwrap())
+    }
+
+    #[test]
+    fn a_hashed_file_is_taken_unread_with_its_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = raw_store(dir.path());
+        let (lib, _) = output(dir.path(), "libx.rlib", b"an rlib's bytes");
+        let (bin, _) = output(dir.path(), "app", &vec![5u8; 200_000]);
+        let (ld, lh) = hashed_as(&lib, None);
+        let (bd, bh) = hashed_as(&bin, None);
+        s.link_blob(&ld, &lib, Some(&lh)).unwrap().expect("linked");
+        assert!(
+            s.copy_blob(&bd, &mut File::open(&bin).unwrap(), Some(&bh))
+                .unwrap()
+        );
+        for (d, h, bytes) in [
+            (ld, &lh, b"an rlib's bytes".to_vec()),
+            (bd, &bh, vec![5u8; 200_000]),
+        ] {
+            crate::check::verify_file(&s.raw_path(&d), &d).unwrap();
+            assert_eq!(
+                get_verified_blob(&s, &d, bytes.len() as u64)
+                    .unwrap()
+                    .unwrap(),
+                bytes
+            );
+            if let Some(c) = recorded_check(&s, &d) {
+                assert_eq!(c, h.check);
+                assert_eq!(c, crate::check::of(&d, &bytes), "the check of the bytes");
+            }
+        }
+        if recorded_check(&s, &ld).is_none() {
+            eprintln!("no user extended attributes here: nothing more to see");
+            return;
+        }
+        // Unread: a check that is not the bytes' is what gets recorded, and the blob then
+        // never verifies (a restore refuses it), for a link and for a copy.
+        let s2 = DiskStore::open(&dir.path().join("store2"), 1 << 30)
+            .unwrap()
+            .with_compression_level(0);
+        let (ld, lh) = hashed_as(&lib, Some([9u8; 32]));
+        let (bd, bh) = hashed_as(&bin, Some([9u8; 32]));
+        s2.link_blob(&ld, &lib, Some(&lh)).unwrap().expect("linked");
+        assert!(
+            s2.copy_blob(&bd, &mut File::open(&bin).unwrap(), Some(&bh))
+                .unwrap()
+        );
+        for d in [ld, bd] {
+            assert_eq!(recorded_check(&s2, &d), Some([9u8; 32]), "not read again");
+            assert!(crate::check::verify_file(&s2.raw_path(&d), &d).is_err());
+        }
+    }
+
+    /// A writer that writes into an output after it was hashed and sets its time back
+    /// (so that the store takes it as the version hashed): the store keeps the bytes
+    /// with the check of the bytes hashed, and no restore ever uses them.
+    #[test]
+    fn a_file_written_into_unseen_after_it_was_hashed_is_never_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = raw_store(dir.path());
+        let (path, d) = output(dir.path(), "app", &vec![1u8; 100_000]);
+        let (_, hashed) = hashed_as(&path, None);
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let mut f = File::options().write(true).open(&path).unwrap();
+        f.write_all(&[2u8; 100]).unwrap();
+        f.set_modified(mtime).unwrap();
+        drop(f);
+        assert!(
+            hashed.is(&std::fs::metadata(&path).unwrap()),
+            "looks unchanged"
+        );
+        if !s
+            .copy_blob(&d, &mut File::open(&path).unwrap(), Some(&hashed))
+            .unwrap()
+            || recorded_check(&s, &d).is_none()
+        {
+            return;
+        }
+        assert!(crate::check::verify_file(&s.raw_path(&d), &d).is_err());
+        assert!(!matches!(get_verified_blob(&s, &d, 100_000), Ok(Some(_))));
+    }
+
+    #[test]
+    fn a_file_changed_since_it_was_hashed_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = raw_store(dir.path());
+        // cargo sets a check build's rmeta time after rustc exits: the same bytes, read
+        // again and stored with their own check.
+        let (rmeta, _) = output(dir.path(), "libx.rmeta", b"metadata");
+        let (d, hashed) = hashed_as(&rmeta, Some([9u8; 32]));
+        File::options()
+            .write(true)
+            .open(&rmeta)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(60))
+            .unwrap();
+        s.link_blob(&d, &rmeta, Some(&hashed))
+            .unwrap()
+            .expect("linked");
+        crate::check::verify_file(&s.raw_path(&d), &d).unwrap();
+        // Replaced by other bytes since: refused, as without a hash.
+        let (lib, _) = output(dir.path(), "libx.rlib", b"first");
+        let (d, hashed) = hashed_as(&lib, None);
+        std::fs::write(dir.path().join("new"), b"other").unwrap();
+        std::fs::rename(dir.path().join("new"), &lib).unwrap();
+        let e = s.link_blob(&d, &lib, Some(&hashed)).unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+        let e = s
+            .copy_blob(&d, &mut File::open(&lib).unwrap(), Some(&hashed))
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+        assert!(s.raw_blob_path(&d).is_none());
         assert_eq!(tmp_files(&s), 0);
     }
 }
