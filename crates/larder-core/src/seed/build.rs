@@ -37,6 +37,9 @@ pub(crate) struct Seeding {
     context: Option<Later<Option<Digest>>>,
     /// The seed planted from a remote, as the remote keeps it ([`Seed::portable`]).
     from_remote: Option<Seed>,
+    /// Whether the target directory had every unit of every seed when the build
+    /// started ([`super::nothing_to_plant`]).
+    all_present: bool,
 }
 
 impl Seeding {
@@ -98,6 +101,7 @@ impl Seeding {
                 guard: later,
                 context,
                 from_remote: None,
+                all_present: true,
             });
         }
         // With no seed here, a remote's is looked up while the guard is computed.
@@ -126,6 +130,7 @@ impl Seeding {
             guard: Later::known(guard),
             context: context.clone(),
             from_remote: None,
+            all_present: false,
         };
         let Some(guard) = guard else {
             return Some(seeding);
@@ -241,8 +246,16 @@ impl Seeding {
             .from_remote
             .as_ref()
             .or_else(|| record.seed_for(&guard));
-        let Some(seed) = crate::seed::capture(store, guard, &self.project_dir, events, previous)
-        else {
+        // A build that compiled or restored no unit of the seed's kind (the edit loop) in
+        // a target directory that had every unit of its seeds: the capture would find the
+        // seed recorded (it reads every unit's fingerprints and files: 15 ms on
+        // `bench/heavy`).
+        let unchanged = self.all_present && !events.iter().any(|e| e.seedable);
+        let captured = match previous {
+            Some(p) if unchanged => Some(p.clone()),
+            _ => crate::seed::capture(store, guard, &self.project_dir, events, previous),
+        };
+        let Some(seed) = captured else {
             return;
         };
         // No unit where there was no seed: a project with no registry package writes none.

@@ -108,6 +108,42 @@ fn registry_units_are_planted_and_cargo_finds_them_fresh() {
     assert_eq!(q.run_bin("debug", "app"), "4217 true");
 }
 
+/// The edit loop keeps the seed as it is (a build that compiled only the workspace's
+/// own crates, in a target directory that has every unit of the seed, records the seed
+/// it had without reading the units again); a registry unit that a later build adds in
+/// the same target directory joins the seed.
+#[test]
+fn the_edit_loop_keeps_the_seed_and_a_new_dependency_joins_it() {
+    let p = registry_project();
+    p.larder_cargo(BUILD).run();
+    let main = "src/main.rs";
+    p.edit(main, "4217", "4218");
+    let edit = p.larder_cargo(BUILD).run();
+    edit.assert_units(&["app"]);
+    let q = checkout_of(&p);
+    let run = q.larder_cargo(BUILD).run();
+    assert_eq!(planted(&run), Some(4), "{}", run.context());
+    assert_eq!(q.run_bin("debug", "app"), "4218 true");
+
+    // hex joins (in this workspace's Cargo.lock, so in the registry cache).
+    p.write(
+        "Cargo.toml",
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nitoa = \"=1.0.18\"\nlibc = \"=0.2.191\"\nhex = \"=0.4.3\"\n",
+    );
+    p.edit(
+        main,
+        "fn main() {\n",
+        "fn main() {\n    assert_eq!(hex::encode([1]), \"01\");\n",
+    );
+    let added = p.larder_cargo(BUILD).run();
+    added.assert_crate("hex", "miss");
+    let r = checkout_of(&p);
+    let run = r.larder_cargo(BUILD).run();
+    assert_eq!(planted(&run), Some(5), "{}", run.context());
+    run.assert_units(&["app"]);
+    assert_eq!(r.run_bin("debug", "app"), "4218 true");
+}
+
 /// Nothing planted is ever wrong: a variable that build scripts are keyed by plants
 /// nothing (libc's run goes through larder again); a corrupt blob leaves its unit out
 /// (cargo builds it, and it is right) and plants the rest.
