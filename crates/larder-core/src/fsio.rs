@@ -103,8 +103,7 @@ pub fn copy_verified_atomic(
 /// Whether `path` is an output its writers only ever replace (rename a new file over) and
 /// never write into: rustc's rlib and rmeta. Such an output may share its file with the
 /// local store, by a hard link (the store job's [`larder_store::Store::link_blob`], and
-/// [`link_atomic`] when planted). The store job also links a linker's outputs (see
-/// `rustc`'s collect), which are planted and restored as copies: executables.
+/// [`link_atomic`] when planted).
 pub fn only_replaced(path: &Path) -> bool {
     path.extension()
         .is_some_and(|e| e == "rlib" || e == "rmeta")

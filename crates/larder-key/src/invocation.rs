@@ -410,27 +410,6 @@ impl Invocation {
         self.emits.contains(&Emit::Link) && self.crate_types.iter().any(|t| t.is_linked())
     }
 
-    /// The files of this invocation that a linker writes (a binary, a shared library),
-    /// not rustc: rustc has the linker write the `link` output of each such crate type.
-    pub fn linker_outputs(&self) -> Vec<PathBuf> {
-        if !self.emits.contains(&Emit::Link) {
-            return Vec::new();
-        }
-        self.crate_types
-            .iter()
-            .filter(|t| {
-                matches!(
-                    t,
-                    CrateType::Bin | CrateType::Dylib | CrateType::Cdylib | CrateType::ProcMacro
-                )
-            })
-            .map(|t| {
-                self.out_dir
-                    .join(t.file_name(&self.crate_name, &self.extra_filename))
-            })
-            .collect()
-    }
-
     /// The files rustc will write, all in `--out-dir`, as predicted from rustc's naming
     /// rules for Linux targets. The dep-info file, if emitted, comes first.
     pub fn expected_outputs(&self) -> Vec<PathBuf> {

@@ -15,9 +15,9 @@
 //! under the old key: one that is still the version hashed is taken with the wrapper's
 //! check, unread, any other is read again), and writes the action record and then the
 //! manifest entry, so a reader that finds the manifest entry finds everything it leads
-//! to. An rlib, rmeta or linked binary ([`BlobSource::Replaced`]) goes into the local
-//! store as a hard link to the file rustc or its linker wrote, other files as a kernel
-//! copy ([`Store::link_blob`], [`Store::copy_blob`]); with a remote to write, every
+//! to. An rlib or rmeta ([`BlobSource::Replaced`]) goes into the local store as a hard
+//! link to the file rustc wrote, other files as a kernel copy ([`Store::link_blob`],
+//! [`Store::copy_blob`]); with a remote to write, every
 //! output is read into memory and put in every tier. The link records of rlib outputs are
 //! written by the wrapper itself ([`put_link_records`]): the next link needs them.
 //!
@@ -57,10 +57,9 @@ pub enum BlobSource {
     /// store takes the file without reading it again while it is that version.
     File(PathBuf, Option<Hashed>),
     /// A file, as [`BlobSource::File`], that its writer only ever replaces (renames a
-    /// new file over, or removes before it writes) and never writes into: rustc's rlib
-    /// and rmeta outputs, and its linker's binaries and shared libraries. The local store
-    /// keeps it by a hard link where it can ([`Store::link_blob`]), so a compile's
-    /// outputs are stored without writing their bytes again.
+    /// new file over) and never writes into: rustc's rlib and rmeta outputs. The local
+    /// store keeps it by a hard link where it can ([`Store::link_blob`]), so a compile's
+    /// libraries are stored without writing their bytes again.
     Replaced(PathBuf, Option<Hashed>),
     /// The content itself (the normalized dep-info text).
     Inline(String),

@@ -416,7 +416,6 @@ impl CachedAction for RustcAction {
                 .into());
             }
         }
-        let linked = inv.linker_outputs();
         let mut outputs = Vec::with_capacity(expected.len());
         let mut sources = Vec::with_capacity(expected.len());
         for path in &expected {
@@ -437,11 +436,10 @@ impl CachedAction for RustcAction {
                 )
             } else {
                 // rustc writes a library (an archive, metadata) to a temporary file and
-                // renames it into place, and the linkers it runs (lld, its default; GNU
-                // ld, gold) write a new file too, removing the old one first: the store
-                // may keep either by a hard link. A linker that wrote into the old file
-                // would only cost the store that entry: its check no longer matches.
-                let replaced = crate::fsio::only_replaced(path) || linked.contains(path);
+                // renames it into place; a linker's output is another program's, and
+                // people strip and patch executables in place (GNU strip writes into a
+                // file with several links, as cargo's uplifted binaries have).
+                let replaced = crate::fsio::only_replaced(path);
                 // Hashed as it is read: a binary of hundreds of MiB is never held whole.
                 // For an uncompressed local store, with its check in the same pass: the
                 // store job then takes the file without reading it again.
