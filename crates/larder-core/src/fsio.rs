@@ -35,20 +35,58 @@ pub fn write_atomic(dest: &Path, content: &[u8], executable: bool) -> std::io::R
     persist(tmp, dest, executable)
 }
 
-/// Writes a copy of `src` to `dest` like [`write_atomic`], by reflink (`FICLONE`) where
-/// the filesystem can, else by copying. Returns whether it cloned.
+/// A checked copy of a local store's blob in a temporary file beside its destination
+/// ([`stage_verified`]), put in place by [`Staged::persist`] (or dropped: removed).
+pub struct Staged {
+    tmp: tempfile::NamedTempFile,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Whether it is a reflink of the store's file (no data copied).
+    pub cloned: bool,
+}
+
+impl Staged {
+    /// Puts the copy at `dest` (mode 0755 if `executable`, else 0644), atomically.
+    ///
+    /// # Errors
+    /// If its mode cannot be set or it cannot be renamed.
+    pub fn persist(self, dest: &Path, executable: bool) -> std::io::Result<()> {
+        persist(self.tmp, dest, executable)
+    }
+}
+
+/// Copies `src`, the local store's file of the blob `digest`, into a temporary file
+/// beside `dest`, by reflink (`FICLONE`) where the filesystem can, else by copying, and
+/// checks the copy's bytes ([`larder_store::check`]: against the blob's check, else its
+/// digest) as they are written, or once cloned: what is put in place is what was
+/// checked, whatever happens to `src` meanwhile (a write into a library the store keeps
+/// by a link to a build's file).
 ///
 /// # Errors
-/// As [`write_atomic`], or if `src` cannot be read.
-pub fn clone_atomic(dest: &Path, src: &Path, executable: bool) -> std::io::Result<bool> {
+/// [`std::io::ErrorKind::InvalidData`] if the bytes are not the blob's (nothing is
+/// left); any error creating, reading or writing the files.
+pub fn stage_verified(
+    dest: &Path,
+    src: &Path,
+    digest: &larder_digest::Digest,
+) -> std::io::Result<Staged> {
     let mut tmp = temp_beside(dest)?;
-    let mut from = std::fs::File::open(src)?;
-    let cloned = rustix::fs::ioctl_ficlone(tmp.as_file(), &from).is_ok();
-    if !cloned {
-        std::io::copy(&mut from, &mut tmp)?;
+    let from = std::fs::File::open(src)?;
+    if rustix::fs::ioctl_ficlone(tmp.as_file(), &from).is_ok() {
+        // The clone's blocks are its own from now on: checked as they are.
+        let size = Verifier::for_file(&from, digest).read_all(tmp.reopen()?)?;
+        return Ok(Staged {
+            tmp,
+            size,
+            cloned: true,
+        });
     }
-    persist(tmp, dest, executable)?;
-    Ok(cloned)
+    let size = larder_store::check::copy_verified(from, tmp.as_file_mut(), digest)?;
+    Ok(Staged {
+        tmp,
+        size,
+        cloned: false,
+    })
 }
 
 /// Writes `content` to `dest` like [`write_atomic`], with modification time `mtime`.
@@ -151,7 +189,10 @@ mod tests {
         );
         let src = dir.path().join("src");
         std::fs::write(&src, b"two").unwrap();
-        clone_atomic(&dest, &src, false).unwrap();
+        let staged = stage_verified(&dest, &src, &larder_digest::Digest::of(b"two")).unwrap();
+        assert_eq!(staged.size, 3);
+        assert_eq!(std::fs::read(&dest).unwrap(), b"one", "not in place yet");
+        staged.persist(&dest, false).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"two");
         assert_eq!(
             std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777,
@@ -159,5 +200,33 @@ mod tests {
         );
         let leftovers = std::fs::read_dir(dest.parent().unwrap()).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn a_staged_copy_is_what_was_checked_and_a_wrong_one_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out/libx.rlib");
+        let src = dir.path().join("blob");
+        std::fs::write(&src, b"the blob's bytes").unwrap();
+        let e = stage_verified(&dest, &src, &larder_digest::Digest::of(b"other bytes"))
+            .err()
+            .expect("not the blob");
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        assert_eq!(
+            std::fs::read_dir(dest.parent().unwrap()).unwrap().count(),
+            0,
+            "nothing left beside the destination"
+        );
+        // Staged, then the store's file written into (a library linked to a build's
+        // file): what is put in place is the copy that was checked.
+        let staged =
+            stage_verified(&dest, &src, &larder_digest::Digest::of(b"the blob's bytes")).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&src)
+            .and_then(|mut f| f.write_all(b"THE"))
+            .unwrap();
+        staged.persist(&dest, false).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"the blob's bytes");
     }
 }

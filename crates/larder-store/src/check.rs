@@ -68,14 +68,16 @@ impl BlobHasher {
 
 /// An output file hashed by the process that has it stored (a wrapper, after a
 /// compile): its check, and which version of the file was read (device, inode, size,
-/// modification time, unchanged over the read).
+/// modification time, unchanged over the read; and its change time).
 ///
 /// The store takes such a file ([`crate::Store::link_blob`], [`crate::Store::copy_blob`])
 /// without reading it again while it is still that version, recording this check. That
 /// keeps every guarantee of a check taken by the store itself: the check is of bytes
 /// that hashed to the digest, so a file that is not those bytes (written into since, by
 /// a writer that left its size and time as they were) matches neither, and is never
-/// restored.
+/// restored. What is not checked again is that the file *is* the digest's: a caller
+/// that would vouch for that (list the file's digest for later keys) must also see the
+/// change time unchanged ([`Hashed::untouched`]), which no process can set back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hashed {
     /// The check of the bytes read.
@@ -84,6 +86,7 @@ pub struct Hashed {
     ino: u64,
     size: u64,
     mtime: (i64, i64),
+    ctime: (i64, i64),
 }
 
 impl Hashed {
@@ -103,6 +106,7 @@ impl Hashed {
             ino: before.ino(),
             size,
             mtime: (before.mtime(), before.mtime_nsec()),
+            ctime: (before.ctime(), before.ctime_nsec()),
         };
         let same = file
             .metadata()
@@ -118,6 +122,12 @@ impl Hashed {
             meta.size(),
             (meta.mtime(), meta.mtime_nsec()),
         ) == (self.dev, self.ino, self.size, self.mtime)
+    }
+
+    /// Whether `meta` is the version of the file that was hashed with nothing at all
+    /// changed since (not even a new link to it): its bytes are then the ones hashed.
+    pub fn untouched(&self, meta: &std::fs::Metadata) -> bool {
+        self.is(meta) && (meta.ctime(), meta.ctime_nsec()) == self.ctime
     }
 
     /// The size of the bytes hashed.

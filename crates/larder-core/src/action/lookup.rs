@@ -32,7 +32,7 @@ use larder_key::{Manifest, Mismatch, Roots};
 use larder_store::{ActionRecord, Namespace, OutputFile, Store, get_verified_blob};
 
 use super::{CachedAction, Ctx, Key, MissReason};
-use crate::fsio::{clone_atomic, write_atomic};
+use crate::fsio::{Staged, stage_verified, write_atomic};
 use crate::report::warn_once;
 
 /// A restored result.
@@ -213,8 +213,9 @@ fn misfit(cx: &Ctx<'_>, key: &Digest, bytes: &[u8], why: &str) -> MissReason {
 enum Content {
     /// Bytes in memory (decompressed, or rewritten dep-info).
     Bytes(Vec<u8>),
-    /// An uncompressed blob file, cloned (or copied) into place.
-    Clone(PathBuf),
+    /// An uncompressed blob's file, cloned (or copied) beside the destination and
+    /// checked.
+    Staged(Staged),
 }
 
 struct Placed {
@@ -280,8 +281,8 @@ fn restore<A: CachedAction>(
 
     let mut files = Vec::with_capacity(record.outputs.len());
     for (o, dest) in record.outputs.iter().zip(destinations) {
-        // An uncompressed blob is checked by reading it once (`larder_store::check`),
-        // then cloned into place.
+        // An uncompressed blob is cloned (or copied) beside its destination and the copy
+        // checked (`larder_store::check`); all are put in place once every one is.
         // One this build's prefetch is bringing is waited for here, so that it is too.
         let mut raw = cx.store.local().raw_blob_path(&o.digest);
         if raw.is_none() && cx.store.pass_gate(Namespace::Cas, &o.digest) {
@@ -290,19 +291,22 @@ fn restore<A: CachedAction>(
         if !o.rewrite_paths
             && let Some(raw) = raw
         {
-            let size = match larder_store::check::verify_file(&raw, &o.digest) {
-                Ok(size) => size,
-                Err(_) => {
+            let staged = match stage_verified(&dest, &raw, &o.digest) {
+                Ok(staged) => staged,
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                     let _ = cx.store.delete(Namespace::Cas, &o.digest);
                     return Err(corrupt("blob", &o.digest, &"content does not match"));
                 }
+                Err(e) => {
+                    return Err(incomplete(format!("cannot write {}: {e}", dest.display())));
+                }
             };
-            if size != o.size {
-                return Err(wrong_record(cx, key, &bytes, o, size));
+            if staged.size != o.size {
+                return Err(wrong_record(cx, key, &bytes, o, staged.size));
             }
             files.push(Placed {
                 dest,
-                content: Content::Clone(raw),
+                content: Content::Staged(staged),
                 executable: o.executable,
                 digest: o.digest,
                 size: o.size,
@@ -342,27 +346,26 @@ fn restore<A: CachedAction>(
     }
     let mut bytes = 0;
     let mut cloned = 0;
-    for f in &files {
-        let write = match &f.content {
-            Content::Bytes(b) => write_atomic(&f.dest, b, f.executable),
-            Content::Clone(src) => {
-                clone_atomic(&f.dest, src, f.executable).map(|c| cloned += usize::from(c))
+    let mut placed = Vec::with_capacity(files.len());
+    for f in files {
+        let write = match f.content {
+            Content::Bytes(b) => write_atomic(&f.dest, &b, f.executable),
+            Content::Staged(staged) => {
+                cloned += usize::from(staged.cloned);
+                staged.persist(&f.dest, f.executable)
             }
         };
         write.map_err(|e| incomplete(format!("cannot write {}: {e}", f.dest.display())))?;
         bytes += f.size;
+        placed.push((f.dest, f.digest, f.size));
     }
     cx.remember_outputs(
         record
             .outputs
             .iter()
-            .zip(files.iter().map(|f| f.dest.as_path())),
+            .zip(placed.iter().map(|(dest, _, _)| dest.as_path())),
     );
-    let written: Vec<(PathBuf, Digest, u64)> = files
-        .into_iter()
-        .map(|f| (f.dest, f.digest, f.size))
-        .collect();
-    action.restored(cx, &record, &written);
+    action.restored(cx, &record, &placed);
     Ok(Hit {
         key: *key,
         record,

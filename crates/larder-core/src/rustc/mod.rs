@@ -441,10 +441,13 @@ impl CachedAction for RustcAction {
                 // file with several links, as cargo's uplifted binaries have).
                 let replaced = crate::fsio::only_replaced(path);
                 // Hashed as it is read: a binary of hundreds of MiB is never held whole.
-                // For an uncompressed local store, with its check in the same pass: the
-                // store job then takes the file without reading it again.
+                // For an uncompressed local store and no remote to write, with its
+                // check in the same pass: the store job then takes the file without
+                // reading it again (a remote needs its bytes read anyway).
                 let file = std::fs::File::open(path).map_err(not_written)?;
-                let (digest, size, hashed) = if cx.config.compression_level == 0 {
+                let unread = cx.config.compression_level == 0
+                    && cx.config.remotes.iter().all(|r| r.read_only);
+                let (digest, size, hashed) = if unread {
                     larder_store::check::Hashed::file(&file).map_err(not_written)?
                 } else {
                     let (digest, size) = Digest::of_reader(&file).map_err(not_written)?;

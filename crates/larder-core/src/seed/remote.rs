@@ -113,8 +113,10 @@ pub fn publish(tiers: &Tiers, key: &Digest, seed: &Seed, payload: &[u8], signed:
             continue;
         }
         parallel(&blobs, |&(d, size)| {
+            // Read checked: a local blob whose bytes are not its digest's is not
+            // published (a remote that had it would never be written a good one).
             if !tier.contains_blob(&d, size)
-                && let Ok(Some(bytes)) = tiers.local().get(Namespace::Cas, &d)
+                && let Ok(Some(bytes)) = larder_store::get_verified_blob(tiers.local(), &d, size)
             {
                 tier.put_remote(Namespace::Cas, &d, &bytes);
             }

@@ -46,6 +46,11 @@ impl DiskStore {
         if self.level != 0 {
             return Ok(None);
         }
+        // Nothing has happened to the file since it was hashed (looked at before the link
+        // below changes its change time): its bytes are the digest's, which the caller
+        // may list for later keys ([`Linked::settled`]).
+        let untouched =
+            hashed.is_some_and(|h| std::fs::symlink_metadata(path).is_ok_and(|m| h.untouched(&m)));
         let Ok(tmp) = tempfile::Builder::new()
             .prefix("link-")
             .make_in(self.layout.tmp(), |link| std::fs::hard_link(path, link))
@@ -58,9 +63,9 @@ impl DiskStore {
         let Ok(before) = file.metadata() else {
             return Ok(None);
         };
-        let (check, len) = match hashed.filter(|h| h.is(&before)) {
+        let (check, len, read) = match hashed.filter(|h| h.is(&before)) {
             // The version hashed, with the check of the bytes that hashed to the digest.
-            Some(h) => (h.check, h.size()),
+            Some(h) => (h.check, h.size(), false),
             None => {
                 let Ok((actual, check, len)) = crate::check::digest_and_check(&file) else {
                     return Ok(None);
@@ -80,7 +85,7 @@ impl DiskStore {
                         format!("{} changed since it was hashed", path.display()),
                     ));
                 }
-                (check, len)
+                (check, len, true)
             }
         };
         let same = |m: &std::fs::Metadata| {
@@ -88,9 +93,18 @@ impl DiskStore {
                 == (before.size(), before.mtime(), before.mtime_nsec())
         };
         crate::check::record(&file, &check);
-        self.place(tmp, &self.raw_path(digest), len)?;
-        // Recording the check and the rename changed the file's change time.
-        let settled = file.metadata().ok().filter(same);
+        if !self.place_new(tmp, &self.raw_path(digest), digest, len)? {
+            // The store has this blob already (checked when it is used).
+            return Ok(Some(Linked { settled: None }));
+        }
+        // Recording the check and the rename changed the file's change time. The file's
+        // bytes are the digest's if they were read here, or nothing touched the file
+        // since the caller hashed them.
+        let settled = file
+            .metadata()
+            .ok()
+            .filter(same)
+            .filter(|_| read || untouched);
         Ok(Some(Linked { settled }))
     }
 
@@ -134,7 +148,35 @@ impl DiskStore {
             }
         };
         crate::check::record(tmp.as_file(), &check);
-        self.place(tmp, &self.raw_path(digest), copied)?;
+        self.place_new(tmp, &self.raw_path(digest), digest, copied)?;
+        Ok(true)
+    }
+
+    /// Puts `tmp` at `dest`, the file of the blob `digest`, unless a sound one is there
+    /// already (`false`, `tmp` removed): a blob taken unread from an output
+    /// ([`crate::check::Hashed`]) replaces only one that does not verify (a corrupt blob
+    /// a restore found in another unit's entry stays until the next store of it).
+    fn place_new<F>(
+        &self,
+        tmp: tempfile::NamedTempFile<F>,
+        dest: &Path,
+        digest: &Digest,
+        len: u64,
+    ) -> Result<bool, StoreError> {
+        let parent = dest.parent().expect("entry paths have a shard directory");
+        fs_err::create_dir_all(parent)?;
+        let tmp = match tmp.persist_noclobber(dest) {
+            Ok(_) => {
+                self.account(len as i64)?;
+                return Ok(true);
+            }
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => e.file,
+            Err(e) => return Err(super::fs_err_like(e.error, dest).into()),
+        };
+        if crate::check::verify_file(dest, digest).is_ok() {
+            return Ok(false);
+        }
+        self.place(tmp, dest, len)?;
         Ok(true)
     }
 }
@@ -319,7 +361,11 @@ mod tests {
         let (bin, _) = output(dir.path(), "app", &vec![5u8; 200_000]);
         let (ld, lh) = hashed_as(&lib, None);
         let (bd, bh) = hashed_as(&bin, None);
-        s.link_blob(&ld, &lib, Some(&lh)).unwrap().expect("linked");
+        let linked = s.link_blob(&ld, &lib, Some(&lh)).unwrap().expect("linked");
+        assert!(
+            linked.settled.is_some(),
+            "untouched since hashed: vouched for"
+        );
         assert!(
             s.copy_blob(&bd, &mut File::open(&bin).unwrap(), Some(&bh))
                 .unwrap()
@@ -422,5 +468,56 @@ mod tests {
         assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
         assert!(s.raw_blob_path(&d).is_none());
         assert_eq!(tmp_files(&s), 0);
+    }
+
+    #[test]
+    fn a_file_linked_since_it_was_hashed_is_stored_but_not_vouched_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = raw_store(dir.path());
+        let (lib, _) = output(dir.path(), "libx.rlib", b"an rlib");
+        let (d, hashed) = hashed_as(&lib, None);
+        // Another name for it (as cargo's uplift makes): its change time moved, so the
+        // store takes the file unread but does not say its bytes are the digest's.
+        std::fs::hard_link(&lib, dir.path().join("uplifted.rlib")).unwrap();
+        let linked = s
+            .link_blob(&d, &lib, Some(&hashed))
+            .unwrap()
+            .expect("linked");
+        assert!(linked.settled.is_none());
+        crate::check::verify_file(&s.raw_path(&d), &d).unwrap();
+    }
+
+    #[test]
+    fn a_blob_taken_unread_never_replaces_one_in_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = raw_store(dir.path());
+        let (lib, _) = output(dir.path(), "libx.rlib", b"library bytes");
+        let (bin, _) = output(dir.path(), "app", b"library bytes");
+        let d = Digest::of(b"library bytes");
+        s.put(Namespace::Cas, &d, b"library bytes").unwrap();
+        let stored = std::fs::metadata(s.raw_path(&d)).unwrap().ino();
+        let (_, lh) = hashed_as(&lib, Some([9u8; 32]));
+        let (_, bh) = hashed_as(&bin, Some([9u8; 32]));
+        let linked = s.link_blob(&d, &lib, Some(&lh)).unwrap().expect("stored");
+        assert!(
+            linked.settled.is_none(),
+            "not linked: the store had the blob"
+        );
+        assert!(
+            s.copy_blob(&d, &mut File::open(&bin).unwrap(), Some(&bh))
+                .unwrap()
+        );
+        assert_eq!(std::fs::metadata(s.raw_path(&d)).unwrap().ino(), stored);
+        crate::check::verify_file(&s.raw_path(&d), &d).unwrap();
+        assert_eq!(std::fs::metadata(&lib).unwrap().nlink(), 1);
+        assert_eq!(tmp_files(&s), 0);
+        assert_eq!(s.usage().unwrap().total_bytes(), 13, "counted once");
+        // One that does not verify is replaced.
+        std::fs::write(s.raw_path(&d), b"library bytez").unwrap();
+        let (_, lh) = hashed_as(&lib, None);
+        s.link_blob(&d, &lib, Some(&lh)).unwrap().expect("stored");
+        crate::check::verify_file(&s.raw_path(&d), &d).unwrap();
+        assert_eq!(std::fs::metadata(&lib).unwrap().nlink(), 2, "linked now");
+        assert_eq!(s.usage().unwrap().total_bytes(), 13);
     }
 }
