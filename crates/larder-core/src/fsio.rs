@@ -106,12 +106,13 @@ pub fn write_atomic_at(
 }
 
 /// Writes a copy of `src` (the local store's file of the blob `digest`) to `dest` like
-/// [`clone_atomic`], with modification time `mtime`, if its content is the blob's
-/// ([`larder_store::check`]: its check, else its digest); else writes nothing and fails
-/// with [`std::io::ErrorKind::InvalidData`]. Returns the bytes written.
+/// [`write_atomic`], with modification time `mtime`, if its content is the blob's
+/// ([`larder_store::check`]: its check, else its digest, checked as it is copied); else
+/// writes nothing and fails with [`std::io::ErrorKind::InvalidData`]. Returns the bytes
+/// written.
 ///
 /// # Errors
-/// As [`clone_atomic`], or `InvalidData`.
+/// As [`write_atomic`], if `src` cannot be read, or `InvalidData`.
 pub fn copy_verified_atomic(
     dest: &Path,
     src: &Path,
