@@ -574,9 +574,11 @@ fn plant_unit(
 }
 
 /// Writes one file, checked against its digest, with its recorded time. Returns its size
-/// and the digest of what was written. A library whose blob this process fetched
-/// (`fresh`: checked against its digest as it was stored) is linked to the store's file
-/// instead: nothing is read or written (see [`crate::fsio::only_replaced`]).
+/// and the digest of what was written. A library (see [`crate::fsio::only_replaced`]) is
+/// linked to the store's file instead: if this process fetched its blob (`fresh`:
+/// checked against its digest as it was stored), with nothing read or written; else
+/// read back through the link and checked, where that moves no other checkout's time
+/// ([`crate::fsio::link_verified_atomic`]; otherwise copied).
 fn plant_file(
     store: &DiskStore,
     f: &SeedFile,
@@ -589,22 +591,37 @@ fn plant_file(
         && !f.rewrite
         && let Some(raw) = store.raw_blob_path(&f.digest)
     {
-        if fresh.contains(&f.digest)
-            && !f.executable
-            && crate::fsio::only_replaced(dest)
-            && crate::fsio::link_atomic(dest, &raw, mtime).is_ok()
-        {
+        let corrupt = |e: &io::Error| {
+            if e.kind() == io::ErrorKind::InvalidData {
+                let _ = store.delete(Namespace::Cas, &f.digest);
+            }
+        };
+        let library = !f.executable && crate::fsio::only_replaced(dest);
+        let linked = if library && fresh.contains(&f.digest) {
+            crate::fsio::link_atomic(dest, &raw, mtime)
+                .ok()
+                .map(|()| f.size)
+        } else if library {
+            // Read and checked, not written: no new file for the filesystem to allocate.
+            match crate::fsio::link_verified_atomic(dest, &raw, &f.digest, mtime) {
+                Ok(linked) => linked,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    corrupt(&e);
+                    return Err(e);
+                }
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        if let Some(size) = linked {
             if let Ok(file) = std::fs::File::open(&raw) {
                 larder_store::mark_used(&file);
             }
-            return Ok((f.size, f.digest));
+            return Ok((size, f.digest));
         }
         let size = crate::fsio::copy_verified_atomic(dest, &raw, &f.digest, f.executable, mtime)
-            .inspect_err(|e| {
-                if e.kind() == io::ErrorKind::InvalidData {
-                    let _ = store.delete(Namespace::Cas, &f.digest);
-                }
-            })?;
+            .inspect_err(corrupt)?;
         // Used: kept by eviction like a restored output.
         if let Ok(file) = std::fs::File::open(&raw) {
             larder_store::mark_used(&file);

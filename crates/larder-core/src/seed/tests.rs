@@ -496,11 +496,6 @@ fn fetched_libraries_are_planted_by_link_and_a_write_into_one_is_never_planted_a
             f.path
         );
     }
-    // Blobs the store already had are copied and checked.
-    let t3 = dir.path().join("three/target");
-    assert_eq!(plant(&s, &record, &t3, &HashSet::new()).units, 2);
-    assert!(blobs.iter().all(|f| !linked_to_store(&t3, f)));
-
     // A write into a linked library in place (no build tool does one) reaches the
     // store's blob: it no longer matches its check, and its unit is never planted again.
     let rlib = format!("debug/deps/libfoo-{A}.rlib");
@@ -514,9 +509,93 @@ fn fetched_libraries_are_planted_by_link_and_a_write_into_one_is_never_planted_a
     let p = plant(&s, &record, &t4, &HashSet::new());
     assert_eq!((p.units, p.failed), (1, 1), "{p:?}");
     assert!(!t4.join(&rlib).exists());
+}
+
+#[test]
+fn stored_libraries_are_planted_by_link_after_a_check_where_no_other_checkout_sees_a_time_move() {
+    use std::os::unix::fs::MetadataExt;
+    let meta = |p: &Path| std::fs::metadata(p).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let t = cargo_target(dir.path());
+    let s = store(dir.path());
+    let record = recorded(dir.path(), &t, &s);
+    let files: Vec<&SeedFile> = record.units.iter().flat_map(|u| &u.files).collect();
+    let is_library = |f: &SeedFile| f.path.ends_with(".rlib") || f.path.ends_with(".rmeta");
+    let libraries: Vec<&SeedFile> = files.iter().copied().filter(|f| is_library(f)).collect();
+    assert_eq!(libraries.len(), 2);
+    let linked_to_store = |target: &Path, f: &SeedFile| {
+        s.raw_blob_path(&f.digest)
+            .is_some_and(|raw| meta(&raw).ino() == meta(&target.join(&f.path)).ino())
+    };
+    let recorded_time = |f: &SeedFile| UNIX_EPOCH + Duration::from_nanos(f.mtime_ns);
+    let no_leftovers = |target: &Path| {
+        files_under(target)
+            .iter()
+            .all(|p| !p.to_string_lossy().contains(".larder-link-"))
+    };
+
+    // The store's name is each library's only one: linked, given the recorded time.
+    let t2 = dir.path().join("two/target");
+    let p = plant(&s, &record, &t2, &HashSet::new());
+    assert_eq!((p.units, p.failed), (2, 0), "{p:?}");
+    for f in &files {
+        assert_eq!(linked_to_store(&t2, f), is_library(f), "{}", f.path);
+        assert_eq!(
+            meta(&t2.join(&f.path)).modified().unwrap(),
+            recorded_time(f),
+            "{}",
+            f.path
+        );
+    }
+
+    // A seed that records another time for them: copied, and the time of the
+    // checkout linked before does not move.
+    let mut later = record.clone();
+    for f in later.units.iter_mut().flat_map(|u| u.files.iter_mut()) {
+        f.mtime_ns += 5_000_000_000;
+    }
+    let t3 = dir.path().join("three/target");
+    assert_eq!(plant(&s, &later, &t3, &HashSet::new()).units, 2);
+    for f in &libraries {
+        assert!(!linked_to_store(&t3, f), "{}", f.path);
+        assert_eq!(
+            meta(&t2.join(&f.path)).modified().unwrap(),
+            recorded_time(f)
+        );
+        assert_eq!(
+            meta(&t3.join(&f.path)).modified().unwrap(),
+            recorded_time(f) + Duration::from_secs(5)
+        );
+    }
+    assert!(no_leftovers(&t3));
+
+    // The recorded time, as the file has it: linked again.
+    let t4 = dir.path().join("four/target");
+    assert_eq!(plant(&s, &record, &t4, &HashSet::new()).units, 2);
+    assert!(libraries.iter().all(|f| linked_to_store(&t4, f)));
+
+    // Bytes changed in place with the time put back: the check, read through the new
+    // link, refuses them; nothing is placed and the store drops the blob.
+    let rlib = libraries
+        .iter()
+        .find(|f| f.path.ends_with(".rlib"))
+        .unwrap();
+    let changed = b"RLIB\0bytes";
+    assert_eq!(changed.len() as u64, rlib.size);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(t2.join(&rlib.path))
+        .unwrap();
+    std::io::Write::write_all(&mut &file, changed).unwrap();
+    file.set_modified(recorded_time(rlib)).unwrap();
+    drop(file);
+    let t5 = dir.path().join("five/target");
+    let p = plant(&s, &record, &t5, &HashSet::new());
+    assert_eq!((p.units, p.failed), (1, 1), "{p:?}");
+    assert!(!t5.join(&rlib.path).exists());
+    assert!(no_leftovers(&t5));
     assert!(
-        t3.join(&rlib).is_file(),
-        "a copy planted before is its own file"
+        s.raw_blob_path(&rlib.digest).is_none(),
+        "the blob is dropped"
     );
-    assert_eq!(std::fs::read(t3.join(&rlib)).unwrap(), b"rlib\0bytes");
 }
