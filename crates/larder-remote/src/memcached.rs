@@ -102,21 +102,20 @@ mod tests {
         std::env::var("LARDER_TEST_MEMCACHED_BIN").ok()
     }
 
-    /// A memcached of this test's own on `port`, ready for calls.
-    fn start(bin: &str, port: u16) -> Child {
+    /// A memcached of this test's own on `port`.
+    fn command(bin: &str, port: u16) -> Command {
         let mut cmd = Command::new(bin);
         cmd.args(["-l", "127.0.0.1", "-U", "0", "-p", &port.to_string()]);
         if nix::unistd::geteuid().is_root() {
             cmd.args(["-u", "nobody"]);
         }
-        crate::test_server::start(cmd, port)
+        cmd
     }
 
     /// A memcached of the test's own, its port, and a client of it that has set `k`.
     fn own_server() -> Option<(Child, u16, MemcachedClient)> {
         let bin = memcached_bin()?;
-        let port = crate::test_server::free_port();
-        let server = start(&bin, port);
+        let (server, port) = crate::test_server::start_on_free_port(|port| command(&bin, port));
         let target = url::Url::parse(&format!(
             "memcache://127.0.0.1:{port}?timeout=5&tcp_nodelay=true"
         ))
@@ -141,7 +140,7 @@ mod tests {
         assert_eq!(get(&c, "absent").unwrap(), None);
         server.kill().unwrap();
         server.wait().unwrap();
-        let mut server = start(&memcached_bin().unwrap(), port);
+        let mut server = crate::test_server::start(command(&memcached_bin().unwrap(), port), port);
         // The kept connection is cut: the call is made again on a new one.
         assert_eq!(get(&c, "k").unwrap(), None, "a new server is empty");
         c.call(|m| m.set("k", &b"again"[..], 0)).unwrap();

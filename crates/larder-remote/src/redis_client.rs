@@ -106,12 +106,12 @@ mod tests {
 
     const DEADLINE: Duration = Duration::from_secs(5);
 
-    /// A redis-server of this test's own on `port` (no persistence), ready for calls.
-    fn start(bin: &str, port: u16) -> Child {
+    /// A redis-server of this test's own on `port` (no persistence).
+    fn command(bin: &str, port: u16) -> Command {
         let mut cmd = Command::new(bin);
         cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"]);
-        crate::test_server::start(cmd, port)
+        cmd
     }
 
     /// A redis-server of the test's own (`LARDER_TEST_REDIS_BIN`, set by
@@ -119,8 +119,7 @@ mod tests {
     /// it that has set `k` to `value`.
     fn own_server() -> Option<(Child, u16, RedisClient)> {
         let bin = redis_bin()?;
-        let port = crate::test_server::free_port();
-        let server = start(&bin, port);
+        let (server, port) = crate::test_server::start_on_free_port(|port| command(&bin, port));
         let c = RedisClient::open(&format!("redis://127.0.0.1:{port}/0")).unwrap();
         c.set("k", b"value", DEADLINE).unwrap();
         Some((server, port, c))
@@ -201,7 +200,7 @@ mod tests {
         // The kept connection is cut: the call is made again on a new one.
         server.kill().unwrap();
         server.wait().unwrap();
-        let mut server = start(&redis_bin().unwrap(), port);
+        let mut server = crate::test_server::start(command(&redis_bin().unwrap(), port), port);
         c.set("k2", b"again", DEADLINE).unwrap();
         assert_eq!(
             c.get("k2", DEADLINE).unwrap().as_deref(),
