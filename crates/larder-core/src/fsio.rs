@@ -148,9 +148,33 @@ pub fn only_replaced(path: &Path) -> bool {
         .is_some_and(|e| e == "rlib" || e == "rmeta")
 }
 
-/// A hard link to `src` under a temporary name beside `dest` (its directory created),
-/// for [`link_atomic`] and [`link_verified_atomic`] to rename over `dest`.
-fn link_beside(dest: &Path, src: &Path) -> std::io::Result<std::path::PathBuf> {
+/// Puts `src`, the local store's file of the blob `digest`, at `dest` as a hard link to
+/// it with modification time `mtime`, atomically (a link under a temporary name beside
+/// `dest`, renamed over it), if that changes the time of no other name of the file: its
+/// time is `mtime` already, or the store's name is its only other one (a blob just
+/// fetched, or a build's output linked into the store and since deleted). A time set
+/// through one checkout's link would otherwise move in every other checkout linked to
+/// the same blob, and cargo there would find a dependency newer than its dependents.
+/// The names are then one file: the store marks a blob used by its access time and
+/// evicts a linked one by the later of its two times. With `check`, the bytes are read
+/// back through the new link and checked before the rename ([`larder_store::check`]:
+/// the blob's check, else its digest), so a blob written into since it was stored is
+/// never placed; without, the caller vouches for them (a blob this process fetched and
+/// checked). Returns the size, or `None` (nothing placed) if the time would move for
+/// another name: copy instead.
+///
+/// # Errors
+/// [`std::io::ErrorKind::InvalidData`] if the checked bytes are not the blob's; if `src`
+/// is on another filesystem (`EXDEV`: copy instead), or the link, its time or the rename
+/// fail. Nothing is left at the temporary name.
+pub fn link_atomic(
+    dest: &Path,
+    src: &Path,
+    digest: &larder_digest::Digest,
+    mtime: std::time::SystemTime,
+    check: bool,
+) -> std::io::Result<Option<u64>> {
+    use std::os::unix::fs::MetadataExt;
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
@@ -159,51 +183,6 @@ fn link_beside(dest: &Path, src: &Path) -> std::io::Result<std::path::PathBuf> {
     // A leftover of a process that had this id (killed between link and rename).
     let _ = std::fs::remove_file(&tmp);
     std::fs::hard_link(src, &tmp)?;
-    Ok(tmp)
-}
-
-/// Puts the file `src` (a blob of the local store) at `dest` as a hard link to it, with
-/// modification time `mtime`, atomically: a link under a temporary name beside `dest`,
-/// renamed over it. The two names are then one file: its times are the store's file's
-/// too (the store marks a blob used by its access time and evicts a linked one by the
-/// later of the two).
-///
-/// # Errors
-/// If `src` is on another filesystem (`EXDEV`: copy instead), or the link, its time or
-/// the rename fail; nothing is left at the temporary name.
-pub fn link_atomic(dest: &Path, src: &Path, mtime: std::time::SystemTime) -> std::io::Result<()> {
-    let tmp = link_beside(dest, src)?;
-    let placed = std::fs::File::open(&tmp)
-        .and_then(|f| f.set_modified(mtime))
-        .and_then(|()| std::fs::rename(&tmp, dest));
-    if placed.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    placed
-}
-
-/// Puts `src`, the local store's file of the blob `digest`, at `dest` as a hard link to
-/// it with modification time `mtime`, like [`link_atomic`], if that changes the time of
-/// no other name of the file: its time is `mtime` already, or the store's name is its
-/// only other one (a build's output linked into the store and since deleted). A time
-/// set through one checkout's link would otherwise move in every other checkout linked
-/// to the same blob, and cargo there would find a dependency newer than its dependents.
-/// Before the rename the bytes are read back through the new link and checked
-/// ([`larder_store::check`]: the blob's check, else its digest), so a blob written into
-/// since it was stored is never placed. Returns the size, or `None` (nothing placed) if
-/// the time would move for another name: copy instead.
-///
-/// # Errors
-/// [`std::io::ErrorKind::InvalidData`] if the bytes are not the blob's; as
-/// [`link_atomic`] otherwise. Nothing is left at the temporary name.
-pub fn link_verified_atomic(
-    dest: &Path,
-    src: &Path,
-    digest: &larder_digest::Digest,
-    mtime: std::time::SystemTime,
-) -> std::io::Result<Option<u64>> {
-    use std::os::unix::fs::MetadataExt;
-    let tmp = link_beside(dest, src)?;
     let placed = (|| {
         let file = std::fs::File::open(&tmp)?;
         let meta = file.metadata()?;
@@ -214,7 +193,11 @@ pub fn link_verified_atomic(
             }
             file.set_modified(mtime)?;
         }
-        let size = Verifier::for_file(&file, digest).read_all(&file)?;
+        let size = if check {
+            Verifier::for_file(&file, digest).read_all(&file)?
+        } else {
+            meta.len()
+        };
         std::fs::rename(&tmp, dest)?;
         Ok(Some(size))
     })();

@@ -575,10 +575,9 @@ fn plant_unit(
 
 /// Writes one file, checked against its digest, with its recorded time. Returns its size
 /// and the digest of what was written. A library (see [`crate::fsio::only_replaced`]) is
-/// linked to the store's file instead: if this process fetched its blob (`fresh`:
-/// checked against its digest as it was stored), with nothing read or written; else
-/// read back through the link and checked, where that moves no other checkout's time
-/// ([`crate::fsio::link_verified_atomic`]; otherwise copied).
+/// linked to the store's file instead where that moves no other checkout's time
+/// ([`crate::fsio::link_atomic`]; otherwise copied), read back through the link and
+/// checked unless this process fetched its blob (`fresh`: checked as it was stored).
 fn plant_file(
     store: &DiskStore,
     f: &SeedFile,
@@ -596,32 +595,26 @@ fn plant_file(
                 let _ = store.delete(Namespace::Cas, &f.digest);
             }
         };
-        let library = !f.executable && crate::fsio::only_replaced(dest);
-        let linked = if library && fresh.contains(&f.digest) {
-            crate::fsio::link_atomic(dest, &raw, mtime)
-                .ok()
-                .map(|()| f.size)
-        } else if library {
-            // Read and checked, not written: no new file for the filesystem to allocate.
-            match crate::fsio::link_verified_atomic(dest, &raw, &f.digest, mtime) {
-                Ok(linked) => linked,
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                    corrupt(&e);
-                    return Err(e);
-                }
-                Err(_) => None,
-            }
+        // A library by a link: no new file for the filesystem to allocate nor bytes to
+        // write. A blob this process fetched was checked as it was stored: not read again.
+        let linked = if !f.executable && crate::fsio::only_replaced(dest) {
+            let check = !fresh.contains(&f.digest);
+            crate::fsio::link_atomic(dest, &raw, &f.digest, mtime, check)
+                .inspect_err(corrupt)
+                .or_else(|e| match e.kind() {
+                    io::ErrorKind::InvalidData => Err(e),
+                    // No link here (another filesystem): copied.
+                    _ => Ok(None),
+                })?
         } else {
             None
         };
-        if let Some(size) = linked {
-            if let Ok(file) = std::fs::File::open(&raw) {
-                larder_store::mark_used(&file);
-            }
-            return Ok((size, f.digest));
-        }
-        let size = crate::fsio::copy_verified_atomic(dest, &raw, &f.digest, f.executable, mtime)
-            .inspect_err(corrupt)?;
+        // None: a time another checkout would see move, or not a library: copied.
+        let size = match linked {
+            Some(size) => size,
+            None => crate::fsio::copy_verified_atomic(dest, &raw, &f.digest, f.executable, mtime)
+                .inspect_err(corrupt)?,
+        };
         // Used: kept by eviction like a restored output.
         if let Ok(file) = std::fs::File::open(&raw) {
             larder_store::mark_used(&file);
