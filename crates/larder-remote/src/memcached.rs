@@ -89,12 +89,13 @@ fn failure(e: &MemcacheError) -> Failure {
 
 #[cfg(test)]
 mod tests {
-    use std::process::{Child, Command};
+    use std::process::Command;
 
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
 
     use super::*;
+    use crate::test_server::TestServer;
 
     fn memcached_bin() -> Option<String> {
         // Set by scripts/remote-servers.sh (CI); skipped where there is no memcached.
@@ -113,7 +114,7 @@ mod tests {
     }
 
     /// A memcached of the test's own, its port, and a client of it that has set `k`.
-    fn own_server() -> Option<(Child, u16, MemcachedClient)> {
+    fn own_server() -> Option<(TestServer, u16, MemcachedClient)> {
         let bin = memcached_bin()?;
         let (server, port) = crate::test_server::start_on_free_port(|port| command(&bin, port));
         let target = url::Url::parse(&format!(
@@ -131,29 +132,27 @@ mod tests {
 
     #[test]
     fn a_restarted_server_is_reached_again() {
-        let Some((mut server, port, c)) = own_server() else {
+        let Some((server, port, c)) = own_server() else {
             return;
         };
         for _ in 0..3 {
             assert_eq!(get(&c, "k").unwrap().as_deref(), Some(&b"value"[..]));
         }
         assert_eq!(get(&c, "absent").unwrap(), None);
-        server.kill().unwrap();
-        server.wait().unwrap();
-        let mut server = crate::test_server::start(command(&memcached_bin().unwrap(), port), port);
+        server.stop();
+        let server = crate::test_server::start(command(&memcached_bin().unwrap(), port), port);
         // The kept connection is cut: the call is made again on a new one.
         assert_eq!(get(&c, "k").unwrap(), None, "a new server is empty");
         c.call(|m| m.set("k", &b"again"[..], 0)).unwrap();
         assert_eq!(get(&c, "k").unwrap().as_deref(), Some(&b"again"[..]));
-        server.kill().unwrap();
-        server.wait().unwrap();
+        server.stop();
     }
 
     /// The crate reads a reply with `read_exact`, which reads again after `EINTR` (no
     /// byte is lost): the call is answered on its first connection.
     #[test]
     fn a_call_interrupted_by_a_signal_is_answered() {
-        let Some((mut server, _, c)) = own_server() else {
+        let Some((server, _, c)) = own_server() else {
             return;
         };
         let caught = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -172,7 +171,6 @@ mod tests {
         signaller.join().unwrap();
         assert!(caught.load(std::sync::atomic::Ordering::Relaxed));
         assert_eq!(got.unwrap().as_deref(), Some(&b"value"[..]));
-        server.kill().unwrap();
-        server.wait().unwrap();
+        server.stop();
     }
 }

@@ -100,9 +100,10 @@ pub(crate) fn install_tls_provider() {
 
 #[cfg(test)]
 mod tests {
-    use std::process::{Child, Command};
+    use std::process::Command;
 
     use super::*;
+    use crate::test_server::TestServer;
 
     const DEADLINE: Duration = Duration::from_secs(5);
 
@@ -117,7 +118,7 @@ mod tests {
     /// A redis-server of the test's own (`LARDER_TEST_REDIS_BIN`, set by
     /// scripts/remote-servers.sh; `None` where there is none), its port, and a client of
     /// it that has set `k` to `value`.
-    fn own_server() -> Option<(Child, u16, RedisClient)> {
+    fn own_server() -> Option<(TestServer, u16, RedisClient)> {
         let bin = redis_bin()?;
         let (server, port) = crate::test_server::start_on_free_port(|port| command(&bin, port));
         let c = RedisClient::open(&format!("redis://127.0.0.1:{port}/0")).unwrap();
@@ -148,7 +149,7 @@ mod tests {
 
     #[test]
     fn a_call_interrupted_by_a_signal_is_made_again() {
-        let Some((mut server, port, c)) = own_server() else {
+        let Some((server, port, c)) = own_server() else {
             return;
         };
         // A handler (installed with `SA_RESTART`: restart what it interrupts, where the
@@ -172,13 +173,12 @@ mod tests {
         signaller.join().unwrap().unwrap();
         assert!(caught.load(std::sync::atomic::Ordering::Relaxed));
         assert_eq!(got.unwrap().as_deref(), Some(&b"value"[..]));
-        server.kill().unwrap();
-        server.wait().unwrap();
+        server.stop();
     }
 
     #[test]
     fn each_call_is_one_command_and_a_restarted_server_is_reached_again() {
-        let Some((mut server, port, c)) = own_server() else {
+        let Some((server, port, c)) = own_server() else {
             return;
         };
         for _ in 0..5 {
@@ -198,16 +198,14 @@ mod tests {
         assert!(!stats.contains("setinfo"), "{stats}");
 
         // The kept connection is cut: the call is made again on a new one.
-        server.kill().unwrap();
-        server.wait().unwrap();
-        let mut server = crate::test_server::start(command(&redis_bin().unwrap(), port), port);
+        server.stop();
+        let server = crate::test_server::start(command(&redis_bin().unwrap(), port), port);
         c.set("k2", b"again", DEADLINE).unwrap();
         assert_eq!(
             c.get("k2", DEADLINE).unwrap().as_deref(),
             Some(&b"again"[..])
         );
-        server.kill().unwrap();
-        server.wait().unwrap();
+        server.stop();
         // Nothing listens: an error, not a hang.
         assert!(c.get("k2", DEADLINE).is_err());
     }

@@ -1,5 +1,6 @@
 //! Servers the unit tests start of their own (a redis-server, a memcached), on a free
-//! port of 127.0.0.1.
+//! port of 127.0.0.1, stopped when the test's [`TestServer`] is dropped (a test that
+//! panics leaves none running).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,6 +22,28 @@ pub(crate) fn free_port() -> u16 {
     }
 }
 
+/// A server process of a test's own: killed and reaped when dropped.
+pub(crate) struct TestServer(Child);
+
+impl TestServer {
+    /// The server's process id.
+    pub(crate) fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Kills the server and waits until it has exited (its port is then free).
+    pub(crate) fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// How long a server may take to listen (a loaded CI machine starts a test's server
 /// while it compiles and runs others).
 const READY: Duration = Duration::from_secs(20);
@@ -30,16 +53,17 @@ const READY: Duration = Duration::from_secs(20);
 ///
 /// # Panics
 /// If it neither listens nor exits within [`READY`].
-fn try_start(mut cmd: Command, port: u16) -> Option<Child> {
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+fn try_start(mut cmd: Command, port: u16) -> Option<TestServer> {
+    let mut child = TestServer(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + READY;
     while Instant::now() < deadline {
         let listening = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
-        if child.try_wait().unwrap().is_some() {
+        if child.0.try_wait().unwrap().is_some() {
             return None;
         }
         if listening {
@@ -47,8 +71,7 @@ fn try_start(mut cmd: Command, port: u16) -> Option<Child> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     panic!(
         "{:?} did not listen on 127.0.0.1:{port} within {READY:?}",
         cmd.get_program()
@@ -60,7 +83,7 @@ fn try_start(mut cmd: Command, port: u16) -> Option<Child> {
 ///
 /// # Panics
 /// If it exits first or does not listen within [`READY`].
-pub(crate) fn start(cmd: Command, port: u16) -> Child {
+pub(crate) fn start(cmd: Command, port: u16) -> TestServer {
     let program = cmd.get_program().to_owned();
     try_start(cmd, port)
         .unwrap_or_else(|| panic!("{program:?} exited before it listened on port {port}"))
@@ -71,7 +94,7 @@ pub(crate) fn start(cmd: Command, port: u16) -> Child {
 ///
 /// # Panics
 /// If no server listens on 5 free ports in a row.
-pub(crate) fn start_on_free_port(make: impl Fn(u16) -> Command) -> (Child, u16) {
+pub(crate) fn start_on_free_port(make: impl Fn(u16) -> Command) -> (TestServer, u16) {
     for _ in 0..5 {
         let port = free_port();
         if let Some(child) = try_start(make(port), port) {
