@@ -7,7 +7,8 @@
 #   rttN        larder with an empty local store, served by Redis through a delay line
 #               of N ms round trip (bench/delay-proxy.py; RTTS, default "0 10 50")
 #   rttN-nopf   the same with LARDER_PREFETCH=0
-# Prints medians (wall, CPU) and ratios to `local`.
+# Prints medians (wall, CPU) and ratios to `local`, then the floor: the same blobs fetched,
+# decompressed, written and checked without larder (bench/remote-floor.py).
 # Knobs: LARDER_BIN (default: build one), ROUNDS, RTTS, BENCH_WORK (/tmp/larder-bench-latency).
 set -euo pipefail
 ROUNDS="${ROUNDS:-3}"
@@ -75,3 +76,6 @@ for label in "${labels[@]}"; do
     line="$(grep -h '^larder: prefetched' "$WORK/$label.log" | tail -n 1 || true)"
     if [ -n "$line" ]; then echo "$label: $line"; fi
 done
+echo
+echo "the floor: machine A's blobs from Redis without larder (bench/remote-floor.py)"
+python3 "$REPO/bench/remote-floor.py" 26379
